@@ -1,0 +1,1 @@
+"""NetX HDF5 -> graph IR -> Lava process graph compiler for QB-LIF networks."""
