@@ -1,0 +1,1 @@
+"""Training QB-LIF / CUBA networks with lava-dl SLAYER (imports torch)."""
