@@ -1,0 +1,137 @@
+"""QB-LIF layer blocks for lava-dl SLAYER (the mixin pattern of ``slayer/block/cuba.py``).
+
+Signatures are lava-dl's (``slayer.block.base``); ``neuron_params`` is the keyword dict of
+:class:`qblif_lava.slayer.neuron.Neuron` (``threshold``, ``current_decay``, ``voltage_decay``,
+``max_burst``, ``reset_mode``, ``per_channel``, ``tau_grad``, ``scale_grad``, ``requires_grad``,
+``persistent_state``, ``shared_param``, ``learn_threshold``, ``quantized``, ``norm``,
+``dropout``). Weights are quantized as lava-dl CUBA (``neuron.quantize_8bit``: even integers
+``w_int`` in [-256, 254], weight ``w_int / 64``). Blocks output the burst counts ``n`` and,
+with ``delay_shift=True`` (default), delay them by one step as Lava's Dense/Conv synapse does.
+
+In the quantized mode Dense and Conv compute the synaptic sum in float64, so the weight-unit
+input ``a`` is exact. ``export_hdf5`` is lava-dl's, with the QB-LIF neuron group of spec
+section 5 (see ``docs/netx_format.md``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lava.lib.dl.slayer.axon import Delay
+from lava.lib.dl.slayer.block import base
+from lava.lib.dl.slayer.block.base import step_delay
+from lava.lib.dl.slayer.synapse import layer as synapse
+
+from qblif_lava.slayer.neuron import Neuron
+
+__all__ = ['AbstractQBLIF', 'Input', 'Flatten', 'Average', 'Dense', 'Conv', 'Pool']
+
+
+def _synapse64(syn, x):
+    """A lava-dl Dense/Conv synapse applied in float64 (same weights, same pre-hook)."""
+    weight = syn.weight if syn._pre_hook_fx is None else syn._pre_hook_fx(syn.weight)
+    weight = weight.to(torch.float64)
+    bias = None if syn.bias is None else syn.bias.to(torch.float64)
+    x = x.to(torch.float64)
+    if x.dim() == 3:
+        shape = x.shape
+        return F.conv3d(x.reshape(shape[0], -1, 1, 1, shape[-1]), weight, bias, syn.stride,
+                        syn.padding, syn.dilation, syn.groups).reshape(shape[0], -1, shape[-1])
+    return F.conv3d(x, weight, bias, syn.stride, syn.padding, syn.dilation, syn.groups)
+
+
+class AbstractQBLIF(torch.nn.Module):
+    """Mixin: builds ``self.neuron = Neuron(**neuron_params)`` (never instantiate alone)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.neuron_params is not None:
+            params = dict(self.neuron_params)
+            sp = self.synapse_params or {}
+            channels = sp.get('out_neurons', sp.get('out_features'))
+            if params.get('per_channel') and channels is not None:
+                params.setdefault('num_channels', channels)
+            self.neuron = Neuron(**params)
+        delay = kwargs.get('delay', False)
+        self.delay = Delay(max_delay=62) if delay is True else None
+        del self.neuron_params
+
+    def _synapse_forward(self, x):
+        exact = (self.neuron.quantized and not self.synapse.weight_norm_enabled
+                 and isinstance(self.synapse, (synapse.Dense, synapse.Conv)))
+        return _synapse64(self.synapse, x) if exact else self.synapse(x)
+
+    def forward(self, x):
+        """``NCT`` or ``NCHWT`` input (graded counts); returns counts, delayed by one step."""
+        dtype = x.dtype
+        if getattr(self, 'mask', None) is not None:
+            self.synapse.weight.data *= self.mask
+        z = self._synapse_forward(x)
+        x = self.neuron(z).to(dtype)
+        if self.delay_shift is True:
+            x = step_delay(self, x)
+        if self.delay is not None:
+            x = self.delay(x)
+        if self.count_log is True:
+            return x, torch.mean(x > 0)
+        return x
+
+
+class Input(AbstractQBLIF, base.AbstractInput):
+    """lava-dl input block with a QB-LIF neuron (``neuron_params=None``: pass-through)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.neuron is not None:
+            self.pre_hook_fx = self.neuron.quantize_8bit
+
+    forward = base.AbstractInput.forward
+
+
+class Flatten(base.AbstractFlatten):
+    """lava-dl flatten block (``NCHWT -> N(CHW)T``); exported ``shape`` is ``[CHW, 1, 1]``."""
+
+    def forward(self, x):
+        if self.shape is None:   # lava-dl indexes x.shape[3], which fails for NCT input
+            self.shape = [int(torch.tensor(x.shape[1:-1]).prod()), 1, 1]
+        x = x.reshape((x.shape[0], -1, x.shape[-1]))
+        return (x, None) if self.count_log is True else x
+
+
+class Average(base.AbstractAverage):
+    """lava-dl average block (population averaging of an output layer)."""
+
+
+class Dense(AbstractQBLIF, base.AbstractDense):
+    """Dense QB-LIF block; also the usual output block (its counts are the class scores)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.synapse = synapse.Dense(**self.synapse_params)
+        if kwargs.get('pre_hook_fx') is None:
+            self.synapse.pre_hook_fx = self.neuron.quantize_8bit
+        self.neuron.shape = torch.Size([self.synapse.out_channels])
+        self.neuron.num_neurons = self.synapse.out_channels
+        del self.synapse_params
+
+
+class Conv(AbstractQBLIF, base.AbstractConv):
+    """Convolution QB-LIF block (``NCHWT``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.synapse = synapse.Conv(**self.synapse_params)
+        if kwargs.get('pre_hook_fx') is None:
+            self.synapse.pre_hook_fx = self.neuron.quantize_8bit
+        del self.synapse_params
+
+
+class Pool(AbstractQBLIF, base.AbstractPool):
+    """Sum-pooling QB-LIF block (lava-dl Pool synapse: fixed weight ``weight_scale``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.synapse = synapse.Pool(**self.synapse_params)
+        if kwargs.get('pre_hook_fx') is None:
+            self.synapse.pre_hook_fx = self.neuron.quantize_8bit
+        del self.synapse_params
