@@ -1,6 +1,90 @@
-"""``qblif train``: registered by :mod:`qblif_lava.cli` (placeholder until the training issue lands)."""
+"""``qblif train``: train a QB-LIF or CUBA network with SLAYER, export NetX HDF5 and a
+model card (``NAME.json``, ``NAME.md``) beside it. Registered by :mod:`qblif_lava.cli`.
+
+Everything that can be checked (ranges, dataset files, that ``--out`` is writable) is
+checked before training starts; problems are one line on stderr and a non-zero exit.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from qblif_lava.data import DATASETS
+from qblif_lava.errors import QblifError
+
+NEURON_CHOICES = ("qblif", "cuba")
+ARCH_CHOICES = ("mlp", "conv")
 
 
 def register(sub):
-    p = sub.add_parser("train", help="train a QB-LIF or CUBA network with SLAYER and export NetX HDF5")
-    p.set_defaults(func=lambda args: print("qblif train: not implemented yet") or 1)
+    p = sub.add_parser(
+        "train", help="train a QB-LIF or CUBA network with SLAYER and export NetX HDF5",
+        description="Train a spiking network with lava-dl SLAYER (loss: cross-entropy on output "
+                    "spike counts), export it as NetX HDF5 and write NAME.json / NAME.md beside it.")
+    p.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
+    p.add_argument("--neuron", choices=NEURON_CHOICES, default="qblif")
+    p.add_argument("--arch", choices=ARCH_CHOICES, default="mlp")
+    p.add_argument("--timesteps", type=int, default=4,
+                   help="input window T in steps; the network is simulated T + latency steps")
+    p.add_argument("--max-burst", type=int, default=4, help="K, spikes per burst, 1..255 (QB-LIF)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--limit", type=int, default=None, help="use the first N training samples")
+    p.add_argument("--val-limit", type=int, default=None, help="use the first N validation samples")
+    p.add_argument("--test-limit", type=int, default=None, help="use the first N test samples")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="initial threshold in float weight units (vThMant = 64x); "
+                        "default 2.0 (mlp) or 1.0 (conv)")
+    p.add_argument("--current-decay", type=float, default=1.0, help="fraction in [0, 1]")
+    p.add_argument("--voltage-decay", type=float, default=0.0, help="fraction in [0, 1]")
+    p.add_argument("--reset-mode", choices=("subtract", "zero"), default="subtract")
+    p.add_argument("--per-channel", action="store_true", help="learn one threshold per channel")
+    p.add_argument("--fixed-threshold", action="store_true", help="do not learn the threshold")
+    p.add_argument("--input-bits", type=int, default=4)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (results depend on it)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    p.add_argument("--out", required=True, help="output file, e.g. netx_models/NAME.net")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args):
+    from qblif_lava.training.train import TrainConfig
+    threshold = args.threshold if args.threshold is not None else (2.0 if args.arch == "mlp" else 1.0)
+    return TrainConfig(
+        dataset=args.dataset, neuron=args.neuron, arch=args.arch, timesteps=args.timesteps,
+        max_burst=args.max_burst, epochs=args.epochs, seed=args.seed, lr=args.lr,
+        batch_size=args.batch_size, limit=args.limit, val_limit=args.val_limit,
+        test_limit=args.test_limit, threshold=threshold, current_decay=args.current_decay,
+        voltage_decay=args.voltage_decay, reset_mode=args.reset_mode,
+        per_channel=args.per_channel, learn_threshold=not args.fixed_threshold,
+        input_bits=args.input_bits, threads=args.threads, progress=not args.no_progress)
+
+
+def run(args) -> int:
+    # cheap checks first: no torch import before the arguments are known to be sane
+    if args.dataset not in DATASETS:
+        raise QblifError(f"unknown dataset {args.dataset!r}: choose one of {', '.join(DATASETS)}")
+    if not 1 <= args.max_burst <= 255:
+        raise QblifError(f"--max-burst {args.max_burst} is out of range: allowed [1, 255]")
+    from qblif_lava.data import load_dataset
+    from qblif_lava.training import train as tr
+    cfg = config_from_args(args)
+    tr.check_config(cfg)
+    tr.check_writable(args.out)
+    for split in ("train", "val", "test"):          # DataError now, not after an epoch
+        load_dataset(cfg.dataset, split, 1)
+    if cfg.neuron == "qblif":
+        try:
+            import qblif_lava.slayer  # noqa: F401
+        except ImportError as exc:
+            raise QblifError(f"the QB-LIF SLAYER blocks are not available ({exc})") from None
+    model, result = tr.train(cfg, log=lambda m: print(m, file=sys.stderr))
+    tr.export(model, cfg, args.out)
+    tr.write_card(result, args.out)
+    ms = result["spikes_per_neuron_step"]
+    print(f"{args.out}: test accuracy {result['test_accuracy'] * 100:.2f}% (quantized), "
+          f"{ms:.4f} spikes/neuron/step, {result['synops_per_sample']:,.0f} SynOps/sample, "
+          f"trained in {result['train_seconds']:.1f} s")
+    return 0

@@ -1,0 +1,224 @@
+"""Network architectures for training: spiking (QB-LIF or CUBA SLAYER blocks) and ReLU.
+
+Spiking networks take SLAYER tensors ``(N, C, H, W, T)`` (conv) or ``(N, F, T)`` (mlp),
+time last, holding the integer input intensities of :mod:`qblif_lava.encoding`; they
+return the output layer's spike counts per step ``(N, 10, T)``. Every Dense/Conv/Pool
+block adds one step of delay (``delay_shift=True``, as Lava's synapses), so the output is
+zero for the first ``latency`` steps.
+
+Architectures (``ARCHS``):
+- ``mlp``: flatten - dense(H) - dense(10); H = 128 (digits) or 256 (fashion-mnist).
+- ``conv``: conv(C1, 3x3, pad 1) - pool2 - conv(C2, 3x3, pad 1) - pool2 - flatten -
+  dense(10); (C1, C2) = (16, 32) for fashion-mnist (28x28), (8, 16) for digits (8x8).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+NEURONS = ("qblif", "cuba")
+FAMILIES = NEURONS + ("relu",)
+ARCHS = ("mlp", "conv")
+NUM_CLASSES = 10
+
+
+def block_module(neuron: str):
+    """The SLAYER block module of a neuron family (``qblif`` or ``cuba``)."""
+    if neuron == "qblif":
+        from qblif_lava.slayer import block
+        return block
+    if neuron == "cuba":
+        from lava.lib.dl.slayer.block import cuba
+        return cuba
+    raise ValueError(f"neuron={neuron!r} is invalid: choose one of {', '.join(NEURONS)}")
+
+
+def set_quantized(model, flag: bool) -> None:
+    """Switch QB-LIF blocks to their exact integer forward (no-op for CUBA / ReLU:
+    lava-dl's CUBA forward is always 8-bit quantized)."""
+    if getattr(model, "neuron", None) == "qblif":
+        from qblif_lava.slayer import set_quantized as _sq
+        _sq(model, flag)
+
+
+def neuron_params(neuron: str, *, threshold: float = 1.0, current_decay: float = 1.0,
+                  voltage_decay: float = 0.0, max_burst: int = 4, reset_mode: str = "subtract",
+                  per_channel: bool = False, learn_threshold: bool = True) -> dict:
+    """SLAYER neuron parameters. Decays are fractions in [0, 1] (lava-dl CUBA units:
+    ``iDecay = current_decay * 4096``); the threshold is in float weight units
+    (``vThMant = threshold * 64``). QB-LIF adds ``max_burst`` K, ``reset_mode``,
+    ``per_channel`` and a learnable threshold (``learn_threshold``); decays stay fixed
+    (``requires_grad=False``) for both families."""
+    p = {"threshold": float(threshold), "current_decay": float(current_decay),
+         "voltage_decay": float(voltage_decay), "tau_grad": 1.0, "scale_grad": 1.0}
+    if neuron == "qblif":
+        p.update(max_burst=int(max_burst), reset_mode=reset_mode, per_channel=bool(per_channel),
+                 learn_threshold=bool(learn_threshold), requires_grad=False)
+    elif neuron == "cuba":
+        p.update(requires_grad=False)
+    else:
+        raise ValueError(f"neuron={neuron!r} is invalid: choose one of {', '.join(NEURONS)}")
+    return p
+
+
+def arch_spec(dataset: str, arch: str):
+    """Layer list of an architecture: tuples ('dense', out) | ('conv', out, k, pad) |
+    ('pool', k) | ('flatten',)."""
+    fm = dataset != "digits"
+    if arch == "mlp":
+        return [("flatten",), ("dense", 256 if fm else 128), ("dense", NUM_CLASSES)]
+    if arch == "conv":
+        c1, c2 = (16, 32) if fm else (8, 16)
+        return [("conv", c1, 3, 1), ("pool", 2), ("conv", c2, 3, 1), ("pool", 2),
+                ("flatten",), ("dense", NUM_CLASSES)]
+    raise ValueError(f"arch={arch!r} is invalid: choose one of {', '.join(ARCHS)}")
+
+
+def describe(dataset: str, arch: str, in_shape) -> str:
+    """Human-readable architecture string, e.g. ``1x28x28-16c3-p2-32c3-p2-10``."""
+    parts = ["x".join(str(s) for s in in_shape)]
+    for layer in arch_spec(dataset, arch):
+        if layer[0] == "dense":
+            parts.append(str(layer[1]))
+        elif layer[0] == "conv":
+            parts.append(f"{layer[1]}c{layer[2]}")
+        elif layer[0] == "pool":
+            parts.append(f"p{layer[1]}")
+    return "-".join(parts)
+
+
+class SpikingNet(torch.nn.Module):
+    """A chain of SLAYER blocks. ``forward(x)`` -> output counts ``(N, 10, T)``;
+    ``forward(x, record=True)`` also returns the list of every block's input tensor
+    (for spike and SynOps statistics)."""
+
+    def __init__(self, neuron: str, dataset: str, arch: str, in_shape, params: dict,
+                 weight_scale: float = 1.0):
+        super().__init__()
+        self.neuron, self.dataset, self.arch = neuron, dataset, arch
+        self.in_shape = tuple(int(s) for s in in_shape)          # (C, H, W)
+        blk = block_module(neuron)
+        blocks = []
+        c, h, w = self.in_shape
+        flat = None
+        for layer in arch_spec(dataset, arch):
+            kind = layer[0]
+            if kind == "flatten":
+                flat = c * h * w
+                if blocks:                                       # mlp: input is fed flat
+                    blocks.append(blk.Flatten())
+            elif kind == "dense":
+                blocks.append(blk.Dense(params, flat, layer[1], weight_scale=weight_scale,
+                                        delay_shift=True))
+                flat = layer[1]
+            elif kind == "conv":
+                _, out, k, pad = layer
+                blocks.append(blk.Conv(params, c, out, k, padding=pad, weight_scale=weight_scale,
+                                       delay_shift=True))
+                c, h, w = out, h + 2 * pad - k + 1, w + 2 * pad - k + 1
+            elif kind == "pool":
+                blocks.append(blk.Pool(params, layer[1], delay_shift=True))
+                h, w = h // layer[1], w // layer[1]
+        self.blocks = torch.nn.ModuleList(blocks)
+        # the mlp consumes flattened frames (N, C*H*W, T)
+        self.flat_input = arch_spec(dataset, arch)[0][0] == "flatten"
+
+    @property
+    def net_input_shape(self) -> tuple:
+        """Shape of one input frame as the first block sees it (NetX ``inputShape``)."""
+        return (int(np.prod(self.in_shape)),) if self.flat_input else self.in_shape
+
+    @property
+    def latency(self) -> int:
+        """Steps of delay from input to output (one per Dense/Conv/Pool block)."""
+        return sum(1 for b in self.blocks if getattr(b, "delay_shift", False))
+
+    def forward(self, x, record: bool = False):
+        inputs = []
+        for b in self.blocks:
+            inputs.append(x)
+            x = b(x)
+        return (x, inputs) if record else x
+
+
+class ReluNet(torch.nn.Module):
+    """Non-spiking network of the same shape (ReLU, sum pooling as lava-dl's Pool,
+    bias-free like the SLAYER blocks). Input ``(N, C, H, W)`` intensities in [0, 1];
+    output logits ``(N, 10)``."""
+
+    neuron = "relu"
+
+    def __init__(self, dataset: str, arch: str, in_shape):
+        super().__init__()
+        self.dataset, self.arch = dataset, arch
+        self.in_shape = tuple(int(s) for s in in_shape)
+        c, h, w = self.in_shape
+        layers = []
+        flat = None
+        spec = arch_spec(dataset, arch)
+        for i, layer in enumerate(spec):
+            last = i == len(spec) - 1
+            if layer[0] == "flatten":
+                layers.append(torch.nn.Flatten())
+                flat = c * h * w
+            elif layer[0] == "dense":
+                layers.append(torch.nn.Linear(flat, layer[1], bias=False))
+                flat = layer[1]
+                if not last:
+                    layers.append(torch.nn.ReLU())
+            elif layer[0] == "conv":
+                _, out, k, pad = layer
+                layers += [torch.nn.Conv2d(c, out, k, padding=pad, bias=False), torch.nn.ReLU()]
+                c, h, w = out, h + 2 * pad - k + 1, w + 2 * pad - k + 1
+            elif layer[0] == "pool":
+                layers.append(torch.nn.AvgPool2d(layer[1]))
+                h, w = h // layer[1], w // layer[1]
+        self.layers = torch.nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.layers(x)
+
+    def macs(self) -> int:
+        """Multiply-accumulates per sample (Linear and Conv2d layers)."""
+        total = 0
+        x = torch.zeros(1, *self.in_shape)
+        for m in self.layers:
+            y = m(x)
+            if isinstance(m, torch.nn.Linear):
+                total += m.in_features * m.out_features
+            elif isinstance(m, torch.nn.Conv2d):
+                total += int(y[0].numel()) * m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+            x = y
+        return total
+
+
+def build_model(neuron: str, dataset: str, arch: str, in_shape, params: dict | None = None,
+                weight_scale: float = 1.0):
+    """A :class:`SpikingNet` (``qblif``/``cuba``) or a :class:`ReluNet` (``relu``)."""
+    if neuron == "relu":
+        return ReluNet(dataset, arch, in_shape)
+    return SpikingNet(neuron, dataset, arch, in_shape, params, weight_scale=weight_scale)
+
+
+def fanout_map(block, in_shape) -> torch.Tensor | None:
+    """Fan-out of each input position of a SLAYER block, shape ``in_shape`` (no time):
+    the number of output neurons one unit event at that position reaches. ``None`` for
+    blocks without a synapse (Flatten)."""
+    syn = getattr(block, "synapse", None)
+    if syn is None:
+        return None
+    if hasattr(syn, "out_channels") and syn.weight.shape[2:] == (1, 1, 1) \
+            and type(syn).__name__ == "Dense":
+        return torch.full(tuple(in_shape), float(syn.out_channels))
+    x = torch.ones(1, *in_shape, 1, requires_grad=True)
+    if type(syn).__name__ == "Pool":
+        c = in_shape[0]
+        xin = x.reshape(c, 1, *in_shape[1:], 1)
+        y = F.conv3d(xin, torch.ones(1, 1, *syn.weight.shape[2:]), None, syn.stride,
+                     syn.padding, syn.dilation)
+    else:
+        y = F.conv3d(x, torch.ones_like(syn.weight), None, syn.stride, syn.padding,
+                     syn.dilation, syn.groups)
+    y.sum().backward()
+    return x.grad[0, ..., 0].detach()
