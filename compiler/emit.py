@@ -1,0 +1,115 @@
+"""Emission: instantiate the Lava process graph of a compiled IR.
+
+Per neuron layer: a synapse (Lava ``Dense``, or ``Conv`` for conv and pool) and
+a neuron (``QBLIF`` or ``LIFReset``), plus a ``Thermometer`` in front of the
+synapse where the ``binary`` encoding needs lanes. One ``FrameSource`` feeds
+the first synapse; every neuron's ``s_out`` (transposed to file order and
+flattened) is concatenated into one ``RingBuffer`` sink, so recording costs one
+process. Flatten layers are port reshapes (``transpose([2, 1, 0]).flatten()``,
+as NetX). Lava order is ``(W, H, C)``; the file order ``(C, H, W)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from compiler.ir import layers
+
+
+def to_lava(shape) -> tuple:
+    return tuple(shape)[::-1]
+
+
+def _full(value, shape):
+    """A scalar, or a file-order array -> Lava-order array of ``shape`` (file order)."""
+    if np.ndim(value) == 0:
+        return int(value)
+    return np.asarray(value).reshape(shape).transpose(*range(len(shape) - 1, -1, -1)).copy()
+
+
+@dataclass
+class Emitted:
+    source: object
+    total_steps: int
+    neurons: dict = field(default_factory=dict)      # layer index -> neuron process
+    sinks: dict = field(default_factory=dict)        # layer index -> RingBuffer (size, total)
+    monitors: dict = field(default_factory=dict)     # (var, index) -> Monitor
+    processes: list = field(default_factory=list)
+
+
+def _neuron_proc(ly, steps):
+    from lava.proc.lif.process import LIFReset
+    from qblif_lava.process import QBLIF
+    n, shape = ly.neuron, to_lava(ly.shape)
+    if ly.proc == "LIF":
+        return LIFReset(shape=shape, du=n.du, dv=n.dv, vth=int(n.vth),
+                        bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
+                        reset_interval=steps, reset_offset=ly.reset_offset,
+                        name=f"layer{ly.index}_lif")
+    return QBLIF(shape=shape, du=n.du, dv=n.dv, vth=_full(n.vth, ly.shape),
+                 bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
+                 max_burst=n.max_burst, reset_mode=n.reset_mode, reset_interval=steps,
+                 reset_offset=ly.reset_offset, name=f"layer{ly.index}_qblif")
+
+
+def _synapse_proc(ly):
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.process import Dense
+    s = ly.syn
+    if ly.kind == "dense":
+        return Dense(weights=s["weight"], weight_exp=ly.weight_exp,
+                     num_weight_bits=ly.weight_bits, num_message_bits=s["message_bits"],
+                     name=f"layer{ly.index}_dense")
+    in_shape = to_lava(ly.in_shape)
+    in_shape = in_shape[:-1] + (in_shape[-1] * s["lanes"],)
+    return Conv(weight=s["weight"], input_shape=in_shape, stride=ly.stride[::-1],
+                padding=ly.padding[::-1], dilation=ly.dilation[::-1], groups=s["groups"],
+                num_message_bits=s["message_bits"], name=f"layer{ly.index}_{ly.kind}")
+
+
+def emit(g, frames_lava: np.ndarray, steps: int, record_uv: bool = False) -> Emitted:
+    """Build the process graph for ``frames_lava`` (ints ``(samples, *Lava input shape)``)."""
+    from lava.proc.io.sink import RingBuffer
+    from compiler.procs.source import FrameSource
+    from compiler.procs.thermometer import Thermometer
+
+    samples = frames_lava.shape[0]
+    total = samples * steps + g.graph["depth"]
+    first = [ly for ly in layers(g) if ly.kind in ("dense", "conv", "pool")][0]
+    src = FrameSource(frames=frames_lava, steps=steps, lanes=first.syn["lanes"], name="input")
+    em = Emitted(source=src, total_steps=total, processes=[src])
+    port, lanes_ready = src.s_out, True   # current output port; True: already in lanes
+    for ly in layers(g):
+        if ly.kind == "input":
+            continue
+        if ly.kind == "flatten":
+            if len(ly.in_shape) == 3:
+                port = port.transpose([2, 1, 0]).flatten()
+            continue
+        lanes = ly.syn["lanes"]
+        if lanes > 1 and not lanes_ready:
+            th = Thermometer(shape=port.shape, lanes=lanes, name=f"layer{ly.index}_lanes")
+            port.connect(th.s_in)
+            port = th.s_out
+            em.processes.append(th)
+        syn = _synapse_proc(ly)
+        neu = _neuron_proc(ly, steps)
+        port.connect(syn.s_in)
+        syn.a_out.connect(neu.a_in)
+        em.processes += [syn, neu]
+        em.neurons[ly.index] = neu
+        out = neu.s_out
+        sink = RingBuffer(shape=(ly.size,), buffer=total)
+        (out.transpose([2, 1, 0]).flatten() if len(ly.shape) == 3 else out).connect(sink.a_in)
+        em.sinks[ly.index] = sink
+        em.processes.append(sink)
+        port, lanes_ready = out, False
+        if record_uv:
+            from lava.proc.monitor.process import Monitor
+            for var in ("u", "v"):
+                mon = Monitor()
+                mon.probe(getattr(neu, var), total)
+                em.monitors[(var, ly.index)] = mon
+                em.processes.append(mon)
+    return em

@@ -1,0 +1,94 @@
+"""Integer synapse arithmetic in file order (numpy, int64): the oracle's synapses
+and the resource counter's connectivity. Shapes: ``x (C_in, H, W)``, conv weight
+``(C_out, C_in/groups, kH, kW)`` (cross-correlation, as torch), pool kernel ``(kH, kW)``
+applied per channel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _taps(size_in, size_out, k, s, p, d):
+    """For kernel tap ``t``: (output index slice, input index slice) of valid positions."""
+    out = []
+    for t in range(k):
+        o = np.arange(size_out)
+        i = o * s - p + t * d
+        ok = (i >= 0) & (i < size_in)
+        out.append((o[ok], i[ok]))
+    return out
+
+
+def conv2d(x, w, stride, padding, dilation, groups, out_hw):
+    """``y[co, oh, ow] = sum w[co, ci, kh, kw] * x[g*Cg + ci, oh*s - p + kh*d, ...]``."""
+    x = np.asarray(x, np.int64)
+    w = np.asarray(w, np.int64)
+    c_out, cg, kh, kw = w.shape
+    og = c_out // groups
+    y = np.zeros((c_out,) + tuple(out_hw), np.int64)
+    th = _taps(x.shape[1], out_hw[0], kh, stride[0], padding[0], dilation[0])
+    tw = _taps(x.shape[2], out_hw[1], kw, stride[1], padding[1], dilation[1])
+    for g in range(groups):
+        xg = x[g * cg:(g + 1) * cg]
+        wg = w[g * og:(g + 1) * og]
+        for a, (oh, ih) in enumerate(th):
+            for b, (ow, iw) in enumerate(tw):
+                if oh.size and ow.size:
+                    patch = xg[:, ih][:, :, iw]                     # (cg, |oh|, |ow|)
+                    y[g * og:(g + 1) * og, oh[:, None], ow[None, :]] += \
+                        np.tensordot(wg[:, :, a, b], patch, axes=(1, 0))
+    return y
+
+
+def pool2d(x, k, stride, padding, dilation, out_hw):
+    """Per-channel weighted sum pooling (lava-dl ``Pool`` synapse)."""
+    x = np.asarray(x, np.int64)
+    c = x.shape[0]
+    w = np.broadcast_to(np.asarray(k, np.int64), (c, 1) + np.shape(k))
+    return conv2d(x, w, stride, padding, dilation, c, out_hw)
+
+
+def signed_clamp(x, bits):
+    """Lava ``Conv``'s fixed-point output wrap to ``bits`` signed bits."""
+    base = 1 << bits
+    return (x + base // 2) % base - base // 2
+
+
+def synapse(ly, x):
+    """Synaptic input (weight units) of layer ``ly`` for presynaptic values ``x`` (in_shape):
+    dense ``W @ x`` (int32 as Lava ``Dense``); conv / pool wrapped to 24 bits as Lava ``Conv``."""
+    if ly.kind == "dense":
+        return (np.asarray(ly.weight, np.int64) @ np.asarray(x, np.int64).reshape(-1)).astype(np.int32)
+    if ly.kind == "conv":
+        y = conv2d(x, ly.weight, ly.stride, ly.padding, ly.dilation, ly.groups, ly.shape[1:])
+    else:
+        y = pool2d(x, ly.weight, ly.stride, ly.padding, ly.dilation, ly.shape[1:])
+    return signed_clamp(y, 24)
+
+
+def fan_out(ly) -> np.ndarray:
+    """Number of non-zero synapses leaving each presynaptic neuron (shape ``in_shape``)."""
+    if ly.kind == "dense":
+        return (np.asarray(ly.weight) != 0).sum(axis=0).reshape(ly.in_shape)
+    # the adjoint of the connectivity mask: fan_out[i] = sum_o mask(o, i)
+    c_in = ly.in_shape[0]
+    if ly.kind == "conv":
+        mask = (np.asarray(ly.weight) != 0).astype(np.int64)
+        groups = ly.groups
+    else:
+        mask = np.broadcast_to((np.asarray(ly.weight) != 0).astype(np.int64),
+                               (c_in, 1) + ly.weight.shape)
+        groups = c_in
+    c_out, cg, kh, kw = mask.shape
+    og = c_out // groups
+    fo = np.zeros(ly.in_shape, np.int64)
+    th = _taps(ly.in_shape[1], ly.shape[1], kh, ly.stride[0], ly.padding[0], ly.dilation[0])
+    tw = _taps(ly.in_shape[2], ly.shape[2], kw, ly.stride[1], ly.padding[1], ly.dilation[1])
+    for g in range(groups):
+        for a, (oh, ih) in enumerate(th):
+            for b, (ow, iw) in enumerate(tw):
+                cnt = mask[g * og:(g + 1) * og, :, a, b].sum(axis=0)   # (cg,)
+                if ih.size and iw.size:
+                    np.add.at(fo, (slice(g * cg, (g + 1) * cg), ih[:, None], iw[None, :]),
+                              cnt[:, None, None])
+    return fo

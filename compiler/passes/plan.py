@@ -1,0 +1,33 @@
+"""Emission planning: choose the Lava process of each neuron layer and its reset offset.
+
+Neuron processes: QB-LIF layers -> ``qblif_lava.process.QBLIF``; CUBA layers ->
+Lava ``LIFReset`` (bit-accurate model), except where the threshold is per-neuron
+(Lava's LIF holds a scalar ``vth``): those become a ``QBLIF`` with K = 1 and
+``reset_mode="zero"``, bit-identical to LIF by spec section 1.
+
+Timing: the input process sends sample s on global steps ``s*T + 1 .. s*T + T``;
+every Dense/Conv adds one step, so the layer at synaptic depth d (1 for the first)
+sees sample s on steps ``s*T + d + 1 .. s*T + d + T``. Its states are zeroed at
+the first of these (``reset_offset = d + 1``, interval T): within its window, the
+layer's step j receives the previous layer's step j of the same sample (the
+input's frame on every step), so samples never mix.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.ir import layers
+
+
+def plan_emission(g):
+    depth = 0
+    for ly in layers(g):
+        if ly.kind in ("dense", "conv", "pool"):
+            depth += 1
+            ly.depth = depth
+            ly.reset_offset = depth + 1
+            n = ly.neuron
+            scalar = np.ndim(n.vth) == 0
+            ly.proc = "LIF" if (n.kind == "CUBA" and scalar) else "QBLIF"
+    g.graph["depth"] = depth
+    return g

@@ -1,0 +1,91 @@
+"""Weight quantization with NetX's exact semantics.
+
+A dense layer's weights go to Lava ``Dense`` the way ``lava.lib.dl.netx`` hands
+them over: ``netx.utils.optimize_weight_bits`` picks (scaled weights,
+``num_weight_bits``, ``weight_exp``, sign mode); ``Dense``'s bit-accurate model
+then applies ``lava.utils.weightutils.clip_weights(.., num_bits=8)`` and
+``truncate_weights`` and right-shifts the accumulated sum by ``-weight_exp``.
+This pass mirrors those three steps (netx.utils is mirrored, not imported: its
+package imports torch) and demands that the synapse adds exactly the file's
+integer weight per unit event; otherwise the weight is *not representable* and
+the layer is rejected (NetX would silently lose bits, e.g. the lowest bit of an
+odd weight in a mixed-sign matrix).
+
+Conv and pool weights reach Lava ``Conv`` unchanged (Lava's Conv model applies
+no exponent and no clipping), but must pass the same 8-bit test so that the
+network maps onto a Loihi synapse.
+"""
+from __future__ import annotations
+
+import numpy as np
+from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
+
+from compiler.errors import CompileError
+from compiler.ir import layers
+
+
+def netx_optimize_weight_bits(weight: np.ndarray):
+    """Mirror of ``lava.lib.dl.netx.utils.optimize_weight_bits`` (lava-dl 0.6.0).
+
+    Returns ``(scaled int weights, num_weight_bits, weight_exponent, SignMode)``.
+    The caller guarantees ``-256 <= weight <= 255`` and a non-zero matrix (NetX
+    clips and prints a warning outside the range; we reject instead).
+    """
+    max_w, min_w = np.max(weight), np.min(weight)
+    if max_w < 0:
+        sign_mode, is_signed = SignMode.INHIBITORY, 0
+        scale = -256 / min_w
+    elif min_w >= 0:
+        sign_mode, is_signed = SignMode.EXCITATORY, 0
+        scale = 255 / max_w
+    else:
+        sign_mode, is_signed = SignMode.MIXED, 1
+        scale = min(127 / max_w, -128 / min_w)
+    scale_bits = int(np.floor(np.log2(scale))) + is_signed
+    n = 8
+    while n > 0 and np.sum(np.abs(weight / 2 ** n - np.round(weight / 2 ** n))) != 0:
+        n -= 1
+    n -= is_signed
+    num_weight_bits = 8 - scale_bits - n
+    scaled = np.left_shift(weight.astype(np.int32), scale_bits) if scale_bits >= 0 else \
+        np.right_shift(weight.astype(np.int32), -scale_bits)
+    return scaled.astype(np.int64), int(num_weight_bits), int(-scale_bits), sign_mode
+
+
+def dense_effective(scaled, num_weight_bits, weight_exp, sign_mode) -> np.ndarray:
+    """What Lava ``Dense`` (bit-accurate) adds per unit event: clip, truncate, exponent."""
+    w = clip_weights(np.asarray(scaled), sign_mode, num_bits=8)
+    w = truncate_weights(w, sign_mode, num_weight_bits).astype(np.int64)
+    if weight_exp >= 0:
+        return np.left_shift(w, weight_exp), w
+    if np.any(w % (1 << -weight_exp)):
+        return None, w          # the shifted sum would floor: not exact
+    return np.right_shift(w, -weight_exp), w
+
+
+def quantize(g):
+    """Set ``lava_weight``, ``weight_bits``, ``weight_exp``, ``sign_mode`` per synaptic layer."""
+    for ly in layers(g):
+        if ly.kind not in ("dense", "conv", "pool"):
+            continue
+        w = np.asarray(ly.weight, np.int64)
+        if w.min() < -256 or w.max() > 255:
+            raise CompileError(f"weights in [{w.min()}, {w.max()}] are not representable in "
+                               "8 bits (allowed [-256, 255])", ly.index, "weight")
+        if not np.any(w):
+            ly.lava_weight, ly.weight_bits, ly.weight_exp = w.copy(), 1, 0
+            ly.sign_mode = SignMode.EXCITATORY
+            continue
+        scaled, bits, exp, mode = netx_optimize_weight_bits(w)
+        eff, lava_w = dense_effective(scaled, bits, exp, mode)
+        if eff is None or not np.array_equal(eff, w):
+            bad = np.argwhere(eff != w)[0] if eff is not None else None
+            where = f" (first at index {tuple(int(x) for x in bad)})" if bad is not None else ""
+            raise CompileError(f"weights are not representable exactly by an 8-bit Loihi "
+                               f"synapse in {mode.name} sign mode with weight exponent {exp}"
+                               f"{where}; mixed-sign weights must be even", ly.index, "weight")
+        ly.weight_bits, ly.weight_exp, ly.sign_mode = bits, exp, mode
+        ly.lava_weight = scaled if ly.kind == "dense" else w
+        if ly.kind != "dense":
+            ly.weight_exp = 0
+    return g

@@ -1,0 +1,126 @@
+"""Validation pass: reject every malformed, inconsistent or unsupported layer.
+
+Ranges are those of spec section 1 (``qblif_lava.params``); each failure is one
+:class:`CompileError` naming the layer index and the key.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.errors import CompileError
+from compiler.ir import LAYER_KINDS, layers
+from qblif_lava import params as P
+
+UNSUPPORTED_NEURONS = {
+    "SDNN": "sigma-delta (SDNN) neurons are unsupported by this compiler",
+}
+MAX_INPUT_BITS = 8
+MAX_NEURONS = 2 ** 22   # refuse absurd shapes before allocating anything
+
+
+def _check(fn, layer, key, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except ValueError as exc:
+        raise CompileError(str(exc), layer, key) from None
+
+
+def _per_channel(value, layer, key, shape, lo, hi):
+    """A scalar, a (C,) per-channel array (C = shape[0]) or a full-shape array -> int or full array."""
+    arr = np.asarray(value)
+    if arr.size == 1:
+        return int(_check(P.check_int_range, layer, key, key, arr.reshape(-1)[0], lo, hi))
+    if arr.ndim == 1 and arr.shape[0] == shape[0] and len(shape) > 1:
+        arr = np.broadcast_to(arr.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+    elif arr.shape == (shape[0],) or arr.size == int(np.prod(shape)):
+        arr = arr.reshape(shape)
+    else:
+        raise CompileError(f"shape {arr.shape} is neither a scalar, per-channel ({shape[0]},) "
+                           f"nor per-neuron {tuple(shape)}", layer, key)
+    return _check(P.check_int_range, layer, key, key, arr, lo, hi, shape=shape).copy()
+
+
+def _validate_neuron(ly):
+    n, i = ly.neuron, ly.index
+    if n.kind in UNSUPPORTED_NEURONS:
+        raise CompileError(UNSUPPORTED_NEURONS[n.kind], i, "neuron/type")
+    if n.kind not in ("QBLIF", "CUBA"):
+        raise CompileError(f"unknown neuron type {n.kind!r} (expected QBLIF, CUBA, LOIHI)",
+                           i, "neuron/type")
+    _check(P.check_int_range, i, "neuron/iDecay", "iDecay", n.du + 1, 1, P.DECAY_RANGE[1] + 1)
+    _check(P.check_int_range, i, "neuron/vDecay", "vDecay", n.dv, *P.DECAY_RANGE)
+    n.vth = _per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.VTH_RANGE)
+    if n.ref_delay not in (0, 1):
+        raise CompileError(f"refDelay={n.ref_delay} is unsupported (refractory periods "
+                           "are not modelled; expected 0 or 1)", i, "neuron/refDelay")
+    if n.kind == "CUBA":
+        if n.raw.get("gradedSpike"):
+            raise CompileError("graded-spike CUBA neurons are unsupported", i, "neuron/gradedSpike")
+        if n.message_bits not in (None, 0):
+            raise CompileError(f"messageBits={n.message_bits} is unsupported for CUBA "
+                               "(binary spikes, expected 0)", i, "neuron/messageBits")
+        n.max_burst, n.reset_mode = 1, "zero"
+        return
+    _check(P.check_int_range, i, "neuron/maxBurst", "maxBurst", n.max_burst, *P.MAX_BURST_RANGE)
+    _check(P.check_reset_mode, i, "neuron/resetMode", n.reset_mode)
+    want = int(n.max_burst).bit_length()
+    if n.message_bits is not None and n.message_bits != want:
+        raise CompileError(f"messageBits={n.message_bits} is inconsistent with "
+                           f"maxBurst={n.max_burst} (expected {want})", i, "neuron/messageBits")
+
+
+def validate(g):
+    """Check kinds, required keys, parameter ranges; normalise neuron params in place."""
+    lys = layers(g)
+    for ly in lys:
+        i = ly.index
+        if ly.kind not in LAYER_KINDS:
+            raise CompileError(f"unknown layer type {ly.kind!r} (expected one of "
+                               f"{', '.join(LAYER_KINDS)})", i, "type")
+        if ly.kind == "average":
+            raise CompileError("'average' layers (a float mean of spike counts) are "
+                               "unsupported on the integer chip", i, "type")
+        if ly.kind == "input" and i != 0:
+            raise CompileError("an input layer must be layer 0", i, "type")
+        if ly.kind != "flatten" and (len(ly.shape) not in (1, 3)
+                                     or any(s <= 0 for s in ly.shape)):
+            raise CompileError(f"invalid shape {ly.shape} (expected (N,) or (C, H, W) of "
+                               "positive ints)", i, "shape")
+        if ly.kind != "flatten" and np.prod(ly.shape, dtype=float) > MAX_NEURONS:
+            raise CompileError(f"shape {ly.shape} is too large", i, "shape")
+        if ly.kind == "input":
+            if ly.neuron is not None:
+                raise CompileError("input layers with a neuron are unsupported (inputs "
+                                   "are direct graded frames)", i, "neuron")
+            continue
+        if ly.kind == "flatten":
+            if ly.neuron is not None:
+                raise CompileError("a flatten layer has no neuron", i, "neuron")
+            continue
+        if ly.neuron is None:
+            raise CompileError(f"a {ly.kind} layer needs a neuron group", i, "neuron")
+        _validate_neuron(ly)
+        if ly.bias is not None:
+            ly.neuron.bias_mant = _per_channel(ly.bias, i, "bias", ly.shape, *P.BIAS_MANT_RANGE)
+            ly.neuron.bias_exp = 6   # NetX: bias mantissa scaled by 2^6, as the weights
+        if ly.kind in ("conv", "pool"):
+            if ly.kernel is None:
+                raise CompileError("missing", i, "kernelSize")
+            if ly.stride is None:
+                ly.stride = ly.kernel   # lava-dl pool: stride defaults to the kernel
+            for key, val, lo in (("kernelSize", ly.kernel, 1), ("stride", ly.stride, 1),
+                                 ("padding", ly.padding, 0), ("dilation", ly.dilation, 1)):
+                if min(val) < lo or max(val) > 1024:
+                    raise CompileError(f"{key}={val} is out of range [{lo}, 1024]", i, key)
+            if ly.groups < 1:
+                raise CompileError(f"groups={ly.groups} must be >= 1", i, "groups")
+    if lys[-1].kind in ("flatten", "input"):
+        raise CompileError(f"the last layer cannot be {lys[-1].kind!r}", lys[-1].index, "type")
+    bits = g.graph.get("input_bits")
+    if bits is not None and not 1 <= bits <= MAX_INPUT_BITS:
+        raise CompileError(f"inputBits={bits} is out of range [1, {MAX_INPUT_BITS}]",
+                           "qblif", "inputBits")
+    t = g.graph.get("timesteps")
+    if t is not None and not 1 <= t <= 100000:
+        raise CompileError(f"timesteps={t} is out of range [1, 100000]", "qblif", "timesteps")
+    return g

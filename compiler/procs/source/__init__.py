@@ -1,0 +1,3 @@
+from compiler.procs.source.process import FrameSource
+
+__all__ = ["FrameSource"]

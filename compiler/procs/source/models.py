@@ -1,0 +1,31 @@
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from compiler.procs.source.process import FrameSource
+
+
+def thermometer(x: np.ndarray, lanes: int) -> np.ndarray:
+    """``x`` -> lanes ``(x[..., None] > arange(lanes))`` merged into the last axis, int32."""
+    if lanes == 1:
+        return x.astype(np.int32)
+    t = (x[..., None] > np.arange(lanes)).astype(np.int32)
+    return t.reshape(x.shape[:-1] + (x.shape[-1] * lanes,))
+
+
+@implements(proc=FrameSource, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt", "bit_accurate_loihi")
+class PyFrameSourceModel(PyLoihiProcessModel):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    frames: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+
+    def run_spk(self):
+        steps, lanes = self.proc_params["steps"], self.proc_params["lanes"]
+        s = (self.time_step - 1) // steps
+        x = self.frames[s] if s < self.frames.shape[0] else np.zeros(self.frames.shape[1:], np.int32)
+        self.s_out.send(thermometer(x, lanes))

@@ -1,0 +1,3 @@
+from compiler.procs.thermometer.process import Thermometer
+
+__all__ = ["Thermometer"]

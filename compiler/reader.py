@@ -1,0 +1,231 @@
+"""Read a NetX HDF5 file (``docs/netx_format.md``) into the graph IR.
+
+The reader only decodes: it turns every dataset into plain Python / numpy
+values (raising :class:`CompileError` naming the layer and key for anything it
+cannot decode) and links the layers in file order. Range and consistency checks
+are the ``validate`` pass. No torch, no Lava import here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.errors import CompileError
+from compiler.ir import Layer, Neuron, new_graph
+
+MAX_LAYERS = 4096
+
+
+def _dataset(group, key, layer):
+    import h5py
+    try:
+        obj = group[key]
+    except KeyError:
+        raise CompileError("missing", layer, key) from None
+    except Exception as exc:  # h5py raises many types on corrupt files
+        raise CompileError(f"unreadable ({type(exc).__name__})", layer, key) from None
+    if not isinstance(obj, h5py.Dataset):
+        raise CompileError("expected a dataset, found a group", layer, key)
+    try:
+        return obj[()]
+    except Exception as exc:
+        raise CompileError(f"unreadable ({type(exc).__name__})", layer, key) from None
+
+
+def read_string(group, key, layer) -> str:
+    """A string dataset: bytes/str, scalar or shape (1,) (lava-dl writes ``(1,) S10``)."""
+    value = _dataset(group, key, layer)
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise CompileError(f"expected one string, found shape {value.shape}", layer, key)
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            raise CompileError("not an ASCII string", layer, key) from None
+    if not isinstance(value, str):
+        raise CompileError(f"expected a string, found {type(value).__name__}", layer, key)
+    return value.strip("\x00 ")
+
+
+def read_array(group, key, layer, integer=True) -> np.ndarray:
+    """A numeric dataset as an array; ``integer`` demands integer values (returned int64)."""
+    value = _dataset(group, key, layer)
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise CompileError(f"expected numbers, found dtype {arr.dtype}", layer, key)
+    if arr.size == 0:
+        raise CompileError("is empty", layer, key)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise CompileError("holds NaN or infinity", layer, key)
+        if integer:
+            if np.any(arr != np.round(arr)):
+                raise CompileError("holds non-integer values (not representable)", layer, key)
+            if np.any(np.abs(arr) > 2 ** 40):
+                raise CompileError("holds values out of range", layer, key)
+    if integer:
+        return arr.astype(np.int64)
+    return arr.astype(np.float64)
+
+
+def read_int(group, key, layer, default=None) -> int:
+    if default is not None and key not in group:
+        return default
+    arr = read_array(group, key, layer)
+    if arr.size != 1:
+        raise CompileError(f"expected a scalar, found shape {arr.shape}", layer, key)
+    return int(arr.reshape(-1)[0])
+
+
+def read_pair(group, key, layer, default) -> tuple:
+    """An (H, W) pair (lava-dl writes 2-element arrays; a scalar means both)."""
+    if key not in group:
+        return default
+    arr = read_array(group, key, layer).reshape(-1)
+    if arr.size == 1:
+        return (int(arr[0]), int(arr[0]))
+    if arr.size != 2:
+        raise CompileError(f"expected 1 or 2 values, found {arr.size}", layer, key)
+    return (int(arr[0]), int(arr[1]))
+
+
+def _sub(group, key, layer):
+    import h5py
+    try:
+        obj = group[key]
+    except KeyError:
+        raise CompileError("missing", layer, key) from None
+    except Exception as exc:
+        raise CompileError(f"unreadable ({type(exc).__name__})", layer, key) from None
+    if not isinstance(obj, h5py.Group):
+        raise CompileError("expected a group", layer, key)
+    return obj
+
+
+def read_neuron(group, i) -> Neuron:
+    """Decode ``/layer/<i>/neuron``; keys are reported as ``neuron/<key>``."""
+    ng = _sub(group, "neuron", i)
+
+    def key(k):
+        return f"neuron/{k}"
+
+    def arr(k, integer=True):
+        try:
+            return read_array(ng, k, i, integer)
+        except CompileError as e:
+            raise CompileError(str(e).split(": ", 1)[-1], i, key(k)) from None
+
+    def integer(k, default=None):
+        if default is not None and k not in ng:
+            return default
+        a = arr(k)
+        if a.size != 1:
+            raise CompileError(f"expected a scalar, found shape {a.shape}", i, key(k))
+        return int(a.reshape(-1)[0])
+
+    def string(k, default=None):
+        if default is not None and k not in ng:
+            return default
+        try:
+            return read_string(ng, k, i)
+        except CompileError as e:
+            raise CompileError(str(e).split(": ", 1)[-1], i, key(k)) from None
+
+    kind = string("type").upper()
+    raw = {k: None for k in ng.keys()}
+    if kind in ("CUBA", "LOIHI"):
+        graded = integer("gradedSpike", 0) if "gradedSpike" in ng else 0
+        raw["gradedSpike"] = graded
+        return Neuron(kind="CUBA", du=integer("iDecay") - 1, dv=integer("vDecay"),
+                      vth=arr("vThMant"), ref_delay=integer("refDelay", 1),
+                      message_bits=integer("messageBits") if "messageBits" in ng else None,
+                      raw=raw)
+    if kind == "QBLIF":
+        return Neuron(kind="QBLIF", du=integer("iDecay") - 1, dv=integer("vDecay"),
+                      vth=arr("vThMant"), max_burst=integer("maxBurst"),
+                      reset_mode=string("resetMode", "subtract"),
+                      ref_delay=integer("refDelay", 1),
+                      message_bits=integer("messageBits") if "messageBits" in ng else None,
+                      raw=raw)
+    # SDNN, RF, ... : kept for the validate pass to reject with a clear message
+    return Neuron(kind=kind, du=0, dv=0, vth=1, raw=raw)
+
+
+def read_layer(group, i) -> Layer:
+    kind = read_string(group, "type", i).lower()
+    if kind == "flatten":
+        shape = tuple(int(s) for s in read_array(group, "shape", i).reshape(-1)) \
+            if "shape" in group else ()
+        return Layer(index=i, kind=kind, shape=shape)
+    shape = tuple(int(s) for s in read_array(group, "shape", i).reshape(-1))
+    layer = Layer(index=i, kind=kind, shape=shape)
+    if kind in ("dense", "conv", "pool"):
+        layer.weight = read_array(group, "weight", i)
+        if "bias" in group:
+            layer.bias = read_array(group, "bias", i)
+        if "delay" in group:
+            delay = read_array(group, "delay", i)
+            if np.any(delay != 0):
+                raise CompileError("synaptic delays are unsupported", i, "delay")
+    if kind in ("conv", "pool"):
+        layer.kernel = read_pair(group, "kernelSize", i, None)
+        layer.stride = read_pair(group, "stride", i, (1, 1) if kind == "conv" else None)
+        layer.padding = read_pair(group, "padding", i, (0, 0))
+        layer.dilation = read_pair(group, "dilation", i, (1, 1))
+        layer.groups = read_int(group, "groups", i, 1)
+    if "neuron" in group:
+        layer.neuron = read_neuron(group, i)
+    return layer
+
+
+def read(path) -> "nx.DiGraph":  # noqa: F821
+    """Read ``path`` into an IR graph; every failure is a :class:`CompileError`."""
+    import h5py
+    try:
+        f = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise CompileError(f"{path}: no such file") from None
+    except Exception as exc:
+        raise CompileError(f"{path}: not a readable HDF5 file ({type(exc).__name__})") from None
+    try:
+        return _read_file(f, str(path))
+    except CompileError:
+        raise
+    except Exception as exc:  # corrupt internals of an otherwise open file
+        raise CompileError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+    finally:
+        f.close()
+
+
+def _read_file(f, path):
+    top = _sub(f, "layer", None)
+    names = list(top.keys())
+    if not names:
+        raise CompileError("no layers", None, "layer")
+    if len(names) > MAX_LAYERS or sorted(names, key=lambda s: (len(s), s)) != \
+            [str(k) for k in range(len(names))]:
+        raise CompileError(f"layer names must be 0..{len(names) - 1}, found {sorted(names)[:8]}",
+                           None, "layer")
+    meta = {}
+    if "qblif" in f:
+        q = _sub(f, "qblif", None)
+        if "inputShape" in q:
+            meta["input_shape"] = tuple(int(s) for s in read_array(q, "inputShape", "qblif").reshape(-1))
+        if "inputBits" in q:
+            meta["input_bits"] = read_int(q, "inputBits", "qblif")
+        if "timesteps" in q:
+            meta["timesteps"] = read_int(q, "timesteps", "qblif")
+        if "dataset" in q:
+            meta["dataset"] = read_string(q, "dataset", "qblif")
+        if "encoding" in q:
+            meta["input_encoding"] = read_string(q, "encoding", "qblif")
+    g = new_graph(path=path, **meta)
+    prev = None
+    for k in range(len(names)):
+        layer = read_layer(_sub(top, str(k), k), k)
+        g.add_node(k, layer=layer)
+        if prev is not None:
+            g.add_edge(prev, k)
+        prev = k
+    return g
