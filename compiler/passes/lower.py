@@ -52,4 +52,9 @@ def lower_bursts(g):
                       groups=groups)
         for u in g.predecessors(ly.index):
             g.edges[u, ly.index].update(encoding=enc, lanes=lanes, message_bits=msg_bits)
+    for u, v in g.edges:   # an edge into a flatten carries what its consumer receives
+        if g.nodes[v]["layer"].kind == "flatten":
+            for w in g.successors(v):
+                g.edges[u, v].update({k: g.edges[v, w][k] for k in
+                                      ("encoding", "lanes", "message_bits") if k in g.edges[v, w]})
     return g
