@@ -154,3 +154,64 @@ def test_unwritable_path_is_a_clear_error_and_keeps_existing_file(tmp_path):
             assert (ro / 'net.h5').read_bytes() == b'keep'
         finally:
             ro.chmod(0o700)
+
+
+def test_mkstemp_failure_is_wrapped(tmp_path, monkeypatch):
+    import tempfile
+
+    def deny(*args, **kwargs):
+        raise PermissionError(13, 'Permission denied')
+
+    path = tmp_path / 'net.h5'
+    path.write_bytes(b'keep')
+    monkeypatch.setattr(tempfile, 'mkstemp', deny)
+    with pytest.raises(OSError, match='cannot write network to .*Permission denied'):
+        export_network(_qblif_net(), path, input_shape=(2, 8, 8), input_bits=4, timesteps=12)
+    assert path.read_bytes() == b'keep'
+
+
+def test_input_and_average_blocks_round_trip(tmp_path):
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(
+        block.Input(dict(QB, max_burst=2), weight=1.0),
+        block.Dense(dict(QB, reset_mode='zero'), 10, 12, weight_scale=2),
+        block.Average(num_outputs=3),
+    )
+    x = _input((10,)) / 8            # graded input within quantize_8bit's range
+    with torch.no_grad():
+        y = net(x)
+    assert y.sum() > 0
+    path = tmp_path / 'net.h5'
+    export_network(net, path, input_shape=(10,), input_bits=4, timesteps=12)
+    with torch.no_grad():
+        assert torch.equal(load_network(path)(x), y)
+    with h5py.File(path, 'r') as f:
+        assert set(f['layer/0/neuron'].keys()) == SECTION5
+        assert f['layer/0/weight'][()] == 64
+        assert f['layer/2/type'][0] == b'average'
+
+
+def test_lazy_per_channel_pool_loads_state_dict():
+    p = dict(QB, per_channel=True)
+    a = block.Pool(p, 2)
+    with torch.no_grad():
+        a(_input((3, 4, 4)))
+    assert a.neuron.threshold_param.shape == (3,)
+    a.neuron.threshold_param.data = torch.tensor([0.5, 1.0, 2.0])
+    b = block.Pool(p, 2)
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(b.neuron.threshold_param, a.neuron.threshold_param)
+
+
+def test_persistent_state_continues_across_calls():
+    torch.manual_seed(4)
+    kw = dict(QB, persistent_state=True, max_burst=3)
+    one = block.Dense(kw, 10, 6, weight_scale=2)
+    two = block.Dense(kw, 10, 6, weight_scale=2)
+    two.load_state_dict(one.state_dict())
+    x = _input((10,), T=20, seed=5)
+    with torch.no_grad():
+        whole = one(x)
+        halves = torch.cat([two(x[..., :9]), two(x[..., 9:])], -1)
+    assert whole.sum() > 0
+    assert torch.equal(whole, halves)

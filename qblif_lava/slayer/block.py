@@ -14,6 +14,7 @@ section 5 (see ``docs/netx_format.md``).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -100,6 +101,11 @@ class Flatten(base.AbstractFlatten):
 
 class Average(base.AbstractAverage):
     """lava-dl average block (population averaging of an output layer)."""
+
+    def export_hdf5(self, handle):
+        # lava-dl's AbstractAverage.export_hdf5 reads self.neuron.shape, which it lacks
+        handle.create_dataset('type', (1, ), 'S10', [b'average'])
+        handle.create_dataset('shape', data=np.array(self.shape))
 
 
 class Dense(AbstractQBLIF, base.AbstractDense):

@@ -213,7 +213,7 @@ def _load_layer(g, i):
         b.shape = [int(s) for s in shape]
         return b
     if kind == 'average':
-        return cuba.Average(num_outputs=int(shape[0]))
+        return qblock.Average(num_outputs=int(shape[0]))
     if 'neuron' in g:
         nkind, params = _neuron_params(g['neuron'])
         mod = qblock if nkind == 'QBLIF' else cuba

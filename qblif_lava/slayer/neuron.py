@@ -211,6 +211,15 @@ class Neuron(base.Neuron):
             'messageBits': self.message_bits,
         }
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a per-channel threshold not yet expanded (channels unknown until the first forward)
+        # takes the stored shape
+        saved = state_dict.get(prefix + 'threshold_param')
+        if (saved is not None and self.per_channel and self.threshold_param.numel() == 1
+                and saved.shape != self.threshold_param.shape):
+            self.threshold_param.data = self.threshold_param.data.expand(saved.shape).clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # ------------------------------------------------------------------ forward
     def _init_shape(self, input):
         if self.shape is None:
@@ -282,7 +291,7 @@ class Neuron(base.Neuron):
         """Mirror of :func:`qblif_lava.reference.step` in chip integers (float64)."""
         f64 = torch.float64
         z = input.to(f64) * W_SCALE
-        a = _ste(z, torch.round(z))                       # weight units
+        a = _ste(z, torch.round(z))    # weight units (exact for integer graded inputs)
         a_shift = _wrap_int32(a * (1 << ACT_SHIFT))        # (a << 6) in int32
         i_decay = quantize(self.current_decay).to(f64)     # du + 1
         v_decay = quantize(self.voltage_decay).to(f64)     # dv
