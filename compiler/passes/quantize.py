@@ -7,8 +7,8 @@ then applies ``lava.utils.weightutils.clip_weights(.., num_bits=8)`` and
 ``truncate_weights`` and right-shifts the accumulated sum by ``-weight_exp``.
 This pass mirrors those three steps (netx.utils is mirrored, not imported: its
 package imports torch) and demands that the synapse adds exactly the file's
-integer weight per unit event; otherwise the weight is *not representable* and
-the layer is rejected (NetX would silently lose bits, e.g. the lowest bit of an
+integer weight per unit event with at most 8 weight bits; otherwise the weight
+is *not representable* and the layer is rejected (NetX would silently lose bits, e.g. the lowest bit of an
 odd weight in a mixed-sign matrix).
 
 Conv and pool weights reach Lava ``Conv`` unchanged (Lava's Conv model applies
@@ -78,9 +78,10 @@ def quantize(g):
             continue
         scaled, bits, exp, mode = netx_optimize_weight_bits(w)
         eff, lava_w = dense_effective(scaled, bits, exp, mode)
-        if eff is None or not np.array_equal(eff, w):
-            bad = np.argwhere(eff != w)[0] if eff is not None else None
-            where = f" (first at index {tuple(int(x) for x in bad)})" if bad is not None else ""
+        if bits > 8 or eff is None or not np.array_equal(eff, w):
+            bad = np.argwhere(eff != w) if eff is not None else np.zeros((0, 2))
+            where = f" (first at index {tuple(int(x) for x in bad[0])})" if len(bad) else ""
+            where += f"; it would need {bits} weight bits" if bits > 8 else ""
             raise CompileError(f"weights are not representable exactly by an 8-bit Loihi "
                                f"synapse in {mode.name} sign mode with weight exponent {exp}"
                                f"{where}; mixed-sign weights must be even", ly.index, "weight")
