@@ -43,6 +43,8 @@ def register(sub):
     p.add_argument("--per-channel", action="store_true", help="learn one threshold per channel")
     p.add_argument("--fixed-threshold", action="store_true", help="do not learn the threshold")
     p.add_argument("--input-bits", type=int, default=4)
+    p.add_argument("--loss-scale", type=float, default=None,
+                   help="logits = output spike counts x this; default 1/K (QB-LIF) or 1 (CUBA)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (results depend on it)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.add_argument("--out", required=True, help="output file, e.g. netx_models/NAME.net")
@@ -59,7 +61,10 @@ def config_from_args(args):
         test_limit=args.test_limit, threshold=threshold, current_decay=args.current_decay,
         voltage_decay=args.voltage_decay, reset_mode=args.reset_mode,
         per_channel=args.per_channel, learn_threshold=not args.fixed_threshold,
-        input_bits=args.input_bits, threads=args.threads, progress=not args.no_progress)
+        input_bits=args.input_bits,
+        loss_scale=args.loss_scale if args.loss_scale is not None else (
+            1.0 / args.max_burst if args.neuron == "qblif" else 1.0),
+        threads=args.threads, progress=not args.no_progress)
 
 
 def run(args) -> int:
@@ -85,6 +90,7 @@ def run(args) -> int:
     tr.write_card(result, args.out)
     ms = result["spikes_per_neuron_step"]
     print(f"{args.out}: test accuracy {result['test_accuracy'] * 100:.2f}% (quantized), "
-          f"{ms:.4f} spikes/neuron/step, {result['synops_per_sample']:,.0f} SynOps/sample, "
+          f"{ms:.4f} spikes/neuron/step, {result['synops_per_sample']:,.0f} SynOps/sample "
+          f"({result['spike_synops_per_sample']:,.0f} from spikes), "
           f"trained in {result['train_seconds']:.1f} s")
     return 0

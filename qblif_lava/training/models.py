@@ -201,24 +201,33 @@ def build_model(neuron: str, dataset: str, arch: str, in_shape, params: dict | N
     return SpikingNet(neuron, dataset, arch, in_shape, params, weight_scale=weight_scale)
 
 
-def fanout_map(block, in_shape) -> torch.Tensor | None:
+def fanout_map(block, in_shape, nonzero: bool = True) -> torch.Tensor | None:
     """Fan-out of each input position of a SLAYER block, shape ``in_shape`` (no time):
-    the number of output neurons one unit event at that position reaches. ``None`` for
-    blocks without a synapse (Flatten)."""
+    the number of synapses one unit event at that position drives, i.e. output neurons
+    reached through a non-zero quantized weight (``nonzero=False``: through any weight,
+    the dense connectivity). ``None`` for blocks without a synapse (Flatten)."""
     syn = getattr(block, "synapse", None)
     if syn is None:
         return None
-    if hasattr(syn, "out_channels") and syn.weight.shape[2:] == (1, 1, 1) \
-            and type(syn).__name__ == "Dense":
-        return torch.full(tuple(in_shape), float(syn.out_channels))
+    with torch.no_grad():
+        w = syn.weight
+        hook = getattr(syn, "_pre_hook_fx", None)
+        if hook is not None:
+            w = hook(w)
+        mask = (w != 0).float() if nonzero else torch.ones_like(w)
+    if type(syn).__name__ == "Dense":
+        return mask.reshape(mask.shape[0], -1).sum(0).reshape(tuple(in_shape))
+    with torch.enable_grad():
+        return _fanout_conv(syn, mask, tuple(in_shape))
+
+
+def _fanout_conv(syn, mask, in_shape):
     x = torch.ones(1, *in_shape, 1, requires_grad=True)
     if type(syn).__name__ == "Pool":
         c = in_shape[0]
         xin = x.reshape(c, 1, *in_shape[1:], 1)
-        y = F.conv3d(xin, torch.ones(1, 1, *syn.weight.shape[2:]), None, syn.stride,
-                     syn.padding, syn.dilation)
+        y = F.conv3d(xin, mask, None, syn.stride, syn.padding, syn.dilation)
     else:
-        y = F.conv3d(x, torch.ones_like(syn.weight), None, syn.stride, syn.padding,
-                     syn.dilation, syn.groups)
+        y = F.conv3d(x, mask, None, syn.stride, syn.padding, syn.dilation, syn.groups)
     y.sum().backward()
     return x.grad[0, ..., 0].detach()

@@ -14,10 +14,12 @@ channel with ``per_channel``). Validation and test accuracy are measured in quan
 (QB-LIF's exact integer forward; lava-dl CUBA is always 8-bit quantized).
 
 Statistics (per test sample): ``spikes_per_neuron_step`` = unit events (burst counts n,
-summed) over all spiking neurons / (neurons x simulated steps); ``synops_per_sample`` =
-sum over synaptic blocks fed by spikes of unit events x fan-out (spec section 4);
-``input_ops_per_sample`` = graded input events (non-zero pixels per step) x fan-out of
-the first block. For ReLU: ``synops_per_sample`` is the MAC count of one forward pass.
+summed) over all spiking neurons / (neurons x simulated steps); SynOps = unit events x
+fan-out (spec section 4), fan-out counting only synapses with a non-zero quantized weight
+(what the compiler places): ``spike_synops_per_sample`` over the blocks fed by spikes,
+``input_synops_per_sample`` for the graded input (payload x_int counts as x_int unit
+events), ``synops_per_sample`` their sum (as ``qblif run`` measures it). For ReLU:
+``synops_per_sample`` is the MAC count of one dense forward pass.
 """
 from __future__ import annotations
 
@@ -153,33 +155,38 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, timesteps: int, inpu
     fanouts = None
     for i in range(0, len(x_all), batch_size):
         xb, yb = x_all[i:i + batch_size], y_all[i:i + batch_size]
-        logits, rec = logits_of(model, xb, steps, record=True) if stats else \
-            (logits_of(model, xb, steps), None)
-        correct += int((logits.argmax(1) == yb).sum())
-        if stats and rec is not None:
-            inputs, out = rec
-            if fanouts is None:
-                fanouts = [fanout_map(b, x.shape[1:-1]) for b, x in zip(model.blocks, inputs)]
-            outputs = inputs[1:] + [out]
-            for j, (b, x_in, y_out, fo) in enumerate(zip(model.blocks, inputs, outputs, fanouts)):
-                if fo is None:                                    # Flatten
-                    continue
-                if j == 0:
-                    input_ops += float(((x_in > 0).float().sum((0, -1)) * fo).sum())
-                else:
-                    synops += float((x_in.sum((0, -1)) * fo).sum())
-                spikes += float(y_out.sum())
-                if i == 0:
-                    neurons += y_out[0, ..., 0].numel()
+        if not stats or model.neuron == "relu":
+            logits = logits_of(model, xb, steps)
+            correct += int((logits.argmax(1) == yb).sum())
+            continue
+        # one extra step: the delayed tensors then hold every block's emissions of the
+        # ``steps`` simulated steps (lava-dl's delay_shift drops the last one)
+        x = xb.unsqueeze(-1).expand(*xb.shape, steps + 1).contiguous()
+        out, inputs = model(x, record=True)
+        correct += int((out[..., :steps].sum(-1).argmax(1) == yb).sum())
+        if fanouts is None:
+            fanouts = [fanout_map(b, t.shape[1:-1]) for b, t in zip(model.blocks, inputs)]
+        outputs = inputs[1:] + [out]
+        for j, (x_in, y_out, fo) in enumerate(zip(inputs, outputs, fanouts)):
+            if fo is None:                                         # Flatten
+                continue
+            if j == 0:     # graded input, steps 0..S-1: payload x_int = x_int unit events
+                input_ops += float((x_in[..., :steps].sum((0, -1)) * fo).sum())
+            else:          # spikes emitted by the previous block in steps 0..S-1
+                synops += float((x_in[..., 1:].sum((0, -1)) * fo).sum())
+            spikes += float(y_out[..., 1:].sum())
+            if i == 0:
+                neurons += y_out[0, ..., 0].numel()
     n = len(x_all)
     res = {"accuracy": correct / max(n, 1), "samples": n}
     if stats:
         if model.neuron == "relu":
             res.update(spikes_per_neuron_step=None, synops_per_sample=float(model.macs()),
-                       input_ops_per_sample=None)
+                       spike_synops_per_sample=None, input_synops_per_sample=None)
         else:
             res.update(spikes_per_neuron_step=spikes / (neurons * n * steps) if neurons else 0.0,
-                       synops_per_sample=synops / n, input_ops_per_sample=input_ops / n)
+                       synops_per_sample=(synops + input_ops) / n,
+                       spike_synops_per_sample=synops / n, input_synops_per_sample=input_ops / n)
     model.train(was_training)          # left in quantized mode (the evaluation/export default)
     return res
 
@@ -246,7 +253,8 @@ def train(cfg: TrainConfig, log=print):
         "test_accuracy": test["accuracy"],
         "spikes_per_neuron_step": test.get("spikes_per_neuron_step"),
         "synops_per_sample": test.get("synops_per_sample"),
-        "input_ops_per_sample": test.get("input_ops_per_sample"),
+        "spike_synops_per_sample": test.get("spike_synops_per_sample"),
+        "input_synops_per_sample": test.get("input_synops_per_sample"),
         "train_seconds": train_seconds,
         "seconds_per_epoch": float(np.mean(epoch_times)) if epoch_times else 0.0,
         "history": history,
@@ -389,8 +397,9 @@ def card_markdown(r: dict) -> str:
         f"| **test accuracy (quantized)** | **{r['test_accuracy'] * 100:.2f}%** |",
         f"| best val accuracy (quantized) | {r['best_val_accuracy'] * 100:.2f}% |",
         f"| spikes / neuron / step | {_fmt(r['spikes_per_neuron_step'], '.4f')} |",
-        f"| SynOps / sample (unit events x fan-out) | {_fmt(r['synops_per_sample'], ',.0f')} |",
-        f"| input ops / sample (graded events x fan-out) | {_fmt(r['input_ops_per_sample'], ',.0f')} |",
+        f"| SynOps / sample, total (unit events x fan-out) | {_fmt(r['synops_per_sample'], ',.0f')} |",
+        f"| of which spike SynOps (hidden/output layers) | {_fmt(r['spike_synops_per_sample'], ',.0f')} |",
+        f"| of which input SynOps (graded input x fan-out) | {_fmt(r['input_synops_per_sample'], ',.0f')} |",
         f"| training time | {r['train_seconds']:.1f} s ({r['seconds_per_epoch']:.1f} s/epoch, "
         f"{c['threads']} CPU thread(s)) |",
         f"| versions | " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + " |",
