@@ -9,6 +9,7 @@ from compiler.errors import CompileError
 from compiler.ir import layers, producer
 from compiler.passes import run_passes
 from compiler.reader import read
+from qblif_lava.lava_session import stop_runtime
 
 DEFAULT_INPUT_BITS = 8
 
@@ -52,11 +53,7 @@ class CompiledNetwork:
 
     def close(self):
         while self._live:
-            proc = self._live.pop()
-            try:
-                proc.stop()
-            except Exception:  # pragma: no cover - best effort on teardown
-                pass
+            stop_runtime(self._live.pop())
 
     # properties --------------------------------------------------------
     @property
@@ -112,8 +109,8 @@ class CompiledNetwork:
             data = {i: sink.data.get().astype(np.int32) for i, sink in em.sinks.items()}
             uv = {k: m.get_data() for k, m in em.monitors.items()}
         finally:
-            em.source.stop()
             self._live.remove(em.source)
+            stop_runtime(em.source)
         out = {}
         for ly in layers(self.ir):
             if ly.index not in em.sinks:

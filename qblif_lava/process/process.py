@@ -44,6 +44,7 @@ class QBLIF(AbstractProcess):
                  max_burst: int = 1, reset_mode: str = "subtract",
                  reset_interval: ty.Optional[int] = None, reset_offset: int = 0,
                  name: ty.Optional[str] = None, log_config: ty.Optional[LogConfig] = None) -> None:
+        self._runtime = None  # lets AbstractProcess.__del__ run if validation raises below
         p = check_qblif_params(shape, du, dv, vth, bias_mant, bias_exp, max_burst, reset_mode,
                                reset_interval, reset_offset)
         shape = p["shape"]

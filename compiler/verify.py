@@ -1,0 +1,74 @@
+"""Spike-for-spike comparison of a compiled Lava run with SLAYER's quantized forward.
+
+:func:`slayer_counts` runs the exported network (``qblif_lava.slayer.load_network``)
+in quantized mode and cuts each layer's output to the window that
+:meth:`CompiledNetwork.run` reports: the layer at synaptic depth d answers to
+sample input on SLAYER steps ``d .. d+T-1`` (each Dense/Conv adds one step, as
+lava-dl's ``delay_shift``). SLAYER is fed ``T + depth`` steps of each frame, so
+every window is complete. This imports torch: keep it out of Lava model modules.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from compiler.ir import layers
+
+
+@dataclass
+class Mismatch:
+    """The first differing count: layer index, sample, step within the sample, neuron index."""
+    layer: int
+    sample: int
+    step: int
+    neuron: tuple
+    lava: int
+    slayer: int
+
+    def __str__(self) -> str:
+        return (f"layer {self.layer}, sample {self.sample}, step {self.step}, neuron {self.neuron}: "
+                f"Lava {self.lava} vs SLAYER {self.slayer}")
+
+
+def slayer_counts(path, ir, frames: np.ndarray, steps: int) -> dict:
+    """SLAYER counts ``{layer index: int32 (S, T, *shape)}`` aligned with ``CompiledNetwork.run``.
+
+    frames: ints ``(S, *input_shape)`` as given to ``run``; steps: T per sample.
+    """
+    import torch
+
+    from qblif_lava.encoding import direct_encode
+    from qblif_lava.slayer import load_network, set_quantized
+
+    net = load_network(path)
+    set_quantized(net, True)
+    net.eval()
+    neuron_layers = [ly for ly in layers(ir) if ly.neuron is not None]
+    total = int(steps) + max(ly.depth for ly in neuron_layers)
+    x = torch.tensor(direct_encode(frames, total), dtype=torch.float64)
+    per_block = []
+    with torch.no_grad():
+        for block in net.blocks:
+            x = block(x)
+            per_block.append(x)
+    out = {}
+    for ly in neuron_layers:
+        y = per_block[ly.index][..., ly.depth:ly.depth + steps].numpy()
+        y = np.moveaxis(y, -1, 1).reshape((len(frames), steps) + tuple(ly.shape))
+        out[ly.index] = np.rint(y).astype(np.int32)
+    return out
+
+
+def first_mismatch(lava: dict, slayer: dict) -> Optional[Mismatch]:
+    """The first differing count over layers (in order), samples, steps, neurons; None if equal."""
+    for idx in sorted(slayer):
+        a, b = lava[idx], slayer[idx]
+        if a.shape != b.shape:
+            raise ValueError(f"layer {idx}: Lava counts {a.shape} vs SLAYER {b.shape}")
+        bad = np.argwhere(a != b)
+        if len(bad):
+            s, t, *n = (int(i) for i in bad[0])
+            return Mismatch(idx, s, t, tuple(n), int(a[(s, t, *n)]), int(b[(s, t, *n)]))
+    return None
