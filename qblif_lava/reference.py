@@ -62,17 +62,25 @@ def burst_count(v: np.ndarray, theta: np.ndarray, max_burst: int) -> np.ndarray:
 
     This is what K compare-and-subtract steps with Loihi's strict comparator
     (``v > theta``) compute. ``theta`` is in state units (``vth << 6``).
+
+    Computed as ``clip(floor((v - 1) / theta), 0, K)`` in float64, which is exact
+    for the 24-bit ``v`` and ``theta`` (the quotient of two integers below 2^24 is
+    never rounded across an integer in float64) and vectorises, unlike numpy's
+    integer division; ``v <= theta`` gives a quotient below 1, hence 0.
     """
-    v = np.asarray(v, dtype=np.int64)
-    theta = np.asarray(theta, dtype=np.int64)
-    n = np.minimum(max_burst, (v - 1) // theta)
-    return np.where(v > theta, n, 0).astype(np.int32)
+    q = (np.asarray(v) - 1) / np.asarray(theta, dtype=np.float64)
+    np.floor(q, out=q)
+    np.clip(q, 0, max_burst, out=q)
+    return q.astype(np.int32)
 
 
 def reset_voltage(v: np.ndarray, n: np.ndarray, theta: np.ndarray, reset_mode: str) -> np.ndarray:
-    """Reset after a burst of ``n``: subtract ``n * theta``, or zero where ``n > 0``."""
+    """Reset after a burst of ``n``: subtract ``n * theta``, or zero where ``n > 0``.
+
+    ``n * theta <= v - 1`` when ``n > 0``, so int32 arithmetic cannot overflow.
+    """
     if reset_mode == "subtract":
-        return (np.asarray(v, np.int64) - n.astype(np.int64) * np.asarray(theta, np.int64)).astype(np.int32)
+        return (np.asarray(v) - n * np.asarray(theta)).astype(np.int32)
     return np.where(n > 0, 0, v).astype(np.int32)
 
 

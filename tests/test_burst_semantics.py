@@ -52,3 +52,17 @@ def test_lava_excess_carries_over_with_subtract(mode, expected):
     np.testing.assert_array_equal(rec["s"][:, 0], expected)
     np.testing.assert_array_equal(rec["s"][:, 0], reference.simulate(
         a.T, du=4095, dv=0, vth=VTH, max_burst=4, reset_mode=mode)[:, 0])
+
+
+def test_float_quotient_equals_integer_floor_division():
+    """burst_count's float64 path equals the integer formula over the whole 24-bit range."""
+    rng = np.random.default_rng(7)
+    theta = np.concatenate([rng.integers(1, 2 ** 17, 4000), [1, 2, 2 ** 17 - 1] * 3]) << 6
+    k = rng.integers(0, 300, theta.size)
+    v = np.concatenate([rng.integers(reference.V_MIN, reference.V_MAX + 1, 4000),
+                        [reference.V_MIN, reference.V_MAX, 0] * 3]).astype(np.int64)
+    v = np.where(k % 3 == 0, np.clip(k * theta + (k % 2), reference.V_MIN, reference.V_MAX), v)
+    for K in (1, 4, 255):
+        expected = np.where(v <= theta, 0, np.minimum(K, (v - 1) // theta))
+        np.testing.assert_array_equal(reference.burst_count(v.astype(np.int32), theta.astype(np.int32), K),
+                                      expected)

@@ -54,8 +54,15 @@ class PyQBLIFModelFixed(_PeriodicReset, AbstractPyLifModelFixed):
         self.effective_vth = 0
 
     def scale_threshold(self):
-        """theta = vth << 6, recomputed every step so that ``vth.set()`` takes effect."""
+        """theta = vth << 6 (state units). Lava's LIF caches it forever; here
+        :meth:`on_var_update` clears the cache, so ``vth.set()`` takes effect."""
         self.effective_vth = np.left_shift(self.vth, self.vth_shift)
+        self.isthrscaled = True
+
+    def on_var_update(self):
+        """Called by Lava after any ``Var.set()``: rescale threshold and bias."""
+        self.isthrscaled = False
+        self.isbiasscaled = False
 
     def spiking_activation(self):
         return reference.burst_count(self.v, self.effective_vth, int(self.max_burst[0]))
@@ -67,8 +74,10 @@ class PyQBLIFModelFixed(_PeriodicReset, AbstractPyLifModelFixed):
     def run_spk(self):
         a_in_data = self.a_in.recv()
         self._maybe_reset()
-        self.scale_bias()
-        self.scale_threshold()
+        if not self.isbiasscaled:
+            self.scale_bias()
+        if not self.isthrscaled:
+            self.scale_threshold()
         self.subthr_dynamics(activation_in=a_in_data)
         n = self.spiking_activation()
         self.reset_voltage(n)
