@@ -47,18 +47,6 @@ def cmd_compile(args):
     return 0
 
 
-def slayer_view(counts: np.ndarray, depth: int) -> np.ndarray:
-    """What SLAYER (``delay_shift=True``) shows for a layer at synaptic depth ``depth``
-    over the same T steps: the compiled counts delayed by ``depth`` steps.
-
-    counts ``(S, T, *shape)``. Exact for networks without bias (a silent, zero-state
-    neuron with zero input stays silent), see ``compiler.passes.plan``."""
-    out = np.zeros_like(counts)
-    if depth < counts.shape[1]:
-        out[:, depth:] = counts[:, :counts.shape[1] - depth]
-    return out
-
-
 def cmd_run(args):
     from compiler import compile as compile_net
     from compiler.errors import CompileError
@@ -92,21 +80,14 @@ def cmd_run(args):
 
 
 def _check(path, net, frames, out, steps):
-    import torch
-    from qblif_lava.encoding import direct_encode
-    from qblif_lava.slayer import load_network
-    from compiler.ir import layers
-    snet = load_network(path)
-    snet.eval()
-    with torch.no_grad():
-        y = snet(torch.tensor(direct_encode(frames, steps), dtype=torch.float32))
-    y = np.rint(y.numpy()).astype(np.int64)                      # (S, *shape, T)
-    y = np.moveaxis(y, -1, 1).reshape(out[net.output_index].shape)
-    last = [ly for ly in layers(net.ir) if ly.index == net.output_index][0]
-    want = slayer_view(out[net.output_index], last.depth)
-    bad = int(np.sum(want != y))
-    if bad:
-        print(f"check: MISMATCH in {bad} of {y.size} output counts (SLAYER vs Lava)")
+    """Compare every layer's counts with SLAYER's quantized forward; print the first mismatch."""
+    from compiler.verify import first_mismatch, slayer_counts
+    want = slayer_counts(path, net.ir, frames, steps)
+    bad = first_mismatch(out, want)
+    if bad is not None:
+        print(f"check: MISMATCH (SLAYER vs Lava), first at {bad}")
         return 1
-    print(f"check: Lava output counts equal SLAYER's quantized forward ({y.size} values)")
+    total = sum(v.size for v in want.values())
+    print(f"check: every layer's counts equal SLAYER's quantized forward "
+          f"({total} counts in {len(want)} layers)")
     return 0

@@ -47,7 +47,7 @@ def slayer_counts(path, ir, frames: np.ndarray, steps: int) -> dict:
     net.eval()
     neuron_layers = [ly for ly in layers(ir) if ly.neuron is not None]
     total = int(steps) + max(ly.depth for ly in neuron_layers)
-    x = torch.tensor(direct_encode(frames, total), dtype=torch.float64)
+    x = torch.tensor(direct_encode(frames, total), dtype=torch.float32)  # small ints: exact
     per_block = []
     with torch.no_grad():
         for block in net.blocks:
