@@ -6,6 +6,7 @@
   (``qblif_lava.slayer.block``)
 * :func:`export_network`, :func:`load_network` (``qblif_lava.slayer.hdf5``)
 """
+import qblif_lava.lavadl  # noqa: F401  (first: silences lava-dl's import-time prints)
 from qblif_lava.slayer import block
 from qblif_lava.slayer.hdf5 import Network, export_network, load_network
 from qblif_lava.slayer.neuron import Neuron, set_quantized
