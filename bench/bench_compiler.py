@@ -91,8 +91,9 @@ class Compiled:
 
     def measure(self, frames, steps, warmup, timed):
         lava = np.ascontiguousarray(frames.transpose((0,) + tuple(range(frames.ndim - 1, 0, -1))))
-        em = emit(self.net.ir, lava, steps)
-        return _timed(em.source, warmup, timed)
+        with tempfile.TemporaryDirectory() as workdir:   # records the output layer, as stock NetX
+            em = emit(self.net.ir, lava, steps, workdir, record=[self.net.output_index])
+            return _timed(em.source, warmup, timed)
 
 
 class StockNetx:

@@ -3,9 +3,9 @@
 Per neuron layer: a synapse (Lava ``Dense``, or ``Conv`` for conv and pool) and
 a neuron (``QBLIF`` or ``LIFReset``), plus a ``Thermometer`` in front of the
 synapse where the ``binary`` encoding needs lanes. One ``FrameSource`` feeds
-the first synapse; every neuron's ``s_out`` (transposed to file order and
-flattened) is concatenated into one ``RingBuffer`` sink, so recording costs one
-process. Flatten layers are port reshapes (``transpose([2, 1, 0]).flatten()``,
+the first synapse; each recorded neuron's ``s_out`` (transposed to file order and
+flattened) feeds its own ``Recorder`` (a memory-mapped sink: Lava 0.10 cannot
+concatenate ports into one sink, and reads Vars back one element at a time). Flatten layers are port reshapes (``transpose([2, 1, 0]).flatten()``,
 as NetX). Lava order is ``(W, H, C)``; the file order ``(C, H, W)``.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Emitted:
     source: object
     total_steps: int
     neurons: dict = field(default_factory=dict)      # layer index -> neuron process
-    sinks: dict = field(default_factory=dict)        # layer index -> RingBuffer (size, total)
+    sinks: dict = field(default_factory=dict)        # layer index -> (Recorder, file, size)
     monitors: dict = field(default_factory=dict)     # (var, index) -> Monitor
     processes: list = field(default_factory=list)
 
@@ -68,9 +68,17 @@ def _synapse_proc(ly):
                 num_message_bits=s["message_bits"], name=f"layer{ly.index}_{ly.kind}")
 
 
-def emit(g, frames_lava: np.ndarray, steps: int, record_uv: bool = False) -> Emitted:
-    """Build the process graph for ``frames_lava`` (ints ``(samples, *Lava input shape)``)."""
-    from lava.proc.io.sink import RingBuffer
+def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
+         record_uv: bool = False) -> Emitted:
+    """Build the process graph for ``frames_lava`` (ints ``(samples, *Lava input shape)``).
+
+    record: layer indices whose counts are recorded (None: every neuron layer), each into
+    a file in ``workdir`` (see :mod:`compiler.procs.recorder`).
+    """
+    import os
+
+    from compiler.procs.recorder import Recorder
+    from compiler.procs.recorder.process import create_recording
     from compiler.procs.source import FrameSource
     from compiler.procs.thermometer import Thermometer
 
@@ -100,10 +108,13 @@ def emit(g, frames_lava: np.ndarray, steps: int, record_uv: bool = False) -> Emi
         em.processes += [syn, neu]
         em.neurons[ly.index] = neu
         out = neu.s_out
-        sink = RingBuffer(shape=(ly.size,), buffer=total)
-        (out.transpose([2, 1, 0]).flatten() if len(ly.shape) == 3 else out).connect(sink.a_in)
-        em.sinks[ly.index] = sink
-        em.processes.append(sink)
+        if record is None or ly.index in record:
+            path = os.path.join(workdir, f"layer{ly.index}.i32")
+            create_recording(path, ly.size, total)
+            sink = Recorder(size=ly.size, steps=total, path=path, name=f"layer{ly.index}_record")
+            (out.transpose([2, 1, 0]).flatten() if len(ly.shape) == 3 else out).connect(sink.a_in)
+            em.sinks[ly.index] = (sink, path, ly.size)
+            em.processes.append(sink)
         port, lanes_ready = out, False
         if record_uv:
             from lava.proc.monitor.process import Monitor

@@ -8,6 +8,7 @@ import numpy as np
 from compiler.errors import CompileError
 from compiler.ir import layers, producer
 from compiler.passes import run_passes
+from compiler.procs.recorder.process import read_recording
 from compiler.reader import read
 from qblif_lava.lava_session import stop_runtime
 
@@ -78,7 +79,8 @@ class CompiledNetwork:
         return frames.astype(np.int32)
 
     # running -----------------------------------------------------------
-    def run(self, samples, steps_per_sample: int, record_uv: bool = False) -> dict:
+    def run(self, samples, steps_per_sample: int, record_uv: bool = False,
+            layers_to_record=None) -> dict:
         """Stream ``samples`` through one Lava run.
 
         samples: ints ``(S, *input_shape)`` (file order, ``(C, H, W)`` or ``(N,)``) in
@@ -87,8 +89,10 @@ class CompiledNetwork:
         ``(S, T, *layer shape)`` (file order): the burst count n of each neuron at each
         of its T steps of each sample; with ``record_uv`` also ``("u", i)`` and
         ``("v", i)`` of the same shape (states after each step). Lava runs
-        ``S*T + depth`` steps in total.
+        ``S*T + depth`` steps in total. ``layers_to_record``: layer indices to return
+        (default every neuron layer; ``[net.output_index]`` saves a process per layer).
         """
+        import tempfile
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
         from compiler.emit import emit
@@ -99,18 +103,21 @@ class CompiledNetwork:
         frames = self.check_frames(samples)
         n_s = frames.shape[0]
         lava_frames = frames.transpose((0,) + tuple(range(frames.ndim - 1, 0, -1)))
-        em = emit(self.ir, np.ascontiguousarray(lava_frames), steps, record_uv)
-        self._live.append(em.source)
-        t0 = time.perf_counter()
-        try:
-            em.source.run(condition=RunSteps(num_steps=em.total_steps),
-                          run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-            wall = time.perf_counter() - t0
-            data = {i: sink.data.get().astype(np.int32) for i, sink in em.sinks.items()}
-            uv = {k: m.get_data() for k, m in em.monitors.items()}
-        finally:
-            self._live.remove(em.source)
-            stop_runtime(em.source)
+        record = None if layers_to_record is None else {int(i) for i in layers_to_record}
+        with tempfile.TemporaryDirectory(prefix="qblif-run-") as workdir:
+            em = emit(self.ir, np.ascontiguousarray(lava_frames), steps, workdir, record, record_uv)
+            self._live.append(em.source)
+            t0 = time.perf_counter()
+            try:
+                em.source.run(condition=RunSteps(num_steps=em.total_steps),
+                              run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+                wall = time.perf_counter() - t0
+                data = {i: read_recording(path, size, em.total_steps).T
+                        for i, (_, path, size) in em.sinks.items()}        # (size, total)
+                uv = {k: m.get_data() for k, m in em.monitors.items()}
+            finally:
+                self._live.remove(em.source)
+                stop_runtime(em.source)
         out = {}
         for ly in layers(self.ir):
             if ly.index not in em.sinks:

@@ -224,22 +224,14 @@ def test_no_leaked_processes_after_success_and_failure(tmp_path, monkeypatch):
         assert not _settled(before)
         with pytest.raises(ValueError, match="frames"):
             net.run(np.full((2, 6), 99), 3)          # out of the 4-bit input range
-        from lava.proc.io.sink import RingBuffer
-        from compiler import emit as emit_mod
+        from compiler import runtime as runtime_mod
 
         class Boom(RuntimeError):
             pass
 
-        def failing_get(self):
-            raise Boom("reading the sink failed")
-        real = emit_mod.emit
-
-        def emit_then_break(*a, **k):
-            em = real(*a, **k)
-            for sink in em.sinks.values():
-                monkeypatch.setattr(type(sink.data), "get", failing_get)
-            return em
-        monkeypatch.setattr(emit_mod, "emit", emit_then_break)
+        def failing_read(*a, **k):
+            raise Boom("reading the recording failed")
+        monkeypatch.setattr(runtime_mod, "read_recording", failing_read)
         with pytest.raises(Boom):
             net.run(np.ones((1, 6), int), 2)
         monkeypatch.undo()

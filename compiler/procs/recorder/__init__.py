@@ -1,0 +1,3 @@
+from compiler.procs.recorder.process import Recorder
+
+__all__ = ["Recorder"]
