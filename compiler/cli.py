@@ -67,7 +67,7 @@ def cmd_run(args):
             raise CompileError(f"dataset {args.dataset} images {frames.shape[1:]} do not fit the "
                                f"model input {shape}", "qblif", "inputShape")
         frames = frames.reshape((frames.shape[0],) + shape)
-        out = net.run(frames, steps)
+        out = net.run(frames, steps, progress=True)
         last = net.output_index
         pred = out[last].reshape(out[last].shape[0], steps, -1).sum(axis=1).argmax(axis=1)
         acc = float((pred == labels[:len(pred)]).mean())

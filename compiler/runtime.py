@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from compiler.errors import CompileError
 from compiler.ir import layers, producer
@@ -29,6 +30,13 @@ def compile(path, encoding: str = "graded", input_bits=None) -> "CompiledNetwork
         g.graph["input_bits"] = DEFAULT_INPUT_BITS if input_bits is None else int(input_bits)
     g.graph["encoding"] = encoding
     return CompiledNetwork(run_passes(g))
+
+
+def _chunks(total: int, parts: int) -> list:
+    """Split ``total`` steps into at most ``parts`` near-equal positive chunks."""
+    parts = max(1, min(int(parts), int(total)))
+    base, extra = divmod(int(total), parts)
+    return [base + (i < extra) for i in range(parts)]
 
 
 class CompiledNetwork:
@@ -80,7 +88,7 @@ class CompiledNetwork:
 
     # running -----------------------------------------------------------
     def run(self, samples, steps_per_sample: int, record_uv: bool = False,
-            layers_to_record=None) -> dict:
+            layers_to_record=None, progress: bool = False) -> dict:
         """Stream ``samples`` through one Lava run.
 
         samples: ints ``(S, *input_shape)`` (file order, ``(C, H, W)`` or ``(N,)``) in
@@ -91,6 +99,7 @@ class CompiledNetwork:
         ``("v", i)`` of the same shape (states after each step). Lava runs
         ``S*T + depth`` steps in total. ``layers_to_record``: layer indices to return
         (default every neuron layer; ``[net.output_index]`` saves a process per layer).
+        ``progress``: show a tqdm bar (the run is then split into up to 50 chunks).
         """
         import tempfile
         from lava.magma.core.run_conditions import RunSteps
@@ -109,8 +118,12 @@ class CompiledNetwork:
             self._live.append(em.source)
             t0 = time.perf_counter()
             try:
-                em.source.run(condition=RunSteps(num_steps=em.total_steps),
-                              run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+                cfg = Loihi2SimCfg(select_tag="fixed_pt")
+                with tqdm(total=em.total_steps, unit="step", desc="Lava", disable=not progress,
+                          leave=False) as bar:
+                    for chunk in _chunks(em.total_steps, 50 if progress else 1):
+                        em.source.run(condition=RunSteps(num_steps=chunk), run_cfg=cfg)
+                        bar.update(chunk)
                 wall = time.perf_counter() - t0
                 data = {i: read_recording(path, size, em.total_steps).T
                         for i, (_, path, size) in em.sinks.items()}        # (size, total)
@@ -149,8 +162,10 @@ class CompiledNetwork:
             src = producer(self.ir, ly.index)
             if src is None or src.kind == "input":
                 cin = np.broadcast_to(frames[:, None], (n_s, steps) + frames.shape[1:])
-            else:
+            elif src.index in out:
                 cin = out[src.index]
+            else:                    # input layer not recorded: no SynOps for this one
+                continue
             cin = cin.reshape((n_s, steps) + tuple(ly.in_shape))
             stats[ly.index] = dict(
                 synops_per_step=synops_per_step(ly, cin),
