@@ -231,3 +231,15 @@ def _fanout_conv(syn, mask, in_shape):
         y = F.conv3d(x, mask, None, syn.stride, syn.padding, syn.dilation, syn.groups)
     y.sum().backward()
     return x.grad[0, ..., 0].detach()
+
+
+class LoadedNet(SpikingNet):
+    """A :class:`SpikingNet` around the blocks of a loaded NetX file
+    (``qblif_lava.slayer.load_network``), for :func:`qblif_lava.training.train.evaluate`."""
+
+    def __init__(self, net, neuron: str, dataset: str, arch: str, in_shape):
+        torch.nn.Module.__init__(self)
+        self.neuron, self.dataset, self.arch = neuron, dataset, arch
+        self.in_shape = tuple(int(s) for s in in_shape)
+        self.blocks = net.blocks
+        self.flat_input = len(net.input_shape) == 1
