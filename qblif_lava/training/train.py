@@ -387,8 +387,10 @@ def card_markdown(r: dict) -> str:
         f"| dataset | {r['dataset']} (train {r['train_samples']}, val {r['val_samples']}, "
         f"test {r['test_samples']} samples) |",
         f"| architecture | {r['arch']}: {r['architecture']} |",
-        f"| neuron | {r['neuron']} (K = max burst = {r['max_burst']}, reset {c['reset_mode']}, "
-        f"initial threshold {c['threshold']}, current decay {c['current_decay']}, "
+        f"| neuron | {r['neuron']} ("
+        + (f"K = max burst = {r['max_burst']}, reset {c['reset_mode']}, learned threshold, initial "
+           if r['neuron'] == 'qblif' else "binary spikes, lava-dl reset, fixed ")
+        + f"threshold {c['threshold']}, current decay {c['current_decay']}, "
         f"voltage decay {c['voltage_decay']}) |",
         f"| timesteps T | {r['timesteps']} input steps; simulated {r['simulated_steps']} "
         f"(= T + latency {r['latency']}) |",
