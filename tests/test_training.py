@@ -253,7 +253,7 @@ def _accuracy_of_file(path):
     x, y = load_dataset(net.dataset if isinstance(net.dataset, str) else "digits", "test")
     xi = quantize_intensity(x, net.input_bits).reshape(len(x), *net.input_shape)
     with torch.no_grad():
-        out = net(torch.tensor(direct_encode(xi, net.timesteps), dtype=torch.float32))
+        out = net(torch.tensor(direct_encode(xi, net.timesteps + net.latency), dtype=torch.float32))
     return float((out.sum(-1).argmax(1).numpy() == y).mean())
 
 

@@ -44,12 +44,24 @@ class Network(torch.nn.Module):
             x = b(x)
         return x
 
+    @property
+    def latency(self) -> int:
+        """Steps of delay from input to output (see :func:`latency`)."""
+        return latency(self.blocks)
+
     def export_hdf5(self, path, **kwargs):
         """:func:`export_network` of ``self.blocks`` with this network's metadata as defaults."""
         meta = dict(input_shape=self.input_shape, input_bits=self.input_bits,
                     timesteps=self.timesteps, dataset=self.dataset)
         meta.update(kwargs)
         export_network(self.blocks, path, **meta)
+
+
+def latency(blocks) -> int:
+    """Steps of delay from input to output: one per block with lava-dl's ``delay_shift``
+    (Dense/Conv/Pool; Lava's Dense/Conv add the same step). SLAYER needs ``T + latency``
+    steps for the output to answer ``T`` input steps."""
+    return sum(1 for b in blocks if getattr(b, "delay_shift", False))
 
 
 def _as_blocks(blocks):

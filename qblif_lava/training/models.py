@@ -132,7 +132,8 @@ class SpikingNet(torch.nn.Module):
     @property
     def latency(self) -> int:
         """Steps of delay from input to output (one per Dense/Conv/Pool block)."""
-        return sum(1 for b in self.blocks if getattr(b, "delay_shift", False))
+        from qblif_lava.slayer.hdf5 import latency
+        return latency(self.blocks)
 
     def forward(self, x, record: bool = False):
         inputs = []

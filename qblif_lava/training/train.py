@@ -6,7 +6,9 @@ the network is simulated for ``T + latency`` steps, ``latency`` being the number
 delaying blocks (Dense/Conv/Pool, one step each, as Lava's synapses). The output layer's
 spike counts are summed over all simulated steps (the first ``latency`` steps are zero by
 construction), so T counts the steps in which the output can respond. The exported file
-stores ``/qblif/timesteps = T + latency``: the number of steps to run on the chip.
+stores ``/qblif/timesteps = T``: the steps each sample is presented on the chip; the
+compiled graph's per-layer windows absorb the latency, so the Lava output over a sample's
+T-step window is exactly this readout (``compiler.verify``).
 
 Loss: cross-entropy on the output spike counts summed over time (logits = counts *
 ``loss_scale``). Optimizer: Adam. The QB-LIF threshold is learnable (per layer, or per
@@ -354,7 +356,7 @@ def export(model, cfg: TrainConfig, out: str) -> None:
         raise QblifError("a ReLU network has no NetX export")
     blocks = list(model.blocks)
     kwargs = dict(input_shape=model.net_input_shape, input_bits=cfg.input_bits,
-                  timesteps=sim_steps(model, cfg.timesteps), dataset=cfg.dataset)
+                  timesteps=cfg.timesteps, dataset=cfg.dataset)
     from qblif_lava.slayer.hdf5 import export_network
     set_quantized(model, True)
     export_network(blocks, out, **kwargs)
