@@ -19,7 +19,8 @@ def register(sub):
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="out/demo/digits_qblif_mlp.net", help="where to write the trained model")
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--samples", type=int, default=100, help="test samples streamed through Lava")
+    p.add_argument("--samples", type=int, default=None,
+                   help="test samples streamed through Lava (default: the whole digits test set)")
     p.add_argument("--binary-samples", type=int, default=20,
                    help="of those, samples also run with the binary-lane encoding (0: skip)")
     p.add_argument("--max-burst", type=int, default=4)
@@ -46,7 +47,7 @@ def run(args) -> int:
     from qblif_lava.data import load_dataset
     from qblif_lava.encoding import quantize_intensity
 
-    if args.samples < 1 or args.binary_samples < 0:
+    if (args.samples is not None and args.samples < 1) or args.binary_samples < 0:
         raise ValueError("--samples must be >= 1 and --binary-samples >= 0")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     print(f"[1/4] training a QB-LIF MLP (K={args.max_burst}) on digits with SLAYER ...", flush=True)

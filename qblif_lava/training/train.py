@@ -272,7 +272,8 @@ def _tqdm(it, cfg, desc):
     if not cfg.progress:
         return it
     from tqdm import tqdm
-    return tqdm(it, desc=desc, leave=False, dynamic_ncols=True)
+    # disable=None: a bar on a terminal, silence in logs and CI (per-epoch lines remain)
+    return tqdm(it, desc=desc, leave=False, dynamic_ncols=True, disable=None)
 
 
 def _clamp_thresholds(model):
