@@ -46,6 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import compiler  # noqa: E402
+from qblif_lava.fileio import atomic_write_text  # noqa: E402
 from compiler.emit import emit  # noqa: E402
 from qblif_lava.lava_session import lava_session  # noqa: E402
 
@@ -271,10 +272,7 @@ def main(argv=None) -> str:
         rows += bench_model(path, args, log)
     text = table(rows, args)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(args.out), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, text)
     print(text)
     return text
 

@@ -21,6 +21,7 @@ from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.lif.process import LIF
 
 from qblif_lava import QBLIF
+from qblif_lava.fileio import atomic_write_text
 from qblif_lava.lava_session import lava_session
 
 COMMON = dict(du=400, dv=200, vth=40, bias_mant=300, bias_exp=3)
@@ -62,10 +63,7 @@ def main(argv=None) -> str:
     lines += [f"| {n:,} | {a:.3f} | {b:.3f} | {r:.2f} |" for n, a, b, r in rows]
     table = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(table)
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, table)
     print(table)
     return table
 

@@ -6,9 +6,9 @@ segments, for the leak tests.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
-import numpy as np
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.io.sink import RingBuffer as Sink
@@ -70,3 +70,14 @@ def child_pids() -> set:
 def shm_segments() -> set:
     """Names of POSIX shared-memory segments in /dev/shm."""
     return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+
+
+def settled(before_pids: set, before_shm: set = None, timeout: float = 10.0):
+    """Wait (bounded) for children to be reaped; return the leftover (pids, shm segments)."""
+    before_shm = shm_segments() if before_shm is None else before_shm
+    deadline = time.monotonic() + timeout
+    while True:
+        extra_pids, extra_shm = child_pids() - before_pids, shm_segments() - before_shm
+        if not (extra_pids or extra_shm) or time.monotonic() > deadline:
+            return extra_pids, extra_shm
+        time.sleep(0.1)

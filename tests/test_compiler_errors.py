@@ -2,7 +2,6 @@
 exception, never a hang); the CLI prints one line and exits 2; no OS process leaks."""
 from __future__ import annotations
 
-import time
 
 import h5py
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import compiler
+from lava_harness import child_pids, settled
 from compiler import CompileError
 from qblif_lava.errors import QblifError
 from test_compiler_writer import conv_net, dense_net, write_net
@@ -187,33 +187,8 @@ def test_cli_compile_report_and_error(tmp_path, monkeypatch, capsys):
 
 
 # --- no leaked processes ---------------------------------------------------------------
-def child_pids() -> set:
-    """PIDs of live (non-zombie) children of this process, except Python's single
-    ``multiprocessing.resource_tracker`` (started by the first shared-memory use, it lives
-    as long as the interpreter by design)."""
-    import os
-    from pathlib import Path
-    me, pids = str(os.getpid()), set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me and fields[0] != "Z":
-            try:
-                cmd = (stat.parent / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"resource_tracker" not in cmd:
-                pids.add(int(stat.parent.name))
-    return pids
-
-
-def _settled(before, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while child_pids() - before and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return child_pids() - before
+def _settled(before):
+    return settled(before, set())[0]          # leftover child processes
 
 
 def test_no_leaked_processes_after_success_and_failure(tmp_path, monkeypatch):

@@ -1,6 +1,4 @@
 """No OS process or shared-memory segment outlives a Lava run, also when the run raises."""
-import time
-
 import numpy as np
 import pytest
 from lava.magma.core.run_conditions import RunSteps
@@ -10,17 +8,7 @@ from lava.proc.io.source import RingBuffer as Source
 from failing_proc.process import FailingSink
 from qblif_lava import QBLIF
 from qblif_lava.lava_session import stop_runtime
-from lava_harness import child_pids, run_and_record, shm_segments
-
-
-def _settled(before_pids, before_shm, timeout=10.0):
-    """Wait (bounded) for children to be reaped; return the leftovers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        extra_pids, extra_shm = child_pids() - before_pids, shm_segments() - before_shm
-        if not (extra_pids or extra_shm) or time.monotonic() > deadline:
-            return extra_pids, extra_shm
-        time.sleep(0.1)
+from lava_harness import child_pids, run_and_record, settled, shm_segments
 
 
 def test_twenty_create_run_stop_cycles_leave_nothing():
@@ -29,7 +17,7 @@ def test_twenty_create_run_stop_cycles_leave_nothing():
     for i in range(20):
         (rec,) = run_and_record([QBLIF(shape=(4,), vth=10, max_burst=3)], a, record_uv=False)
         assert rec["s"].max() == 3
-    assert _settled(before_pids, before_shm) == (set(), set())
+    assert settled(before_pids, before_shm) == (set(), set())
 
 
 def test_run_that_raises_leaves_nothing():
@@ -44,4 +32,4 @@ def test_run_that_raises_leaves_nothing():
             qb.run(condition=RunSteps(num_steps=10), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         finally:
             stop_runtime(qb)
-    assert _settled(before_pids, before_shm) == (set(), set())
+    assert settled(before_pids, before_shm) == (set(), set())

@@ -6,7 +6,6 @@ checked before training starts; problems are one line on stderr and a non-zero e
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 from qblif_lava.data import DATASETS

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from qblif_lava.data import input_shape as dataset_input_shape, load_dataset
 from qblif_lava.encoding import DEFAULT_INPUT_BITS, quantize_intensity
 from qblif_lava.errors import QblifError
+from qblif_lava.fileio import atomic_write_text  # noqa: F401  (re-exported for the benches)
 from qblif_lava.training.models import (build_model, describe, fanout_map, neuron_params,
                                         set_quantized)
 
@@ -337,19 +338,6 @@ def card_paths(out: str):
     return stem + ".json", stem + ".md"
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=d)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def export(model, cfg: TrainConfig, out: str) -> None:
     """Write the NetX HDF5 file ``out`` (atomic) with ``qblif_lava.slayer.hdf5.export_network``
     (QB-LIF or stock lava-dl CUBA blocks, ``/qblif`` metadata, docs/netx_format.md)."""
@@ -407,7 +395,7 @@ def card_markdown(r: dict) -> str:
         f"| of which input SynOps (graded input x fan-out) | {_fmt(r['input_synops_per_sample'], ',.0f')} |",
         f"| training time | {r['train_seconds']:.1f} s ({r['seconds_per_epoch']:.1f} s/epoch, "
         f"{c['threads']} CPU thread(s)) |",
-        f"| versions | " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + " |",
+        "| versions | " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + " |",
         f"| created | {r['created']} |",
         "",
         "Loss: cross-entropy on the output spike counts summed over the simulated steps. "
