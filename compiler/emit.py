@@ -1,7 +1,9 @@
 """Emission: instantiate the Lava process graph of a compiled IR.
 
 Per neuron layer: a synapse (Lava ``Dense``, or ``Conv`` for conv and pool) and
-a neuron (``QBLIF`` or ``LIFReset``), plus a ``Thermometer`` in front of the
+a neuron (``QBLIF``, ``LIFReset``, or Lava's sigma-delta ``SigmaDelta`` / ``Sigma``
+with stock NetX's parameters; an SDNN input layer is a ``Delta`` encoder between the
+source and the first synapse), plus a ``Thermometer`` in front of the
 synapse where the ``binary`` encoding needs lanes. One ``FrameSource`` feeds
 the first synapse; each recorded neuron's ``s_out`` (transposed to file order and
 flattened) feeds its own ``Recorder`` (a memory-mapped sink: Lava 0.10 cannot
@@ -38,9 +40,32 @@ class Emitted:
     processes: list = field(default_factory=list)
 
 
+SDNN_SPIKE_EXP = 6   # stock NetX: netx.hdf5.Network(spike_exp=6)
+SDNN_STATE_EXP = 6   # stock NetX: fixed in get_neuron_params
+
+
+def _sdnn_proc(ly):
+    """Lava's sigma-delta process of an SDNN layer, exactly as stock NetX builds it."""
+    from lava.proc.sdn.process import ActivationMode, Delta, Sigma, SigmaDelta
+    n, shape = ly.neuron, to_lava(ly.shape)
+    if ly.proc == "Sigma":
+        return Sigma(shape=shape)          # Sigma and Delta take no name
+    if ly.proc == "Delta":
+        return Delta(shape=shape, vth=int(n.vth), spike_exp=SDNN_SPIKE_EXP,
+                     state_exp=SDNN_STATE_EXP)
+    bias = _full(n.bias_mant, ly.shape)
+    if np.ndim(bias):
+        bias = bias.astype(np.int32)
+    return SigmaDelta(shape=shape, vth=int(n.vth), bias=bias, act_mode=ActivationMode.RELU,
+                      cum_error=False, spike_exp=SDNN_SPIKE_EXP, state_exp=SDNN_STATE_EXP,
+                      name=f"layer{ly.index}_sigmadelta")
+
+
 def _neuron_proc(ly, steps):
     from lava.proc.lif.process import LIFReset
     from qblif_lava.process import QBLIF
+    if ly.neuron.kind == "SDNN":
+        return _sdnn_proc(ly)
     n, shape = ly.neuron, to_lava(ly.shape)
     if ly.proc == "LIF":
         return LIFReset(shape=shape, du=n.du, dv=n.dv, vth=int(n.vth),
@@ -85,10 +110,31 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
     samples = frames_lava.shape[0]
     total = samples * steps + g.graph["depth"]
     first = [ly for ly in layers(g) if ly.kind in ("dense", "conv", "pool")][0]
-    src = FrameSource(frames=frames_lava, steps=steps, lanes=first.syn["lanes"], name="input")
+    encoder = layers(g)[0] if layers(g)[0].proc == "Delta" else None
+    src = FrameSource(frames=frames_lava, steps=steps,
+                      lanes=1 if encoder is not None else first.syn["lanes"], name="input")
     em = Emitted(source=src, total_steps=total, processes=[src])
     port, lanes_ready = src.s_out, True   # current output port; True: already in lanes
+
+    def record_out(ly, neu):
+        out = neu.s_out
+        if record is None or ly.index in record:
+            path = os.path.join(workdir, f"layer{ly.index}.i32")
+            create_recording(path, ly.size, total)
+            sink = Recorder(size=ly.size, steps=total, path=path, name=f"layer{ly.index}_record")
+            (out.transpose([2, 1, 0]).flatten() if len(ly.shape) == 3 else out).connect(sink.a_in)
+            em.sinks[ly.index] = (sink, path, ly.size)
+            em.processes.append(sink)
+
     for ly in layers(g):
+        if ly is encoder:
+            neu = _neuron_proc(ly, steps)
+            port.connect(neu.a_in)
+            em.processes.append(neu)
+            em.neurons[ly.index] = neu
+            record_out(ly, neu)
+            port, lanes_ready = neu.s_out, False
+            continue
         if ly.kind == "input":
             continue
         if ly.kind == "flatten":
@@ -107,16 +153,9 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
         syn.a_out.connect(neu.a_in)
         em.processes += [syn, neu]
         em.neurons[ly.index] = neu
-        out = neu.s_out
-        if record is None or ly.index in record:
-            path = os.path.join(workdir, f"layer{ly.index}.i32")
-            create_recording(path, ly.size, total)
-            sink = Recorder(size=ly.size, steps=total, path=path, name=f"layer{ly.index}_record")
-            (out.transpose([2, 1, 0]).flatten() if len(ly.shape) == 3 else out).connect(sink.a_in)
-            em.sinks[ly.index] = (sink, path, ly.size)
-            em.processes.append(sink)
-        port, lanes_ready = out, False
-        if record_uv:
+        record_out(ly, neu)
+        port, lanes_ready = neu.s_out, False
+        if record_uv and ly.neuron.kind != "SDNN":   # sigma-delta has no u, v
             from lava.proc.monitor.process import Monitor
             for var in ("u", "v"):
                 mon = Monitor()

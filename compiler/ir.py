@@ -29,8 +29,9 @@ class Neuron:
 
     ``vth`` and ``bias_mant`` are ints or arrays of the layer's shape (per-neuron,
     after broadcasting per-channel values); ``kind`` is ``QBLIF`` or ``CUBA``
-    (``LOIHI`` is read as ``CUBA``). CUBA is a QB-LIF with ``max_burst=1`` and
-    ``reset_mode="zero"``.
+    (``LOIHI`` is read as ``CUBA``) or ``SDNN``. CUBA is a QB-LIF with ``max_burst=1`` and
+    ``reset_mode="zero"``. SDNN uses ``vth`` (scalar ``vThMant``), ``message_bits``
+    (default 16, as stock NetX), ``bias_mant`` and the SDNN fields below.
     """
     kind: str
     du: int
@@ -43,6 +44,16 @@ class Neuron:
     ref_delay: int = 1
     message_bits: Optional[int] = None   # as written in the file, if any
     raw: dict = field(default_factory=dict)  # the group's datasets, for validation
+    # SDNN (sigma-delta) only, read as stock NetX reads them: ``sigma_output`` (the
+    # key is present: a Lava ``Sigma`` accumulator, no threshold), ``activation``
+    # (lava-dl writes the torch function's name; Lava's SigmaDelta runs ReLU).
+    sigma_output: bool = False
+    activation: str = "relu"
+
+    @property
+    def graded(self) -> bool:
+        """Emits graded (signed, multi-bit) messages regardless of the burst encoding."""
+        return self.kind == "SDNN"
 
 
 @dataclass
@@ -104,6 +115,11 @@ def layers(g: nx.DiGraph):
 def neuron_layers(g: nx.DiGraph):
     """Layers that own a neuron population (have a Lava neuron process)."""
     return [ly for ly in layers(g) if ly.neuron is not None and ly.kind != "input"]
+
+
+def sdnn_layers(g: nx.DiGraph):
+    """Layers (input layers included) with a sigma-delta neuron."""
+    return [ly for ly in layers(g) if ly.neuron is not None and ly.neuron.kind == "SDNN"]
 
 
 def producer(g: nx.DiGraph, i: int):

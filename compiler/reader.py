@@ -148,7 +148,25 @@ def read_neuron(group, i) -> Neuron:
                       ref_delay=integer("refDelay", 1),
                       message_bits=integer("messageBits") if "messageBits" in ng else None,
                       raw=raw)
-    # SDNN, RF, ... : kept for the validate pass to reject with a clear message
+    if kind == "SDNN":
+        # as stock NetX (netx.hdf5.Network.get_neuron_params): messageBits defaults
+        # to 16; the *presence* of sigma_output selects Lava's Sigma (no vThMant read);
+        # otherwise vThMant is the delta threshold. lava-dl also writes `activation`.
+        sigma = "sigma_output" in ng
+        if sigma:
+            flag = arr("sigma_output")
+            if flag.size != 1:
+                raise CompileError(f"expected a scalar, found shape {flag.shape}", i,
+                                   key("sigma_output"))
+            raw["sigma_output"] = int(flag.reshape(-1)[0])
+        for k in ("cum_error", "cumError"):
+            if k in ng:
+                raw[k] = integer(k)
+        return Neuron(kind="SDNN", du=0, dv=0, vth=0 if sigma else arr("vThMant"),
+                      message_bits=integer("messageBits", 16),
+                      sigma_output=sigma, activation=string("activation", "relu").lower(),
+                      raw=raw)
+    # RF, ... : kept for the validate pass to reject with a clear message
     return Neuron(kind=kind, du=0, dv=0, vth=1, raw=raw)
 
 
@@ -160,6 +178,11 @@ def read_layer(group, i) -> Layer:
         return Layer(index=i, kind=kind, shape=shape)
     shape = tuple(int(s) for s in read_array(group, "shape", i).reshape(-1))
     layer = Layer(index=i, kind=kind, shape=shape)
+    if kind == "input":   # an input neuron's transform (stock NetX reads, never applies it)
+        if "weight" in group:
+            layer.weight = read_array(group, "weight", i, integer=False)
+        if "bias" in group:
+            layer.bias = read_array(group, "bias", i, integer=False)
     if kind in ("dense", "conv", "pool"):
         layer.weight = read_array(group, "weight", i)
         if "bias" in group:

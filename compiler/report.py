@@ -10,7 +10,8 @@ from compiler.passes.resources import (LOIHI2_CORES_PER_CHIP, LOIHI2_NEURONS_PER
 
 def _label(ly) -> str:
     if ly.kind in ("input", "flatten"):
-        return f"{ly.index}:{ly.kind} {'x'.join(map(str, ly.shape))}"
+        enc = "/SDNN" if ly.neuron is not None else ""
+        return f"{ly.index}:{ly.kind}{enc} {'x'.join(map(str, ly.shape))}"
     k = f" K={ly.neuron.max_burst}" if ly.neuron.kind == "QBLIF" else ""
     return f"{ly.index}:{ly.kind}/{ly.neuron.kind}{k} {'x'.join(map(str, ly.shape))}"
 
@@ -51,6 +52,13 @@ def text_report(net) -> str:
                      f"{run['steps']} steps; Lava CPU {run['steps_per_s']:.1f} steps/s "
                      f"({run['processes']} processes)")
     lines.append("SynOps = unit events x fan-out (a burst of n costs n x fan-out in both encodings)")
+    if g.graph.get("stateful"):
+        lines.append("SDNN: sigma-delta layers (Lava SigmaDelta/Sigma/Delta) send graded messages "
+                     "and are never reset: streamed samples are not independent; one SDNN "
+                     "message costs 1 x fan-out")
+    if g.graph.get("graded_sdnn_edges"):
+        lines.append("binary encoding: SDNN outputs stay graded (no thermometer lanes) into "
+                     f"layer(s) {', '.join(map(str, g.graph['graded_sdnn_edges']))}")
     return "\n".join(lines)
 
 

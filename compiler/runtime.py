@@ -95,8 +95,11 @@ class CompiledNetwork:
         ``0 .. 2**input_bits - 1``; each is presented unchanged for ``steps_per_sample``
         steps T. Returns ``{layer index: counts}`` for every neuron layer, counts int32
         ``(S, T, *layer shape)`` (file order): the burst count n of each neuron at each
-        of its T steps of each sample; with ``record_uv`` also ``("u", i)`` and
-        ``("v", i)`` of the same shape (states after each step). Lava runs
+        of its T steps of each sample (for SDNN layers: the graded message sent, in
+        units of 2**-6, signed; the input encoder of an SDNN net is layer 0); with
+        ``record_uv`` also ``("u", i)`` and ``("v", i)`` of the same shape (states after
+        each step; not for SDNN layers, which have none). SDNN layers are never reset:
+        their samples are not independent (``ir.graph["stateful"]``). Lava runs
         ``S*T + depth`` steps in total. ``layers_to_record``: layer indices to return
         (default every neuron layer; ``[net.output_index]`` saves a process per layer).
         ``progress``: show a tqdm bar (the run is then split into up to 50 chunks).
@@ -139,7 +142,7 @@ class CompiledNetwork:
                     + np.arange(steps)[None, :])
             block = data[ly.index][:, cols]             # (size, S, T)
             out[ly.index] = np.moveaxis(block, 0, -1).reshape((n_s, steps) + tuple(ly.shape))
-            for var in ("u", "v") if record_uv else ():
+            for var in ("u", "v") if record_uv and ("u", ly.index) in uv else ():
                 neu = em.neurons[ly.index]
                 series = np.asarray(uv[(var, ly.index)][neu.name][var])   # (total, *lava shape)
                 series = series.reshape((series.shape[0],) + tuple(ly.shape)[::-1])
@@ -156,21 +159,31 @@ class CompiledNetwork:
         from compiler.passes.resources import synops_per_step
         n_s, steps = self.last_run["samples"], self.last_run["steps"]
         stats = {}
+
+        def events(ly, values):   # SDNN: one event per non-zero graded message
+            sd = ly is not None and ly.neuron is not None and ly.neuron.kind == "SDNN"
+            return (values != 0).astype(np.int64) if sd else values
+
         for ly in layers(self.ir):
             if ly.index not in out:
                 continue
+            if ly.kind == "input":   # SDNN delta encoder: no synapse of its own
+                stats[ly.index] = dict(spikes_per_step=float(
+                    events(ly, out[ly.index]).reshape(n_s, steps, -1).sum(2).mean()))
+                continue
             src = producer(self.ir, ly.index)
-            if src is None or src.kind == "input":
+            if src is None or (src.kind == "input" and src.neuron is None):
                 cin = np.broadcast_to(frames[:, None], (n_s, steps) + frames.shape[1:])
             elif src.index in out:
-                cin = out[src.index]
-            else:                    # input layer not recorded: no SynOps for this one
+                cin = events(src, out[src.index])
+            else:                    # producer not recorded: no SynOps for this one
                 continue
             cin = cin.reshape((n_s, steps) + tuple(ly.in_shape))
             stats[ly.index] = dict(
                 synops_per_step=synops_per_step(ly, cin),
                 in_events_per_step=float(cin.reshape(n_s, steps, -1).sum(2).mean()),
-                spikes_per_step=float(out[ly.index].reshape(n_s, steps, -1).sum(2).mean()))
+                spikes_per_step=float(events(ly, out[ly.index]).reshape(n_s, steps, -1)
+                                      .sum(2).mean()))
         self.last_run["layers"] = stats
 
     def report(self) -> str:

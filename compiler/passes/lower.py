@@ -10,6 +10,10 @@ synapse adds ``w`` once per unit event. Lanes are interleaved neuron-major:
 intact). The synapse weights are tiled accordingly (``np.repeat`` over the
 input axis). M = 1 (CUBA, K = 1) needs no lanes.
 
+SDNN outputs (signed graded values, up to ``messageBits`` bits) have no thermometer
+code: they stay graded (``num_message_bits = messageBits``) under ``binary`` too; the
+graph attribute ``graded_sdnn_edges`` lists those edges for the report.
+
 Sets ``layer.syn = dict(weight=<Lava layout>, message_bits=, lanes=, groups=)``.
 """
 from __future__ import annotations
@@ -36,8 +40,13 @@ def lower_bursts(g):
         if ly.kind not in ("dense", "conv", "pool"):
             continue
         bits, vmax = ly.resources["in_bits"], ly.resources["in_max"]
-        lanes = vmax if (enc == "binary" and vmax > 1) else 1
-        msg_bits = 0 if (enc == "binary" or bits == 0) else bits
+        if ly.resources.get("in_graded_only"):
+            lanes, msg_bits = 1, bits
+            if enc == "binary":
+                g.graph.setdefault("graded_sdnn_edges", []).append(ly.index)
+        else:
+            lanes = vmax if (enc == "binary" and vmax > 1) else 1
+            msg_bits = 0 if (enc == "binary" or bits == 0) else bits
         w = ly.lava_weight
         groups = ly.groups
         if ly.kind == "dense":

@@ -5,6 +5,12 @@ Lava ``LIFReset`` (bit-accurate model), except where the threshold is per-neuron
 (Lava's LIF holds a scalar ``vth``): those become a ``QBLIF`` with K = 1 and
 ``reset_mode="zero"``, bit-identical to LIF by spec section 1.
 
+SDNN layers -> Lava's ``SigmaDelta`` (ReLU, ``spike_exp = state_exp = 6``, as stock
+NetX), ``Sigma`` for a ``sigma_output`` layer, ``Delta`` for an SDNN input layer
+(depth 0: a neuron adds no step). These processes have no reset: their state
+(sigma, act, residue) runs on across samples, as stock NetX streams them; a
+streamed sample is then not independent of the previous ones (``g.graph["stateful"]``).
+
 Timing: the input process sends sample s on global steps ``s*T + 1 .. s*T + T``;
 every Dense/Conv adds one step, so the layer at synaptic depth d (1 for the first)
 sees sample s on steps ``s*T + d + 1 .. s*T + d + T``. Its states are zeroed at
@@ -19,15 +25,25 @@ import numpy as np
 from compiler.ir import layers
 
 
+SDNN_PROC = {False: "SigmaDelta", True: "Sigma"}
+
+
 def plan_emission(g):
     depth = 0
     for ly in layers(g):
+        if ly.kind == "input" and ly.neuron is not None:   # SDNN delta encoder
+            ly.depth, ly.reset_offset, ly.proc = 0, 1, "Delta"
         if ly.kind in ("dense", "conv", "pool"):
             depth += 1
             ly.depth = depth
             ly.reset_offset = depth + 1
             n = ly.neuron
             scalar = np.ndim(n.vth) == 0
-            ly.proc = "LIF" if (n.kind == "CUBA" and scalar) else "QBLIF"
+            if n.kind == "SDNN":
+                ly.proc = SDNN_PROC[n.sigma_output]
+            else:
+                ly.proc = "LIF" if (n.kind == "CUBA" and scalar) else "QBLIF"
     g.graph["depth"] = depth
+    g.graph["stateful"] = any(ly.neuron is not None and ly.neuron.kind == "SDNN"
+                              for ly in layers(g))
     return g

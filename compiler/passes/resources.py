@@ -35,7 +35,8 @@ def estimate_resources(g):
                  fan_in=syn / ly.size, fan_out=syn / max(1, fo.size),
                  weight_bits=int(ly.weight_bits), weight_exp=int(ly.weight_exp),
                  message_bits=int(ly.syn["message_bits"]), lanes=int(ly.syn["lanes"]),
-                 out_bits=0 if ly.neuron.kind == "CUBA" else int(ly.neuron.max_burst).bit_length(),
+                 out_bits=(0 if ly.neuron.kind == "CUBA" else int(ly.neuron.message_bits)
+                           if ly.neuron.kind == "SDNN" else int(ly.neuron.max_burst).bit_length()),
                  neuron=ly.neuron.kind, max_burst=int(ly.neuron.max_burst))
         r["cores"] = max(math.ceil(ly.size / LOIHI2_NEURONS_PER_CORE),
                          math.ceil(syn / LOIHI2_SYNAPSES_PER_CORE))

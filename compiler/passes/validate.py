@@ -11,10 +11,16 @@ from compiler.errors import CompileError
 from compiler.ir import LAYER_KINDS, layers
 from qblif_lava import params as P
 
-UNSUPPORTED_NEURONS = {
-    "SDNN": "sigma-delta (SDNN) neurons are unsupported by this compiler",
-}
+UNSUPPORTED_NEURONS = {}
 MAX_INPUT_BITS = 8
+# SDNN (emitted as Lava's SigmaDelta / Delta / Sigma with spike_exp = state_exp = 6, as
+# stock NetX): vThMant is a scalar (the process's vth Var has shape (1,)); 17-bit like
+# the CUBA threshold, 0 allowed (every change is sent). Messages: Lava's ports carry 24 bits.
+SDNN_VTH_RANGE = (0, P.VTH_RANGE[1])
+SDNN_MESSAGE_BITS = (1, 24)
+SDNN_ACTIVATIONS = ("relu",)
+FOREIGN_SDNN_KEYS = ("iDecay", "vDecay", "maxBurst", "resetMode", "refDelay", "gradedSpike")
+INPUT_TRANSFORM = {"weight": 64, "bias": 0}   # stock NetX create_input defaults
 MAX_NEURONS = 2 ** 22   # refuse absurd shapes before allocating anything
 
 
@@ -40,13 +46,72 @@ def _per_channel(value, layer, key, shape, lo, hi):
     return _check(P.check_int_range, layer, key, key, arr, lo, hi, shape=shape).copy()
 
 
+def _validate_sdnn(ly):
+    """A sigma-delta neuron group, as stock NetX reads it (see ``compiler.reader``)."""
+    n, i = ly.neuron, ly.index
+    foreign = sorted(k for k in n.raw if k in FOREIGN_SDNN_KEYS)
+    if foreign:
+        raise CompileError(f"type SDNN, but the group carries {', '.join(foreign)} (keys of "
+                           "a QBLIF/CUBA neuron): type and parameters disagree", i, "neuron/type")
+    if not SDNN_MESSAGE_BITS[0] <= n.message_bits <= SDNN_MESSAGE_BITS[1]:
+        raise CompileError(f"messageBits={n.message_bits} is out of range "
+                           f"{list(SDNN_MESSAGE_BITS)} (graded sigma-delta messages)",
+                           i, "neuron/messageBits")
+    if n.activation not in SDNN_ACTIVATIONS:
+        raise CompileError(f"activation {n.activation!r} is unsupported (Lava's SigmaDelta "
+                           "and stock NetX implement relu only)", i, "neuron/activation")
+    for k in ("cum_error", "cumError"):
+        if n.raw.get(k):
+            raise CompileError("cumulative-error sigma-delta is unsupported (stock NetX "
+                               "ignores the key; expected 0 or absent)", i, f"neuron/{k}")
+    if n.sigma_output:
+        if not n.raw["sigma_output"]:
+            raise CompileError("sigma_output=0 is ambiguous: stock NetX emits a Sigma "
+                               "whenever the key is present (drop it for a SigmaDelta)",
+                               i, "neuron/sigma_output")
+        if ly.kind == "input":
+            raise CompileError("an input layer cannot be a sigma output", i,
+                               "neuron/sigma_output")
+        if ly.bias is not None:
+            raise CompileError("a sigma output (Lava Sigma) has no bias", i, "bias")
+        n.vth = 0
+    else:
+        vth = np.asarray(n.vth)
+        if vth.size != 1:
+            raise CompileError(f"expected a scalar threshold, found shape {vth.shape} (Lava's "
+                               "SigmaDelta has one vth per layer)", i, "neuron/vThMant")
+        n.vth = int(_check(P.check_int_range, i, "neuron/vThMant", "vThMant",
+                           vth.reshape(-1)[0], *SDNN_VTH_RANGE))
+    n.max_burst, n.reset_mode = 1, "zero"
+
+
+def _validate_input(ly):
+    """An input layer; with a neuron only a sigma-delta encoder (Lava ``Delta``)."""
+    i = ly.index
+    if ly.neuron is None:
+        return
+    if ly.neuron.kind != "SDNN":
+        raise CompileError(f"input layers with a {ly.neuron.kind} neuron are unsupported "
+                           "(inputs are direct graded frames, or an SDNN delta encoder)",
+                           i, "neuron")
+    _validate_sdnn(ly)
+    for key, default in INPUT_TRANSFORM.items():
+        value = getattr(ly, key)
+        if value is not None and (np.asarray(value).size != 1
+                                  or float(np.asarray(value).reshape(-1)[0]) != default):
+            raise CompileError(f"an input transform {key} other than {default} is unsupported "
+                               "(stock NetX reads it but never applies it)", i, key)
+
+
 def _validate_neuron(ly):
     n, i = ly.neuron, ly.index
     if n.kind in UNSUPPORTED_NEURONS:
         raise CompileError(UNSUPPORTED_NEURONS[n.kind], i, "neuron/type")
-    if n.kind not in ("QBLIF", "CUBA"):
-        raise CompileError(f"unknown neuron type {n.kind!r} (expected QBLIF, CUBA, LOIHI)",
-                           i, "neuron/type")
+    if n.kind not in ("QBLIF", "CUBA", "SDNN"):
+        raise CompileError(f"unknown neuron type {n.kind!r} (expected QBLIF, CUBA, LOIHI, "
+                           "SDNN)", i, "neuron/type")
+    if n.kind == "SDNN":
+        return _validate_sdnn(ly)
     _check(P.check_int_range, i, "neuron/iDecay", "iDecay", n.du + 1, 1, P.DECAY_RANGE[1] + 1)
     _check(P.check_int_range, i, "neuron/vDecay", "vDecay", n.dv, *P.DECAY_RANGE)
     n.vth = _per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.VTH_RANGE)
@@ -89,9 +154,7 @@ def validate(g):
         if ly.kind != "flatten" and np.prod(ly.shape, dtype=float) > MAX_NEURONS:
             raise CompileError(f"shape {ly.shape} is too large", i, "shape")
         if ly.kind == "input":
-            if ly.neuron is not None:
-                raise CompileError("input layers with a neuron are unsupported (inputs "
-                                   "are direct graded frames)", i, "neuron")
+            _validate_input(ly)
             continue
         if ly.kind == "flatten":
             if ly.neuron is not None:
