@@ -13,6 +13,7 @@ from compiler.errors import CompileError
 from compiler.ir import Layer, Neuron, new_graph
 
 MAX_LAYERS = 4096
+MAX_ELEMENTS = 2 ** 26   # refuse to read a dataset larger than this (hostile or absurd files)
 
 
 def _dataset(group, key, layer):
@@ -25,6 +26,13 @@ def _dataset(group, key, layer):
         raise CompileError(f"unreadable ({type(exc).__name__})", layer, key) from None
     if not isinstance(obj, h5py.Dataset):
         raise CompileError("expected a dataset, found a group", layer, key)
+    try:
+        size = obj.size
+    except Exception as exc:
+        raise CompileError(f"unreadable ({type(exc).__name__})", layer, key) from None
+    if size is None or size > MAX_ELEMENTS:
+        raise CompileError(f"dataset of {size} elements is too large (limit {MAX_ELEMENTS})",
+                           layer, key)
     try:
         return obj[()]
     except Exception as exc:

@@ -112,6 +112,17 @@ def test_malformed_conv_raises_compile_error(tmp_path, edit, key):
         compiler.compile(path)
 
 
+def test_huge_declared_dataset_is_refused_without_reading(tmp_path):
+    """A hostile file declaring a 2^27-element weight (stored lazily, a few KiB on disk)."""
+    def huge(f):
+        del f["layer/1/weight"]
+        f.create_dataset("layer/1/weight", shape=(2 ** 14, 2 ** 13), dtype="f4")
+    path = _edit(_valid(tmp_path), huge)
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(CompileError, match=r"layer 1 key 'weight': .*too large"):
+        compiler.compile(path)
+
+
 def test_truncated_and_garbage_files(tmp_path):
     path = _valid(tmp_path)
     data = path.read_bytes()
