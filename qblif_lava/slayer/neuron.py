@@ -29,7 +29,7 @@ from lava.lib.dl.slayer.utils import quantize
 from qblif_lava.params import DECAY_RANGE, MAX_BURST_RANGE, VTH_RANGE, check_reset_mode
 from qblif_lava.reference import (ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, MAX_UV, V_MAX, V_MIN,
                                   VTH_SHIFT)
-from qblif_lava.slayer.surrogate import ReLSGET
+from qblif_lava.slayer.surrogate import ReLSGET, relsg_et_derivative
 
 W_SCALE = 1 << ACT_SHIFT                    # weight float = w_int / 64
 S_SCALE = W_SCALE << VTH_SHIFT              # chip state = SLAYER state * 4096
@@ -253,7 +253,7 @@ class Neuron(base.Neuron):
 
     def forward(self, input):
         """Counts ``n`` ``(N, *shape, T)`` for the synaptic input ``(N, *shape, T)``."""
-        n, _, _ = self.forward_states(input)
+        n, _, _ = self._forward(input, states=False)
         if self.drop is not None:
             n = self.drop(n)
         return n
@@ -265,6 +265,11 @@ class Neuron(base.Neuron):
         the quantized mode), ``v`` after the reset, as :func:`qblif_lava.reference.simulate`
         records them.
         """
+        return self._forward(input, states=True)
+
+    def _forward(self, input, states):
+        """``(n, u, v)``; ``u``, ``v`` as :meth:`forward_states` when ``states`` (otherwise
+        whatever is cheapest: only ``n`` is used)."""
         self._init_shape(input)
         self.clamp()
         theta = self._theta_view(self.quantized_threshold())
@@ -272,10 +277,23 @@ class Neuron(base.Neuron):
         if self.quantized:
             if self.norm is not None:
                 raise NotImplementedError("norm is not supported in the quantized mode")
-            ns, us, vs = self._run_quantized(input, theta, u * S_SCALE, v * S_SCALE)
+            if torch.is_grad_enabled():
+                ns, us, vs = self._run_quantized(input, theta, u * S_SCALE, v * S_SCALE)
+            else:
+                ns, us, vs = self._run_quantized_nograd(input, theta, u * S_SCALE, v * S_SCALE,
+                                                        states or self.persistent_state)
+                if us is None:
+                    return ns.to(input.dtype), None, None
             us, vs = us / S_SCALE, vs / S_SCALE
         else:
             ns, us, vs = self._run_float(input, theta, u, v)
+            if self.persistent_state:
+                self.current_state = us[..., -1].detach().double()
+                self.voltage_state = vs[..., -1].detach().double()
+            if states:
+                us = us.to(torch.float64, memory_format=torch.contiguous_format)
+                vs = vs.to(torch.float64, memory_format=torch.contiguous_format)
+            return ns.to(input.dtype), us, vs
         if self.persistent_state:
             self.current_state = us[..., -1].detach().clone()
             self.voltage_state = vs[..., -1].detach().clone()
@@ -307,28 +325,181 @@ class Neuron(base.Neuron):
             vs.append(v)
         return torch.stack(ns, -1), torch.stack(us, -1), torch.stack(vs, -1)
 
+    def _run_quantized_nograd(self, input, theta_f, u, v, states):
+        """:meth:`_run_quantized` without autograd (evaluation): the same float64 operations
+        minus the straight-through estimators, whose forward value is exactly the quantized
+        one (``x + (y - x) == y`` for the integers and integer-plus-fraction values involved),
+        on time-first buffers. ``states=False``: ``u``, ``v`` are not recorded (``None``)."""
+        f64 = torch.float64
+        a = torch.round(input.to(f64).movedim(-1, 0) * W_SCALE)     # (T, N, *shape)
+        a_shift = torch.remainder(a * (1 << ACT_SHIFT) + 2.0 ** 31, 2.0 ** 32) - 2.0 ** 31
+        keep_u = DECAY_UNITY - quantize(self.current_decay).to(f64)
+        keep_v = DECAY_UNITY - quantize(self.voltage_decay).to(f64)
+        theta = theta_f.to(f64) * S_SCALE
+        k = self.max_burst
+        zero = self.reset_mode == 'zero'
+        # the int32 wrap of u + (a << 6) is the identity while |u + (a << 6)| < 2^31. Neither
+        # the decay (rtz of u * (4096 - iDecay) / 4096) nor the 24-bit wrap increases |u|,
+        # so |u[t]| <= max|u[0]| + sum over steps of max|a << 6|: below 2^31 the wrap is skipped
+        bound = 0.0
+        if a_shift.numel():
+            bound = float(a_shift.abs().flatten(1).max(1).values.sum()) + float(u.abs().max())
+        wrap32 = not bound < 2.0 ** 31 - 1
+        steps = a_shift.shape[0]
+        ns = torch.empty_like(a_shift)
+        us = torch.empty_like(a_shift) if states else None
+        vs = torch.empty_like(a_shift) if states else None
+        for t in range(steps):
+            u = torch.mul(u, keep_u).div_(DECAY_UNITY).trunc_().add_(a_shift[t])
+            if wrap32:
+                u = torch.remainder(u + 2.0 ** 31, 2.0 ** 32) - 2.0 ** 31
+            w = torch.where(u > MAX_UV, u - 2 * MAX_UV, u)
+            u = torch.where(w <= -MAX_UV, u + 2 * MAX_UV, w)
+            v = torch.mul(v, keep_v).div_(DECAY_UNITY).trunc_().add_(u).clamp_(V_MIN, V_MAX)
+            n = torch.div(v, theta, out=ns[t]).ceil_().sub_(1).clamp_(0, k)
+            if zero:
+                v = v.mul_((n == 0).to(f64))
+            else:
+                v = v.sub_(n * theta)
+            if states:
+                us[t] = u
+                vs[t] = v
+        ns = ns.movedim(0, -1).contiguous()
+        if not states:
+            return ns, None, None
+        return ns, us.movedim(0, -1).contiguous(), vs.movedim(0, -1).contiguous()
+
     def _run_float(self, input, theta, u, v):
-        """Spec section 2 in SLAYER units: ``u = u(1-du) + z``, ``v = v(1-dv) + u``."""
+        """Spec section 2 in SLAYER units: ``u = u(1-du) + z``, ``v = v(1-dv) + u``.
+
+        Returns ``(n, u, v)`` in ``input``'s dtype, time last. The time loops run inside
+        :class:`_LeakyIntegrator` and :class:`_BurstVoltage` (hand-written backward, the
+        gradient autograd gives for the step-by-step formulas) on time-first buffers.
+        """
         dtype = input.dtype
         u, v = u.to(dtype), v.to(dtype)
-        du = quantize(self.current_decay) / self.p_scale
-        dv = quantize(self.voltage_decay) / self.p_scale
+        keep_u = 1 - quantize(self.current_decay) / self.p_scale
+        keep_v = 1 - quantize(self.voltage_decay) / self.p_scale
         theta = theta.to(dtype)
-        cur = []
-        for t in range(input.shape[-1]):
-            u = u * (1 - du) + input[..., t]
-            cur.append(u)
-        current = torch.stack(cur, -1)
+        x = input.movedim(-1, 0).contiguous()            # (T, N, *shape)
+        current = _LeakyIntegrator.apply(x, keep_u.to(dtype), u)
         if self.norm is not None:
-            current = self.norm(current)
-        ns, vs = [], []
-        for t in range(input.shape[-1]):
-            v = v * (1 - dv) + current[..., t]
-            n = ReLSGET.apply(v, theta, self.max_burst, self.tau_grad, self.scale_grad)
-            v = self._reset(v, n, theta)
-            ns.append(n)
-            vs.append(v)
-        return torch.stack(ns, -1), current.double(), torch.stack(vs, -1).double()
+            current = self.norm(current.movedim(0, -1)).movedim(-1, 0).contiguous()
+        n, v_out = _BurstVoltage.apply(current, keep_v.to(dtype), theta, v, self.max_burst,
+                                       self.tau_grad, self.scale_grad,
+                                       self.reset_mode == 'zero')
+        return n.movedim(0, -1).contiguous(), current.movedim(0, -1), v_out.movedim(0, -1)
+
+
+def _sum_to(x, shape):
+    return x.sum_to_size(shape) if tuple(x.shape) != tuple(shape) else x
+
+
+class _LeakyIntegrator(torch.autograd.Function):
+    """``u[t] = u[t-1] * keep + x[t]`` over time-first ``x`` ``(T, ...)``; ``keep`` ``(1,)``.
+
+    Same float operations as the step-by-step loop (bit-identical forward); backward
+    ``gx[t] = g[t] + keep * gx[t+1]``, ``gkeep = sum_t gx[t] * u[t-1]``, ``gu0 = keep * gx[0]``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, keep, u0):
+        out = torch.empty_like(x)
+        u = u0
+        for t in range(x.shape[0]):
+            u = torch.add(torch.mul(u, keep), x[t], out=out[t])
+        ctx.save_for_backward(keep, u0, out if ctx.needs_input_grad[1] else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        keep, u0, out = ctx.saved_tensors
+        gx = torch.empty_like(grad)
+        gx[-1] = grad[-1]
+        for t in range(grad.shape[0] - 2, -1, -1):
+            torch.add(grad[t], torch.mul(gx[t + 1], keep), out=gx[t])
+        gkeep = gu0 = None
+        if ctx.needs_input_grad[1]:
+            prev = torch.cat([u0.expand(grad.shape[1:]).unsqueeze(0), out[:-1]], 0)
+            gkeep = _sum_to(gx * prev, keep.shape)
+        if ctx.needs_input_grad[2]:
+            gu0 = _sum_to(gx[0] * keep, u0.shape)
+        return gx, gkeep, gu0
+
+
+class _BurstVoltage(torch.autograd.Function):
+    """Voltage, burst count and reset over time-first current ``c`` ``(T, N, *shape)``.
+
+    Forward, per step (the operations of the step-by-step loop, bit-identical)::
+
+        V = v * keep + c[t];  n = clamp(ceil(V / theta) - 1, 0, K)
+        v = V - n * theta   (subtract)   |   v = V * (n == 0)   (zero)
+
+    Returns ``(n, v)`` (``v`` after the reset). Backward: the gradient autograd computes for
+    those formulas with :class:`~qblif_lava.slayer.surrogate.ReLSGET`'s ReLSG-ET surrogate
+    (``dn/dV = S / theta``, ``dn/dtheta = -S V / theta^2``, ``S = scale * g(V / theta)``),
+    written as one reverse-time recursion on the gradient of the reset voltage ``gR``::
+
+        gV[t] = A[t] gR[t] + S[t] / theta * gn[t],    A = 1 - S (subtract) | (n == 0) (zero)
+        gR[t-1] = gv_out[t-1] + keep * gV[t]
+        gtheta = sum(-S V / theta^2 * gN) + sum(-n gR) (subtract),  gN = gn - theta gR | gn
+    """
+
+    @staticmethod
+    def forward(ctx, c, keep, theta, v0, max_burst, width, scale, zero_reset):
+        k = int(max_burst)
+        ns = torch.empty_like(c)
+        vs = torch.empty_like(c)
+        pre = torch.empty_like(c)                          # V before the reset
+        v = v0
+        for t in range(c.shape[0]):
+            vt = torch.add(torch.mul(v, keep), c[t], out=pre[t])
+            n = torch.div(vt, theta, out=ns[t]).ceil_().sub_(1).clamp_(0, k)
+            if zero_reset:
+                v = torch.mul(vt, (n == 0).to(vt.dtype), out=vs[t])
+            else:
+                v = torch.sub(vt, torch.mul(n, theta), out=vs[t])
+        ctx.save_for_backward(pre, ns, vs if ctx.needs_input_grad[1] else None, keep, theta, v0)
+        ctx.k, ctx.width, ctx.scale, ctx.zero = k, float(width), float(scale), bool(zero_reset)
+        ctx.set_materialize_grads(False)
+        return ns, vs
+
+    @staticmethod
+    def backward(ctx, gn, gv):
+        pre, ns, vs, keep, theta, v0 = ctx.saved_tensors
+        k, width, scale, zero = ctx.k, ctx.width, ctx.scale, ctx.zero
+        need_keep, need_theta, need_v0 = (ctx.needs_input_grad[1], ctx.needs_input_grad[2],
+                                          ctx.needs_input_grad[3])
+        gvv = torch.empty_like(pre)                     # dL/dV[t] = dL/dc[t]
+        gth = torch.zeros_like(pre[0]) if need_theta else None
+        gkp = torch.zeros_like(pre[0]) if need_keep else None
+        gr = None if gv is None else gv[-1]             # dL/dR[t] (None: zero)
+        # one step at a time: the per-step tensors stay in cache
+        for t in range(pre.shape[0] - 1, -1, -1):
+            x = pre[t] / theta
+            # ReLSG-ET: exp(min(x, 0) / w) below 0, exp(-(x - K) / w) above K, 1 inside
+            sur = torch.clamp(x, max=0).sub_(torch.clamp(x - k, min=0)).div_(width).exp_()
+            if scale != 1.0:
+                sur.mul_(scale)
+            gN = gn[t] if gn is not None else torch.zeros_like(x)
+            if gr is not None and not zero:
+                gN = gN - theta * gr                    # the reset v - n theta
+            sd = sur / theta                            # dn/dV
+            g = torch.mul(sd, gN, out=gvv[t])           # dL/dV through n
+            if gr is not None:
+                g.add_(gr if not zero else gr * (ns[t] == 0).to(gr.dtype))
+            if need_theta:
+                gth.sub_(sd.mul_(gN).mul_(x))           # dn/dtheta = -S x / theta
+                if gr is not None and not zero:
+                    gth.sub_(ns[t] * gr)
+            if need_keep:
+                gkp.addcmul_(g, vs[t - 1] if t else v0)
+            if t:
+                gr = g * keep if gv is None else torch.addcmul(gv[t - 1], g, keep)
+        gkeep = _sum_to(gkp, keep.shape) if need_keep else None
+        gtheta = _sum_to(gth, theta.shape) if need_theta else None
+        gv0 = _sum_to(gvv[0] * keep, v0.shape) if need_v0 else None
+        return gvv, gkeep, gtheta, gv0, None, None, None, None
 
 
 def set_quantized(module: torch.nn.Module, flag: bool = True) -> torch.nn.Module:
