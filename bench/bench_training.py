@@ -38,37 +38,70 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="neuron families trained in parallel processes (each --threads threads)")
+    p.add_argument("--rows-json", help=argparse.SUPPRESS)   # child mode of --jobs
     p.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                      "results"))
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
+
+
+def run_family(args, neuron):
+    """Train ``neuron`` at every T of ``args`` (ReLU once: it does not depend on T)."""
+    rows = []
+    ts = [int(t) for t in args.timesteps.split(",")]
+    t_start = time.perf_counter()
+    for t in (ts if neuron != "relu" else [ts[0]]):
+        cfg = TrainConfig(
+            dataset=args.dataset, neuron=neuron, arch=args.arch, timesteps=t,
+            max_burst=args.max_burst, epochs=args.epochs, seed=args.seed, lr=args.lr,
+            batch_size=args.batch_size, limit=args.limit, val_limit=args.val_limit,
+            test_limit=args.test_limit, threshold=2.0 if args.arch == "mlp" else 1.0,
+            loss_scale=1.0 / args.max_burst if neuron == "qblif" else 1.0,
+            threads=args.threads, progress=False)
+        _, r = train(cfg, log=None)
+        row = {k: r[k] for k in ("neuron", "timesteps", "simulated_steps", "max_burst",
+                                 "test_accuracy", "spikes_per_neuron_step",
+                                 "synops_per_sample", "spike_synops_per_sample",
+                                 "input_synops_per_sample", "seconds_per_epoch",
+                                 "train_seconds")}
+        rows.append(row)
+        print(f"{neuron:5s} T={t}: acc {r['test_accuracy'] * 100:.2f}%  "
+              f"spk/n/step {_f(r['spikes_per_neuron_step'], '.4f')}  "
+              f"SynOps {_f(r['synops_per_sample'], ',.0f')}  {r['seconds_per_epoch']:.1f} s/epoch "
+              f"[{time.perf_counter() - t_start:.0f} s]", flush=True)
+    return rows
 
 
 def run(args):
-    rows = []
-    ts = [int(t) for t in args.timesteps.split(",")]
+    """All families, sequentially or as ``--jobs`` child processes of this script (each a
+    fresh interpreter: Lava/torch state is not forked); rows in family order."""
     neurons = args.neurons.split(",")
-    t_start = time.perf_counter()
-    for neuron in neurons:
-        for t in (ts if neuron != "relu" else [ts[0]]):        # ReLU does not depend on T
-            cfg = TrainConfig(
-                dataset=args.dataset, neuron=neuron, arch=args.arch, timesteps=t,
-                max_burst=args.max_burst, epochs=args.epochs, seed=args.seed, lr=args.lr,
-                batch_size=args.batch_size, limit=args.limit, val_limit=args.val_limit,
-                test_limit=args.test_limit, threshold=2.0 if args.arch == "mlp" else 1.0,
-                loss_scale=1.0 / args.max_burst if neuron == "qblif" else 1.0,
-                threads=args.threads, progress=False)
-            _, r = train(cfg, log=None)
-            row = {k: r[k] for k in ("neuron", "timesteps", "simulated_steps", "max_burst",
-                                     "test_accuracy", "spikes_per_neuron_step",
-                                     "synops_per_sample", "spike_synops_per_sample",
-                                     "input_synops_per_sample", "seconds_per_epoch",
-                                     "train_seconds")}
-            rows.append(row)
-            print(f"{neuron:5s} T={t}: acc {r['test_accuracy'] * 100:.2f}%  "
-                  f"spk/n/step {_f(r['spikes_per_neuron_step'], '.4f')}  "
-                  f"SynOps {_f(r['synops_per_sample'], ',.0f')}  {r['seconds_per_epoch']:.1f} s/epoch "
-                  f"[{time.perf_counter() - t_start:.0f} s]", flush=True)
-    return rows
+    if args.jobs <= 1 or len(neurons) == 1:
+        return [r for n in neurons for r in run_family(args, n)]
+    import subprocess
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+    passthrough, skip = [], False
+    for a in args.argv:                       # drop --jobs N / --jobs=N / --neurons X
+        if skip:
+            skip = False
+        elif a in ("--jobs", "--neurons"):
+            skip = True
+        elif not a.startswith(("--jobs=", "--neurons=")):
+            passthrough.append(a)
+
+    def child(neuron):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "rows.json")
+            subprocess.run([sys.executable, os.path.abspath(__file__), *passthrough,
+                            "--neurons", neuron, "--jobs", "1", "--rows-json", out], check=True)
+            with open(out) as f:
+                return json.load(f)
+    with ThreadPoolExecutor(max_workers=args.jobs) as ex:
+        return [r for rows in ex.map(child, neurons) for r in rows]
 
 
 def _f(v, spec):
@@ -81,7 +114,7 @@ def markdown(rows, args, versions) -> str:
         "",
         f"{args.dataset}, arch `{args.arch}`, seed {args.seed}, {args.limit} training samples, "
         f"{args.epochs} epoch(s), batch {args.batch_size}, Adam lr {args.lr}, "
-        f"{args.threads} CPU thread(s); test accuracy on the first {args.test_limit} test "
+        f"{args.threads} CPU thread(s) per run, {args.jobs} run(s) at a time; test accuracy on the first {args.test_limit} test "
         f"images in quantized mode (QB-LIF exact integer forward; lava-dl CUBA 8-bit). "
         f"Spiking nets run T + latency steps; SynOps = unit events x fan-out over non-zero "
         f"synapses (total includes the graded input; 'spike SynOps' excludes it). "
@@ -144,11 +177,14 @@ def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
     rows = run(args)
+    if args.rows_json:
+        atomic_write_text(args.rows_json, json.dumps(rows))
+        return
     from qblif_lava.training.train import versions
     v = versions()
     atomic_write_text(os.path.join(args.out_dir, "training.md"), markdown(rows, args, v))
     atomic_write_text(os.path.join(args.out_dir, "training.json"),
-                      json.dumps({"args": vars(args), "rows": rows, "versions": v}, indent=2) + "\n")
+                      json.dumps({"args": {k: v for k, v in vars(args).items() if k != "argv"}, "rows": rows, "versions": v}, indent=2) + "\n")
     plot(rows, os.path.join(args.out_dir, "training.png"))
     print(f"wrote {args.out_dir}/training.md, training.json, training.png")
 
