@@ -10,7 +10,10 @@ def atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` to ``path`` atomically (the directory must exist)."""
     d = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=d)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)            # mkstemp's 0600 is not what a user expects
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
