@@ -60,6 +60,10 @@ def cmd_run(args):
         if not steps:
             raise CompileError("the file has no /qblif/timesteps; pass --steps", "qblif",
                                "timesteps")
+        if args.check and net.ir.graph.get("stateful"):
+            raise CompileError("--check compares with qblif-lava's SLAYER export, which has no "
+                               "SDNN layers (compare SDNN nets with stock NetX)", None,
+                               "neuron/type")
         images, labels = load_dataset(args.dataset, "test", limit=args.samples)
         frames = quantize_intensity(images, int(net.ir.graph["input_bits"]))
         shape = net.input_shape
@@ -82,9 +86,6 @@ def cmd_run(args):
 def _check(path, net, frames, out, steps):
     """Compare every layer's counts with SLAYER's quantized forward; print the first mismatch."""
     from compiler.verify import first_mismatch, slayer_counts
-    if net.ir.graph.get("stateful"):
-        raise CompileError("--check compares with qblif-lava's SLAYER export, which has no "
-                           "SDNN layers (compare SDNN nets with stock NetX)", None, "neuron/type")
     want = slayer_counts(path, net.ir, frames, steps)
     bad = first_mismatch(out, want)
     if bad is not None:

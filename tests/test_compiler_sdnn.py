@@ -221,3 +221,25 @@ def test_sdnn_defaults_as_stock_netx(tmp_path):
     assert ly.syn["message_bits"] == 16    # the encoder's default messageBits
     with pytest.raises(NotImplementedError):
         forward(net.ir, np.zeros((1, 6), int), 2, record_uv=True)
+
+
+def test_cli_check_refuses_sdnn_with_one_line(tmp_path, capsys):
+    """``qblif run --check`` compares with qblif-lava's SLAYER export, which has no SDNN."""
+    import torch
+    from lava.lib.dl import slayer
+    from qblif_lava.cli import main
+    torch.manual_seed(0)
+    p = {"threshold": 0.1, "activation": torch.nn.functional.relu}
+    blocks = [slayer.block.sigma_delta.Dense(p, 64, 8, weight_scale=2),
+              slayer.block.sigma_delta.Output(p, 8, 10, weight_scale=2)]
+    path = _export(blocks, tmp_path / "sdnn64.net", torch.rand(1, 64, 3))
+    with h5py.File(path, "r+") as f:
+        f.create_dataset("qblif/inputShape", data=np.array([64]))
+        f.create_dataset("qblif/inputBits", data=4)
+        f.create_dataset("qblif/timesteps", data=3)
+    rc = main(["run", str(path), "--dataset", "digits", "--samples", "2", "--check"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    errors = [line for line in err.splitlines() if line.startswith("qblif run: error")]
+    assert len(errors) == 1 and "SDNN" in errors[0]
+    assert "Lava:" not in err, "the check must be refused before anything runs"

@@ -19,7 +19,7 @@ from lava.lib.dl.slayer.block import cuba
 
 from qblif_lava.params import check_int_range, check_shape
 from qblif_lava.slayer import block as qblock
-from qblif_lava.slayer.neuron import Neuron, S_SCALE, W_SCALE
+from qblif_lava.slayer.neuron import S_SCALE, W_SCALE
 
 __all__ = ['Network', 'export_network', 'load_network']
 

@@ -27,9 +27,9 @@ from lava.lib.dl.slayer.neuron import base
 from lava.lib.dl.slayer.utils import quantize
 
 from qblif_lava.params import DECAY_RANGE, MAX_BURST_RANGE, VTH_RANGE, check_reset_mode
-from qblif_lava.reference import (ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, MAX_UV, V_MAX, V_MIN,
+from qblif_lava.reference import (ACT_SHIFT, DECAY_UNITY, MAX_UV, V_MAX, V_MIN,
                                   VTH_SHIFT)
-from qblif_lava.slayer.surrogate import ReLSGET, relsg_et_derivative
+from qblif_lava.slayer.surrogate import ReLSGET
 
 W_SCALE = 1 << ACT_SHIFT                    # weight float = w_int / 64
 S_SCALE = W_SCALE << VTH_SHIFT              # chip state = SLAYER state * 4096
