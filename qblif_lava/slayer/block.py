@@ -57,6 +57,14 @@ class AbstractQBLIF(torch.nn.Module):
         self.delay = Delay(max_delay=62) if delay is True else None
         del self.neuron_params
 
+    def _build_synapse(self, synapse_cls, kwargs):
+        """``self.synapse = synapse_cls(**synapse_params)``, weights quantized as lava-dl CUBA
+        (8-bit even mantissas over 64) unless the caller gave its own ``pre_hook_fx``."""
+        self.synapse = synapse_cls(**self.synapse_params)
+        if kwargs.get('pre_hook_fx') is None:
+            self.synapse.pre_hook_fx = self.neuron.quantize_8bit
+        del self.synapse_params
+
     def _synapse_forward(self, x):
         exact = (self.neuron.quantized and not self.synapse.weight_norm_enabled
                  and isinstance(self.synapse, (synapse.Dense, synapse.Conv)))
@@ -113,12 +121,9 @@ class Dense(AbstractQBLIF, base.AbstractDense):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.synapse = synapse.Dense(**self.synapse_params)
-        if kwargs.get('pre_hook_fx') is None:
-            self.synapse.pre_hook_fx = self.neuron.quantize_8bit
+        self._build_synapse(synapse.Dense, kwargs)
         self.neuron.shape = torch.Size([self.synapse.out_channels])
         self.neuron.num_neurons = self.synapse.out_channels
-        del self.synapse_params
 
 
 class Conv(AbstractQBLIF, base.AbstractConv):
@@ -126,10 +131,7 @@ class Conv(AbstractQBLIF, base.AbstractConv):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.synapse = synapse.Conv(**self.synapse_params)
-        if kwargs.get('pre_hook_fx') is None:
-            self.synapse.pre_hook_fx = self.neuron.quantize_8bit
-        del self.synapse_params
+        self._build_synapse(synapse.Conv, kwargs)
 
 
 class Pool(AbstractQBLIF, base.AbstractPool):
@@ -137,7 +139,4 @@ class Pool(AbstractQBLIF, base.AbstractPool):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.synapse = synapse.Pool(**self.synapse_params)
-        if kwargs.get('pre_hook_fx') is None:
-            self.synapse.pre_hook_fx = self.neuron.quantize_8bit
-        del self.synapse_params
+        self._build_synapse(synapse.Pool, kwargs)
