@@ -19,6 +19,11 @@ BIAS_EXP_RANGE = (-7, 7)           # 3-bit magnitude; negative means a right shi
 MAX_BURST_RANGE = (1, 255)
 
 
+def message_bits(max_burst) -> int:
+    """Payload bits of a graded burst event carrying n in 0..K: ``bit_length(K)`` (spec 4, 5)."""
+    return int(max_burst).bit_length()
+
+
 def _fmt(value) -> str:
     arr = np.asarray(value)
     if arr.ndim == 0:

@@ -10,6 +10,7 @@ every burst encoding (``graded_only``). Sets ``layer.resources`` ``in_bits``/``i
 from __future__ import annotations
 
 from compiler.ir import layers, producer
+from qblif_lava.params import message_bits
 
 
 def out_message(g, ly):
@@ -23,7 +24,7 @@ def out_message(g, ly):
     if ly.neuron.kind == "CUBA":
         return 0, 1, False
     k = int(ly.neuron.max_burst)
-    return k.bit_length(), k, False
+    return message_bits(k), k, False
 
 
 def assign_message_bits(g):

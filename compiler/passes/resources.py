@@ -15,6 +15,7 @@ import numpy as np
 
 from compiler import numeric
 from compiler.ir import layers
+from qblif_lava.params import message_bits
 
 LOIHI2_CORES_PER_CHIP = 128
 LOIHI2_NEURONS_PER_CORE = 8192
@@ -36,7 +37,7 @@ def estimate_resources(g):
                  weight_bits=int(ly.weight_bits), weight_exp=int(ly.weight_exp),
                  message_bits=int(ly.syn["message_bits"]), lanes=int(ly.syn["lanes"]),
                  out_bits=(0 if ly.neuron.kind == "CUBA" else int(ly.neuron.message_bits)
-                           if ly.neuron.kind == "SDNN" else int(ly.neuron.max_burst).bit_length()),
+                           if ly.neuron.kind == "SDNN" else message_bits(ly.neuron.max_burst)),
                  neuron=ly.neuron.kind, max_burst=int(ly.neuron.max_burst))
         r["cores"] = max(math.ceil(ly.size / LOIHI2_NEURONS_PER_CORE),
                          math.ceil(syn / LOIHI2_SYNAPSES_PER_CORE))

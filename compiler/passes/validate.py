@@ -128,7 +128,7 @@ def _validate_neuron(ly):
         return
     _check(P.check_int_range, i, "neuron/maxBurst", "maxBurst", n.max_burst, *P.MAX_BURST_RANGE)
     _check(P.check_reset_mode, i, "neuron/resetMode", n.reset_mode)
-    want = int(n.max_burst).bit_length()
+    want = P.message_bits(n.max_burst)
     if n.message_bits is not None and n.message_bits != want:
         raise CompileError(f"messageBits={n.message_bits} is inconsistent with "
                            f"maxBurst={n.max_burst} (expected {want})", i, "neuron/messageBits")

@@ -8,7 +8,7 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess, LogConfig
 from lava.magma.core.process.variable import Var
 
-from qblif_lava.params import check_qblif_params
+from qblif_lava.params import check_qblif_params, message_bits
 
 
 class QBLIF(AbstractProcess):
@@ -70,5 +70,4 @@ class QBLIF(AbstractProcess):
     @property
     def num_message_bits(self) -> int:
         """Bits a graded ``s_out`` event needs: ``bit_length(max_burst)``."""
-        return int(self.max_burst.init).bit_length() if np.ndim(self.max_burst.init) == 0 \
-            else int(np.asarray(self.max_burst.init).item()).bit_length()
+        return message_bits(np.asarray(self.max_burst.init).item())

@@ -26,7 +26,8 @@ import torch
 from lava.lib.dl.slayer.neuron import base
 from lava.lib.dl.slayer.utils import quantize
 
-from qblif_lava.params import DECAY_RANGE, MAX_BURST_RANGE, VTH_RANGE, check_reset_mode
+from qblif_lava.params import (DECAY_RANGE, MAX_BURST_RANGE, VTH_RANGE, check_reset_mode,
+                               message_bits)
 from qblif_lava.reference import (ACT_SHIFT, DECAY_UNITY, MAX_UV, V_MAX, V_MIN,
                                   VTH_SHIFT)
 from qblif_lava.slayer.surrogate import ReLSGET
@@ -195,7 +196,7 @@ class Neuron(base.Neuron):
     @property
     def message_bits(self):
         """``bit_length(max_burst)``: graded payload width of the count."""
-        return int(self.max_burst).bit_length()
+        return message_bits(self.max_burst)
 
     @property
     def device_params(self):
