@@ -37,10 +37,22 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr-schedule", default="cosine", choices=("cosine", "constant"))
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="seconds of training + validation per run (plans its epochs; see "
+                        "qblif train --time-budget)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--jobs", type=int, default=1,
-                   help="neuron families trained in parallel processes (each --threads threads)")
+                   help="runs (one per family and T) trained in parallel processes, each with "
+                        "--threads threads")
+    p.add_argument("--save-models", metavar="DIR",
+                   help="also export every spiking run as DIR/<dataset>_<neuron>_<arch>_T<T>.net "
+                        "with its model card")
     p.add_argument("--rows-json", help=argparse.SUPPRESS)   # child mode of --jobs
+    p.add_argument("--from-runs", action="store_true",
+                   help="train nothing: rebuild the table and plot from OUT_DIR/runs/*.json "
+                        "(the rows that --jobs children left, e.g. of a run cut short)")
     p.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                      "results"))
     args = p.parse_args(argv)
@@ -48,60 +60,126 @@ def parse_args(argv=None):
     return args
 
 
-def run_family(args, neuron):
-    """Train ``neuron`` at every T of ``args`` (ReLU once: it does not depend on T)."""
-    rows = []
+ROW_KEYS = ("neuron", "timesteps", "simulated_steps", "max_burst", "test_accuracy",
+            "spikes_per_neuron_step", "synops_per_sample", "spike_synops_per_sample",
+            "input_synops_per_sample", "seconds_per_epoch", "train_seconds", "epochs", "device")
+
+
+def runs_of(args):
+    """(neuron, T) pairs in table order (ReLU once: it does not depend on T)."""
     ts = [int(t) for t in args.timesteps.split(",")]
+    return [(n, t) for n in args.neurons.split(",") for t in (ts if n != "relu" else ts[:1])]
+
+
+def run_one(args, neuron, t):
+    """Train ``neuron`` at input window ``t``; the table row (and, with --save-models, the
+    exported model and its card)."""
     t_start = time.perf_counter()
-    for t in (ts if neuron != "relu" else [ts[0]]):
-        cfg = TrainConfig(
-            dataset=args.dataset, neuron=neuron, arch=args.arch, timesteps=t,
-            max_burst=args.max_burst, epochs=args.epochs, seed=args.seed, lr=args.lr,
-            batch_size=args.batch_size, limit=args.limit, val_limit=args.val_limit,
-            test_limit=args.test_limit, threshold=2.0 if args.arch == "mlp" else 1.0,
-            loss_scale=1.0 / args.max_burst if neuron == "qblif" else 1.0,
-            threads=args.threads, progress=False)
-        _, r = train(cfg, log=None)
-        row = {k: r[k] for k in ("neuron", "timesteps", "simulated_steps", "max_burst",
-                                 "test_accuracy", "spikes_per_neuron_step",
-                                 "synops_per_sample", "spike_synops_per_sample",
-                                 "input_synops_per_sample", "seconds_per_epoch",
-                                 "train_seconds")}
-        rows.append(row)
-        print(f"{neuron:5s} T={t}: acc {r['test_accuracy'] * 100:.2f}%  "
-              f"spk/n/step {_f(r['spikes_per_neuron_step'], '.4f')}  "
-              f"SynOps {_f(r['synops_per_sample'], ',.0f')}  {r['seconds_per_epoch']:.1f} s/epoch "
-              f"[{time.perf_counter() - t_start:.0f} s]", flush=True)
+    cfg = TrainConfig(
+        dataset=args.dataset, neuron=neuron, arch=args.arch, timesteps=t,
+        max_burst=args.max_burst, epochs=args.epochs, seed=args.seed, lr=args.lr,
+        batch_size=args.batch_size, limit=args.limit, val_limit=args.val_limit,
+        test_limit=args.test_limit, threshold=2.0 if args.arch == "mlp" else 1.0,
+        loss_scale=1.0 / args.max_burst if neuron == "qblif" else 1.0,
+        lr_schedule=args.lr_schedule, time_budget=args.time_budget, device=args.device,
+        threads=args.threads, progress=False)
+    model, r = train(cfg, log=None)
+    if args.save_models and neuron != "relu":
+        from qblif_lava.training.train import export, write_card
+        os.makedirs(args.save_models, exist_ok=True)
+        out = os.path.join(args.save_models, f"{args.dataset.replace('fashion-mnist', 'fmnist')}"
+                                             f"_{neuron}_{args.arch}_T{t}.net")
+        export(model, cfg, out)
+        write_card(r, out, note="Trained by bench/bench_training.py, side by side with the "
+                                "other families and input windows of the same run.")
+    print(f"{neuron:5s} T={t}: acc {r['test_accuracy'] * 100:.2f}%  "
+          f"spk/n/step {_f(r['spikes_per_neuron_step'], '.4f')}  "
+          f"SynOps {_f(r['synops_per_sample'], ',.0f')}  {r['epochs']} epochs, "
+          f"{r['seconds_per_epoch']:.1f} s/epoch [{time.perf_counter() - t_start:.0f} s]",
+          flush=True)
+    return {k: r[k] for k in ROW_KEYS}
+
+
+def run_path(args, neuron, t):
+    """Where a ``--jobs`` child leaves its row (kept: a run cut short still has its rows;
+    ``--from-runs`` rebuilds the table from them)."""
+    d = os.path.join(args.out_dir, "runs")
+    os.makedirs(d, exist_ok=True)
+    return os.path.join(d, f"{neuron}_T{t}.json")
+
+
+def rows_from_runs(args):
+    rows = []
+    for n, t in runs_of(args):
+        p = run_path(args, n, t)
+        if os.path.exists(p):
+            with open(p) as f:
+                rows += json.load(f)
+        else:
+            print(f"{n} T={t}: no result in {p}", flush=True)
     return rows
 
 
 def run(args):
-    """All families, sequentially or as ``--jobs`` child processes of this script (each a
-    fresh interpreter: Lava/torch state is not forked); rows in family order."""
-    neurons = args.neurons.split(",")
-    if args.jobs <= 1 or len(neurons) == 1:
-        return [r for n in neurons for r in run_family(args, n)]
+    """Every (family, T) run, sequentially or as ``--jobs`` child processes of this script
+    (each a fresh interpreter); rows in table order. A failed child is reported and left
+    out of the table."""
+    pairs = runs_of(args)
+    if args.jobs <= 1 or len(pairs) == 1:
+        return [run_one(args, n, t) for n, t in pairs]
     import subprocess
-    import tempfile
     from concurrent.futures import ThreadPoolExecutor
     passthrough, skip = [], False
-    for a in args.argv:                       # drop --jobs N / --jobs=N / --neurons X
+    for a in args.argv:                       # drop --jobs / --neurons / --timesteps
         if skip:
             skip = False
-        elif a in ("--jobs", "--neurons"):
+        elif a in ("--jobs", "--neurons", "--timesteps"):
             skip = True
-        elif not a.startswith(("--jobs=", "--neurons=")):
+        elif not a.startswith(("--jobs=", "--neurons=", "--timesteps=")):
             passthrough.append(a)
 
-    def child(neuron):
-        with tempfile.TemporaryDirectory() as d:
-            out = os.path.join(d, "rows.json")
-            subprocess.run([sys.executable, os.path.abspath(__file__), *passthrough,
-                            "--neurons", neuron, "--jobs", "1", "--rows-json", out], check=True)
-            with open(out) as f:
-                return json.load(f)
+    t_bench = time.perf_counter()
+    cuba_on_gpu = args.device.startswith("cuda") and any(n == "cuba" for n, _ in pairs)
+    kernel = None
+    if cuba_on_gpu:     # build lava-dl's CUBA kernel once, beside the other families' runs
+        import threading
+        kernel = {"done": threading.Event(), "ok": False}
+
+        def build():
+            code = ("import sys; sys.path[:0] = " + repr(sys.path[:2]) + "; "
+                    "from qblif_lava.training.train import build_cuba_kernel; "
+                    f"build_cuba_kernel({args.device!r})")
+            t0 = time.perf_counter()
+            kernel["ok"] = subprocess.run([sys.executable, "-c", code]).returncode == 0
+            print(f"lava-dl CUBA CUDA kernel: {'built' if kernel['ok'] else 'FAILED'} in "
+                  f"{time.perf_counter() - t0:.0f} s"
+                  + ("" if kernel["ok"] else "; CUBA runs fall back to --device cpu"), flush=True)
+            kernel["done"].set()
+        threading.Thread(target=build, daemon=True).start()
+
+    def child(pair):
+        neuron, t = pair
+        extra = []
+        if neuron == "cuba" and kernel is not None:
+            kernel["done"].wait()
+            if not kernel["ok"]:
+                extra = ["--device", "cpu", "--threads", "2"]
+            if args.time_budget:       # the build took part of this run's wall-clock budget
+                left = args.time_budget - (time.perf_counter() - t_bench)
+                extra += ["--time-budget", str(max(left, 0.25 * args.time_budget))]
+        out = run_path(args, neuron, t)
+        if os.path.exists(out):
+            os.remove(out)
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), *passthrough,
+                               "--neurons", neuron, "--timesteps", str(t), "--jobs", "1",
+                               "--rows-json", out, *extra])
+        if proc.returncode != 0:
+            print(f"{neuron} T={t}: FAILED (exit {proc.returncode})", flush=True)
+            return []
+        with open(out) as f:
+            return json.load(f)
     with ThreadPoolExecutor(max_workers=args.jobs) as ex:
-        return [r for rows in ex.map(child, neurons) for r in rows]
+        return [r for rows in ex.map(child, pairs) for r in rows]
 
 
 def _f(v, spec):
@@ -112,17 +190,20 @@ def markdown(rows, args, versions) -> str:
     lines = [
         "# Training benchmark: QB-LIF vs CUBA vs ReLU",
         "",
-        f"{args.dataset}, arch `{args.arch}`, seed {args.seed}, {args.limit} training samples, "
-        f"{args.epochs} epoch(s), batch {args.batch_size}, Adam lr {args.lr}, "
-        f"{args.threads} CPU thread(s) per run, {args.jobs} run(s) at a time; test accuracy on the first {args.test_limit} test "
-        f"images in quantized mode (QB-LIF exact integer forward; lava-dl CUBA 8-bit). "
+        f"{args.dataset}, arch `{args.arch}` ({_arch(args)}), seed {args.seed}, "
+        f"{args.limit or 'all'} training samples, up to {args.epochs} epoch(s)"
+        + (f" within a {args.time_budget:.0f} s budget per run" if args.time_budget else "")
+        + f", batch {args.batch_size}, Adam lr {args.lr} ({args.lr_schedule}), device "
+        f"{_devices(rows, args)}, {args.threads} CPU thread(s) per run, {args.jobs} run(s) at a "
+        f"time; test accuracy on {_test_set(args)} in quantized mode (QB-LIF exact integer "
+        f"forward; lava-dl CUBA 8-bit). "
         f"Spiking nets run T + latency steps; SynOps = unit events x fan-out over non-zero "
         f"synapses (total includes the graded input; 'spike SynOps' excludes it). "
         f"ReLU: MACs of one forward pass, independent of T.",
         "",
         "| neuron | K | T | steps run | test acc. | spikes/neuron/step | SynOps/sample | "
-        "spike SynOps/sample | s/epoch |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "spike SynOps/sample | epochs | s/epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         relu = r["neuron"] == "relu"
@@ -131,9 +212,24 @@ def markdown(rows, args, versions) -> str:
             f"{'-' if relu else r['simulated_steps']} | {r['test_accuracy'] * 100:.2f}% | "
             f"{_f(r['spikes_per_neuron_step'], '.4f')} | "
             f"{_f(r['synops_per_sample'], ',.0f')}{' (MACs)' if relu else ''} | "
-            f"{_f(r['spike_synops_per_sample'], ',.0f')} | {r['seconds_per_epoch']:.1f} |")
+            f"{_f(r['spike_synops_per_sample'], ',.0f')} | {r.get('epochs', args.epochs)} | "
+            f"{r['seconds_per_epoch']:.1f} |")
     lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
     return "\n".join(lines)
+
+
+def _arch(args):
+    from qblif_lava.data import input_shape
+    from qblif_lava.training.models import describe
+    return describe(args.dataset, args.arch, input_shape(args.dataset))
+
+
+def _devices(rows, args):
+    return ", ".join(sorted({r.get("device") or args.device for r in rows})) or args.device
+
+
+def _test_set(args):
+    return f"the first {args.test_limit} test images" if args.test_limit else "the whole test split"
 
 
 def plot(rows, path):
@@ -176,7 +272,7 @@ def plot(rows, path):
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
-    rows = run(args)
+    rows = rows_from_runs(args) if args.from_runs else run(args)
     if args.rows_json:
         atomic_write_text(args.rows_json, json.dumps(rows))
         return

@@ -44,6 +44,14 @@ def register(sub):
     p.add_argument("--input-bits", type=int, default=4)
     p.add_argument("--loss-scale", type=float, default=None,
                    help="logits = output spike counts x this; default 1/K (QB-LIF) or 1 (CUBA)")
+    p.add_argument("--lr-schedule", choices=("cosine", "constant"), default="cosine",
+                   help="per-epoch learning rate: cosine from --lr towards 0, or constant")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="run at most --epochs epochs, fewer if the first epoch's pace "
+                        "(training + validation) says they would not fit in SECONDS")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (default, deterministic), cuda or cuda:N (lava-dl CUBA JIT-compiles "
+                        "its CUDA kernel on first use)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (results depend on it)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.add_argument("--out", required=True, help="output file, e.g. netx_models/NAME.net")
@@ -63,6 +71,7 @@ def config_from_args(args):
         input_bits=args.input_bits,
         loss_scale=args.loss_scale if args.loss_scale is not None else (
             1.0 / args.max_burst if args.neuron == "qblif" else 1.0),
+        lr_schedule=args.lr_schedule, time_budget=args.time_budget, device=args.device,
         threads=args.threads, progress=not args.no_progress)
 
 

@@ -9,7 +9,8 @@ zero for the first ``latency`` steps.
 Architectures (``ARCHS``):
 - ``mlp``: flatten - dense(H) - dense(10); H = 128 (digits) or 256 (fashion-mnist).
 - ``conv``: conv(C1, 3x3, pad 1) - pool2 - conv(C2, 3x3, pad 1) - pool2 - flatten -
-  dense(10); (C1, C2) = (16, 32) for fashion-mnist (28x28), (8, 16) for digits (8x8).
+  [dense(128)] - dense(10); fashion-mnist (28x28): C1, C2 = 32, 64 with the dense(128)
+  hidden layer (1x28x28-32c3-p2-64c3-p2-128-10); digits (8x8): 8, 16 without it.
 """
 from __future__ import annotations
 
@@ -69,14 +70,16 @@ def arch_spec(dataset: str, arch: str):
     if arch == "mlp":
         return [("flatten",), ("dense", 256 if fm else 128), ("dense", NUM_CLASSES)]
     if arch == "conv":
-        c1, c2 = (16, 32) if fm else (8, 16)
-        return [("conv", c1, 3, 1), ("pool", 2), ("conv", c2, 3, 1), ("pool", 2),
-                ("flatten",), ("dense", NUM_CLASSES)]
+        if not fm:
+            return [("conv", 8, 3, 1), ("pool", 2), ("conv", 16, 3, 1), ("pool", 2),
+                    ("flatten",), ("dense", NUM_CLASSES)]
+        return [("conv", 32, 3, 1), ("pool", 2), ("conv", 64, 3, 1), ("pool", 2),
+                ("flatten",), ("dense", 128), ("dense", NUM_CLASSES)]
     raise ValueError(f"arch={arch!r} is invalid: choose one of {', '.join(ARCHS)}")
 
 
 def describe(dataset: str, arch: str, in_shape) -> str:
-    """Human-readable architecture string, e.g. ``1x28x28-16c3-p2-32c3-p2-10``."""
+    """Human-readable architecture string, e.g. ``1x28x28-32c3-p2-64c3-p2-128-10``."""
     parts = ["x".join(str(s) for s in in_shape)]
     for layer in arch_spec(dataset, arch):
         if layer[0] == "dense":
@@ -183,7 +186,8 @@ class ReluNet(torch.nn.Module):
     def macs(self) -> int:
         """Multiply-accumulates per sample (Linear and Conv2d layers)."""
         total = 0
-        x = torch.zeros(1, *self.in_shape)
+        p = next(self.parameters())
+        x = torch.zeros(1, *self.in_shape, dtype=p.dtype, device=p.device)
         for m in self.layers:
             y = m(x)
             if isinstance(m, torch.nn.Linear):
@@ -223,7 +227,7 @@ def fanout_map(block, in_shape, nonzero: bool = True) -> torch.Tensor | None:
 
 
 def _fanout_conv(syn, mask, in_shape):
-    x = torch.ones(1, *in_shape, 1, requires_grad=True)
+    x = torch.ones(1, *in_shape, 1, dtype=mask.dtype, device=mask.device, requires_grad=True)
     if type(syn).__name__ == "Pool":
         c = in_shape[0]
         xin = x.reshape(c, 1, *in_shape[1:], 1)

@@ -70,7 +70,10 @@ class TrainConfig:
     input_bits: int = DEFAULT_INPUT_BITS
     loss_scale: float = 1.0
     train_quantized: bool = False  # QB-LIF: train through the exact integer forward (STE)
+    lr_schedule: str = "cosine"    # cosine (per epoch, to 0 over the planned epochs) | constant
+    time_budget: float | None = None  # seconds for training + validation (plans the epochs)
     threads: int = 1
+    device: str = "cpu"            # cpu | cuda | cuda:N
     progress: bool = True
 
 
@@ -91,14 +94,80 @@ def check_config(cfg: TrainConfig) -> None:
         raise QblifError(f"--lr {cfg.lr} is invalid: expected > 0")
     if not 1 <= int(cfg.input_bits) <= 8:
         raise QblifError(f"--input-bits {cfg.input_bits} is out of range: allowed [1, 8]")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise QblifError(f"--lr-schedule {cfg.lr_schedule!r} is invalid: choose one of "
+                         f"{', '.join(LR_SCHEDULES)}")
+    if cfg.time_budget is not None and not cfg.time_budget > 0:
+        raise QblifError(f"--time-budget {cfg.time_budget} is invalid: expected > 0 seconds")
+    check_device(cfg.device)
 
 
-def seed_everything(seed: int, threads: int = 1) -> None:
-    """Deterministic torch on CPU: fixed seed, thread count and deterministic kernels."""
+LR_SCHEDULES = ("cosine", "constant")
+
+
+def check_device(device: str) -> None:
+    """Raise :class:`QblifError` unless ``device`` is ``cpu`` or an available CUDA device."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise QblifError(f"--device {device!r} is invalid: expected cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return
+    if dev.type != "cuda":
+        raise QblifError(f"--device {device!r} is not supported: expected cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise QblifError(f"--device {device}: CUDA is not available (torch {torch.__version__}, "
+                         f"{'no GPU found' if torch.version.cuda else 'a CPU-only build'})")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise QblifError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+
+
+def configure_device(cfg: TrainConfig) -> torch.device:
+    """The torch device of ``cfg``. On CUDA, lava-dl's CUBA neuron JIT-compiles its dynamics
+    kernel; its ``jitconfig`` would target sm_80 only on any GPU of compute capability >= 8,
+    which cannot run on a newer GPU (e.g. an H100, sm_90), so it is pointed at this GPU."""
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda" and cfg.neuron == "cuba":
+        from lava.lib.dl.slayer import jitconfig
+        major, minor = torch.cuda.get_device_capability(dev)
+        jitconfig.TORCH_CUDA_ARCH_LIST = f"{major}.{minor}"
+    return dev
+
+
+def build_cuba_kernel(device: str = "cuda") -> None:
+    """JIT-compile lava-dl's CUBA dynamics kernel for ``device`` now (cached by torch under
+    ``~/.cache/torch_extensions``), so parallel runs neither race nor time the build."""
+    configure_device(TrainConfig(neuron="cuba", device=device))
+    from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
+    leaky_integrator.Accelerated.leaky_integrator  # noqa: B018  (the property builds it)
+
+
+def lr_at(cfg: TrainConfig, epoch: int, planned: int) -> float:
+    """Learning rate of ``epoch`` (1-based) of ``planned``: constant, or cosine from ``lr``
+    (epoch 1) towards 0 (one step past the last epoch)."""
+    if cfg.lr_schedule == "constant" or planned <= 1:
+        return cfg.lr
+    return cfg.lr * 0.5 * (1.0 + np.cos(np.pi * (epoch - 1) / planned))
+
+
+def plan_epochs(cfg: TrainConfig, elapsed: float, last_epoch: float) -> int:
+    """Epochs to run from the one just finished (counted) on: ``cfg.epochs``, or fewer when
+    ``time_budget`` (seconds from the start of training, validation included) would not
+    hold them at the last epoch's pace. Re-planned after every epoch, so a slowdown (a
+    shared GPU) shortens the run instead of overrunning the budget."""
+    if cfg.time_budget is None:
+        return int(cfg.epochs)
+    fit = 1 + int(max(0.0, cfg.time_budget - elapsed) // max(last_epoch, 1e-9))
+    return max(1, min(int(cfg.epochs), fit))
+
+
+def seed_everything(seed: int, threads: int = 1, device: str = "cpu") -> None:
+    """Fixed seed and thread count; deterministic kernels on CPU (runs are repeatable
+    there; CUDA runs are seeded but not bit-repeatable)."""
     torch.manual_seed(int(seed))
     np.random.seed(int(seed) % 2 ** 32)
     torch.set_num_threads(int(threads))
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(torch.device(device).type == "cpu", warn_only=True)
 
 
 def make_model(cfg: TrainConfig):
@@ -150,6 +219,7 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, timesteps: int, inpu
     model.eval()
     set_quantized(model, True)
     steps = sim_steps(model, timesteps)
+    dev = model_device(model)
     x_all = encode(model, images, input_bits)
     y_all = torch.from_numpy(labels)
     correct = 0
@@ -157,7 +227,7 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, timesteps: int, inpu
     synops = input_ops = 0.0
     fanouts = None
     for i in range(0, len(x_all), batch_size):
-        xb, yb = x_all[i:i + batch_size], y_all[i:i + batch_size]
+        xb, yb = x_all[i:i + batch_size].to(dev), y_all[i:i + batch_size].to(dev)
         if not stats or model.neuron == "relu":
             logits = logits_of(model, xb, steps)
             correct += int((logits.argmax(1) == yb).sum())
@@ -194,32 +264,50 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, timesteps: int, inpu
     return res
 
 
+def model_device(model) -> torch.device:
+    """The device of a model's parameters (CPU for a model without any)."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 def train(cfg: TrainConfig, log=print):
     """Train per ``cfg``. Returns ``(model, result)``; the model holds the weights with the
-    best validation accuracy (quantized mode), ``result`` the card fields."""
+    best validation accuracy (quantized mode), ``result`` the card fields.
+
+    Epochs: ``cfg.epochs``, or fewer if ``cfg.time_budget`` is set and the pace so far
+    (training + validation, re-planned after every epoch) says they would not fit; the cosine
+    schedule spans the planned epochs. ``result["epochs"]`` is the number run."""
     check_config(cfg)
-    seed_everything(cfg.seed, cfg.threads)
+    seed_everything(cfg.seed, cfg.threads, cfg.device)
+    dev = configure_device(cfg)
     x_tr, y_tr = load_dataset(cfg.dataset, "train", cfg.limit)
     x_va, y_va = load_dataset(cfg.dataset, "val", cfg.val_limit)
     x_te, y_te = load_dataset(cfg.dataset, "test", cfg.test_limit)
     model = make_model(cfg)
     steps = sim_steps(model, cfg.timesteps)
+    model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    xt = encode(model, x_tr, cfg.input_bits)
-    yt = torch.from_numpy(y_tr)
+    xt = encode(model, x_tr, cfg.input_bits).to(dev)
+    yt = torch.from_numpy(y_tr).to(dev)
     gen = torch.Generator().manual_seed(int(cfg.seed))
     history = []
     best = (-1.0, None)
     t0 = time.perf_counter()
     epoch_times = []
-    for epoch in range(1, cfg.epochs + 1):
+    planned = int(cfg.epochs)
+    epoch = 0
+    while epoch < planned:
+        epoch += 1
         te = time.perf_counter()
+        lr = lr_at(cfg, epoch, planned)
+        for group in opt.param_groups:
+            group["lr"] = lr
         model.train()
         set_quantized(model, cfg.train_quantized)
-        perm = torch.randperm(len(xt), generator=gen)
+        perm = torch.randperm(len(xt), generator=gen).to(dev)
         batches = range(0, len(xt), cfg.batch_size)
-        bar = _tqdm(batches, cfg, f"epoch {epoch}/{cfg.epochs}")
-        loss_sum = 0.0
+        bar = _tqdm(batches, cfg, f"epoch {epoch}/{planned}")
+        loss_sum = torch.zeros((), device=dev)
         for i in bar:
             idx = perm[i:i + cfg.batch_size]
             loss = F.cross_entropy(logits_of(model, xt[idx], steps, cfg.loss_scale), yt[idx])
@@ -227,16 +315,19 @@ def train(cfg: TrainConfig, log=print):
             loss.backward()
             opt.step()
             _clamp_thresholds(model)
-            loss_sum += float(loss) * len(idx)
+            loss_sum += loss.detach() * len(idx)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{float(loss):.3f}")
         epoch_times.append(time.perf_counter() - te)
         val = evaluate(model, x_va, y_va, cfg.timesteps, cfg.input_bits)["accuracy"]
-        history.append({"epoch": epoch, "train_loss": loss_sum / len(xt), "val_accuracy": val,
-                        "seconds": epoch_times[-1]})
+        train_loss = float(loss_sum) / len(xt)
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_accuracy": val,
+                        "lr": lr, "seconds": epoch_times[-1]})
+        planned = min(planned, epoch - 1 + plan_epochs(cfg, time.perf_counter() - t0,
+                                                       time.perf_counter() - te))
         if log:
-            log(f"epoch {epoch}: loss {loss_sum / len(xt):.4f}  val accuracy {val:.4f} "
-                f"(quantized)  {epoch_times[-1]:.1f}s")
+            log(f"epoch {epoch}/{planned}: loss {train_loss:.4f}  val accuracy {val:.4f} "
+                f"(quantized)  lr {lr:.2e}  {epoch_times[-1]:.1f}s")
         if val > best[0]:
             best = (val, copy.deepcopy(model.state_dict()))
     train_seconds = time.perf_counter() - t0
@@ -250,7 +341,7 @@ def train(cfg: TrainConfig, log=print):
         "latency": getattr(model, "latency", 0) if cfg.neuron != "relu" else 0,
         "simulated_steps": steps,
         "max_burst": cfg.max_burst if cfg.neuron == "qblif" else 1,
-        "seed": cfg.seed, "epochs": cfg.epochs,
+        "seed": cfg.seed, "epochs": epoch, "device": _device_name(dev),
         "train_samples": len(x_tr), "val_samples": len(x_va), "test_samples": len(x_te),
         "best_val_accuracy": best[0],
         "test_accuracy": test["accuracy"],
@@ -267,6 +358,12 @@ def train(cfg: TrainConfig, log=print):
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     return model, result
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"{torch.cuda.get_device_name(dev)} (CUDA)"
+    return "CPU"
 
 
 def _tqdm(it, cfg, desc):
@@ -347,6 +444,7 @@ def export(model, cfg: TrainConfig, out: str) -> None:
     kwargs = dict(input_shape=model.net_input_shape, input_bits=cfg.input_bits,
                   timesteps=cfg.timesteps, dataset=cfg.dataset)
     from qblif_lava.slayer.hdf5 import export_network
+    model.cpu()
     set_quantized(model, True)
     export_network(blocks, out, **kwargs)
 
