@@ -30,7 +30,7 @@ def parse_args(argv=None):
     p.add_argument("--timesteps", default="1,2,4,8", help="comma-separated input windows T")
     p.add_argument("--neurons", default="qblif,cuba,relu", help="comma-separated families")
     p.add_argument("--max-burst", type=int, default=4)
-    p.add_argument("--limit", type=int, default=2000, help="training samples")
+    p.add_argument("--limit", type=int, default=2000, help="training samples (0: all)")
     p.add_argument("--val-limit", type=int, default=500)
     p.add_argument("--test-limit", type=int, default=2000)
     p.add_argument("--epochs", type=int, default=1)
@@ -78,12 +78,12 @@ def run_one(args, neuron, t):
     cfg = TrainConfig(
         dataset=args.dataset, neuron=neuron, arch=args.arch, timesteps=t,
         max_burst=args.max_burst, epochs=args.epochs, seed=args.seed, lr=args.lr,
-        batch_size=args.batch_size, limit=args.limit, val_limit=args.val_limit,
+        batch_size=args.batch_size, limit=args.limit or None, val_limit=args.val_limit,
         test_limit=args.test_limit, threshold=2.0 if args.arch == "mlp" else 1.0,
         loss_scale=1.0 / args.max_burst if neuron == "qblif" else 1.0,
         lr_schedule=args.lr_schedule, time_budget=args.time_budget, device=args.device,
         threads=args.threads, progress=False)
-    model, r = train(cfg, log=None)
+    model, r = train(cfg, log=lambda m: print(f"{neuron} T={t}: {m}", flush=True))
     if args.save_models and neuron != "relu":
         from qblif_lava.training.train import export, write_card
         os.makedirs(args.save_models, exist_ok=True)
@@ -146,11 +146,13 @@ def run(args):
         kernel = {"done": threading.Event(), "ok": False}
 
         def build():
-            code = ("import sys; sys.path[:0] = " + repr(sys.path[:2]) + "; "
-                    "from qblif_lava.training.train import build_cuba_kernel; "
-                    f"build_cuba_kernel({args.device!r})")
+            from qblif_lava.training.train import CUBA_KERNELS
             t0 = time.perf_counter()
-            kernel["ok"] = subprocess.run([sys.executable, "-c", code]).returncode == 0
+            procs = [subprocess.Popen([sys.executable, "-c", (
+                "import sys; sys.path[:0] = " + repr(sys.path[:2]) + "; "
+                "from qblif_lava.training.train import build_cuba_kernel; "
+                f"build_cuba_kernel({name!r}, {args.device!r})")]) for name in CUBA_KERNELS]
+            kernel["ok"] = all(p.wait() == 0 for p in procs)
             print(f"lava-dl CUBA CUDA kernel: {'built' if kernel['ok'] else 'FAILED'} in "
                   f"{time.perf_counter() - t0:.0f} s"
                   + ("" if kernel["ok"] else "; CUBA runs fall back to --device cpu"), flush=True)

@@ -20,12 +20,29 @@ import torch.nn.functional as F
 
 from lava.lib.dl.slayer.axon import Delay
 from lava.lib.dl.slayer.block import base
-from lava.lib.dl.slayer.block.base import step_delay
 from lava.lib.dl.slayer.synapse import layer as synapse
 
 from qblif_lava.slayer.neuron import Neuron
 
 __all__ = ['AbstractQBLIF', 'Input', 'Flatten', 'Average', 'Dense', 'Conv', 'Pool']
+
+
+def step_delay(module, x):
+    """One step of delay along time (last axis), as lava-dl's ``block.base.step_delay``:
+    ``y[..., t] = x[..., t-1]``, ``y[..., 0] = 0`` (or, with a persistent neuron state, the
+    previous call's last step, detached). Plain torch, the same values and gradients as
+    lava-dl's shift; lava-dl's version JIT-compiles a CUDA kernel for GPU tensors, whose default
+    target (sm_80) cannot run on newer GPUs, so QB-LIF blocks need no JIT on any device."""
+    if getattr(module, 'delay_buffer', None) is not None \
+            and module.delay_buffer.shape[0] != x.shape[0]:          # batch mismatch
+        module.delay_buffer = None
+    persistent = getattr(getattr(module, 'neuron', None), 'persistent_state', False) is True
+    first = torch.zeros_like(x[..., :1])
+    if persistent:
+        if getattr(module, 'delay_buffer', None) is not None:
+            first = module.delay_buffer.unsqueeze(-1).to(x.dtype)
+        module.delay_buffer = x[..., -1].detach()
+    return torch.cat([first, x[..., :-1]], dim=-1)
 
 
 def _synapse64(syn, x):

@@ -123,23 +123,33 @@ def check_device(device: str) -> None:
 
 
 def configure_device(cfg: TrainConfig) -> torch.device:
-    """The torch device of ``cfg``. On CUDA, lava-dl's CUBA neuron JIT-compiles its dynamics
-    kernel; its ``jitconfig`` would target sm_80 only on any GPU of compute capability >= 8,
-    which cannot run on a newer GPU (e.g. an H100, sm_90), so it is pointed at this GPU."""
+    """The torch device of ``cfg``. On CUDA, lava-dl JIT-compiles kernels (CUBA dynamics, time
+    shift); its ``jitconfig`` would target sm_80 only on any GPU of compute capability >= 8,
+    which cannot run on a newer GPU (an H100, sm_90: "no kernel image is available"), so it
+    is pointed at this GPU."""
     dev = torch.device(cfg.device)
-    if dev.type == "cuda" and cfg.neuron == "cuba":
+    if dev.type == "cuda" and cfg.neuron != "relu":
         from lava.lib.dl.slayer import jitconfig
         major, minor = torch.cuda.get_device_capability(dev)
         jitconfig.TORCH_CUDA_ARCH_LIST = f"{major}.{minor}"
     return dev
 
 
-def build_cuba_kernel(device: str = "cuda") -> None:
-    """JIT-compile lava-dl's CUBA dynamics kernel for ``device`` now (cached by torch under
-    ``~/.cache/torch_extensions``), so parallel runs neither race nor time the build."""
+CUBA_KERNELS = ("leaky_integrator", "shift")
+
+
+def build_cuba_kernel(name: str, device: str = "cuda") -> None:
+    """JIT-compile one of lava-dl's CUDA kernels that its CUBA blocks use (``CUBA_KERNELS``:
+    the dynamics and the time shift of ``delay_shift``) for ``device`` now; torch caches it
+    under ``~/.cache/torch_extensions``, so parallel runs neither race nor time the build."""
     configure_device(TrainConfig(neuron="cuba", device=device))
-    from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
-    leaky_integrator.Accelerated.leaky_integrator  # noqa: B018  (the property builds it)
+    if name == "leaky_integrator":
+        from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator as mod
+    elif name == "shift":
+        from lava.lib.dl.slayer.utils.time import shift as mod
+    else:
+        raise ValueError(f"unknown kernel {name!r}: one of {', '.join(CUBA_KERNELS)}")
+    getattr(mod.Accelerated, name)  # the static property builds and loads it
 
 
 def lr_at(cfg: TrainConfig, epoch: int, planned: int) -> float:
@@ -308,8 +318,13 @@ def train(cfg: TrainConfig, log=print):
         batches = range(0, len(xt), cfg.batch_size)
         bar = _tqdm(batches, cfg, f"epoch {epoch}/{planned}")
         loss_sum = torch.zeros((), device=dev)
+        seen = 0
         for i in bar:
+            if cfg.time_budget is not None and time.perf_counter() - t0 > cfg.time_budget:
+                planned = epoch              # out of time mid-epoch: validate and stop
+                break
             idx = perm[i:i + cfg.batch_size]
+            seen += len(idx)
             loss = F.cross_entropy(logits_of(model, xt[idx], steps, cfg.loss_scale), yt[idx])
             opt.zero_grad()
             loss.backward()
@@ -320,9 +335,9 @@ def train(cfg: TrainConfig, log=print):
                 bar.set_postfix(loss=f"{float(loss):.3f}")
         epoch_times.append(time.perf_counter() - te)
         val = evaluate(model, x_va, y_va, cfg.timesteps, cfg.input_bits)["accuracy"]
-        train_loss = float(loss_sum) / len(xt)
+        train_loss = float(loss_sum) / max(seen, 1)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_accuracy": val,
-                        "lr": lr, "seconds": epoch_times[-1]})
+                        "lr": lr, "samples": seen, "seconds": epoch_times[-1]})
         planned = min(planned, epoch - 1 + plan_epochs(cfg, time.perf_counter() - t0,
                                                        time.perf_counter() - te))
         if log:
