@@ -62,7 +62,8 @@ def parse_args(argv=None):
 
 ROW_KEYS = ("neuron", "timesteps", "simulated_steps", "max_burst", "test_accuracy",
             "spikes_per_neuron_step", "synops_per_sample", "spike_synops_per_sample",
-            "input_synops_per_sample", "seconds_per_epoch", "train_seconds", "epochs", "device")
+            "input_synops_per_sample", "seconds_per_epoch", "train_seconds", "epochs", "device",
+            "versions")
 
 
 def runs_of(args):
@@ -279,7 +280,7 @@ def main(argv=None):
         atomic_write_text(args.rows_json, json.dumps(rows))
         return
     from qblif_lava.training.train import versions
-    v = versions()
+    v = next((r["versions"] for r in rows if r.get("versions")), None) or versions()
     atomic_write_text(os.path.join(args.out_dir, "training.md"), markdown(rows, args, v))
     atomic_write_text(os.path.join(args.out_dir, "training.json"),
                       json.dumps({"args": {k: v for k, v in vars(args).items() if k != "argv"}, "rows": rows, "versions": v}, indent=2) + "\n")

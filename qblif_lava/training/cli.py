@@ -16,6 +16,7 @@ ARCH_CHOICES = ("mlp", "conv")
 
 
 def register(sub):
+    register_evaluate(sub)
     p = sub.add_parser(
         "train", help="train a QB-LIF or CUBA network with SLAYER and export NetX HDF5",
         description="Train a spiking network with lava-dl SLAYER (loss: cross-entropy on output "
@@ -101,4 +102,49 @@ def run(args) -> int:
           f"{ms:.4f} spikes/neuron/step, {result['synops_per_sample']:,.0f} SynOps/sample "
           f"({result['spike_synops_per_sample']:,.0f} from spikes), "
           f"trained in {result['train_seconds']:.1f} s")
+    return 0
+
+
+def register_evaluate(sub):
+    p = sub.add_parser(
+        "evaluate", help="measure a NetX model's test accuracy, spikes and SynOps (SLAYER, quantized)",
+        description="Load a NetX HDF5 model written by 'qblif train' (QB-LIF or CUBA), run SLAYER's "
+                    "quantized forward over the test split of its dataset and print accuracy, "
+                    "spikes/neuron/step and SynOps/sample, as the model card defines them.")
+    p.add_argument("model", help="NAME.net (its card NAME.json, if present, names the dataset)")
+    p.add_argument("--test-limit", type=int, default=None, help="first N test samples (default all)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--update-card", action="store_true",
+                   help="write the measured test fields into NAME.json / NAME.md")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args) -> int:
+    import json
+    import os
+    from qblif_lava.training import train as tr
+    if not os.path.isfile(args.model):
+        raise QblifError(f"model file {args.model} does not exist")
+    if args.test_limit is not None and args.test_limit < 1:
+        raise QblifError(f"--test-limit {args.test_limit} is invalid: expected >= 1")
+    jpath, _ = tr.card_paths(args.model)
+    card = None
+    if os.path.isfile(jpath):
+        with open(jpath) as f:
+            card = json.load(f)
+    elif args.update_card:
+        raise QblifError(f"--update-card: no model card {jpath} beside {args.model}")
+    res = tr.evaluate_file(args.model, test_limit=args.test_limit, threads=args.threads,
+                           card=card)
+    print(f"{args.model}: test accuracy {res['test_accuracy'] * 100:.2f}% on "
+          f"{res['test_samples']} {res['dataset']} test images (quantized), "
+          f"{res['spikes_per_neuron_step']:.4f} spikes/neuron/step, "
+          f"{res['synops_per_sample']:,.0f} SynOps/sample")
+    if args.update_card:
+        was = card.get("test_accuracy")
+        card.update({k: v for k, v in res.items() if k != "dataset"})
+        note = card.pop("note", None)
+        card.pop("file", None)
+        tr.write_card(card, args.model, note=note)
+        print(f"updated {jpath} (test accuracy was {was})")
     return 0

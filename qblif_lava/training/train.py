@@ -143,13 +143,19 @@ def build_cuba_kernel(name: str, device: str = "cuda") -> None:
     the dynamics and the time shift of ``delay_shift``) for ``device`` now; torch caches it
     under ``~/.cache/torch_extensions``, so parallel runs neither race nor time the build."""
     configure_device(TrainConfig(neuron="cuba", device=device))
-    if name == "leaky_integrator":
-        from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator as mod
-    elif name == "shift":
-        from lava.lib.dl.slayer.utils.time import shift as mod
-    else:
+    getattr(kernel_module(name).Accelerated, name)  # the static property builds and loads it
+
+
+def kernel_module(name: str):
+    """The lava-dl module whose ``Accelerated.<name>`` JIT-builds kernel ``name``. (Imported
+    by path: ``lava.lib.dl.slayer.utils.time`` re-exports the function ``shift`` under the
+    module's name.)"""
+    import importlib
+    paths = {"leaky_integrator": "lava.lib.dl.slayer.neuron.dynamics.leaky_integrator",
+             "shift": "lava.lib.dl.slayer.utils.time.shift"}
+    if name not in paths:
         raise ValueError(f"unknown kernel {name!r}: one of {', '.join(CUBA_KERNELS)}")
-    getattr(mod.Accelerated, name)  # the static property builds and loads it
+    return importlib.import_module(paths[name])
 
 
 def lr_at(cfg: TrainConfig, epoch: int, planned: int) -> float:
@@ -423,6 +429,36 @@ def versions() -> dict:
     return v
 
 
+def evaluate_file(path: str, test_limit: int | None = None, threads: int = 1,
+                  card: dict | None = None) -> dict:
+    """Test fields of a model card (``test_accuracy``, ``test_samples``, spikes, SynOps),
+    measured on the NetX file ``path`` (QB-LIF or lava-dl CUBA blocks) by SLAYER's quantized
+    forward on the test split of its dataset (``card["dataset"]``, else the file's
+    ``/qblif/dataset``), with the file's input bits and window T."""
+    from qblif_lava.slayer.hdf5 import load_network
+    from qblif_lava.slayer.neuron import Neuron
+    from qblif_lava.training.models import LoadedNet
+    torch.set_num_threads(int(threads))
+    try:
+        net = load_network(path)
+    except (OSError, KeyError, ValueError) as exc:
+        raise QblifError(f"cannot load {path}: {exc}") from None
+    dataset = (card or {}).get("dataset") or net.dataset
+    if not dataset or net.timesteps is None or net.input_bits is None:
+        raise QblifError(f"{path} has no /qblif dataset, timesteps or inputBits metadata "
+                         f"(not written by qblif train?)")
+    qblif = any(isinstance(getattr(b, "neuron", None), Neuron) for b in net.blocks)
+    model = LoadedNet(net, "qblif" if qblif else "cuba", dataset, (card or {}).get("arch"),
+                      dataset_input_shape(dataset))
+    x, y = load_dataset(dataset, "test", test_limit)
+    r = evaluate(model, x, y, int(net.timesteps), int(net.input_bits), stats=True)
+    return {"dataset": dataset, "test_samples": r["samples"], "test_accuracy": r["accuracy"],
+            "spikes_per_neuron_step": r["spikes_per_neuron_step"],
+            "synops_per_sample": r["synops_per_sample"],
+            "spike_synops_per_sample": r["spike_synops_per_sample"],
+            "input_synops_per_sample": r["input_synops_per_sample"]}
+
+
 # ----------------------------------------------------------------------------- output files
 
 def check_writable(out: str) -> None:
@@ -499,15 +535,17 @@ def card_markdown(r: dict) -> str:
         f"| timesteps T | {r['timesteps']} input steps; simulated {r['simulated_steps']} "
         f"(= T + latency {r['latency']}) |",
         f"| input | direct graded, {c['input_bits']} bits |",
-        f"| seed / epochs | {r['seed']} / {r['epochs']} (batch {c['batch_size']}, Adam lr {c['lr']}) |",
+        f"| seed / epochs | {r['seed']} / {r['epochs']} (batch {c['batch_size']}, Adam lr {c['lr']}"
+        f"{', ' + c['lr_schedule'] if c.get('lr_schedule') else ''}) |",
         f"| **test accuracy (quantized)** | **{r['test_accuracy'] * 100:.2f}%** |",
         f"| best val accuracy (quantized) | {r['best_val_accuracy'] * 100:.2f}% |",
         f"| spikes / neuron / step | {_fmt(r['spikes_per_neuron_step'], '.4f')} |",
         f"| SynOps / sample, total (unit events x fan-out) | {_fmt(r['synops_per_sample'], ',.0f')} |",
         f"| of which spike SynOps (hidden/output layers) | {_fmt(r['spike_synops_per_sample'], ',.0f')} |",
         f"| of which input SynOps (graded input x fan-out) | {_fmt(r['input_synops_per_sample'], ',.0f')} |",
-        f"| training time | {r['train_seconds']:.1f} s ({r['seconds_per_epoch']:.1f} s/epoch, "
-        f"{c['threads']} CPU thread(s)) |",
+        f"| training time | {r['train_seconds']:.1f} s ({r['seconds_per_epoch']:.1f} s/epoch on "
+        f"{r.get('device') or 'CPU'}, {c['threads']} CPU thread(s)"
+        + (f", time budget {c['time_budget']:.0f} s" if c.get('time_budget') else "") + ") |",
         "| versions | " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + " |",
         f"| created | {r['created']} |",
         "",
@@ -516,8 +554,9 @@ def card_markdown(r: dict) -> str:
     ]
     if r.get("note"):
         lines += ["", r["note"]]
-    lines += ["", "| epoch | train loss | val accuracy | seconds |", "|---|---|---|---|"]
+    lines += ["", "| epoch | lr | train loss | val accuracy | seconds |", "|---|---|---|---|---|"]
     for h in r["history"]:
-        lines.append(f"| {h['epoch']} | {h['train_loss']:.4f} | {h['val_accuracy'] * 100:.2f}% | "
-                     f"{h['seconds']:.1f} |")
+        lr = f"{h['lr']:.2e}" if h.get("lr") is not None else "-"
+        lines.append(f"| {h['epoch']} | {lr} | {h['train_loss']:.4f} | "
+                     f"{h['val_accuracy'] * 100:.2f}% | {h['seconds']:.1f} |")
     return "\n".join(lines) + "\n"
