@@ -326,7 +326,7 @@ def train(cfg: TrainConfig, log=print):
         loss_sum = torch.zeros((), device=dev)
         seen = 0
         for i in bar:
-            if cfg.time_budget is not None and time.perf_counter() - t0 > cfg.time_budget:
+            if seen and cfg.time_budget is not None and time.perf_counter() - t0 > cfg.time_budget:
                 planned = epoch              # out of time mid-epoch: validate and stop
                 break
             idx = perm[i:i + cfg.batch_size]
