@@ -1,6 +1,6 @@
 """Training-step benchmark (not a test): QB-LIF (K=4, float training mode) vs lava-dl CUBA.
 
-Same network (Fashion-MNIST conv, 1x28x28-16c3-p2-32c3-p2-10), same batch, same input window
+Same network (Fashion-MNIST conv, ``qblif_lava.training.models.arch_spec``), same batch, same input window
 T (simulated T + latency steps, as ``qblif_lava.training.train`` does), CPU, torch threads 1.
 Times one training step = forward + cross-entropy + backward + Adam step + threshold clamp
 (what ``train`` does per batch), median of ``--repeat`` after ``--warmup`` steps. Also times
@@ -127,12 +127,18 @@ def main(argv=None):
     return q, c, ratio, args
 
 
+def _arch() -> str:
+    from qblif_lava.data import input_shape
+    from qblif_lava.training.models import describe
+    return describe("fashion-mnist", "conv", input_shape("fashion-mnist"))
+
+
 def markdown(q, c, ratio, args, before: str = "") -> str:
     lines = [
         "# Training step: QB-LIF vs CUBA",
         "",
         "`bench/bench_train_step.py` (not a test). Fashion-MNIST conv network "
-        "1x28x28-16c3-p2-32c3-p2-10, batch " f"{args.batch_size}, T = {args.timesteps} "
+        f"{_arch()}, batch " f"{args.batch_size}, T = {args.timesteps} "
         f"(simulated {q['steps']} steps = T + latency), random 4-bit integer inputs, CPU, "
         f"torch threads {args.threads}. One step = forward + cross-entropy + backward + Adam + "
         f"threshold clamp; median of {args.repeat} after {args.warmup} warm-up steps "

@@ -276,6 +276,9 @@ def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
     rows = rows_from_runs(args) if args.from_runs else run(args)
+    if not args.from_runs and not args.rows_json:     # every run leaves its row (as --jobs children)
+        for r in rows:
+            atomic_write_text(run_path(args, r["neuron"], r["timesteps"]), json.dumps([r]))
     if args.rows_json:
         atomic_write_text(args.rows_json, json.dumps(rows))
         return
