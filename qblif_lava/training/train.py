@@ -11,7 +11,9 @@ compiled graph's per-layer windows absorb the latency, so the Lava output over a
 T-step window is exactly this readout (``compiler.verify``).
 
 Loss: cross-entropy on the output spike counts summed over time (logits = counts *
-``loss_scale``). Optimizer: Adam. The QB-LIF threshold is learnable (per layer, or per
+``loss_scale``). Optimizer: Adam, learning rate per epoch: cosine from ``lr`` towards 0 over
+the planned epochs (or constant); ``time_budget`` plans the epochs from the pace so far.
+Device: CPU (deterministic for a seed) or CUDA. The QB-LIF threshold is learnable (per layer, or per
 channel with ``per_channel``). Validation and test accuracy are measured in quantized mode
 (QB-LIF's exact integer forward; lava-dl CUBA is always 8-bit quantized).
 
