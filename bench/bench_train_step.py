@@ -128,9 +128,8 @@ def main(argv=None):
 
 
 def _arch() -> str:
-    from qblif_lava.data import input_shape
     from qblif_lava.training.models import describe
-    return describe("fashion-mnist", "conv", input_shape("fashion-mnist"))
+    return describe("fashion-mnist", "conv")
 
 
 def markdown(q, c, ratio, args, before: str = "") -> str:

@@ -127,7 +127,11 @@ def run(args):
     out of the table."""
     pairs = runs_of(args)
     if args.jobs <= 1 or len(pairs) == 1:
-        return [run_one(args, n, t) for n, t in pairs]
+        rows = [run_one(args, n, t) for n, t in pairs]
+        if not args.rows_json:    # a --jobs child's rows go to --rows-json, its run file
+            for r in rows:
+                atomic_write_text(run_path(args, r["neuron"], r["timesteps"]), json.dumps([r]))
+        return rows
     import subprocess
     from concurrent.futures import ThreadPoolExecutor
     passthrough, skip = [], False
@@ -222,9 +226,8 @@ def markdown(rows, args, versions) -> str:
 
 
 def _arch(args):
-    from qblif_lava.data import input_shape
     from qblif_lava.training.models import describe
-    return describe(args.dataset, args.arch, input_shape(args.dataset))
+    return describe(args.dataset, args.arch)
 
 
 def _devices(rows, args):
@@ -276,9 +279,6 @@ def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
     rows = rows_from_runs(args) if args.from_runs else run(args)
-    if not args.from_runs and not args.rows_json:     # every run leaves its row (as --jobs children)
-        for r in rows:
-            atomic_write_text(run_path(args, r["neuron"], r["timesteps"]), json.dumps([r]))
     if args.rows_json:
         atomic_write_text(args.rows_json, json.dumps(rows))
         return

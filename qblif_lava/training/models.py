@@ -78,8 +78,12 @@ def arch_spec(dataset: str, arch: str):
     raise ValueError(f"arch={arch!r} is invalid: choose one of {', '.join(ARCHS)}")
 
 
-def describe(dataset: str, arch: str, in_shape) -> str:
-    """Human-readable architecture string, e.g. ``1x28x28-32c3-p2-64c3-p2-128-10``."""
+def describe(dataset: str, arch: str, in_shape=None) -> str:
+    """Human-readable architecture string, e.g. ``1x28x28-32c3-p2-64c3-p2-128-10``;
+    ``in_shape`` defaults to the dataset's (:func:`qblif_lava.data.input_shape`)."""
+    if in_shape is None:
+        from qblif_lava.data import input_shape
+        in_shape = input_shape(dataset)
     parts = ["x".join(str(s) for s in in_shape)]
     for layer in arch_spec(dataset, arch):
         if layer[0] == "dense":

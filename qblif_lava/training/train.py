@@ -359,7 +359,7 @@ def train(cfg: TrainConfig, log=print):
     test = evaluate(model, x_te, y_te, cfg.timesteps, cfg.input_bits, stats=True)
     result = {
         "dataset": cfg.dataset, "neuron": cfg.neuron, "arch": cfg.arch,
-        "architecture": describe(cfg.dataset, cfg.arch, dataset_input_shape(cfg.dataset)),
+        "architecture": describe(cfg.dataset, cfg.arch),
         "timesteps": cfg.timesteps,
         "latency": getattr(model, "latency", 0) if cfg.neuron != "relu" else 0,
         "simulated_steps": steps,
