@@ -32,7 +32,6 @@ import dataclasses
 import datetime
 import json
 import os
-import tempfile
 import time
 
 import numpy as np
@@ -42,7 +41,7 @@ import torch.nn.functional as F
 from qblif_lava.data import input_shape as dataset_input_shape, load_dataset
 from qblif_lava.encoding import DEFAULT_INPUT_BITS, quantize_intensity
 from qblif_lava.errors import QblifError
-from qblif_lava.fileio import atomic_write_text  # noqa: F401  (re-exported for the benches)
+from qblif_lava.fileio import atomic_write_text, writable_problem  # noqa: F401  (atomic_write_text re-exported for the benches)
 from qblif_lava.training.models import (build_model, describe, fanout_map, neuron_params,
                                         set_quantized)
 
@@ -466,17 +465,9 @@ def evaluate_file(path: str, test_limit: int | None = None, threads: int = 1,
 def check_writable(out: str) -> None:
     """Raise :class:`QblifError` unless ``out`` (and its card files) can be written: the
     directory must exist and accept a new file; ``out`` must not be a directory."""
-    d = os.path.dirname(os.path.abspath(out)) or "."
-    if os.path.isdir(out):
-        raise QblifError(f"cannot write --out {out}: it is a directory")
-    if not os.path.isdir(d):
-        raise QblifError(f"cannot write --out {out}: directory {d} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".qblif-check-", dir=d)
-        os.close(fd)
-        os.remove(tmp)
-    except OSError as exc:
-        raise QblifError(f"cannot write --out {out}: {exc.strerror or exc}") from None
+    problem = writable_problem(out)
+    if problem:
+        raise QblifError(f"cannot write --out {out}: {problem}")
     for p in card_paths(out):
         if os.path.isdir(p):
             raise QblifError(f"cannot write the model card {p}: it is a directory")
