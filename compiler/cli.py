@@ -2,10 +2,11 @@
 
 ``qblif compile MODEL.net [--encoding graded|binary] [--graph FILE] [--graphml FILE]``
 prints the resource report. ``qblif run MODEL.net --dataset NAME --samples N
-[--encoding E] [--steps T] [--check]`` streams N test images through one Lava run,
-prints accuracy and the report (with measured SynOps); ``--check`` also runs
+[--encoding E] [--steps T] [--check] [--plot FILE.png]`` streams N test images through
+one Lava run, prints accuracy and the report (with measured SynOps); ``--check`` also runs
 the SLAYER quantized forward of the same file and demands identical output
-counts (exit 1 otherwise). A :class:`compiler.CompileError` is one line on
+counts (exit 1 otherwise); ``--plot`` saves the run's raster, burst histogram and activity
+(:mod:`compiler.plots`, docs/plots.md). A :class:`compiler.CompileError` is one line on
 stderr and exit code 2 (``qblif_lava.cli``).
 """
 from __future__ import annotations
@@ -30,6 +31,12 @@ def register(sub):
                    help="timesteps per sample (default: the file's /qblif/timesteps)")
     r.add_argument("--check", action="store_true",
                    help="compare with the SLAYER quantized forward (needs torch)")
+    r.add_argument("--plot", metavar="FILE.png",
+                   help="save a picture of the run: spike raster, burst histogram, activity")
+    r.add_argument("--plot-layer", type=int, default=None, metavar="INDEX",
+                   help="layer of the raster (default: the first layer with bursts, K > 1)")
+    r.add_argument("--plot-samples", type=int, default=None, metavar="N",
+                   help="samples in the raster and the activity panel (default 10)")
     r.set_defaults(func=cmd_run)
 
 
@@ -47,37 +54,63 @@ def cmd_compile(args):
     return 0
 
 
-def cmd_run(args):
-    from compiler import compile as compile_net
+def file_steps(net, steps=None) -> int:
+    """``steps`` if given, else the file's ``/qblif/timesteps`` (CompileError if it has none)."""
+    from compiler.errors import CompileError
+    steps = steps or net.ir.graph.get("timesteps")
+    if not steps:
+        raise CompileError("the file has no /qblif/timesteps; pass --steps", "qblif",
+                           "timesteps")
+    return int(steps)
+
+
+def dataset_frames(net, dataset: str, samples: int) -> tuple:
+    """The first ``samples`` test images of ``dataset`` as ``net``'s integer input frames
+    ``(S, *input_shape)`` (its input bits), and their labels ``(S,)``."""
     from compiler.errors import CompileError
     from qblif_lava.data import load_dataset
     from qblif_lava.encoding import quantize_intensity
+    images, labels = load_dataset(dataset, "test", limit=samples)
+    frames = quantize_intensity(images, int(net.ir.graph["input_bits"]))
+    shape = net.input_shape
+    if int(np.prod(frames.shape[1:])) != int(np.prod(shape)):
+        raise CompileError(f"dataset {dataset} images {frames.shape[1:]} do not fit the "
+                           f"model input {shape}", "qblif", "inputShape")
+    return frames.reshape((frames.shape[0],) + shape), labels
+
+
+def accuracy(net, out: dict, labels) -> float:
+    """Share of samples whose output layer's most active neuron (burst counts summed over
+    the T steps) is the label."""
+    last = out[net.output_index]
+    pred = last.reshape(last.shape[0], last.shape[1], -1).sum(axis=1).argmax(axis=1)
+    return float((pred == np.asarray(labels)[:len(pred)]).mean())
+
+
+def cmd_run(args):
+    from compiler import compile as compile_net
+    from compiler.errors import CompileError
 
     if args.samples < 1:
         raise ValueError(f"--samples={args.samples} must be >= 1")
     with compile_net(args.model, encoding=args.encoding) as net:
-        steps = args.steps or net.ir.graph.get("timesteps")
-        if not steps:
-            raise CompileError("the file has no /qblif/timesteps; pass --steps", "qblif",
-                               "timesteps")
+        steps = file_steps(net, args.steps)
         if args.check and net.ir.graph.get("stateful"):
             raise CompileError("--check compares with qblif-lava's SLAYER export, which has no "
                                "SDNN layers (compare SDNN nets with stock NetX)", None,
                                "neuron/type")
-        images, labels = load_dataset(args.dataset, "test", limit=args.samples)
-        frames = quantize_intensity(images, int(net.ir.graph["input_bits"]))
-        shape = net.input_shape
-        if int(np.prod(frames.shape[1:])) != int(np.prod(shape)):
-            raise CompileError(f"dataset {args.dataset} images {frames.shape[1:]} do not fit the "
-                               f"model input {shape}", "qblif", "inputShape")
-        frames = frames.reshape((frames.shape[0],) + shape)
+        from compiler.plots import check_run_plot_args
+        check_run_plot_args(args, net)
+        frames, labels = dataset_frames(net, args.dataset, args.samples)
         out = net.run(frames, steps, progress=True)
-        last = net.output_index
-        pred = out[last].reshape(out[last].shape[0], steps, -1).sum(axis=1).argmax(axis=1)
-        acc = float((pred == labels[:len(pred)]).mean())
+        acc = accuracy(net, out, labels)
         print(net.report())
-        print(f"accuracy: {acc:.4f} on {len(pred)} {args.dataset} test samples "
+        print(f"accuracy: {acc:.4f} on {len(frames)} {args.dataset} test samples "
               f"({steps} steps each, {args.encoding} encoding)")
+        if args.plot:
+            from compiler.plots import save_run_plot
+            save_run_plot(net, out, args.plot, args.plot_layer, args.plot_samples)
+            print(f"plot: {args.plot}")
         if args.check:
             return _check(args.model, net, frames, out, steps)
     return 0

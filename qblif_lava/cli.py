@@ -1,4 +1,4 @@
-"""The ``qblif`` command line: ``demo``, ``train``, ``compile``, ``run``.
+"""The ``qblif`` command line: ``demo``, ``train``, ``compile``, ``run``, ``compare``.
 
 Each sub-command lives in the module that owns it and exposes
 ``register(subparsers)``; this file only wires them and turns user-facing errors
@@ -22,7 +22,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _register_compare(sub)
     return parser
+
+
+def _register_compare(sub):
+    """``qblif compare``: its work lives in :mod:`compiler.plots`, imported only when it runs."""
+    p = sub.add_parser("compare", help="run two models on the same test samples in Lava: "
+                       "accuracy, spikes, SynOps, burst histograms (table, --plot figure)")
+    p.add_argument("models", nargs=2, metavar="MODEL.net")
+    p.add_argument("--dataset", choices=("digits", "fashion-mnist"), required=True)
+    p.add_argument("--samples", type=int, default=20, help="test images (default 20)")
+    p.add_argument("--encoding", choices=("graded", "binary"), default="graded")
+    p.add_argument("--plot", metavar="FILE.png", help="save the side-by-side figure")
+    p.set_defaults(func=lambda args: importlib.import_module("compiler.plots").cmd_compare(args))
 
 
 def main(argv=None) -> int:

@@ -203,8 +203,9 @@ def _draw_raster(fig, ax, counts, layer, samples, max_burst, names, max_neurons)
     ax.set_xlabel(f"sample ({steps} steps each)")
     ax.set_ylabel(ylabel)
     spikes = int(_events(block, k).sum())
-    ax.set_title(f"{_name(names, layer)}: spike raster, {spikes} unit spikes"
-                 + (f" (K={k})" if k is not None else ""), fontsize=10)
+    ax.set_title(f"{_name(names, layer)}: spike raster, {spikes} unit spikes in the "
+                 f"{len(idx)} sample(s) shown" + (f" (K={k})" if k is not None else ""),
+                 fontsize=10)
     return layer
 
 
@@ -317,8 +318,9 @@ def plot_comparison(summaries: Sequence[Mapping], title: Optional[str] = None,
     """Side by side of two (or more) models run on the same samples (``qblif compare``).
 
     Each summary: ``name``, ``accuracy`` (fraction), ``spikes_per_neuron_step``,
-    ``synops_per_sample`` (unit events x fan-out), ``histogram`` (``{layer: (K+1,)}`` as
-    :func:`burst_histogram`) and optional ``names`` (layer labels). Top row: bars of the three
+    ``synops_per_sample`` (unit events x fan-out), optional ``spike_synops_per_sample``
+    (those from spikes, without the graded input's), ``histogram`` (``{layer: (K+1,)}`` as
+    :func:`burst_histogram`) and optional ``names`` (layer labels). Top row: bars of the
     numbers; bottom row: each model's burst histogram on a shared n axis. Returns a Figure.
     """
     if len(summaries) < 1:
@@ -327,11 +329,15 @@ def plot_comparison(summaries: Sequence[Mapping], title: Optional[str] = None,
     colours = colormaps["Set2"].colors
     fig = _new_figure(figsize)
     outer = fig.add_gridspec(2, 1)
-    top, bottom = outer[0].subgridspec(1, 3), outer[1].subgridspec(1, len(summaries))
     labels = [str(s["name"]) for s in summaries]
-    metrics = (("accuracy", "accuracy (%)", 100.0, "{:.1f}"),
+    metrics = [("accuracy", "accuracy (%)", 100.0, "{:.1f}"),
                ("spikes_per_neuron_step", "spikes / neuron / step", 1.0, "{:.3f}"),
-               ("synops_per_sample", "SynOps / sample", 1.0, "{:,.0f}"))
+               ("synops_per_sample", "SynOps / sample", 1.0, "{:,.0f}")]
+    if all(s.get("spike_synops_per_sample") is not None for s in summaries):
+        metrics.append(("spike_synops_per_sample", "SynOps / sample from spikes", 1.0,
+                        "{:,.0f}"))
+    top = outer[0].subgridspec(1, len(metrics))
+    bottom = outer[1].subgridspec(1, len(summaries))
     for j, (key, label, scale, fmt) in enumerate(metrics):
         ax = fig.add_subplot(top[0, j])
         vals = [float(s[key]) * scale for s in summaries]
@@ -342,7 +348,7 @@ def plot_comparison(summaries: Sequence[Mapping], title: Optional[str] = None,
                         ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(vals)))
         ax.set_xticklabels(labels, fontsize=8)
-        ax.yaxis.set_major_formatter("{x:,.0f}" if key == "synops_per_sample" else "{x:g}")
+        ax.yaxis.set_major_formatter("{x:,.0f}" if "synops" in key else "{x:g}")
         ax.set_title(label, fontsize=10)
         ax.margins(y=0.15)
     kmax = max((len(h) - 1 for s in summaries for h in s["histogram"].values()), default=1)
