@@ -161,6 +161,17 @@ def _burst_cmap(k: int):
     return cmap, BoundaryNorm(np.arange(-0.5, k + 1.5), cmap.N)
 
 
+def raster_rows(spikes_per_neuron: np.ndarray, max_neurons: int) -> np.ndarray:
+    """Which neurons (flat indices, ascending) a raster of a large layer shows: among those that
+    spiked, ``max_neurons`` evenly spaced by index (a cross-section of the layer, not only its
+    saturated neurons); all that spiked, then silent ones, if fewer."""
+    active = np.flatnonzero(spikes_per_neuron)
+    if len(active) > max_neurons:
+        return active[np.linspace(0, len(active) - 1, max_neurons).round().astype(np.int64)]
+    silent = np.flatnonzero(spikes_per_neuron == 0)[:max_neurons - len(active)]
+    return np.sort(np.concatenate([active, silent]))
+
+
 def _draw_raster(fig, ax, counts, layer, samples, max_burst, names, max_neurons):
     c = check_counts(counts)
     if layer is None:
@@ -176,8 +187,8 @@ def _draw_raster(fig, ax, counts, layer, samples, max_burst, names, max_neurons)
     n_neurons = block.shape[2]
     ev = np.abs(block)
     if n_neurons > max_neurons:
-        keep = np.sort(np.argsort(-ev.sum(axis=(0, 1)), kind="stable")[:max_neurons])
-        ylabel = f"neuron (the {max_neurons} most active of {n_neurons})"
+        keep = raster_rows(ev.sum(axis=(0, 1)), max_neurons)
+        ylabel = f"{len(keep)} of {n_neurons} neurons (spiking, evenly spaced)"
     else:
         keep = np.arange(n_neurons)
         ylabel = "neuron"
@@ -214,8 +225,8 @@ def plot_raster(counts: Counts, layer=None, samples=None, max_burst: MaxBurst = 
                 figsize=(9, 4.5)):
     """Spike raster of ``layer`` (default :func:`default_layer`) over ``samples`` (an int:
     the first N, or a list of indices; default the first 10): x = step (samples one after
-    the other), y = neuron (flattened layer index; at most ``max_neurons`` rows, the most
-    active ones in index order), colour = burst size n (white: no spike). Returns a Figure.
+    the other), y = neuron (flattened layer index; at most ``max_neurons`` rows, chosen by
+    :func:`raster_rows`), colour = burst size n (white: no spike). Returns a Figure.
     """
     fig = _new_figure(figsize)
     _draw_raster(fig, fig.add_subplot(), counts, layer, samples, max_burst, names, max_neurons)
@@ -313,6 +324,16 @@ def plot_run(counts: Counts, layer=None, samples=None, max_burst: MaxBurst = Non
     return fig
 
 
+def _wrap(label: str, width: int = 14) -> str:
+    """Break a file name at underscores so that side-by-side tick labels do not overlap."""
+    lines = [""]
+    for part in label.replace("_", "_\0").split("\0"):
+        if lines[-1] and len(lines[-1]) + len(part) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines)
+
+
 def plot_comparison(summaries: Sequence[Mapping], title: Optional[str] = None,
                     figsize=(12, 7.5)):
     """Side by side of two (or more) models run on the same samples (``qblif compare``).
@@ -347,7 +368,7 @@ def plot_comparison(summaries: Sequence[Mapping], title: Optional[str] = None,
             ax.annotate(fmt.format(v), (b.get_x() + b.get_width() / 2, b.get_height()),
                         ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(vals)))
-        ax.set_xticklabels(labels, fontsize=8)
+        ax.set_xticklabels([_wrap(x) for x in labels], fontsize=8)
         ax.yaxis.set_major_formatter("{x:,.0f}" if "synops" in key else "{x:g}")
         ax.set_title(label, fontsize=10)
         ax.margins(y=0.15)
