@@ -69,7 +69,7 @@ def summarize(net, counts: dict, labels: np.ndarray, name: str) -> dict:
     x fan-out over each layer's T steps, graded input included, as the report measures them;
     ``spike_synops_per_sample`` without the synapses fed by the graded input),
     the burst histogram per layer, and the run's Lava wall time."""
-    from compiler.cli import accuracy
+    from compiler.dataset import accuracy
     names, kmax = layer_meta(net.ir)
     run = net.last_run
     steps = int(run["steps"])
@@ -96,7 +96,7 @@ def run_models(paths, dataset: str, samples: int, encoding: str = "graded",
     """Compile each model, run the first ``samples`` test images of ``dataset`` through it in
     Lava (each at its file's T and input bits) and return :func:`summarize` of each."""
     from compiler import compile as compile_net
-    from compiler.cli import dataset_frames, file_steps
+    from compiler.dataset import dataset_frames, file_steps
     bases = [os.path.basename(p) for p in paths]
     out = []
     for j, path in enumerate(paths):
