@@ -95,18 +95,18 @@ def run_models(paths, dataset: str, samples: int, encoding: str = "graded",
                progress: bool = False) -> list:
     """Compile each model, run the first ``samples`` test images of ``dataset`` through it in
     Lava (each at its file's T and input bits) and return :func:`summarize` of each."""
+    from contextlib import ExitStack
     from compiler import compile as compile_net
     from compiler.dataset import dataset_frames, file_steps
     bases = [os.path.basename(p) for p in paths]
-    out = []
-    for j, path in enumerate(paths):
-        name = bases[j] if bases.count(bases[j]) == 1 else f"{chr(65 + j)}: {bases[j]}"
-        with compile_net(path, encoding=encoding) as net:
-            steps = file_steps(net)
-            frames, labels = dataset_frames(net, dataset, samples)
-            counts = net.run(frames, steps, progress=progress)
-            out.append(summarize(net, counts, labels, name))
-    return out
+    with ExitStack() as stack:
+        jobs = []                   # every file compiled and its input checked before any run
+        for j, path in enumerate(paths):
+            net = stack.enter_context(compile_net(path, encoding=encoding))
+            name = bases[j] if bases.count(bases[j]) == 1 else f"{chr(65 + j)}: {bases[j]}"
+            jobs.append((net, name, file_steps(net), *dataset_frames(net, dataset, samples)))
+        return [summarize(net, net.run(frames, steps, progress=progress), labels, name)
+                for net, name, steps, frames, labels in jobs]
 
 
 def burst_fractions(summary: dict) -> np.ndarray:

@@ -46,9 +46,12 @@ class PlotError(QblifError, ValueError):
 def check_counts(counts: Counts) -> dict:
     """Validate a run's ``{layer: (S, T, *shape)}`` counts; return them as int64 arrays.
 
-    Raises :class:`PlotError` for an empty run (no layer, no sample or no step) or a layer
-    whose array is not integer ``(S, T, ...)``.
+    The ``("u", i)`` / ``("v", i)`` neuron states of a ``record_uv`` run are left out. Raises
+    :class:`PlotError` for an empty run (no layer, no sample or no step) or a layer whose
+    array is not integer ``(S, T, ...)``.
     """
+    counts = {k: v for k, v in (counts or {}).items()
+              if not (isinstance(k, tuple) and k[:1] in (("u",), ("v",)))}
     if not counts:
         raise PlotError("empty run: no layer was recorded")
     out = {}

@@ -107,6 +107,13 @@ def test_graded_layers_have_no_histogram_and_count_events():
     assert act[0].tolist() == [2 / 3] and act[1].tolist() == [1.0]
 
 
+def test_neuron_states_of_a_record_uv_run_are_not_layers(oracle_run):
+    counts, _ = oracle_run
+    with_uv = {**counts, ("u", 0): -counts[0], ("v", 1): counts[1] * 1000}
+    assert viz.plot_run(with_uv).burst_counts.keys() == counts.keys()
+    assert viz.activity(with_uv).keys() == counts.keys()
+
+
 @pytest.mark.parametrize("counts, kwargs, match", [
     ({}, {}, "empty run"),
     ({0: np.zeros((0, 4, 10), np.int32)}, {}, "empty run"),
@@ -246,8 +253,12 @@ def test_compare_table_and_figure_show_both_runs(qblif, captured, tmp_path, cuba
     assert var > MIN_VARIANCE
 
 
+FMNIST_MODEL = os.path.join(ROOT, "netx_models", "fmnist_qblif_conv.net")
+
+
 @pytest.mark.parametrize("argv, words", [
     (["{tmp}/nope.net"], ["nope.net", "does not exist"]),
+    ([FMNIST_MODEL], ["digits", "do not fit", "inputShape"]),     # checked before either run
     ([MODEL, "--plot", "{tmp}/missing/c.png"], ["cannot write plot"]),
     ([MODEL, "--samples", "0"], ["--samples=0"]),
 ])
