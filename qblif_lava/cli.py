@@ -28,10 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_compare(sub):
     """``qblif compare``: its work lives in :mod:`compiler.plots`, imported only when it runs."""
+    from qblif_lava.data import DATASETS
     p = sub.add_parser("compare", help="run two models on the same test samples in Lava: "
                        "accuracy, spikes, SynOps, burst histograms (table, --plot figure)")
     p.add_argument("models", nargs=2, metavar="MODEL.net")
-    p.add_argument("--dataset", choices=("digits", "fashion-mnist"), required=True)
+    p.add_argument("--dataset", choices=DATASETS, required=True)
     p.add_argument("--samples", type=int, default=20, help="test images (default 20)")
     p.add_argument("--encoding", choices=("graded", "binary"), default="graded")
     p.add_argument("--plot", metavar="FILE.png", help="save the side-by-side figure")
