@@ -60,6 +60,27 @@ def array(name, node, attr, ndim=None, allow_inf=False) -> np.ndarray:
     return arr
 
 
+def param(st, attr, default=None, allow_inf=False, positive=False) -> np.ndarray:
+    """A neuron parameter of stage ``st`` broadcast to the stage shape (float64): a scalar,
+    one value per neuron, or (3-D layers) one per channel. ``default`` when absent."""
+    n, name, shape = st.neuron, st.name, tuple(st.shape)
+    if default is not None and getattr(n, attr, None) is None:
+        return np.full(shape, float(default))
+    a = array(name, n, attr, allow_inf=allow_inf)
+    if a.size == 1:
+        a = np.full(shape, a.reshape(-1)[0])
+    elif a.size == int(np.prod(shape)):
+        a = a.reshape(shape)
+    elif len(shape) > 1 and a.size == shape[0]:
+        a = np.broadcast_to(a.reshape((-1,) + (1,) * (len(shape) - 1)), shape).copy()
+    else:
+        raise fail(name, n, f"parameter {attr!r} of shape {a.shape} does not fit the layer "
+                   f"shape {shape}")
+    if positive and np.any(a <= 0):
+        raise fail(name, n, f"parameter {attr!r} must be > 0")
+    return a
+
+
 def pair(name, node, attr, default=None) -> tuple:
     val = getattr(node, attr, default)
     if val is None:
@@ -255,7 +276,7 @@ def _input_shape(name, node, first_op) -> tuple:
 def _fold_scale(name, node, st, after):
     """Fold a Scale node into the stage's op: after (per output) or before (dense: per input)."""
     s = array(name, node, "scale")
-    if s.size == 1:
+    if s.size == 1 or np.ptp(s) == 0:
         st.weight = st.weight * float(s.reshape(-1)[0])
         if after and st.bias is not None:
             st.bias = st.bias * float(s.reshape(-1)[0])

@@ -32,11 +32,12 @@ import math
 import numpy as np
 
 from compiler.errors import CompileError
-from compiler.nir.graph import array, fail
+from compiler.nir.graph import array, fail, param
 from qblif_lava import params as P
 
 STATE_LIMIT = 2 ** 23 - 1
 DECAY_ONE = 4096
+EXACT_RTOL = 1e-6   # float32 NIR files: a value this close to the grid counts as exact
 
 
 def decay_fractions(st, dt: float) -> dict:
@@ -46,21 +47,7 @@ def decay_fractions(st, dt: float) -> dict:
     shape = st.shape
 
     def par(attr, default=None, allow_inf=False, positive=False):
-        if default is not None and getattr(n, attr, None) is None:
-            return np.full(shape, float(default))
-        a = array(name, n, attr, allow_inf=allow_inf)
-        if a.size == 1:
-            a = np.full(shape, a.reshape(-1)[0])
-        elif a.size == int(np.prod(shape)):
-            a = a.reshape(shape)
-        elif len(shape) > 1 and a.size == shape[0]:
-            a = np.broadcast_to(a.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
-        else:
-            raise fail(name, n, f"parameter {attr!r} of shape {a.shape} does not fit the "
-                       f"layer shape {tuple(shape)}")
-        if positive and np.any(a <= 0):
-            raise fail(name, n, f"parameter {attr!r} must be > 0")
-        return a.astype(np.float64)
+        return param(st, attr, default, allow_inf, positive)
 
     one = np.ones(shape)
     if t == "CubaLIF":
@@ -126,6 +113,10 @@ def effective_weight(st, gain) -> np.ndarray:
     return w * per_c[0, 0]
 
 
+def _close(q, f) -> bool:
+    return bool(np.all(np.abs(q - f) <= EXACT_RTOL * np.maximum(np.abs(f), 1.0)))
+
+
 def _grid(x, step, lo, hi):
     return np.clip(step * np.round(x / step), lo, hi)
 
@@ -160,10 +151,10 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int) -> dict:
         v = None if readout else np.clip(np.round(th64 * s), 1, vth_hi)
         return w, v, b
 
-    def exact(s):
+    def exact(s):   # equal up to float rounding of the NIR parameters (EXACT_RTOL)
         w, v, b = ints(s)
-        return (np.array_equal(w, w64 * s) and np.array_equal(b, b64 * s)
-                and (readout or np.array_equal(v, th64 * s)))
+        return (_close(w, w64 * s) and _close(b, b64 * s)
+                and (readout or _close(v, th64 * s)))
 
     if exact(1.0):
         s = 1.0
@@ -187,8 +178,8 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int) -> dict:
         raise fail(st.name, st.neuron, f"every weight of {st.ops[0]!r} rounds to 0 at "
                    f"{weight_bits} weight bits (scale {s:.4g}): the layer would be silent")
     rep = dict(node=st.name, type=st.neuron_type, op=st.op_types[0], scale=s,
-               exact=bool(exact(s) and iu / DECAY_ONE == f["alpha_u"]
-                          and dv / DECAY_ONE == f["alpha_v"]),
+               exact=bool(exact(s) and _close(iu / DECAY_ONE, f["alpha_u"])
+                          and _close(dv / DECAY_ONE, f["alpha_v"])),
                err=dict(weight=_rel_err(w / (64 * s), w_eff),
                         vth=0.0 if readout else _rel_err(v / (64 * s), f["theta"]),
                         bias=_rel_err(b / (64 * s), f["bias_v"]),
@@ -214,7 +205,7 @@ def headroom(kind, w, bias, du, dv, in_max) -> dict:
     v = math.inf if dv == 0 else (u + 64 * bmax) * DECAY_ONE / dv
 
     def bits(x):
-        return math.inf if x <= 0 else math.log2(STATE_LIMIT / x)
+        return math.inf if x <= 0 else -math.inf if math.isinf(x) else math.log2(STATE_LIMIT / x)
 
     return dict(u_bound=u, v_bound=v, headroom_u_bits=bits(u), headroom_v_bits=bits(v))
 

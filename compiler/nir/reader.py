@@ -121,4 +121,5 @@ def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None):
             g.add_edge(i - 1, i)
     g.graph["nir_quant"] = rows
     g.graph["nir_nodes"] = [st.name for st in sts]
+    g.graph["nir_readouts"] = [i for i, st in enumerate(sts) if st.neuron_type == "LI"]
     return g
