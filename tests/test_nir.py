@@ -221,6 +221,19 @@ def test_malformed_nir_raises_one_compile_error(tmp_path, case):
     assert "\n" not in str(exc.value)
 
 
+def test_inexact_avgpool_is_a_clear_error(tmp_path):
+    body = [("avg", nir.AvgPool2d(kernel_size=np.array([3, 3]), stride=np.array([3, 3]),
+                                  padding=np.array([0, 0]))),
+            ("if", nir.IF(r=np.full((1, 2, 2), 1 / DT), v_threshold=np.full((1, 2, 2), 1e4)))]
+    path = _chain(tmp_path, "avg.nir", (1, 6, 6), body, (1, 2, 2))
+    with pytest.raises(CompileError, match=r"NIR node 'avg' \(AvgPool2d\): the average 1/9"):
+        compiler.compile(path, nir_options=dict(dt=DT))
+    body[1] = ("if", nir.IF(r=np.full((1, 2, 2), 1 / DT), v_threshold=np.full((1, 2, 2), 0.5)))
+    ly = layers(compiler.compile(_chain(tmp_path, "avg2.nir", (1, 6, 6), body, (1, 2, 2)),
+                                 nir_options=dict(dt=DT)).ir)[0]
+    assert ly.kind == "pool" and np.all(ly.weight == 254)     # 1/9 scaled to the grid top
+
+
 def test_recurrent_snntorch_style_subgraph_is_refused_naming_the_node(tmp_path):
     sub = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}),
                               "lif": _lif(3), "w_rec": nir.Linear(weight=np.eye(3)),
@@ -316,3 +329,66 @@ def test_cli_export_nir_and_run_check(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "accuracy:" in out and out.count("agreement with the float NIR simulation") == 2
     assert cli.main(["export-nir", "nonexistent.net", str(tmp_path / "x.nir")]) == 2
+
+
+# --- fuzz: any mutation gives a compiled network or one CompileError, nothing else -------
+def _fuzz_base():
+    rng = np.random.default_rng(7)
+    nodes = {"in": nir.Input(input_type={"input": np.array([1, 6, 6])}),
+             "conv": nir.Conv2d(input_shape=(6, 6), weight=rng.normal(0, 0.3, (2, 1, 3, 3)),
+                                stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(2)),
+             "lif": _lif((2, 6, 6), thr=0.5),
+             "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                                   padding=np.array([0, 0])),
+             "cuba": _cuba((2, 3, 3)),
+             "flat": nir.Flatten(input_type={"input": np.array([2, 3, 3])}, start_dim=0),
+             "fc": nir.Affine(weight=rng.normal(0, 0.3, (4, 18)), bias=np.zeros(4)),
+             "if": nir.IF(r=np.full(4, 1 / DT), v_threshold=np.ones(4)),
+             "out": nir.Output(output_type={"output": np.array([4])})}
+    names = list(nodes)
+    return nodes, list(zip(names[:-1], names[1:]))
+
+
+BAD_VALUES = [np.nan, -1.0, 0.0, 1e30, np.inf, -np.inf, np.array([]), np.ones(7),
+              np.ones((2, 3, 4, 5, 6)), "x", None, 3, np.array([1, 2]), np.full((2, 6, 6), -2.0)]
+
+
+def _mutations():
+    from hypothesis import strategies as st
+    nodes, _ = _fuzz_base()
+    attrs = [(n, a) for n, v in nodes.items() for a in vars(v)
+             if a not in ("metadata", "output_type")]
+    return st.tuples(st.sampled_from(attrs), st.sampled_from(range(len(BAD_VALUES))),
+                     st.sampled_from(["none", "drop", "extra", "swap"]))
+
+
+def test_fuzzed_graphs_give_only_compile_errors():
+    from hypothesis import HealthCheck, given, settings
+    from compiler.nir.reader import graph_to_ir
+    from compiler.passes import run_passes
+
+    @settings(max_examples=150, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(_mutations())
+    def run(m):
+        (name, attr), vi, edit = m
+        nodes, edges = _fuzz_base()
+        setattr(nodes[name], attr, BAD_VALUES[vi])
+        if edit == "drop":
+            edges = edges[:3] + edges[4:]
+        elif edit == "extra":
+            edges = edges + [("fc", "ghost")]
+        elif edit == "swap":
+            edges = [(b, a) if i == 2 else (a, b) for i, (a, b) in enumerate(edges)]
+        try:
+            g = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+        except Exception:     # nir itself refuses to build it: no file can hold it
+            return
+        try:
+            ir = graph_to_ir(g, dt=DT)
+            ir.graph.setdefault("input_bits", 8)
+            ir.graph["encoding"] = "graded"
+            run_passes(ir)
+        except CompileError as exc:
+            assert "\n" not in str(exc)
+    run()

@@ -33,7 +33,8 @@ MAX_ELEMENTS = 2 ** 26
 
 
 def _where(name, node) -> str:
-    return f"NIR node {name!r} ({type(node).__name__})"
+    """``node``: the NIR node, or its type name."""
+    return f"NIR node {name!r} ({node if isinstance(node, str) else type(node).__name__})"
 
 
 def fail(name, node, why) -> CompileError:
@@ -87,8 +88,13 @@ def pair(name, node, attr, default=None) -> tuple:
         raise fail(name, node, f"parameter {attr!r} is missing")
     if isinstance(val, (str, bytes)):
         return val.decode() if isinstance(val, bytes) else val
-    arr = np.asarray(val).reshape(-1)
-    if arr.size not in (1, 2) or arr.dtype.kind not in "iuf" or np.any(arr != np.round(arr)):
+    try:
+        arr = np.asarray(val).reshape(-1)
+        ok = arr.size in (1, 2) and arr.dtype.kind in "iuf" and np.all(np.isfinite(arr)) \
+            and np.all(arr == np.round(arr)) and np.all(np.abs(arr) < 2 ** 31)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise fail(name, node, f"parameter {attr!r}={val!r} is not an int or an int pair")
     arr = arr.astype(np.int64)
     return (int(arr[0]), int(arr[-1]))
@@ -338,7 +344,7 @@ def _synapse(name, node, cur) -> Stage:
                            "(C_out, C_in/groups, kH, kW)")
             stride, dil = pair(name, node, "stride"), pair(name, node, "dilation")
             pad = pair(name, node, "padding")
-        groups = int(np.asarray(getattr(node, "groups", 1)).reshape(-1)[0])
+        groups = pair(name, node, "groups", 1)[0]
         kernel = tuple(int(k) for k in w.shape[2:])
         if isinstance(pad, str):
             if pad == "valid":
@@ -365,8 +371,10 @@ def _synapse(name, node, cur) -> Stage:
         kernel = pair(name, node, "kernel_size")
         stride = pair(name, node, "stride", kernel)
         pad = pair(name, node, "padding", (0, 0))
-        if isinstance(pad, str) or isinstance(stride, str):
-            raise fail(name, node, "string padding/stride is unsupported for pooling")
+        if isinstance(pad, str) or isinstance(stride, str) or isinstance(kernel, str):
+            raise fail(name, node, "string kernel/padding/stride is unsupported for pooling")
+        if min(kernel) < 1 or max(kernel) > 1024:
+            raise fail(name, node, f"kernel_size={kernel} is out of range [1, 1024]")
         w = np.ones(kernel) / (1.0 if t == "SumPool2d" else float(kernel[0] * kernel[1]))
         st = Stage("pool", name, cur, (), weight=w, kernel=kernel, stride=stride, padding=pad)
         c_out = c_in

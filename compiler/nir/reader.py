@@ -87,7 +87,11 @@ def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None):
     weight_bits: weight mantissa bits (1..8) of the quantized synapses. input_bits: bits of
     the graded input (for the headroom bound; the file's metadata wins).
     """
-    graph = load(path)
+    return graph_to_ir(load(path), str(path), dt, weight_bits, input_bits)
+
+
+def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8, input_bits=None):
+    """:func:`read_nir` of an in-memory ``nir.NIRGraph`` (``path`` only names it)."""
     dt, bits = options(graph, dt, input_bits)
     in_shape, sts = stages(graph)
     meta = graph_meta(graph)
@@ -110,6 +114,11 @@ def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None):
                                 max_burst=q["max_burst"], reset_mode=q["reset_mode"])
             else:
                 q = quantize_stage(st, dt, int(weight_bits), in_max)
+                if st.op_types[0] == "AvgPool2d" and q["report"]["err"]["weight"] > 0:
+                    raise fail(st.ops[0], "AvgPool2d", f"the average 1/{st.kernel[0] * st.kernel[1]}"
+                               f" times the input gain is not exact in integers at "
+                               f"{weight_bits} weight bits (scale {q['report']['scale']:.4g}, "
+                               f"relative error {q['report']['err']['weight']:.2e})")
                 neuron = Neuron(kind="CUBA", du=q["du"], dv=q["dv"], vth=q["vth"])
                 rows.append(dict(q["report"], index=i))
             layer = Layer(index=i, kind=st.kind, shape=tuple(st.shape), weight=q["weight"],
