@@ -74,7 +74,7 @@ def _synapse_nodes(ly):
                             bias=np.zeros(w.shape[0])))]
 
 
-def to_nir(ir, dt: float = DEFAULT_DT):
+def to_nir(ir, dt: float = DEFAULT_DT) -> "nir.NIRGraph":  # noqa: F821
     """The ``nir.NIRGraph`` of a compiled IR (after the passes: in_shape, vth normalised)."""
     import nir
     if ir.graph.get("stateful") or any(ly.neuron is not None and ly.neuron.kind == "SDNN"

@@ -137,7 +137,7 @@ class Stage:
         return ext if isinstance(ext, dict) else {}
 
 
-def load(path):
+def load(path) -> "nir.NIRGraph":  # noqa: F821
     """``nir.read`` with every failure turned into one CompileError."""
     import nir
     try:

@@ -79,7 +79,7 @@ def _restore(st) -> dict:
                 reset_mode=reset, **ints)
 
 
-def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None):
+def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None) -> "nx.DiGraph":  # noqa: F821
     """Read the NIR file ``path`` into an IR graph; every failure is a CompileError.
 
     dt: the Euler time step (seconds, NIR's time unit) that discretises the neurons; default
@@ -90,7 +90,8 @@ def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None):
     return graph_to_ir(load(path), str(path), dt, weight_bits, input_bits)
 
 
-def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8, input_bits=None):
+def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
+                input_bits=None) -> "nx.DiGraph":  # noqa: F821
     """:func:`read_nir` of an in-memory ``nir.NIRGraph`` (``path`` only names it)."""
     dt, bits = options(graph, dt, input_bits)
     in_shape, sts = stages(graph)
@@ -114,11 +115,12 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8, input
                                 max_burst=q["max_burst"], reset_mode=q["reset_mode"])
             else:
                 q = quantize_stage(st, dt, int(weight_bits), in_max)
-                if st.op_types[0] == "AvgPool2d" and q["report"]["err"]["weight"] > 0:
-                    raise fail(st.ops[0], "AvgPool2d", f"the average 1/{st.kernel[0] * st.kernel[1]}"
-                               f" times the input gain is not exact in integers at "
-                               f"{weight_bits} weight bits (scale {q['report']['scale']:.4g}, "
-                               f"relative error {q['report']['err']['weight']:.2e})")
+                rep = q["report"]
+                if st.op_types[0] == "AvgPool2d" and rep["err"]["weight"] > 0:
+                    raise fail(st.ops[0], "AvgPool2d", f"the average 1/{np.prod(st.kernel)} "
+                               "times the input gain is not exact in integers at "
+                               f"{weight_bits} weight bits (scale {rep['scale']:.4g}, "
+                               f"relative error {rep['err']['weight']:.2e})")
                 neuron = Neuron(kind="CUBA", du=q["du"], dv=q["dv"], vth=q["vth"])
                 rows.append(dict(q["report"], index=i))
             layer = Layer(index=i, kind=st.kind, shape=tuple(st.shape), weight=q["weight"],
