@@ -7,6 +7,7 @@ after import, and the per-layer spike agreement of the Lava run with snnTorch's 
 (fraction of equal (sample, step, neuron) spikes). Writes bench/results/nir.md.
 
     python bench/bench_nir.py [--seconds 20] [--samples 360] [--steps 8] [--hidden 64]
+                              [--reset zero|default] [--out FILE]
 """
 from __future__ import annotations
 
@@ -40,11 +41,17 @@ def data(split, limit=None):
     return quantize_intensity(images, INPUT_BITS).reshape(len(labels), -1), labels
 
 
-def build(hidden):
+RESETS = {"zero": None,   # NIR's semantics (tests/snntorch_nets.RESET)
+          "default": dict(init_hidden=True)}   # snnTorch's default: subtract, delayed
+
+
+def build(hidden, reset):
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(64, hidden), sn.leaky((hidden,), 0.85, 1.0),
+    r = RESETS[reset]
+    return torch.nn.Sequential(torch.nn.Linear(64, hidden), sn.leaky((hidden,), 0.85, 1.0,
+                                                                     reset=r),
                                torch.nn.Linear(hidden, 10), sn.leaky((10,), 0.85, 1.0,
-                                                                     output=True))
+                                                                     output=True, reset=r))
 
 
 def train(net, x, y, steps, seconds):
@@ -73,12 +80,16 @@ def main(argv=None):
     ap.add_argument("--samples", type=int, default=360, help="test samples run in Lava")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--reset", choices=tuple(RESETS), default="zero",
+                    help="zero: reset_mechanism='zero', reset_delay=False (what NIR states); "
+                         "default: snnTorch's default subtractive delayed reset, which its "
+                         "NIR exporter writes as v_reset = 0 all the same")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "nir.md"))
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     x_tr, y_tr = data("train")
     x_te, y_te = data("test", args.samples)
-    net = build(args.hidden)
+    net = build(args.hidden, args.reset)
     epochs, wall = train(net, x_tr, y_tr, args.steps, args.seconds)
     net.eval()
     ref = sn.simulate(net, x_te, args.steps)               # snnTorch float, per spiking layer
@@ -104,7 +115,7 @@ def main(argv=None):
     lines = [
         f"# NIR benchmark: snnTorch -> NIR -> Lava (sklearn digits)\n",
         f"snnTorch {sn.snn.__version__} MLP 64-{args.hidden}-10 (Leaky, beta 0.85, threshold 1, "
-        f"reset to zero), trained {epochs} epochs in {wall:.0f} s on {len(y_tr)} digits "
+        f"reset: {args.reset}), trained {epochs} epochs in {wall:.0f} s on {len(y_tr)} digits "
         f"(4-bit inputs, {args.steps} steps, count cross-entropy); exported with snnTorch's "
         f"own `export_to_nir`; compiled with `compiler.compile(..., nir_options=dict(dt=1e-4))`; "
         f"{len(y_te)} test digits. Machine: {platform.machine()}, {os.cpu_count()} CPU(s); "

@@ -15,9 +15,10 @@ import snntorch as snn
 RESET = dict(reset_mechanism="zero", reset_delay=False, init_hidden=True)
 
 
-def leaky(shape, beta=0.8, thr=1.0, output=False):
+def leaky(shape, beta=0.8, thr=1.0, output=False, reset=None):
+    """``reset``: snnTorch keyword arguments of the reset (default :data:`RESET`)."""
     return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.full(shape, thr),
-                     output=output, **RESET)
+                     output=output, **(RESET if reset is None else reset))
 
 
 def synaptic(shape, alpha=0.5, beta=0.75, thr=1.0, output=False):

@@ -161,7 +161,7 @@ def _inline(graph, prefix="", depth=0):
         raise CompileError(f"NIR graph {prefix!r}: nested more than 32 levels deep")
     nodes = getattr(graph, "nodes", None)
     edges = getattr(graph, "edges", None)
-    if not isinstance(nodes, dict) or edges is None:
+    if not isinstance(nodes, dict) or not isinstance(edges, (list, tuple, np.ndarray)):
         raise CompileError(f"NIR graph {prefix or '/'!r}: has no nodes or no edges")
     if len(nodes) > MAX_NODES:
         raise CompileError(f"NIR graph {prefix or '/'!r}: {len(nodes)} nodes (limit {MAX_NODES})")
