@@ -53,10 +53,16 @@ def _nir_args(p):
                    help="NIR models: Euler time step (default: the file's, else 1e-4)")
     p.add_argument("--weight-bits", type=int, default=8,
                    help="NIR models: weight mantissa bits, 1..8 (default 8)")
+    p.add_argument("--input-scale", type=float, default=None,
+                   help="NIR models: the graph receives frame * SCALE (default: the file's, "
+                        "else 1)")
+    p.add_argument("--input-bits", type=int, default=None,
+                   help="NIR models without qblif metadata: bits of the graded input "
+                        "(default 8)")
 
 
 def _nir_options(args):
-    return dict(dt=args.dt, weight_bits=args.weight_bits) \
+    return dict(dt=args.dt, weight_bits=args.weight_bits, input_scale=args.input_scale) \
         if str(args.model).lower().endswith(".nir") else None
 
 
@@ -71,7 +77,8 @@ def cmd_export_nir(args):
 def cmd_compile(args):
     from compiler import compile as compile_net
     from compiler.report import draw_graph, write_graphml
-    with compile_net(args.model, encoding=args.encoding, nir_options=_nir_options(args)) as net:
+    with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
+                     nir_options=_nir_options(args)) as net:
         print(net.report())
         if "nir_quant" in net.ir.graph:
             from compiler.nir.quantize import text_report
@@ -94,7 +101,8 @@ def cmd_run(args):
 
     if args.samples < 1:
         raise ValueError(f"--samples={args.samples} must be >= 1")
-    with compile_net(args.model, encoding=args.encoding, nir_options=_nir_options(args)) as net:
+    with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
+                     nir_options=_nir_options(args)) as net:
         steps = args.steps or net.ir.graph.get("timesteps")
         if not steps:
             raise CompileError("the file has no /qblif/timesteps; pass --steps", "qblif",

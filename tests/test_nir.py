@@ -392,3 +392,21 @@ def test_fuzzed_graphs_give_only_compile_errors():
         except CompileError as exc:
             assert "\n" not in str(exc)
     run()
+
+
+def test_input_scale_folds_into_the_first_layer(tmp_path):
+    rng = np.random.default_rng(8)
+    w = rng.normal(0, 0.3, (5, 4))
+    a = _chain(tmp_path, "a.nir", (4,), [("fc", nir.Linear(weight=w)), ("lif", _lif(5))], (5,))
+    b = _chain(tmp_path, "b.nir", (4,), [("fc", nir.Linear(weight=w * 15)), ("lif", _lif(5))],
+               (5,))
+    ga = compiler.compile(a, input_bits=4, nir_options=dict(dt=DT)).ir
+    gb = compiler.compile(b, input_bits=4, nir_options=dict(dt=DT, input_scale=1 / 15)).ir
+    assert np.array_equal(layers(ga)[0].weight, layers(gb)[0].weight)
+    assert gb.graph["nir_input_scale"] == pytest.approx(1 / 15)
+    frames = rng.integers(0, 16, (3, 4))
+    sa = simulate(a, frames, 5, dt=DT)
+    sb = simulate(b, frames, 5, dt=DT, input_scale=1 / 15)
+    assert np.array_equal(sa[0], sb[0]) and sa[0].any()
+    with pytest.raises(CompileError, match="input_scale"):
+        compiler.compile(b, nir_options=dict(input_scale=-1.0))

@@ -408,8 +408,9 @@ def _check_declared(name, node, shape):
             raise fail(name, node, f"declares output shape {want}, but its input gives {shape}")
 
 
-def stages(graph) -> tuple:
-    """``(input_shape, [Stage, ...])`` of a NIR graph, or a CompileError."""
+def stages(graph, input_scale: float = 1.0) -> tuple:
+    """``(input_shape, [Stage, ...])`` of a NIR graph, or a CompileError. ``input_scale``
+    (the graph receives ``frame * input_scale``) is folded into the first op's weights."""
     order = chain(graph)
     first_op = next((type(n).__name__ for _, n in order[1:]
                      if type(n).__name__ in SYNAPSES), None)
@@ -469,6 +470,8 @@ def stages(graph) -> tuple:
         raise fail(name, node, f"{t} is not supported inside the chain")
     if not any(st.kind != "flatten" for st in out):
         raise CompileError("NIR graph: no neuron layer (nothing to compile)")
+    first = next(st for st in out if st.kind != "flatten")
+    first.weight = first.weight * input_scale
     if out[-1].kind == "flatten":
         raise CompileError(f"NIR node {out[-1].name!r} (Flatten): the graph ends in a Flatten")
     for st in out[:-1]:

@@ -35,22 +35,33 @@ def graph_meta(graph) -> dict:
     return ext if isinstance(ext, dict) else {}
 
 
-def options(graph, dt=None, input_bits=None) -> tuple:
-    """``(dt, input_bits)``: the arguments win, then the file's metadata, then the defaults."""
+def _positive(name, value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise CompileError(f"{name}={value!r} is not a number") from None
+    if not np.isfinite(value) or value <= 0:
+        raise CompileError(f"{name}={value} must be positive and finite")
+    return value
+
+
+def options(graph, dt=None, input_bits=None, input_scale=None) -> tuple:
+    """``(dt, input_bits, input_scale)``. dt, input_scale: the argument, else the file's
+    metadata, else the default (1e-4, 1.0); input_bits as ``compiler.compile``: the file's
+    metadata, else the argument, else 8."""
     from compiler.runtime import DEFAULT_INPUT_BITS
     meta = graph_meta(graph)
     if dt is None:
         dt = _scalar(meta["dt"]) if "dt" in meta else DEFAULT_DT
-    if input_bits is None:
-        input_bits = int(_scalar(meta["input_bits"])) if "input_bits" in meta else \
-            DEFAULT_INPUT_BITS
+    if input_scale is None:
+        input_scale = _scalar(meta["input_scale"]) if "input_scale" in meta else 1.0
+    if "input_bits" in meta:
+        input_bits = _scalar(meta["input_bits"])
     try:
-        dt = float(dt)
+        input_bits = int(DEFAULT_INPUT_BITS if input_bits is None else input_bits)
     except (TypeError, ValueError):
-        raise CompileError(f"dt={dt!r} is not a number") from None
-    if not np.isfinite(dt) or dt <= 0:
-        raise CompileError(f"dt={dt} must be a positive finite time step")
-    return dt, int(input_bits)
+        raise CompileError(f"input_bits={input_bits!r} is not an integer") from None
+    return _positive("dt", dt), input_bits, _positive("input_scale", input_scale)
 
 
 def _restore(st) -> dict:
@@ -79,25 +90,29 @@ def _restore(st) -> dict:
                 reset_mode=reset, **ints)
 
 
-def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None) -> "nx.DiGraph":  # noqa: F821
+def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None,
+             input_scale=None) -> "nx.DiGraph":  # noqa: F821
     """Read the NIR file ``path`` into an IR graph; every failure is a CompileError.
 
     dt: the Euler time step (seconds, NIR's time unit) that discretises the neurons; default
     the file's ``metadata["qblif"]["dt"]``, else 1e-4 (snnTorch's export convention).
     weight_bits: weight mantissa bits (1..8) of the quantized synapses. input_bits: bits of
-    the graded input (for the headroom bound; the file's metadata wins).
+    the graded input (for the headroom bound; the file's metadata wins). input_scale: the NIR
+    graph receives ``frame * input_scale`` (e.g. ``1/15`` for a network trained on inputs in
+    [0, 1] run on 4-bit frames); folded into the first layer's weights. Default: the file's
+    metadata, else 1.
     """
-    return graph_to_ir(load(path), str(path), dt, weight_bits, input_bits)
+    return graph_to_ir(load(path), str(path), dt, weight_bits, input_bits, input_scale)
 
 
 def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
-                input_bits=None) -> "nx.DiGraph":  # noqa: F821
+                input_bits=None, input_scale=None) -> "nx.DiGraph":  # noqa: F821
     """:func:`read_nir` of an in-memory ``nir.NIRGraph`` (``path`` only names it)."""
-    dt, bits = options(graph, dt, input_bits)
-    in_shape, sts = stages(graph)
+    dt, bits, scale = options(graph, dt, input_bits, input_scale)
+    in_shape, sts = stages(graph, scale)
     meta = graph_meta(graph)
     attrs = dict(path=str(path), input_shape=tuple(in_shape), nir_dt=dt,
-                 nir_weight_bits=int(weight_bits))
+                 nir_weight_bits=int(weight_bits), nir_input_scale=scale)
     for key in ("input_bits", "timesteps"):
         if key in meta:
             attrs[key] = int(_scalar(meta[key]))

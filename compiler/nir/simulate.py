@@ -96,14 +96,15 @@ def neuron_run(st, y, dt) -> np.ndarray:
     return out
 
 
-def simulate(path, frames, steps: int, dt=None) -> dict:
+def simulate(path, frames, steps: int, dt=None, input_scale=None) -> dict:
     """Float outputs ``{layer index: (S, T, *shape)}`` of every neuron layer of the NIR file
     (layer indices as in the compiled IR): spikes 0/1, or ``v`` for an LI readout.
-    frames: ``(S, *input_shape)`` (the compiled network's input shape)."""
+    frames: ``(S, *input_shape)`` (the compiled network's input shape); the graph receives
+    ``frames * input_scale`` (dt, input_scale: as :func:`compiler.nir.read_nir`)."""
     graph = load(path)
-    dt, _ = options(graph, dt)
+    dt, _, scale = options(graph, dt, None, input_scale)
     in_shape, sts = stages(graph)
-    x = np.asarray(frames, np.float64)
+    x = np.asarray(frames, np.float64) * scale
     n_s = x.shape[0]
     cur = np.broadcast_to(x[:, None], (n_s, steps) + tuple(in_shape))
     out = {}
@@ -147,5 +148,6 @@ def check(net, frames, steps: int, lava_out=None) -> dict:
         lava_out = net.run(frames, steps, record_uv=bool(ro))
     got = {i: (lava_out[("v", i)] if i in ro else lava_out[i]) for i in lava_out
            if isinstance(i, int)}
-    ref = simulate(net.ir.graph["path"], frames, steps, dt=net.ir.graph.get("nir_dt"))
+    ref = simulate(net.ir.graph["path"], frames, steps, dt=net.ir.graph.get("nir_dt"),
+                   input_scale=net.ir.graph.get("nir_input_scale"))
     return agreement(got, ref, ro)
