@@ -24,7 +24,7 @@ def compile(path, encoding: str = "graded", input_bits=None,  # noqa: A001
     encoding: ``"graded"`` or ``"binary"`` (spec section 4). input_bits: bits of the
     direct graded input; the file's ``/qblif/inputBits`` wins, else this, else 8.
     nir_options: keyword arguments of :func:`compiler.nir.read_nir` (``dt``,
-    ``weight_bits``) for a ``.nir`` file. Raises :class:`CompileError` for any
+    ``weight_bits``, ``input_scale``) for a ``.nir`` file. Raises :class:`CompileError` for any
     malformed or unsupported file.
     """
     if encoding not in ("graded", "binary"):
