@@ -205,9 +205,14 @@ def _bad_cases():
     yield "unsupported type", d, GOOD_EDGES, r"'lif' \(I\): unsupported node type"
     d = dict(n, rec=nir.Linear(weight=np.eye(3)))
     yield "recurrent", d, GOOD_EDGES + [("lif", "rec"), ("rec", "lif")], "recurrent subgraph"
-    d = dict(n, fc2=nir.Linear(weight=np.eye(4)))
-    yield "two ops in a row", d, [("in", "fc2"), ("fc2", "fc"), ("fc", "lif"), ("lif", "out")], \
-        "'fc' .*no neuron between"
+    d = {"in": nir.Input(input_type={"input": np.array([1, 4, 4])}),
+         "c1": nir.Conv2d(input_shape=(4, 4), weight=np.ones((1, 1, 2, 2)), stride=1, padding=0,
+                          dilation=1, groups=1, bias=np.zeros(1)),
+         "c2": nir.Conv2d(input_shape=(3, 3), weight=np.ones((1, 1, 2, 2)), stride=1, padding=0,
+                          dilation=1, groups=1, bias=np.zeros(1)),
+         "lif": _lif((1, 2, 2)), "out": nir.Output(output_type={"output": np.array([1, 2, 2])})}
+    yield "two ops that do not fuse", d, [("in", "c1"), ("c1", "c2"), ("c2", "lif"),
+                                          ("lif", "out")], "'c2' .*do not fuse"
     d = {"in": n["in"], "lif": n["lif"], "out": n["out"]}
     yield "neuron without synapse", d, [("in", "lif"), ("lif", "out")], "'lif' .*needs a synaptic"
 

@@ -44,7 +44,17 @@ def _conv():
         (1, 8, 8)
 
 
-@pytest.mark.parametrize("make", [_mlp, _synaptic, _conv], ids=["mlp", "synaptic", "conv"])
+def _fused():
+    """Conv2d -> AvgPool2d -> Leaky and Linear -> Linear -> Leaky: ops fused into one synapse."""
+    torch.manual_seed(3)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.AvgPool2d(2), sn.leaky((4, 4, 4), 0.7, 0.3),
+        torch.nn.Flatten(), torch.nn.Linear(64, 12), torch.nn.Linear(12, 6),
+        sn.leaky((6,), 0.8, 0.35, output=True)), (1, 8, 8)
+
+
+@pytest.mark.parametrize("make", [_mlp, _synaptic, _conv, _fused],
+                         ids=["mlp", "synaptic", "conv", "fused"])
 def test_snntorch_export_compiles_runs_in_lava_and_agrees(tmp_path, make):
     net, in_shape = make()
     path = tmp_path / "snn.nir"

@@ -392,6 +392,40 @@ def _synapse(name, node, cur) -> Stage:
     return st
 
 
+def _compose(st, nxt, name, node) -> None:
+    """Fuse op ``nxt`` (applied after ``st``) into ``st`` in place: dense after dense
+    (``W2 @ W1``), or a pooling after a conv (one conv with kernel ``K + (k_p - 1) * s``
+    and stride ``s * s_p``: ``conv -> AvgPool2d -> LIF`` as snnTorch writes it)."""
+    if st.kind == "dense" and nxt.kind == "dense":
+        b1 = st.bias if st.bias is not None else 0.0
+        bias = nxt.weight @ np.broadcast_to(b1, (st.weight.shape[0],))
+        if nxt.bias is not None:
+            bias = bias + nxt.bias
+        st.weight = nxt.weight @ st.weight
+        st.bias = bias if (st.bias is not None or nxt.bias is not None) else None
+        st.shape = nxt.shape
+        return
+    if st.kind == "conv" and nxt.kind == "pool" and tuple(st.dilation) == (1, 1) \
+            and tuple(nxt.padding) == (0, 0):
+        (kh, kw), (sh, sw) = st.kernel, st.stride
+        (ph, pw), pool = nxt.kernel, nxt.weight
+        w = np.zeros(st.weight.shape[:2] + (kh + (ph - 1) * sh, kw + (pw - 1) * sw))
+        for a in range(ph):
+            for b in range(pw):
+                w[:, :, a * sh:a * sh + kh, b * sw:b * sw + kw] += st.weight * pool[a, b]
+        stride = (sh * nxt.stride[0], sw * nxt.stride[1])
+        hw = tuple(conv_out(st.in_shape[1 + i], w.shape[2 + i], stride[i], st.padding[i], 1)
+                   for i in (0, 1))
+        if (st.shape[0],) + hw == tuple(nxt.shape):
+            if st.bias is not None:
+                st.bias = np.broadcast_to(st.bias[:, :1, :1] * pool.sum(), nxt.shape).copy()
+            st.weight, st.kernel, st.stride, st.shape = w, tuple(w.shape[2:]), stride, nxt.shape
+            return
+    raise fail(name, node, f"follows {st.op_types[0]} {st.ops[0]!r} with no neuron between, "
+               "and the two ops do not fuse into one synapse (supported: dense after dense, "
+               "unpadded pooling after an undilated conv)")
+
+
 def _check_declared(name, node, shape):
     """A node's declared output type (where it states one) must match the inferred shape."""
     t = getattr(node, "output_type", None)
@@ -437,9 +471,13 @@ def stages(graph, input_scale: float = 1.0) -> tuple:
                 pend.op_types.append(t)
             continue
         if t in SYNAPSES:
-            if pend is not None:
-                raise fail(name, node, f"follows {pend.op_types[0]} {pend.ops[0]!r} with no "
-                           "neuron between: one synaptic op per layer")
+            if pend is not None:       # two linear ops in a row: fuse them where exact
+                nxt = _synapse(name, node, pend.shape)
+                _compose(pend, nxt, name, node)
+                pend.ops.append(name)
+                pend.op_types.append(t)
+                _check_declared(name, node, pend.shape)
+                continue
             pend = _synapse(name, node, cur)
             pend.ops, pend.op_types = [name], [t]
             for sn, snode in pre_scale:
