@@ -216,10 +216,11 @@ def text_report(rows: list, dt: float, weight_bits: int) -> str:
            f"{'bias err':>9}{'du err':>9}{'dv err':>9}{'u room':>8}{'v room':>8}  exact")
     lines = [f"NIR quantization: dt={dt:g}, {weight_bits}-bit weights (errors: weights, "
              "thresholds, biases relative to the layer's largest; decays absolute; room: bits "
-             "below 2^23 of the worst-case |u| and |v|)", hdr, "-" * len(hdr)]
+             "below 2^23 of the worst-case |u| and |v|; 'no leak': dv = 0, v is bounded by "
+             "its clip only)", hdr, "-" * len(hdr)]
     for r in rows:
         e = r["err"]
-        room = [f"{x:>8.1f}" if math.isfinite(x) else f"{'inf' if x > 0 else '-inf':>8}"
+        room = [f"{x:>8.1f}" if math.isfinite(x) else f"{'inf' if x > 0 else 'no leak':>8}"
                 for x in (r["headroom_u_bits"], r["headroom_v_bits"])]
         lines.append(f"{r['index']:<6}{r['node'][:17]:<18}{r['type']:<10}{r['scale']:>9.3g}"
                      f"{e['weight']:>9.2e}{e['vth']:>9.2e}{e['bias']:>9.2e}{e['du']:>9.2e}"
