@@ -8,6 +8,11 @@ the SLAYER quantized forward of the same file and demands identical output
 counts (exit 1 otherwise); ``--plot`` saves the run's raster, burst histogram and activity
 (:mod:`compiler.plots`, docs/plots.md). A :class:`compiler.CompileError` is one line on
 stderr and exit code 2 (``qblif_lava.cli``).
+
+NIR files (``.nir``, docs/nir.md) compile and run the same way (``--dt``, ``--weight-bits``
+set the quantization; ``compile`` adds its per-layer report; ``run --check`` reports the
+spike agreement with a float simulation of the NIR graph). ``qblif export-nir MODEL.net
+OUT.nir [--dt DT]`` writes a NetX model as NIR.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ def register(sub):
     p.add_argument("--encoding", choices=("graded", "binary"), default="graded")
     p.add_argument("--graph", metavar="FILE", help="save a picture of the layer graph (PNG)")
     p.add_argument("--graphml", metavar="FILE", help="export the IR as GraphML")
+    _nir_args(p)
     p.set_defaults(func=cmd_compile)
 
     r = sub.add_parser("run", help="run a compiled model on test images in Lava (CPU)")
@@ -28,21 +34,61 @@ def register(sub):
     r.add_argument("--steps", type=int, default=None,
                    help="timesteps per sample (default: the file's /qblif/timesteps)")
     r.add_argument("--check", action="store_true",
-                   help="compare with the SLAYER quantized forward (needs torch)")
+                   help="compare with the SLAYER quantized forward (needs torch); for a NIR "
+                        "file: report the per-layer spike agreement with its float simulation")
     r.add_argument("--plot", metavar="FILE.png",
                    help="save a picture of the run: spike raster, burst histogram, activity")
     r.add_argument("--plot-layer", type=int, default=None, metavar="INDEX",
                    help="layer of the raster (default: the first layer with bursts, K > 1)")
     r.add_argument("--plot-samples", type=int, default=None, metavar="N",
                    help="samples in the raster and the activity panel (default 10)")
+    _nir_args(r)
     r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("export-nir", help="write a NetX model as a NIR graph (docs/nir.md)")
+    e.add_argument("model", help="NetX HDF5 file")
+    e.add_argument("out", help="NIR file to write")
+    e.add_argument("--dt", type=float, default=None,
+                   help="time step of the exported time constants (default 1e-4)")
+    e.set_defaults(func=cmd_export_nir)
+
+
+def _nir_args(p):
+    p.add_argument("--dt", type=float, default=None,
+                   help="NIR models: Euler time step (default: the file's, else 1e-4)")
+    p.add_argument("--weight-bits", type=int, default=8,
+                   help="NIR models: weight mantissa bits, 1..8 (default 8)")
+    p.add_argument("--input-scale", type=float, default=None,
+                   help="NIR models: the graph receives frame * SCALE (default: the file's, "
+                        "else 1)")
+    p.add_argument("--input-bits", type=int, default=None,
+                   help="NIR models without qblif metadata: bits of the graded input "
+                        "(default 8)")
+
+
+def _nir_options(args):
+    return dict(dt=args.dt, weight_bits=args.weight_bits, input_scale=args.input_scale) \
+        if str(args.model).lower().endswith(".nir") else None
+
+
+def cmd_export_nir(args):
+    from compiler.nir.export import export_nir
+    from compiler.nir.reader import DEFAULT_DT
+    export_nir(args.model, args.out, dt=DEFAULT_DT if args.dt is None else args.dt)
+    print(f"NIR: {args.out}")
+    return 0
 
 
 def cmd_compile(args):
     from compiler import compile as compile_net
     from compiler.report import draw_graph, write_graphml
-    with compile_net(args.model, encoding=args.encoding) as net:
+    with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
+                     nir_options=_nir_options(args)) as net:
         print(net.report())
+        if "nir_quant" in net.ir.graph:
+            from compiler.nir.quantize import text_report
+            print(text_report(net.ir.graph["nir_quant"], net.ir.graph["nir_dt"],
+                              net.ir.graph["nir_weight_bits"]))
         if args.graph:
             draw_graph(net.ir, args.graph)
             print(f"graph picture: {args.graph}")
@@ -59,7 +105,8 @@ def cmd_run(args):
 
     if args.samples < 1:
         raise ValueError(f"--samples={args.samples} must be >= 1")
-    with compile_net(args.model, encoding=args.encoding) as net:
+    with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
+                     nir_options=_nir_options(args)) as net:
         steps = file_steps(net, args.steps)
         if args.check and net.ir.graph.get("stateful"):
             raise CompileError("--check compares with qblif-lava's SLAYER export, which has no "
@@ -68,7 +115,8 @@ def cmd_run(args):
         from compiler.plots import check_run_plot_args
         check_run_plot_args(args, net)
         frames, labels = dataset_frames(net, args.dataset, args.samples)
-        out = net.run(frames, steps, progress=True)
+        readouts = net.ir.graph.get("nir_readouts", [])   # NIR LI layers: read v
+        out = net.run(frames, steps, progress=True, record_uv=bool(readouts))
         acc = accuracy(net, out, labels)
         print(net.report())
         print(f"accuracy: {acc:.4f} on {len(frames)} {args.dataset} test samples "
@@ -77,6 +125,8 @@ def cmd_run(args):
             from compiler.plots import save_run_plot
             save_run_plot(net, out, args.plot, args.plot_layer, args.plot_samples)
             print(f"plot: {args.plot}")
+        if args.check and "nir_dt" in net.ir.graph:
+            return _check_nir(net, frames, out, steps)
         if args.check:
             return _check(args.model, net, frames, out, steps)
     return 0
@@ -93,4 +143,13 @@ def _check(path, net, frames, out, steps):
     total = sum(v.size for v in want.values())
     print(f"check: every layer's counts equal SLAYER's quantized forward "
           f"({total} counts in {len(want)} layers)")
+    return 0
+
+
+def _check_nir(net, frames, out, steps):
+    """Per-layer spike agreement of the Lava run with the NIR graph's float simulation."""
+    from compiler.nir.simulate import check
+    for i, a in check(net, frames, steps, lava_out=out).items():
+        print(f"check: layer {i} (NIR node {net.ir.graph['nir_nodes'][i]!r}): "
+              f"{100 * a:.2f}% agreement with the float NIR simulation")
     return 0

@@ -32,7 +32,8 @@ def dataset_frames(net, dataset: str, samples: int) -> tuple:
 
 def accuracy(net, out: dict, labels) -> float:
     """Share of samples whose output layer's most active neuron (burst counts summed over
-    the T steps) is the label."""
-    last = out[net.output_index]
+    the T steps; for a NIR ``LI`` readout, its voltage ``("v", i)`` summed) is the label."""
+    i = net.output_index
+    last = out[("v", i)] if i in net.ir.graph.get("nir_readouts", ()) else out[i]
     pred = last.reshape(last.shape[0], last.shape[1], -1).sum(axis=1).argmax(axis=1)
     return float((pred == np.asarray(labels)[:len(pred)]).mean())
