@@ -32,7 +32,8 @@ import qblif_lava.lavadl  # noqa: F401  (silences lava-dl's import-time prints)
 from lava.lib.dl.slayer.block import alif, cuba, rf, rf_iz, sigma_delta
 from lava.lib.dl.slayer.synapse import complex as complex_synapse
 
-__all__ = ['FEATURES', 'INPUT_KINDS', 'make_net', 'make_input', 'forward', 'check_file']
+__all__ = ['FEATURES', 'INPUT_KINDS', 'STOCK_INPUT_MODE', 'make_net', 'make_input',
+           'make_stream', 'forward', 'check_file']
 
 #: how a network's first layer is fed:
 #: ``spikes``: binary spikes ``(T, *input_shape)`` into a neuron-less input layer (stock:
@@ -41,6 +42,8 @@ __all__ = ['FEATURES', 'INPUT_KINDS', 'make_net', 'make_input', 'forward', 'chec
 #: ``signed``: signed graded values ``(T, *input_shape)`` (integers, 6 fraction bits) into
 #: an SDNN input layer's Delta neuron (stock: a RingBuffer into ``in_layer.neuron.a_in``).
 INPUT_KINDS = ('spikes', 'bias', 'signed')
+#: ``stock_netx.run_stock``'s ``input_mode`` for each input kind
+STOCK_INPUT_MODE = {'spikes': 'inp', 'bias': 'bias', 'signed': 'a_in'}
 
 CUBA = dict(threshold=3.0, current_decay=0.25, voltage_decay=0.03, tau_grad=1.0,
             scale_grad=1.0, requires_grad=False)
@@ -248,6 +251,15 @@ def make_input(info: dict, seed: int, steps: int) -> np.ndarray:
     raise ValueError(f"unknown input kind {kind!r}")
 
 
+def make_stream(info: dict, seed: int, steps: int, active: int) -> np.ndarray:
+    """:func:`make_input` for ``active`` steps, then zeros up to ``steps`` (a single pass
+    through a cyclic Lava RingBuffer); a ``bias`` frame is returned as it is."""
+    x = make_input(info, seed, active)
+    if info['input_kind'] == 'bias':
+        return x
+    return np.concatenate([x, np.zeros((steps - active,) + x.shape[1:], x.dtype)])
+
+
 def _slayer_input(info, x, steps):
     """``x`` of :func:`make_input` as lava-dl's ``(1, *shape, T)`` float tensor."""
     x = np.asarray(x, dtype=np.float64)
@@ -290,8 +302,6 @@ def _init_and_set(blocks, rng, input_shape, kind):
             b.spike_state = torch.zeros(1)   # the shape-setting forward's state: forget it
         if hasattr(b, 'delay_buffer'):
             b.delay_buffer = None
-    if kind == 'bias':   # the input neuron's default transform: weight 1 (64), no bias
-        pass
 
 
 def make_net(feature: str, seed: int, path) -> dict:

@@ -17,7 +17,6 @@ import stock_netx  # noqa: E402
 
 T = 12           # steps of every stock run (inputs: 8 steps, then 4 of silence)
 T_IN = 8
-MODE = {'spikes': 'inp', 'bias': 'bias', 'signed': 'a_in'}
 STATE = 1 << 12  # Lava's fixed-point u, v = lava-dl's float state x 2^12
 
 LAYER_TYPES = {
@@ -44,10 +43,9 @@ LAYER_TYPES = {
 def _run(tmp_path, feature, seed=0, record_uv=False):
     """(info, stock result, lava-dl SLAYER outputs) of ``feature``'s network."""
     info = nets.make_net(feature, seed, tmp_path / f"{feature}_{seed}.net")
-    x = nets.make_input(info, seed, T_IN)
-    if info['input_kind'] != 'bias':
-        x = np.concatenate([x, np.zeros((T - T_IN,) + x.shape[1:], x.dtype)])
-    out = stock_netx.run_stock(info['path'], x, T, input_mode=MODE[info['input_kind']],
+    x = nets.make_stream(info, seed, T, T_IN)
+    out = stock_netx.run_stock(info['path'], x, T,
+                               input_mode=nets.STOCK_INPUT_MODE[info['input_kind']],
                                record_uv=record_uv)
     return info, out, nets.forward(info, x, T)
 
@@ -116,9 +114,7 @@ def test_stock_ignores_conv_axonal_delays(tmp_path):
     assert blk.delay.delay.detach().max() > 0
     assert not np.array_equal(out[1], outs[1])
     blk.delay.delay.data.zero_()
-    x = nets.make_input(info, 0, T_IN)
-    x = np.concatenate([x, np.zeros((T - T_IN,) + x.shape[1:], x.dtype)])
-    no_delay = nets.forward(info, x, T)
+    no_delay = nets.forward(info, nets.make_stream(info, 0, T, T_IN), T)
     np.testing.assert_array_equal(out[1], no_delay[1])
     assert out[1].sum() > 0
 
