@@ -124,6 +124,13 @@ def _net_input_neuron(rng):
         (DENSE_IN,), 'bias', []
 
 
+def _net_input_transform(rng):
+    # the input layer's affine transform (weight 1.5, bias 0.25: exported as the mantissas
+    # 96 and 16), which lava-dl applies to the input and stock NetX stores but never applies
+    return [_input(CUBA_IN, weight=1.5, bias=0.25), cuba.Dense(CUBA, DENSE_IN, 6),
+            cuba.Dense(CUBA, 6, 4)], (DENSE_IN,), 'bias', []
+
+
 def _net_input_neuron_conv(rng):
     return [_input(CUBA_IN), cuba.Conv(CUBA, 2, 4, 3), cuba.Flatten(),
             cuba.Dense(CUBA, 4 * 4 * 4, 5)], CONV_IN, 'bias', []
@@ -210,6 +217,7 @@ def _net_sdnn(rng):
 _BUILDERS = {
     'dense': _net_dense,
     'input_neuron': _net_input_neuron,
+    'input_transform': _net_input_transform,
     'input_neuron_conv': _net_input_neuron_conv,
     'conv': _net_conv,
     'pool': _net_pool,

@@ -22,6 +22,7 @@ STATE = 1 << 12  # Lava's fixed-point u, v = lava-dl's float state x 2^12
 LAYER_TYPES = {
     'dense': ['input', 'dense', 'dense'],
     'input_neuron': ['input', 'dense', 'dense'],
+    'input_transform': ['input', 'dense', 'dense'],
     'input_neuron_conv': ['input', 'conv', 'flatten', 'dense'],
     'conv': ['input', 'conv', 'conv', 'flatten', 'dense'],
     'pool': ['input', 'conv', 'pool', 'flatten', 'dense'],
@@ -161,6 +162,23 @@ def test_stock_sdnn_approximates_lavadl(tmp_path):
         a, b = out[i][lag:] / scale, outs[i][:T - lag]
         rel = np.abs(a - b).sum() / np.abs(b).sum()
         assert 0 < rel < 0.05, (i, rel)
+
+
+def test_stock_ignores_the_input_transform(tmp_path):
+    """An input layer with ``weight``/``bias`` (lava-dl ``Input(params, weight, bias)``):
+    stock stores the transform but never applies it; the bias frame equals lava-dl only when
+    the caller applies it (``bias_mant = x * weight / 64 + bias``)."""
+    import h5py
+    info, out, outs = _run(tmp_path, 'input_transform')
+    with h5py.File(info['path'], 'r') as f:
+        w, b = int(f['layer/0/weight'][()].item()), int(f['layer/0/bias'][()].item())
+    assert (w, b) == (96, 16)
+    assert not np.array_equal(out[0][:T - 1], outs[0][1:])
+    x = nets.make_input(info, 0, T_IN)
+    applied = stock_netx.run_stock(info['path'], x * w // 64 + b, T, input_mode='bias')
+    for i in applied:
+        np.testing.assert_array_equal(applied[i][:T - 1], outs[i][1:], err_msg=f"layer {i}")
+    assert applied[2].sum() > 0
 
 
 # ------------------------------------------------------------- stock refuses it
