@@ -32,7 +32,8 @@ import qblif_lava.lavadl  # noqa: F401  (silences lava-dl's import-time prints)
 from lava.lib.dl.slayer.block import alif, cuba, rf, rf_iz, sigma_delta
 from lava.lib.dl.slayer.synapse import complex as complex_synapse
 
-__all__ = ['FEATURES', 'INPUT_KINDS', 'STOCK_INPUT_MODE', 'make_net', 'make_input',
+__all__ = ['FEATURES', 'INPUT_KINDS', 'STOCK_INPUT_MODE', 'STOCK_INPUT_BITS', 'make_net',
+           'make_input',
            'make_stream', 'forward', 'check_file']
 
 #: how a network's first layer is fed:
@@ -40,10 +41,14 @@ __all__ = ['FEATURES', 'INPUT_KINDS', 'STOCK_INPUT_MODE', 'make_net', 'make_inpu
 #: a RingBuffer into ``net.inp``); ``bias``: a static frame of integer bias mantissas
 #: ``input_shape`` for an input layer with a CUBA neuron (stock: ``bias_mant``);
 #: ``signed``: signed graded values ``(T, *input_shape)`` (integers, 6 fraction bits) into
-#: an SDNN input layer's Delta neuron (stock: a RingBuffer into ``in_layer.neuron.a_in``).
-INPUT_KINDS = ('spikes', 'bias', 'signed')
+#: an SDNN input layer's Delta neuron (stock: a RingBuffer into ``in_layer.neuron.a_in``);
+#: ``graded``: time-varying unsigned integers ``(T, *input_shape)`` in [0, 16) into a
+#: neuron-less input layer (stock: ``net.inp`` with ``input_message_bits=4``).
+INPUT_KINDS = ('spikes', 'bias', 'signed', 'graded')
 #: ``stock_netx.run_stock``'s ``input_mode`` for each input kind
-STOCK_INPUT_MODE = {'spikes': 'inp', 'bias': 'bias', 'signed': 'a_in'}
+STOCK_INPUT_MODE = {'spikes': 'inp', 'bias': 'bias', 'signed': 'a_in', 'graded': 'inp'}
+#: ``stock_netx.run_stock``'s ``input_message_bits`` for each input kind
+STOCK_INPUT_BITS = {'spikes': 0, 'bias': 0, 'signed': 0, 'graded': 4}
 
 CUBA = dict(threshold=3.0, current_decay=0.25, voltage_decay=0.03, tau_grad=1.0,
             scale_grad=1.0, requires_grad=False)
@@ -117,6 +122,11 @@ def _net_dense(rng):
 #: of the step), which makes a constant input equal to stock's bias drive (Lava's LIF adds
 #: ``bias_mant`` to ``v`` directly; ``u`` with current_decay 1 is the step's input)
 CUBA_IN = dict(CUBA, current_decay=1.0)
+
+
+def _net_graded_input(rng):
+    return [_input(), cuba.Dense(CUBA, DENSE_IN, 10), cuba.Dense(CUBA, 10, 4)], (DENSE_IN,), \
+        'graded', []
 
 
 def _net_input_neuron(rng):
@@ -216,6 +226,7 @@ def _net_sdnn(rng):
 
 _BUILDERS = {
     'dense': _net_dense,
+    'graded_input': _net_graded_input,
     'input_neuron': _net_input_neuron,
     'input_transform': _net_input_transform,
     'input_neuron_conv': _net_input_neuron_conv,
@@ -246,7 +257,8 @@ def make_input(info: dict, seed: int, steps: int) -> np.ndarray:
     even bias mantissas ``input_shape`` in [0, 160) (weight units; even as lava-dl's input
     ``pre_hook_fx`` quantizes to 2/64; a CUBA neuron of threshold ``vThMant = 80`` fires
     within a few steps for the larger ones); ``signed``: graded
-    ``(steps, *input_shape)`` in [-128, 128) (value x 64, as SDNN messages)."""
+    ``(steps, *input_shape)`` in [-128, 128) (value x 64, as SDNN messages); ``graded``:
+    ``(steps, *input_shape)`` in [0, 16) (4-bit graded events, weight x value)."""
     rng = np.random.default_rng(seed + 1000)
     shape = tuple(info['input_shape'])
     kind = info['input_kind']
@@ -256,6 +268,8 @@ def make_input(info: dict, seed: int, steps: int) -> np.ndarray:
         return 2 * rng.integers(0, 80, size=shape).astype(np.int64)
     if kind == 'signed':
         return rng.integers(-128, 128, size=(steps,) + shape).astype(np.int64)
+    if kind == 'graded':
+        return rng.integers(0, 16, size=(steps,) + shape).astype(np.int64)
     raise ValueError(f"unknown input kind {kind!r}")
 
 

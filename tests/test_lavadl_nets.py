@@ -21,6 +21,7 @@ STATE = 1 << 12  # Lava's fixed-point u, v = lava-dl's float state x 2^12
 
 LAYER_TYPES = {
     'dense': ['input', 'dense', 'dense'],
+    'graded_input': ['input', 'dense', 'dense'],
     'input_neuron': ['input', 'dense', 'dense'],
     'input_transform': ['input', 'dense', 'dense'],
     'input_neuron_conv': ['input', 'conv', 'flatten', 'dense'],
@@ -47,6 +48,7 @@ def _run(tmp_path, feature, seed=0, record_uv=False):
     x = nets.make_stream(info, seed, T, T_IN)
     out = stock_netx.run_stock(info['path'], x, T,
                                input_mode=nets.STOCK_INPUT_MODE[info['input_kind']],
+                               input_message_bits=nets.STOCK_INPUT_BITS[info['input_kind']],
                                record_uv=record_uv)
     return info, out, nets.forward(info, x, T)
 
@@ -90,13 +92,14 @@ def test_seeds_give_different_weights(tmp_path):
 #: how many steps stock is ahead: lava-dl's Input block with a neuron delays by one step
 #: (delay_shift) where stock's bias-driven input layer does not
 EXACT = {'dense': 0, 'conv': 0, 'recurrent': 0, 'dense_delay': 0, 'rf': 0, 'rf_iz': 0,
-         'input_neuron': 1, 'input_neuron_conv': 1}
+         'graded_input': 0, 'input_neuron': 1, 'input_neuron_conv': 1}
 
 
+@pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("feature", sorted(EXACT))
-def test_stock_runs_exactly(tmp_path, feature):
+def test_stock_runs_exactly(tmp_path, feature, seed):
     lag = EXACT[feature]
-    info, out, outs = _run(tmp_path, feature)
+    info, out, outs = _run(tmp_path, feature, seed)
     assert sorted(out) == [i for i, t in enumerate(info['layer_types'])
                            if t != 'flatten' and (t != 'input' or info['input_kind'] == 'bias')]
     total = 0
