@@ -2,8 +2,8 @@
 
 * :class:`Neuron`, :func:`set_quantized` (``qblif_lava.slayer.neuron``)
 * the ReLSG-ET surrogate (``qblif_lava.slayer.surrogate``)
-* blocks ``Input``, ``Dense``, ``Conv``, ``Pool``, ``Flatten``, ``Average``
-  (``qblif_lava.slayer.block``)
+* blocks ``Input``, ``Dense``, ``Conv``, ``Pool``, ``Flatten``, ``Average``, ``Recurrent``
+  (``qblif_lava.slayer.block``); learnable axonal delays ``Delay`` (``qblif_lava.slayer.delay``)
 * :func:`export_network`, :func:`load_network` (``qblif_lava.slayer.hdf5``)
 """
 import qblif_lava.lavadl  # noqa: F401  (first: silences lava-dl's import-time prints)

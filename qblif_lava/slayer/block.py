@@ -11,6 +11,12 @@ with ``delay_shift=True`` (default), delay them by one step as Lava's Dense/Conv
 In the quantized mode Dense and Conv compute the synaptic sum in float64, so the weight-unit
 input ``a`` is exact. ``export_hdf5`` is lava-dl's, with the QB-LIF neuron group of spec
 section 5 (see ``docs/netx_format.md``).
+
+``delay=True`` (Dense, Conv, Recurrent) adds learnable axonal delays on the block's output,
+lava-dl's semantics in plain torch (:class:`qblif_lava.slayer.delay.Delay`, one delay per
+output neuron or conv channel, exported as lava-dl's ``delay`` dataset). :class:`Recurrent`
+is lava-dl's ``dense_rec`` layer (``s[t] = f(W x[t] + R s[t-1])``) with a QB-LIF neuron; see
+``docs/training_features.md``.
 """
 from __future__ import annotations
 
@@ -18,13 +24,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lava.lib.dl.slayer.axon import Delay
 from lava.lib.dl.slayer.block import base
 from lava.lib.dl.slayer.synapse import layer as synapse
 
+from qblif_lava.slayer.delay import MAX_DELAY, Delay
 from qblif_lava.slayer.neuron import Neuron
 
-__all__ = ['AbstractQBLIF', 'Input', 'Flatten', 'Average', 'Dense', 'Conv', 'Pool']
+__all__ = ['AbstractQBLIF', 'Input', 'Flatten', 'Average', 'Dense', 'Conv', 'Pool',
+           'Recurrent']
 
 
 def step_delay(module, x):
@@ -71,7 +78,9 @@ class AbstractQBLIF(torch.nn.Module):
                 params.setdefault('num_channels', channels)
             self.neuron = Neuron(**params)
         delay = kwargs.get('delay', False)
-        self.delay = Delay(max_delay=62) if delay is True else None
+        channels = (self.synapse_params or {}).get(
+            'out_neurons', (self.synapse_params or {}).get('out_features'))
+        self.delay = Delay(channels, max_delay=MAX_DELAY) if delay is True else None
         del self.neuron_params
 
     def _build_synapse(self, synapse_cls, kwargs):
@@ -82,10 +91,11 @@ class AbstractQBLIF(torch.nn.Module):
             self.synapse.pre_hook_fx = self.neuron.quantize_8bit
         del self.synapse_params
 
-    def _synapse_forward(self, x):
-        exact = (self.neuron.quantized and not self.synapse.weight_norm_enabled
-                 and isinstance(self.synapse, (synapse.Dense, synapse.Conv)))
-        return _synapse64(self.synapse, x) if exact else self.synapse(x)
+    def _synapse_forward(self, x, syn=None):
+        syn = self.synapse if syn is None else syn
+        exact = (self.neuron.quantized and not syn.weight_norm_enabled
+                 and isinstance(syn, (synapse.Dense, synapse.Conv)))
+        return _synapse64(syn, x) if exact else syn(x)
 
     def forward(self, x):
         """``NCT`` or ``NCHWT`` input (graded counts); returns counts, delayed by one step."""
@@ -157,3 +167,87 @@ class Pool(AbstractQBLIF, base.AbstractPool):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._build_synapse(synapse.Pool, kwargs)
+
+
+class Recurrent(AbstractQBLIF, base.AbstractRecurrent):
+    """Recurrent dense QB-LIF block (lava-dl ``cuba.Recurrent``'s layer, NetX ``dense_rec``).
+
+    ``s[t] = f(W x[t] + R s[t-1])``: ``W`` (``input_synapse``, ``in_neurons -> out_neurons``)
+    and ``R`` (``recurrent_synapse``, ``out_neurons -> out_neurons``) are 8-bit quantized as
+    the other blocks; ``s`` are the burst counts ``n``, fed back with one step of delay (the
+    chip's recurrent synapse step). Input ``(N, in_neurons, T)``, output
+    ``(N, out_neurons, T)`` counts, delayed by one step with ``delay_shift`` (default) and by
+    the axonal delays with ``delay=True`` (on the output only: the feedback is not delayed,
+    as lava-dl's block).
+
+    Unlike lava-dl's block the neuron state is not persistent: every forward starts from
+    zero (one sample per forward), so batches are independent. The time loop runs in autograd
+    (full BPTT through the feedback and the neuron states); in the quantized mode it is the
+    chip's integer arithmetic (float64 tensors holding integers), as :class:`Dense`.
+    ``requires_grad=False`` freezes ``R``. ``export_hdf5`` is lava-dl's (``type``
+    ``dense_rec``, ``weight``, ``weight_rec``, ``delay``, ``neuron/*``).
+    """
+
+    def __init__(self, neuron_params, *args, **kwargs):
+        # lava-dl's AbstractRecurrent writes persistent_state=True into the caller's dict
+        super().__init__(dict(neuron_params), *args, **kwargs)
+        self.persistent_state = False
+        self.neuron.persistent_state = False
+        self.input_synapse = synapse.Dense(**self.synapse_params)
+        self.recurrent_synapse = synapse.Dense(**self.recurrent_params)
+        if kwargs.get('pre_hook_fx') is None:
+            self.input_synapse.pre_hook_fx = self.neuron.quantize_8bit
+            self.recurrent_synapse.pre_hook_fx = self.neuron.quantize_8bit
+        self.recurrent_synapse.weight.requires_grad_(bool(self.requires_grad))
+        self.neuron.shape = torch.Size([self.input_synapse.out_channels])
+        self.neuron.num_neurons = self.input_synapse.out_channels
+        del self.synapse_params
+        del self.recurrent_params
+
+    @property
+    def synapse(self):
+        """The input synapse (the blocks' common name, e.g. for weight statistics)."""
+        return self.input_synapse
+
+    def recurrent_matrix(self) -> torch.Tensor:
+        """The quantized recurrent weights ``R`` ``(out, out)`` (SLAYER units, w_int / 64)."""
+        syn = self.recurrent_synapse
+        w = syn.weight if syn._pre_hook_fx is None else syn._pre_hook_fx(syn.weight)
+        return w.reshape(w.shape[:2])
+
+    def _dynamics(self, z):
+        """Counts ``(N, C, T)`` of the neuron driven by ``z`` plus the recurrent feedback."""
+        neuron = self.neuron
+        neuron._init_shape(z)
+        neuron.clamp()
+        theta = neuron._theta_view(neuron.quantized_threshold())
+        quantized = neuron.quantized
+        dtype = torch.float64 if quantized else z.dtype
+        z = z.to(dtype)
+        r_t = self.recurrent_matrix().to(dtype).t()
+        u = torch.zeros(z.shape[:-1], dtype=dtype, device=z.device)
+        v = torch.zeros_like(u)
+        n = torch.zeros_like(u)
+        run = neuron._run_quantized if quantized else neuron._run_float
+        out = []
+        for t in range(z.shape[-1]):
+            zt = (z[..., t] + n @ r_t).unsqueeze(-1)
+            ns, us, vs = run(zt, theta, u, v)        # quantized: u, v in chip units
+            n, u, v = ns[..., 0].to(dtype), us[..., 0], vs[..., 0]
+            if neuron.drop is not None:
+                n = neuron.drop(n)
+            out.append(n)
+        return torch.stack(out, -1)
+
+    def forward(self, x):
+        """``NCT`` input counts -> ``NCT`` output counts (see the class docstring)."""
+        dtype = x.dtype
+        z = self._synapse_forward(x, self.input_synapse)
+        x = self._dynamics(z).to(dtype)
+        if self.delay_shift is True:
+            x = step_delay(self, x)
+        if self.delay is not None:
+            x = self.delay(x)
+        if self.count_log is True:
+            return x, torch.mean(x > 0)
+        return x

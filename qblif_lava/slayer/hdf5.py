@@ -59,9 +59,16 @@ class Network(torch.nn.Module):
 
 def latency(blocks) -> int:
     """Steps of delay from input to output: one per block with lava-dl's ``delay_shift``
-    (Dense/Conv/Pool; Lava's Dense/Conv add the same step). SLAYER needs ``T + latency``
-    steps for the output to answer ``T`` input steps."""
-    return sum(1 for b in blocks if getattr(b, "delay_shift", False))
+    (Dense/Conv/Pool/Recurrent; Lava's Dense/Conv add the same step), plus the largest
+    integer axonal delay of each block with ``delay=True``. SLAYER needs ``T + latency``
+    steps for the output to answer all ``T`` input steps."""
+    total = 0
+    for b in blocks:
+        total += 1 if getattr(b, "delay_shift", False) else 0
+        d = getattr(b, "delay", None)
+        if isinstance(d, torch.nn.Module) and getattr(d, "init", False):
+            total += int(torch.floor(d.delay.detach()).max().item())
+    return total
 
 
 def _as_blocks(blocks):
@@ -214,11 +221,24 @@ def _set_weight(syn, w):
     syn.weight.data = w.reshape(syn.weight.shape).to(syn.weight.device)
 
 
+def _set_delay(b, g, i):
+    """The ``delay`` dataset (integer steps, one per output neuron or channel) onto the
+    block's axonal delay module."""
+    d = np.asarray(g['delay'][()], dtype=np.float64).reshape(-1)
+    if b.delay is None or not isinstance(b.delay, torch.nn.Module):
+        raise NotImplementedError(f"layer {i}: 'delay' on a block without axonal delays")
+    b.delay.delay.data = torch.tensor(d, dtype=torch.float32)
+    b.delay.init = True
+
+
 def _load_layer(g, i):
     kind = _value(g, 'type')
-    for key in ('delay', 'bias') if kind != 'input' else ('delay',):
-        if key in g:
-            raise NotImplementedError(f"layer {i}: '{key}' is not supported by load_network")
+    if 'bias' in g and kind != 'input':
+        raise NotImplementedError(f"layer {i}: 'bias' is not supported by load_network")
+    if 'delay' in g and kind not in ('dense', 'conv', 'dense_rec'):
+        raise NotImplementedError(f"layer {i}: 'delay' on a {kind!r} layer is not supported "
+                                  f"by load_network")
+    delay = 'delay' in g
     shape = torch.Size(_tuple(g['shape'][()])) if 'shape' in g else None
     if kind == 'flatten':
         b = qblock.Flatten()
@@ -243,13 +263,22 @@ def _load_layer(g, i):
         if params is None:
             b.input_shape = shape
     elif kind == 'dense':
-        b = mod.Dense(params, int(_value(g, 'inFeatures')), int(_value(g, 'outFeatures')))
+        b = mod.Dense(params, int(_value(g, 'inFeatures')), int(_value(g, 'outFeatures')),
+                      delay=delay)
         _set_weight(b.synapse, g['weight'][()])
+    elif kind == 'dense_rec':
+        if nkind != 'QBLIF':
+            raise NotImplementedError(f"layer {i}: 'dense_rec' with a {nkind} neuron is not "
+                                      f"supported by load_network")
+        b = qblock.Recurrent(params, int(_value(g, 'inFeatures')), int(_value(g, 'outFeatures')),
+                             delay=delay)
+        _set_weight(b.input_synapse, g['weight'][()])
+        _set_weight(b.recurrent_synapse, g['weight_rec'][()])
     elif kind == 'conv':
         b = mod.Conv(params, int(_value(g, 'inChannels')), int(_value(g, 'outChannels')),
                      _tuple(g['kernelSize'][()]), stride=_tuple(g['stride'][()]),
                      padding=_tuple(g['padding'][()]), dilation=_tuple(g['dilation'][()]),
-                     groups=int(_value(g, 'groups')))
+                     groups=int(_value(g, 'groups')), delay=delay)
         _set_weight(b.synapse, g['weight'][()])
     elif kind == 'pool':
         b = mod.Pool(params, _tuple(g['kernelSize'][()]), stride=_tuple(g['stride'][()]),
@@ -260,6 +289,8 @@ def _load_layer(g, i):
     if getattr(b, 'neuron', None) is not None and shape is not None:
         b.neuron.shape = shape
         b.neuron.num_neurons = int(np.prod(shape))
+    if delay:
+        _set_delay(b, g, i)
     return b
 
 
