@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime  # noqa: F401  (re-exported through train.py for older callers)
 import json
 import os
+import shutil
 import tempfile
 
 import torch
@@ -92,14 +93,21 @@ check_writable = check_out          # the earlier name
 
 def export_to(model, cfg, path: str) -> None:
     """Write the blocks of ``model`` as the NetX HDF5 file ``path`` (no rename: the caller's
-    temporary name) with ``/qblif`` metadata (docs/netx_format.md)."""
+    temporary name) with ``/qblif`` metadata (docs/netx_format.md).
+
+    HDF5 is written in the system's temporary directory first and then copied to ``path``
+    with plain file I/O: HDF5 on a full disk prints errors from its destructors and can
+    crash the process; a plain write fails with one ``OSError`` (ENOSPC)."""
     if cfg.neuron == "relu":
         raise QblifError("a ReLU network has no NetX export")
     from qblif_lava.slayer.hdf5 import export_network
     model.cpu()
     set_quantized(model, True)
-    export_network(list(model.blocks), path, input_shape=model.net_input_shape,
-                   input_bits=cfg.input_bits, timesteps=cfg.timesteps, dataset=cfg.dataset)
+    with tempfile.TemporaryDirectory(prefix="qblif-export-") as d:
+        staged = os.path.join(d, "model.net")
+        export_network(list(model.blocks), staged, input_shape=model.net_input_shape,
+                       input_bits=cfg.input_bits, timesteps=cfg.timesteps, dataset=cfg.dataset)
+        shutil.copyfile(staged, path)
 
 
 def export(model, cfg, out: str) -> None:
