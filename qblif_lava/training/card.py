@@ -210,6 +210,9 @@ def card_markdown(r: dict) -> str:
         f"| timesteps T | {r['timesteps']} input steps; simulated {r['simulated_steps']} "
         f"(= T + latency {r['latency']}) |",
         f"| input | direct graded, {c['input_bits']} bits |",
+        "| augmentation | " + (", ".join(
+            ([f"random crop (zero padding {c['crop_pad']} px)"] if c.get("crop_pad") else [])
+            + (["horizontal flip (p = 1/2)"] if c.get("hflip") else [])) or "none") + " |",
         f"| seed / epochs | {r['seed']} / {r['epochs']} (batch {c['batch_size']}, Adam lr {c['lr']}"
         f"{', ' + c['lr_schedule'] if c.get('lr_schedule') else ''}) |",
         f"| **test accuracy (quantized)** | **{r['test_accuracy'] * 100:.2f}%** |",

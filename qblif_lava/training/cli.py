@@ -15,15 +15,15 @@ import sys
 
 from qblif_lava.data import DATASETS
 from qblif_lava.errors import QblifError
+from qblif_lava.training.config import ARCHS as ARCH_CHOICES
 
 NEURON_CHOICES = ("qblif", "cuba")
-ARCH_CHOICES = ("mlp", "conv")
 #: options that --resume takes from the checkpoint (giving one with --resume is refused)
 RESUME_FROM_CHECKPOINT = ("dataset", "neuron", "arch", "timesteps", "max_burst", "epochs", "seed",
                           "lr", "batch_size", "limit", "val_limit", "test_limit", "threshold",
                           "current_decay", "voltage_decay", "reset_mode", "per_channel",
                           "fixed_threshold", "input_bits", "loss_scale", "lr_schedule", "threads",
-                          "cuba_impl")
+                          "cuba_impl", "crop_pad", "hflip")
 
 
 def register(sub):
@@ -35,7 +35,9 @@ def register(sub):
     p.add_argument("--dataset", default=None,
                    help=f"one of: {', '.join(DATASETS)} (required unless --resume)")
     p.add_argument("--neuron", choices=NEURON_CHOICES, default="qblif")
-    p.add_argument("--arch", choices=ARCH_CHOICES, default="mlp")
+    p.add_argument("--arch", choices=ARCH_CHOICES, default="mlp",
+                   help="mlp, conv, or deep (two 3x3 convs before each pool; fashion-mnist: "
+                        "32c3-32c3-p2-64c3-64c3-p2-256-10)")
     p.add_argument("--timesteps", type=int, default=4,
                    help="input window T in steps; the network is simulated T + latency steps")
     p.add_argument("--max-burst", type=int, default=4, help="K, spikes per burst, 1..255 (QB-LIF)")
@@ -72,6 +74,10 @@ def register(sub):
     p.add_argument("--cuba-impl", choices=("lava-dl", "qblif"), default="lava-dl",
                    help="--neuron cuba: lava-dl's CUBA blocks (CUDA kernels on a GPU), or ours "
                         "(QB-LIF K=1, reset zero: the same forward in plain torch)")
+    p.add_argument("--crop-pad", type=int, default=0, metavar="PIXELS",
+                   help="augmentation: random crop of the image zero-padded by PIXELS (0: off)")
+    p.add_argument("--hflip", action="store_true",
+                   help="augmentation: horizontal flip with probability 1/2")
     p.add_argument("--out", required=True, help="output file, e.g. netx_models/NAME.net")
     p.add_argument("--force", action="store_true",
                    help="replace an existing --out that is not a NetX model (or stray card files)")
@@ -101,7 +107,8 @@ def config_from_args(args):
         loss_scale=args.loss_scale if args.loss_scale is not None else (
             1.0 / args.max_burst if args.neuron == "qblif" else 1.0),
         lr_schedule=args.lr_schedule, time_budget=args.time_budget, device=args.device,
-        threads=args.threads, progress=not args.no_progress, cuba_impl=args.cuba_impl)
+        threads=args.threads, progress=not args.no_progress, cuba_impl=args.cuba_impl,
+        crop_pad=args.crop_pad, hflip=args.hflip)
 
 
 def option_of(field: str) -> str:
@@ -164,7 +171,7 @@ def run(args) -> int:
         raise as_option_error(exc) from None
     writer = int(os.environ.get("RANK", "0")) == 0
     if writer:
-        tr.check_out(args.out, force=args.force or bool(args.resume))
+        tr.check_out(args.out, force=args.force)
     for split in ("train", "val", "test"):          # DataError now, not after an epoch
         load_dataset(cfg.dataset, split, 1)
     if cfg.neuron == "qblif" or cfg.cuba_impl == "qblif":

@@ -21,7 +21,7 @@ from qblif_lava.params import DECAY_RANGE, MAX_BURST_RANGE, VTH_RANGE
 from qblif_lava.reference import ACT_SHIFT, DECAY_UNITY
 
 NEURONS = ("qblif", "cuba", "relu")
-ARCHS = ("mlp", "conv")
+ARCHS = ("mlp", "conv", "deep")     # qblif_lava.training.models.arch_spec
 LR_SCHEDULES = ("cosine", "constant")
 CUBA_IMPLS = ("qblif", "lava-dl")
 INPUT_BITS_RANGE = (1, 8)
@@ -70,6 +70,8 @@ class TrainConfig:
     device: str = "cpu"            # cpu | cuda | cuda:N
     progress: bool = True
     cuba_impl: str = "lava-dl"     # cuba only: lava-dl's blocks, or ours (QB-LIF K=1, reset zero)
+    crop_pad: int = 0              # augmentation: random crop of the zero-padded image (0: off)
+    hflip: bool = False            # augmentation: horizontal flip with probability 1/2
 
 
 def _int_at_least(cfg, name, lo=1, optional=False):
@@ -106,6 +108,7 @@ def check_config(cfg: TrainConfig) -> None:
     for name in ("timesteps", "epochs", "batch_size", "threads"):
         _int_at_least(cfg, name)
     _int_at_least(cfg, "seed", 0)
+    _int_at_least(cfg, "crop_pad", 0)
     for name in ("limit", "val_limit", "test_limit"):
         _int_at_least(cfg, name, optional=True)
     if cfg.neuron != "relu":

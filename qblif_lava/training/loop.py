@@ -104,6 +104,29 @@ def device_params(model) -> dict | None:
     return None
 
 
+def augment(x: torch.Tensor, in_shape, crop_pad: int = 0, hflip: bool = False) -> torch.Tensor:
+    """Data augmentation of a batch of encoded images ``x`` (``(N, C, H, W)`` or flat
+    ``(N, C*H*W)``; ``in_shape`` = (C, H, W)): a horizontal flip with probability 1/2
+    (``hflip``), then a random ``H x W`` crop of the image zero-padded by ``crop_pad`` pixels
+    on each side. Draws from the global torch RNG (seeded per rank, saved in checkpoints)."""
+    n = len(x)
+    c, h, w = (int(s) for s in in_shape)
+    img = x.reshape(n, c, h, w)
+    if hflip:
+        flip = (torch.rand(n) < 0.5).to(x.device)
+        img = torch.where(flip.view(n, 1, 1, 1), img.flip(-1), img)
+    if crop_pad:
+        p = int(crop_pad)
+        padded = F.pad(img, (p, p, p, p))
+        oy = torch.randint(0, 2 * p + 1, (n,)).to(x.device)
+        ox = torch.randint(0, 2 * p + 1, (n,)).to(x.device)
+        rows = oy[:, None] + torch.arange(h, device=x.device)
+        cols = ox[:, None] + torch.arange(w, device=x.device)
+        idx = torch.arange(n, device=x.device)[:, None, None]
+        img = padded[idx, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    return img.reshape(x.shape)
+
+
 # ----------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path: str, payload: dict) -> None:
     """``torch.save`` of ``payload`` to ``path``, atomically."""
@@ -272,7 +295,10 @@ def train(cfg: TrainConfig, log=print, *, checkpoint: str | None = None,
                     break
                 idx = perm[i:i + B]
                 local = idx[ctx.rank::ctx.world]
-                logits = _logits(net, model, xt[local], steps, cfg.loss_scale)
+                xb = xt[local]
+                if cfg.crop_pad or cfg.hflip:
+                    xb = augment(xb, model.in_shape, cfg.crop_pad, cfg.hflip)
+                logits = _logits(net, model, xb, steps, cfg.loss_scale)
                 if ctx.world == 1:
                     loss = F.cross_entropy(logits, yt[local])
                 else:   # DDP averages gradients over ranks: scale to the global batch mean

@@ -11,6 +11,8 @@ Architectures (``ARCHS``):
 - ``conv``: conv(C1, 3x3, pad 1) - pool2 - conv(C2, 3x3, pad 1) - pool2 - flatten -
   [dense(128)] - dense(10); fashion-mnist (28x28): C1, C2 = 32, 64 with the dense(128)
   hidden layer (1x28x28-32c3-p2-64c3-p2-128-10); digits (8x8): 8, 16 without it.
+- ``deep``: two 3x3 convs before each pool: fashion-mnist
+  1x28x28-32c3-32c3-p2-64c3-64c3-p2-256-10; digits 1x8x8-8c3-8c3-p2-16c3-16c3-p2-64-10.
 """
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ import torch.nn.functional as F
 import qblif_lava.lavadl  # noqa: F401  (first: silences lava-dl's import-time prints)
 from qblif_lava.slayer.hdf5 import Network
 
+from qblif_lava.training.config import ARCHS  # noqa: E402  (one list, checked by the config)
+
 NEURONS = ("qblif", "cuba")
 FAMILIES = NEURONS + ("relu",)
-ARCHS = ("mlp", "conv")
 NUM_CLASSES = 10
 
 
@@ -90,6 +93,11 @@ def arch_spec(dataset: str, arch: str):
                     ("flatten",), ("dense", NUM_CLASSES)]
         return [("conv", 32, 3, 1), ("pool", 2), ("conv", 64, 3, 1), ("pool", 2),
                 ("flatten",), ("dense", 128), ("dense", NUM_CLASSES)]
+    if arch == "deep":
+        c1, c2, hidden = (32, 64, 256) if fm else (8, 16, 64)
+        return [("conv", c1, 3, 1), ("conv", c1, 3, 1), ("pool", 2), ("conv", c2, 3, 1),
+                ("conv", c2, 3, 1), ("pool", 2), ("flatten",), ("dense", hidden),
+                ("dense", NUM_CLASSES)]
     raise ValueError(f"arch={arch!r} is invalid: choose one of {', '.join(ARCHS)}")
 
 
