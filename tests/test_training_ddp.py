@@ -3,7 +3,6 @@ give the weights of one process with the same global batch; only rank 0 writes; 
 stopped inside an epoch resumes to the same weights; ``qblif train --nproc 2``."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -41,15 +40,22 @@ def _driver(mode, d):
     return _torchrun(os.path.join(ROOT, "tests", "training_ddp_driver.py"), mode, str(d), cwd=d)
 
 
-def test_ddp_equals_one_process_rank0_writes_and_resumes(tmp_path):
-    # qblif train --nproc 2: uninterrupted, through the CLI
-    cli_dir = tmp_path / "cli"
-    cli_dir.mkdir()
-    r = subprocess.run([sys.executable, "-m", "qblif_lava.cli", "train", *CLI_ARGS, "--nproc", "2",
-                        "--out", str(cli_dir / "m.net")], cwd=tmp_path, env=_env(),
-                       capture_output=True, text=True, timeout=600)
+def _qblif_train(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "qblif_lava.cli", "train", *args], cwd=cwd,
+                          env=_env(), capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def cli_dir(tmp_path_factory):
+    """qblif train --nproc 2: uninterrupted, through the CLI."""
+    d = tmp_path_factory.mktemp("cli")
+    r = _qblif_train(*CLI_ARGS, "--nproc", "2", "--out", str(d / "m.net"), cwd=d)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "on 2 processes" in r.stdout
+    return d
+
+
+def test_ddp_equals_one_process_rank0_writes_and_resumes(tmp_path, cli_dir):
     card = json.loads((cli_dir / "m.json").read_text())
     assert card["world_size"] == 2 and "2 processes (DDP)" in (cli_dir / "m.md").read_text()
     assert sorted(os.listdir(cli_dir)) == ["m.json", "m.md", "m.net", "m.png"]
@@ -80,3 +86,21 @@ def test_ddp_equals_one_process_rank0_writes_and_resumes(tmp_path):
     for k in single:
         assert torch.allclose(single[k], w0[k], rtol=1e-4, atol=1e-5), k
     assert any(not torch.equal(single[k], torch.zeros_like(single[k])) for k in single)
+
+
+def test_cli_ddp_stop_is_one_line_and_resumes(tmp_path, cli_dir):
+    out = str(tmp_path / "s.net")
+    r = _qblif_train(*CLI_ARGS, "--nproc", "2", "--out", out, "--stop-after", "1e-9", cwd=tmp_path)
+    assert r.returncode == 3, r.stderr[-3000:]
+    errors = [ln for ln in r.stderr.splitlines() if "error" in ln.lower()]
+    assert len(errors) == 1 and "--resume" in errors[0], r.stderr[-3000:]
+    assert "Traceback" not in r.stderr and "ChildFailedError" not in r.stderr
+    assert os.listdir(tmp_path) == ["s.ckpt"]
+    r = _qblif_train("--resume", str(tmp_path / "s.ckpt"), "--nproc", "2", "--out", out,
+                     "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    from qblif_lava.slayer import load_network
+    a, b = load_network(str(cli_dir / "m.net")), load_network(out)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert json.loads((tmp_path / "s.json").read_text())["resumed"] == 1

@@ -157,10 +157,6 @@ def run(args) -> int:
         raise QblifError(f"--stop-after {args.stop_after} is invalid: expected > 0 seconds")
     from qblif_lava.training import distributed
     parser = getattr(args, "train_parser", None)
-    if args.nproc > 1 and not distributed.launched():
-        from qblif_lava.training.card import check_out
-        check_out(args.out, force=args.force)        # before any process starts
-        return distributed.launch(args.nproc, argv_of(args, parser, skip=("nproc",)))
     from qblif_lava.data import load_dataset
     from qblif_lava.training import train as tr
     from qblif_lava.training.config import ConfigError
@@ -179,13 +175,20 @@ def run(args) -> int:
             import qblif_lava.slayer  # noqa: F401
         except ImportError as exc:
             raise QblifError(f"the QB-LIF SLAYER blocks are not available ({exc})") from None
+    if args.nproc > 1 and not distributed.launched():    # every check above passed: launch
+        return distributed.launch(args.nproc, argv_of(args, parser, skip=("nproc",)))
     ckpt = args.checkpoint or tr.output_paths(args.out)["ckpt"]
     model, result = tr.train(cfg, log=lambda m: print(m, file=sys.stderr), checkpoint=ckpt,
                              resume=args.resume, stop_after=args.stop_after)
     if result is None:                               # a DDP rank other than 0: rank 0 writes
         distributed.finish()
         return 0
-    tr.write_outputs(model, cfg, result, args.out)
+    from qblif_lava.fileio import WriteError
+    try:
+        tr.write_outputs(model, cfg, result, args.out)
+    except WriteError as exc:
+        exc.after_training = True          # the other ranks are done (see __main__)
+        raise
     distributed.finish()
     if os.path.exists(ckpt):
         os.remove(ckpt)

@@ -121,6 +121,32 @@ def launch_command(nproc: int, argv: list) -> list:
             f"--nproc-per-node={int(nproc)}", "-m", "qblif_lava.training", *argv]
 
 
+#: environment variable naming the file where rank 0 leaves its exit status (see :func:`launch`)
+STATUS_ENV = "QBLIF_DDP_STATUS"
+
+
 def launch(nproc: int, argv: list) -> int:
-    """Run :func:`launch_command` and return its exit status."""
-    return subprocess.call(launch_command(nproc, argv))
+    """Run :func:`launch_command` and return the run's exit status. A planned stop (exit 3)
+    or a write error on rank 0 is reported by rank 0 alone, which then exits 0 and leaves its
+    status in the file ``$QBLIF_DDP_STATUS`` (torchrun would otherwise print its own failure
+    report); any other failure is torchrun's."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="qblif-ddp-") as d:
+        status = os.path.join(d, "status")
+        rc = subprocess.call(launch_command(nproc, argv), env=dict(os.environ, **{STATUS_ENV: status}))
+        if rc == 0 and os.path.exists(status):
+            with open(status) as f:
+                return int(f.read().strip() or 0)
+        return rc
+
+
+def report_status(code: int) -> bool:
+    """On a torchrun worker started by :func:`launch`: record rank 0's exit ``code`` for the
+    launcher. Returns whether it was recorded (the worker then exits 0)."""
+    path = os.environ.get(STATUS_ENV)
+    if not path or not launched():
+        return False
+    if int(os.environ.get("RANK", "0")) == 0:
+        with open(path, "w") as f:
+            f.write(str(int(code)))
+    return True
