@@ -146,7 +146,7 @@ def write_outputs(model, cfg, result: dict, out: str, note: str | None = None,
     :class:`~qblif_lava.fileio.WriteError` naming the path and leaves the old files (if any)
     untouched. Returns the paths written."""
     paths = output_paths(out)
-    result = dict(result)
+    result = dict(result, file=os.path.basename(out))
     items = [(out, lambda tmp: export_to(model, cfg, tmp))]
     if curves:
         from qblif_lava.training.curves import curves_png
