@@ -64,8 +64,9 @@ def register(sub):
     p.add_argument("--lr-schedule", choices=("cosine", "constant"), default="cosine",
                    help="per-epoch learning rate: cosine from --lr towards 0, or constant")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                   help="run at most --epochs epochs, fewer if the first epoch's pace "
-                        "(training + validation) says they would not fit in SECONDS")
+                   help="run at most --epochs epochs, fewer if the pace so far (training + "
+                        "validation, counted over resumed invocations too) says they would not "
+                        "fit in SECONDS")
     p.add_argument("--device", default="cpu",
                    help="cpu (default, deterministic), cuda or cuda:N (lava-dl CUBA JIT-compiles "
                         "its CUDA kernel on first use)")
