@@ -30,6 +30,9 @@ def parse_args(argv=None):
     p.add_argument("--timesteps", default="1,2,4,8", help="comma-separated input windows T")
     p.add_argument("--neurons", default="qblif,cuba,relu", help="comma-separated families")
     p.add_argument("--max-burst", type=int, default=4)
+    p.add_argument("--cuba-impl", default="lava-dl", choices=("lava-dl", "qblif"),
+                   help="CUBA runs: lava-dl's blocks (CUDA kernels on a GPU) or ours (QB-LIF "
+                        "K=1, reset zero: the same forward in plain torch)")
     p.add_argument("--limit", type=int, default=2000, help="training samples (0: all)")
     p.add_argument("--val-limit", type=int, default=500)
     p.add_argument("--test-limit", type=int, default=2000)
@@ -83,7 +86,8 @@ def run_one(args, neuron, t):
         test_limit=args.test_limit, threshold=2.0 if args.arch == "mlp" else 1.0,
         loss_scale=1.0 / args.max_burst if neuron == "qblif" else 1.0,
         lr_schedule=args.lr_schedule, time_budget=args.time_budget, device=args.device,
-        threads=args.threads, progress=False)
+        threads=args.threads, progress=False,
+        cuba_impl=args.cuba_impl if neuron == "cuba" else "lava-dl")
     model, r = train(cfg, log=lambda m: print(f"{neuron} T={t}: {m}", flush=True))
     if args.save_models and neuron != "relu":
         from qblif_lava.training.train import export, write_card
@@ -144,7 +148,8 @@ def run(args):
             passthrough.append(a)
 
     t_bench = time.perf_counter()
-    cuba_on_gpu = args.device.startswith("cuda") and any(n == "cuba" for n, _ in pairs)
+    cuba_on_gpu = (args.device.startswith("cuda") and args.cuba_impl == "lava-dl"
+                   and any(n == "cuba" for n, _ in pairs))
     kernel = None
     if cuba_on_gpu:     # build lava-dl's CUBA kernel once, beside the other families' runs
         import threading

@@ -69,8 +69,8 @@ def test_bad_device(device, needle):
         tr.check_config(_cfg(device=device))
 
 
-@pytest.mark.parametrize("field, value, needle", [("lr_schedule", "step", "--lr-schedule"),
-                                                  ("time_budget", 0.0, "--time-budget")])
+@pytest.mark.parametrize("field, value, needle", [("lr_schedule", "step", "lr.schedule"),
+                                                  ("time_budget", 0.0, "time.budget")])
 def test_bad_schedule_args(field, value, needle):
     with pytest.raises(QblifError, match=needle):
         tr.check_config(_cfg(**{field: value}))

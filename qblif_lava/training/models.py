@@ -11,6 +11,8 @@ Architectures (``ARCHS``):
 - ``conv``: conv(C1, 3x3, pad 1) - pool2 - conv(C2, 3x3, pad 1) - pool2 - flatten -
   [dense(128)] - dense(10); fashion-mnist (28x28): C1, C2 = 32, 64 with the dense(128)
   hidden layer (1x28x28-32c3-p2-64c3-p2-128-10); digits (8x8): 8, 16 without it.
+- ``deep``: two 3x3 convs before each pool: fashion-mnist
+  1x28x28-32c3-32c3-p2-64c3-64c3-p2-256-10; digits 1x8x8-8c3-8c3-p2-16c3-16c3-p2-64-10.
 """
 from __future__ import annotations
 
@@ -18,15 +20,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import qblif_lava.lavadl  # noqa: F401  (first: silences lava-dl's import-time prints)
+from qblif_lava.slayer.hdf5 import Network
+
+from qblif_lava.training.config import ARCHS  # noqa: E402  (one list, checked by the config)
+
 NEURONS = ("qblif", "cuba")
 FAMILIES = NEURONS + ("relu",)
-ARCHS = ("mlp", "conv")
 NUM_CLASSES = 10
 
 
-def block_module(neuron: str):
-    """The SLAYER block module of a neuron family (``qblif`` or ``cuba``)."""
-    if neuron == "qblif":
+def block_module(neuron: str, cuba_impl: str = "lava-dl"):
+    """The SLAYER block module of a neuron family (``qblif`` or ``cuba``). ``cuba_impl="qblif"``
+    gives CUBA through our plain-torch blocks (QB-LIF with K = 1 and reset ``zero``, whose
+    forward is bit-identical to lava-dl's CUBA, without its CUDA kernels)."""
+    if neuron == "qblif" or (neuron == "cuba" and cuba_impl == "qblif"):
         from qblif_lava.slayer import block
         return block
     if neuron == "cuba":
@@ -36,21 +44,31 @@ def block_module(neuron: str):
 
 
 def set_quantized(model, flag: bool) -> None:
-    """Switch QB-LIF blocks to their exact integer forward (no-op for CUBA / ReLU:
-    lava-dl's CUBA forward is always 8-bit quantized)."""
-    if getattr(model, "neuron", None) == "qblif":
+    """Switch QB-LIF blocks to their exact integer forward (no-op for ReLU and lava-dl CUBA,
+    whose forward is always 8-bit quantized; CUBA through our blocks stays quantized too)."""
+    neuron = getattr(model, "neuron", None)
+    if neuron == "qblif":
         from qblif_lava.slayer import set_quantized as _sq
         _sq(model, flag)
+    elif neuron == "cuba" and getattr(model, "cuba_impl", "lava-dl") == "qblif":
+        from qblif_lava.slayer import set_quantized as _sq
+        _sq(model, True)
 
 
 def neuron_params(neuron: str, *, threshold: float = 1.0, current_decay: float = 1.0,
                   voltage_decay: float = 0.0, max_burst: int = 4, reset_mode: str = "subtract",
-                  per_channel: bool = False, learn_threshold: bool = True) -> dict:
+                  per_channel: bool = False, learn_threshold: bool = True,
+                  cuba_impl: str = "lava-dl") -> dict:
     """SLAYER neuron parameters. Decays are fractions in [0, 1] (lava-dl CUBA units:
     ``iDecay = current_decay * 4096``); the threshold is in float weight units
     (``vThMant = threshold * 64``). QB-LIF adds ``max_burst`` K, ``reset_mode``,
     ``per_channel`` and a learnable threshold (``learn_threshold``); decays stay fixed
-    (``requires_grad=False``) for both families."""
+    (``requires_grad=False``) for both families. CUBA with ``cuba_impl="qblif"``: QB-LIF
+    parameters with K = 1, reset ``zero`` and a fixed threshold (lava-dl CUBA's dynamics)."""
+    if neuron == "cuba" and cuba_impl == "qblif":
+        return neuron_params("qblif", threshold=threshold, current_decay=current_decay,
+                             voltage_decay=voltage_decay, max_burst=1, reset_mode="zero",
+                             per_channel=False, learn_threshold=False)
     p = {"threshold": float(threshold), "current_decay": float(current_decay),
          "voltage_decay": float(voltage_decay), "tau_grad": 1.0, "scale_grad": 1.0}
     if neuron == "qblif":
@@ -75,6 +93,11 @@ def arch_spec(dataset: str, arch: str):
                     ("flatten",), ("dense", NUM_CLASSES)]
         return [("conv", 32, 3, 1), ("pool", 2), ("conv", 64, 3, 1), ("pool", 2),
                 ("flatten",), ("dense", 128), ("dense", NUM_CLASSES)]
+    if arch == "deep":
+        c1, c2, hidden = (32, 64, 256) if fm else (8, 16, 64)
+        return [("conv", c1, 3, 1), ("conv", c1, 3, 1), ("pool", 2), ("conv", c2, 3, 1),
+                ("conv", c2, 3, 1), ("pool", 2), ("flatten",), ("dense", hidden),
+                ("dense", NUM_CLASSES)]
     raise ValueError(f"arch={arch!r} is invalid: choose one of {', '.join(ARCHS)}")
 
 
@@ -95,52 +118,49 @@ def describe(dataset: str, arch: str, in_shape=None) -> str:
     return "-".join(parts)
 
 
-class SpikingNet(torch.nn.Module):
-    """A chain of SLAYER blocks. ``forward(x)`` -> output counts ``(N, 10, T)``;
-    ``forward(x, record=True)`` also returns the list of every block's input tensor
-    (for spike and SynOps statistics)."""
+class SpikingNet(Network):
+    """A chain of SLAYER blocks: a :class:`qblif_lava.slayer.hdf5.Network` (the loaded-file
+    network, whose ``input_shape`` is the NetX one: ``(C*H*W,)`` for an mlp, else ``(C, H, W)``)
+    that knows its family, dataset and architecture. ``forward(x)`` -> output counts
+    ``(N, 10, T)``; ``forward(x, record=True)`` also returns the list of every block's input
+    tensor (for spike and SynOps statistics).
 
-    def __init__(self, neuron: str, dataset: str, arch: str, in_shape, params: dict,
-                 weight_scale: float = 1.0):
-        super().__init__()
-        self.neuron, self.dataset, self.arch = neuron, dataset, arch
-        self.in_shape = tuple(int(s) for s in in_shape)          # (C, H, W)
-        blk = block_module(neuron)
-        blocks = []
-        c, h, w = self.in_shape
-        flat = None
-        for layer in arch_spec(dataset, arch):
-            kind = layer[0]
-            if kind == "flatten":
-                flat = c * h * w
-                if blocks:                                       # mlp: input is fed flat
-                    blocks.append(blk.Flatten())
-            elif kind == "dense":
-                blocks.append(blk.Dense(params, flat, layer[1], weight_scale=weight_scale,
-                                        delay_shift=True))
-                flat = layer[1]
-            elif kind == "conv":
-                _, out, k, pad = layer
-                blocks.append(blk.Conv(params, c, out, k, padding=pad, weight_scale=weight_scale,
-                                       delay_shift=True))
-                c, h, w = out, h + 2 * pad - k + 1, w + 2 * pad - k + 1
-            elif kind == "pool":
-                blocks.append(blk.Pool(params, layer[1], delay_shift=True))
-                h, w = h // layer[1], w // layer[1]
-        self.blocks = torch.nn.ModuleList(blocks)
-        # the mlp consumes flattened frames (N, C*H*W, T)
-        self.flat_input = arch_spec(dataset, arch)[0][0] == "flatten"
+    Built from ``arch_spec(dataset, arch)`` with neuron ``params``, or around given ``blocks``
+    (:meth:`from_network`: a loaded NetX file)."""
+
+    def __init__(self, neuron: str, dataset: str, arch: str, in_shape, params: dict | None = None,
+                 weight_scale: float = 1.0, cuba_impl: str = "lava-dl", blocks=None,
+                 flat_input: bool | None = None, input_bits=None, timesteps=None):
+        in_shape = tuple(int(s) for s in in_shape)                # (C, H, W)
+        if blocks is None:
+            blocks = _build_blocks(block_module(neuron, cuba_impl), dataset, arch, in_shape,
+                                   params, weight_scale)
+            flat_input = arch_spec(dataset, arch)[0][0] == "flatten"
+        flat = (int(np.prod(in_shape)),) if flat_input else in_shape
+        super().__init__(blocks, input_shape=flat, input_bits=input_bits, timesteps=timesteps,
+                         dataset=dataset)
+        self.neuron, self.arch, self.cuba_impl = neuron, arch, cuba_impl
+        self.in_shape = in_shape
+        self.flat_input = bool(flat_input)       # the mlp consumes flattened frames (N, C*H*W, T)
+
+    @classmethod
+    def from_network(cls, net, dataset: str, arch: str | None = None, in_shape=None):
+        """The :class:`SpikingNet` around a loaded network's blocks
+        (``qblif_lava.slayer.load_network``); ``in_shape`` defaults to the dataset's. A file
+        of QB-LIF blocks is family ``qblif``, one of lava-dl CUBA blocks ``cuba``."""
+        from qblif_lava.slayer.neuron import Neuron
+        if in_shape is None:
+            from qblif_lava.data import input_shape
+            in_shape = input_shape(dataset)
+        qblif = any(isinstance(getattr(b, "neuron", None), Neuron) for b in net.blocks)
+        return cls("qblif" if qblif else "cuba", dataset, arch, in_shape, blocks=list(net.blocks),
+                   flat_input=net.input_shape is not None and len(net.input_shape) == 1,
+                   input_bits=net.input_bits, timesteps=net.timesteps)
 
     @property
     def net_input_shape(self) -> tuple:
         """Shape of one input frame as the first block sees it (NetX ``inputShape``)."""
-        return (int(np.prod(self.in_shape)),) if self.flat_input else self.in_shape
-
-    @property
-    def latency(self) -> int:
-        """Steps of delay from input to output (one per Dense/Conv/Pool block)."""
-        from qblif_lava.slayer.hdf5 import latency
-        return latency(self.blocks)
+        return self.input_shape
 
     def forward(self, x, record: bool = False):
         inputs = []
@@ -148,6 +168,31 @@ class SpikingNet(torch.nn.Module):
             inputs.append(x)
             x = b(x)
         return (x, inputs) if record else x
+
+
+def _build_blocks(blk, dataset, arch, in_shape, params, weight_scale):
+    blocks = []
+    c, h, w = in_shape
+    flat = None
+    for layer in arch_spec(dataset, arch):
+        kind = layer[0]
+        if kind == "flatten":
+            flat = c * h * w
+            if blocks:                                       # mlp: input is fed flat
+                blocks.append(blk.Flatten())
+        elif kind == "dense":
+            blocks.append(blk.Dense(params, flat, layer[1], weight_scale=weight_scale,
+                                    delay_shift=True))
+            flat = layer[1]
+        elif kind == "conv":
+            _, out, k, pad = layer
+            blocks.append(blk.Conv(params, c, out, k, padding=pad, weight_scale=weight_scale,
+                                   delay_shift=True))
+            c, h, w = out, h + 2 * pad - k + 1, w + 2 * pad - k + 1
+        elif kind == "pool":
+            blocks.append(blk.Pool(params, layer[1], delay_shift=True))
+            h, w = h // layer[1], w // layer[1]
+    return blocks
 
 
 class ReluNet(torch.nn.Module):
@@ -203,11 +248,12 @@ class ReluNet(torch.nn.Module):
 
 
 def build_model(neuron: str, dataset: str, arch: str, in_shape, params: dict | None = None,
-                weight_scale: float = 1.0):
+                weight_scale: float = 1.0, cuba_impl: str = "lava-dl"):
     """A :class:`SpikingNet` (``qblif``/``cuba``) or a :class:`ReluNet` (``relu``)."""
     if neuron == "relu":
         return ReluNet(dataset, arch, in_shape)
-    return SpikingNet(neuron, dataset, arch, in_shape, params, weight_scale=weight_scale)
+    return SpikingNet(neuron, dataset, arch, in_shape, params, weight_scale=weight_scale,
+                      cuba_impl=cuba_impl)
 
 
 def fanout_map(block, in_shape, nonzero: bool = True) -> torch.Tensor | None:
@@ -240,15 +286,3 @@ def _fanout_conv(syn, mask, in_shape):
         y = F.conv3d(x, mask, None, syn.stride, syn.padding, syn.dilation, syn.groups)
     y.sum().backward()
     return x.grad[0, ..., 0].detach()
-
-
-class LoadedNet(SpikingNet):
-    """A :class:`SpikingNet` around the blocks of a loaded NetX file
-    (``qblif_lava.slayer.load_network``), for :func:`qblif_lava.training.train.evaluate`."""
-
-    def __init__(self, net, neuron: str, dataset: str, arch: str, in_shape):
-        torch.nn.Module.__init__(self)
-        self.neuron, self.dataset, self.arch = neuron, dataset, arch
-        self.in_shape = tuple(int(s) for s in in_shape)
-        self.blocks = net.blocks
-        self.flat_input = len(net.input_shape) == 1
