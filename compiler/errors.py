@@ -22,3 +22,10 @@ class CompileError(QblifError):
             where.append(f"key {key!r}")
         text = (" ".join(where) + ": " if where else "") + str(message)
         super().__init__(" ".join(text.split()))  # always one line
+
+
+class ResourceLimitError(QblifError):
+    """A run would need more OS processes or host memory than the documented limits
+    (``compiler.passes.resources.host_estimate``); ``force=True`` / ``--force`` overrides."""
+
+    exit_code = 2
