@@ -88,11 +88,6 @@ class _Parser(argparse.ArgumentParser):
         return super().add_argument(*args, **kwargs)
 
 
-def _terminate(signum, frame):
-    from qblif_lava.lava_session import Terminated
-    raise Terminated(signum)
-
-
 def _command_of(argv) -> str | None:
     for a in argv:
         if not a.startswith("-"):
@@ -120,30 +115,44 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(command: str, signum: int) -> int:
+    name = signal.Signals(signum).name
+    print(f"qblif {command}: interrupted ({name})" if command else f"qblif: interrupted ({name})",
+          file=sys.stderr)
+    return 128 + int(signum)
+
+
 def main(argv=None) -> int:
+    from qblif_lava import lava_session as ls
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = _command_of(argv) or "qblif"
+    command = _command_of(argv)
     saved = {}
+    ls.forget_signals()
     try:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            if signal.getsignal(sig) is signal.SIG_DFL:
-                saved[sig] = signal.signal(sig, _terminate)
+        for sig, default in ((signal.SIGINT, signal.default_int_handler),
+                             (signal.SIGTERM, signal.SIG_DFL), (signal.SIGHUP, signal.SIG_DFL)):
+            if signal.getsignal(sig) is default:
+                saved[sig] = signal.signal(sig, ls.interrupt_handler)
         parser = build_parser(argv)
         args = parser.parse_args(argv)
-        from qblif_lava.lava_session import WorkerDied
         try:
             return int(args.func(args) or 0)
         except QblifError as exc:
+            if ls.last_signal() is not None:
+                raise
             print(f"qblif {args.command}: error: {exc}", file=sys.stderr)
             return getattr(exc, "exit_code", 1)
-        except (ValueError, OSError, WorkerDied) as exc:
+        except (ValueError, OSError, ls.WorkerDied) as exc:
+            if ls.last_signal() is not None:
+                raise
             print(f"qblif {args.command}: error: {exc}", file=sys.stderr)
             return 1
-    except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"qblif {command if command != 'qblif' else ''}".rstrip()
-              + f": interrupted ({signal.Signals(signum).name})", file=sys.stderr)
-        return 128 + int(signum)
+    except (Exception, KeyboardInterrupt) as exc:
+        signum = getattr(exc, "signum", None) or ls.last_signal() or (
+            signal.SIGINT if isinstance(exc, KeyboardInterrupt) else None)
+        if signum is None:
+            raise
+        return _interrupted(command, signum)
     finally:
         for sig, old in saved.items():
             signal.signal(sig, old)

@@ -63,6 +63,30 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+# ------------------------------------------------------------------ interruptions
+_received = []     # signals that interrupted this process (the CLI reports the last one)
+
+
+def interrupt_handler(signum, frame):
+    """Raise ``KeyboardInterrupt`` (SIGINT) or :class:`Terminated`, and remember the signal:
+    some libraries turn an interruption that arrives while they import into another error
+    (numpy raises ImportError), so the CLI asks :func:`last_signal` instead."""
+    _received.append(signum)
+    raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+interrupt_handler.qblif = True
+
+
+def last_signal():
+    """The last signal that :func:`interrupt_handler` (or a session) turned into an exception."""
+    return _received[-1] if _received else None
+
+
+def forget_signals() -> None:
+    _received.clear()
+
+
 # ------------------------------------------------------------------ forked workers
 _state = {"active": 0, "parent": None}
 
@@ -211,19 +235,22 @@ def _force_stop(runtime) -> None:
 
 # ------------------------------------------------------------------ the session
 def _describe(runtime, actor) -> str:
-    """``'layer1_qblif (PyQBLIFModel, pid 123)'`` for a worker process."""
-    builder = (getattr(actor, "_kwargs", None) or {}).get("builder")
-    label = "Lava worker"
+    """``'layer1_qblif (PyQBLIFModelFixed, pid 123)'`` for a worker process.
+
+    ``multiprocessing`` drops a started process's arguments, so the worker is found by
+    position: Lava starts one actor per Python process model, in the order of
+    ``executable.proc_builders``, then one per runtime service."""
     exe = getattr(runtime, "_executable", None)
+    named = []
     for proc, b in (getattr(exe, "proc_builders", None) or {}).items():
-        if b is builder:
-            label = f"{getattr(proc, 'name', type(proc).__name__)} " \
-                    f"({getattr(b.proc_model, '__name__', 'model')}"
-            break
-    else:
-        rs = getattr(builder, "rs_class", None)
-        label = f"Lava runtime service ({getattr(rs, '__name__', 'unknown')}" if rs else \
-            "Lava worker (unknown"
+        if hasattr(b, "proc_model") and hasattr(b, "py_ports"):    # a PyProcessBuilder
+            named.append(f"{getattr(proc, 'name', type(proc).__name__)} "
+                         f"({getattr(b.proc_model, '__name__', 'model')}")
+    for b in (getattr(exe, "runtime_service_builders", None) or {}).values():
+        named.append(f"Lava runtime service ({getattr(b.rs_class, '__name__', '?')}")
+    actors = _actors(runtime)
+    k = next((i for i, a in enumerate(actors) if a is actor), None)
+    label = named[k] if k is not None and k < len(named) else "Lava worker (unknown"
     return f"{label}, pid {actor.pid})"
 
 
@@ -253,6 +280,8 @@ class LavaSession:
 
     # signals ------------------------------------------------------------
     def _on_signal(self, signum, frame):
+        if signum != _WAKE_SIGNAL:
+            _received.append(signum)
         exc = KeyboardInterrupt() if signum == signal.SIGINT else (
             WorkerDied(self.failure or "a Lava worker died") if signum == _WAKE_SIGNAL
             else Terminated(signum))
@@ -266,7 +295,7 @@ class LavaSession:
                   signal.SIGHUP: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
         for sig, only_if in wanted.items():
             old = signal.getsignal(sig)
-            if only_if is None or old is only_if:
+            if only_if is None or old is only_if or getattr(old, "qblif", False):
                 self._saved[sig] = old
                 signal.signal(sig, self._on_signal)
 
