@@ -233,6 +233,41 @@ def _force_stop(runtime) -> None:
     runtime._is_started = runtime._is_running = False   # no second stop() from __del__
 
 
+def release_registry(runtime) -> int:
+    """Drop the processes of ``runtime``'s graph and their Vars from Lava's global registries.
+
+    Lava 0.10's ``ProcessServer`` and ``VarServer`` singletons append every process and Var
+    ever created and never let go, so each run keeps its whole process graph (Vars' initial
+    values, e.g. weight matrices, and the compiler's builders, channels and ports) alive for
+    the life of the interpreter: the per-cycle memory growth of issue 10 (D12,
+    docs/hardening.md). The ids they issued stay unique (the counters are untouched).
+    Each Lava process also adds a console handler to the root logger (an ERROR-level
+    ``StreamHandler`` with Lava's ``LogConfig`` format); all but the first of those are removed
+    too (else a Lava error would be printed once per process ever created).
+    Returns the number of processes released.
+    """
+    import logging
+
+    from lava.magma.core.process.process import LogConfig, ProcessServer
+    from lava.magma.core.process.variable import VarServer
+    root, kept = logging.getLogger(), False
+    for h in list(root.handlers):
+        if type(h) is logging.StreamHandler and h.formatter is not None \
+                and h.formatter._fmt == LogConfig.format:
+            if kept:
+                root.removeHandler(h)
+            kept = True
+    exe = getattr(runtime, "_executable", None)
+    procs = {id(p) for p in (getattr(exe, "proc_builders", None) or {})}
+    if not procs:
+        return 0
+    server = ProcessServer()
+    server.processes = [p for p in server.processes if id(p) not in procs]
+    vs = VarServer()
+    vs.vars = [v for v in vs.vars if id(getattr(v, "process", None)) not in procs]
+    return len(procs)
+
+
 # ------------------------------------------------------------------ the session
 def _describe(runtime, actor) -> str:
     """``'layer1_qblif (PyQBLIFModelFixed, pid 123)'`` for a worker process.
@@ -363,6 +398,9 @@ class LavaSession:
             interrupted = exc_type is not None and (
                 issubclass(exc_type, KeyboardInterrupt) or self.failure is not None)
             stop_runtime(self.proc, self.timeout, force=interrupted)
+            if runtime is not None:
+                with contextlib.suppress(Exception):
+                    release_registry(runtime)
             _state["active"] = max(0, _state["active"] - 1)
             shutil.rmtree(self.workdir, ignore_errors=True)
         finally:
