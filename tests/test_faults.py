@@ -154,12 +154,13 @@ def test_sigkilled_worker_ends_the_run_with_one_line(tmp_path):
     cli.assert_clean()
 
 
-def test_sigterm_to_the_parent_is_a_clean_shutdown(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_to_the_parent_is_a_clean_shutdown(tmp_path, sig):
     cli = Cli(tmp_path, LONG_RUN)
     cli.wait_running()
-    os.kill(cli.p.pid, signal.SIGTERM)
-    assert cli.finish() == 143
-    assert last_line(cli.stderr) == "qblif run: interrupted (SIGTERM)"
+    os.kill(cli.p.pid, sig)
+    assert cli.finish() == 128 + sig
+    assert last_line(cli.stderr) == f"qblif run: interrupted ({sig.name})"
     cli.assert_clean()
 
 

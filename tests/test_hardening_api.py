@@ -84,6 +84,24 @@ def test_cli_refuses_steps_zero(capsys):
     assert "--steps=0 must be >= 1" in capsys.readouterr().err
 
 
+# ------------------------------------------------------------------ D12: per-cycle memory
+def test_a_run_leaves_nothing_in_lavas_global_registries(digits):
+    """Lava's ProcessServer/VarServer keep every process and Var, and every process adds a
+    root-logger handler: a finished run's graph must not stay reachable from them."""
+    import logging
+
+    from lava.magma.core.process.process import ProcessServer
+    from lava.magma.core.process.variable import VarServer
+    frames, _ = _frames(1)
+    digits.run(frames, 2)                      # the first run may add the one kept handler
+    before = (len(ProcessServer().processes), len(VarServer().vars),
+              len(logging.getLogger().handlers))
+    for _ in range(2):
+        digits.run(frames, 2)
+    assert (len(ProcessServer().processes), len(VarServer().vars),
+            len(logging.getLogger().handlers)) == before
+
+
 # ------------------------------------------------------------------ D11: host estimate
 def test_host_estimate_counts_the_processes_a_run_starts(digits):
     from compiler.passes.resources import RUNTIME_PROCESSES
