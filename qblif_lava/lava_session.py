@@ -395,20 +395,21 @@ class LavaSession:
             runtime = getattr(self.proc, "_runtime", None)
             if runtime is not None:
                 self._record_shm(runtime)
-            interrupted = exc_type is not None and (
-                issubclass(exc_type, KeyboardInterrupt) or self.failure is not None)
-            stop_runtime(self.proc, self.timeout, force=interrupted)
+            force = self.failure is not None or (
+                exc_type is not None and issubclass(exc_type, KeyboardInterrupt))
+            stop_runtime(self.proc, self.timeout, force=force)
             if runtime is not None:
                 with contextlib.suppress(Exception):
                     release_registry(runtime)
+        finally:
             _state["active"] = max(0, _state["active"] - 1)
             shutil.rmtree(self.workdir, ignore_errors=True)
-        finally:
             self._restore()
             self._cleaning = False
-        if self.failure is not None and exc_type is not None \
-                and not issubclass(exc_type, (KeyboardInterrupt, WorkerDied)):
-            # Lava noticed first (e.g. a RuntimeError from a closed channel): say what died
+        if self.failure is not None and not (
+                exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, WorkerDied))):
+            # Lava noticed first (e.g. a RuntimeError from a closed channel), or nobody did:
+            # say what died
             raise WorkerDied(self.failure) from None
         if exc_type is None and self._deferred is not None:
             raise self._deferred
