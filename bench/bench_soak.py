@@ -138,7 +138,8 @@ def main(argv=None) -> int:
     tail = [r for r in rows if r["cycle"] > args.warmup] or rows
     slope = float(np.polyfit([r["cycle"] for r in tail], [r["rss_mb"] for r in tail], 1)[0]) \
         if len(tail) > 1 else 0.0
-    summary = dict(mode=args.mode, release=not args.no_release, cycles=args.cycles, samples=args.samples, steps=args.steps,
+    summary = dict(mode=args.mode, release=not args.no_release, cycles=args.cycles,
+                   samples=args.samples, steps=args.steps,
                    rss_first_mb=rows[0]["rss_mb"], rss_last_mb=rows[-1]["rss_mb"],
                    rss_slope_mb_per_cycle=slope,
                    max_children=max(r["children"] for r in rows),

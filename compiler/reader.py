@@ -11,8 +11,8 @@ import numpy as np
 
 from compiler.errors import CompileError
 from compiler.ir import Layer, Neuron, new_graph
-from qblif_lava.netx_check import (MAX_ELEMENTS, ModelFileError, read_array,  # noqa: F401
-                                   read_int, read_pair, read_string, subgroup)
+from qblif_lava.netx_check import (ModelFileError, read_array, read_int, read_pair,
+                                   read_string, subgroup)
 
 MAX_LAYERS = 4096
 # decoding primitives: shared with qblif_lava.slayer.load_network (one validation per reader)

@@ -140,7 +140,8 @@ class CompiledNetwork:
 
     def host_estimate(self, samples: int = 1, steps_per_sample: int = 1,
                       layers_to_record=None, record_uv: bool = False) -> dict:
-        """OS processes and host memory a run needs (:func:`compiler.passes.resources.host_estimate`)."""
+        """OS processes and host memory a run needs
+        (:func:`compiler.passes.resources.host_estimate`)."""
         from compiler.passes.resources import host_estimate
         return host_estimate(self.ir, samples, steps_per_sample,
                              self._check_record(layers_to_record), record_uv)

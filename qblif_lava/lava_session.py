@@ -40,7 +40,6 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 
 STOP_TIMEOUT_S = 5.0
 POLL_S = 0.2

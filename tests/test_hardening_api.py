@@ -171,7 +171,8 @@ def test_every_reader_refuses_absurd_metadata_and_values(tmp_path, key, value, f
 def test_top_level_help_imports_nothing_heavy():
     code = ("import sys\nfrom qblif_lava import cli\n"
             "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('numpy', 'torch', 'lava', 'h5py', 'compiler') if m in sys.modules]\n"
+            "heavy = [m for m in ('numpy', 'torch', 'lava', 'h5py', 'compiler')\n"
+            "         if m in sys.modules]\n"
             "print('HEAVY', heavy)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)

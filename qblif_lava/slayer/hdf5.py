@@ -221,7 +221,8 @@ def _neuron_params(g, i, shape):
         raise ModelFileError(str(exc), i, "neuron/vThMant") from None
     if kind == 'QBLIF':
         return kind, {
-            'threshold': (vth / W_SCALE).tolist() if vth.size > 1 else float(vth.reshape(-1)[0]) / W_SCALE,
+            'threshold': ((vth / W_SCALE).tolist() if vth.size > 1
+                          else float(vth.reshape(-1)[0]) / W_SCALE),
             'current_decay': float(i_decay) / S_SCALE,
             'voltage_decay': float(v_decay) / S_SCALE,
             'max_burst': int(max_burst),
@@ -256,6 +257,11 @@ def _positive(i, key, values, lo=1, hi=1024):
     return values
 
 
+def _count(g, key, i) -> int:
+    """A feature or channel count: an int in 1 .. MAX_ELEMENTS."""
+    return _positive(i, key, [_value(g, key, i)], 1, nc.MAX_ELEMENTS)[0]
+
+
 def _load_layer(g, i):
     kind = str(_value(g, 'type', i)).lower()
     for key in ('delay', 'bias') if kind != 'input' else ('delay',):
@@ -287,12 +293,12 @@ def _load_layer(g, i):
         if params is None:
             b.input_shape = None if shape is None else torch.Size(shape)
     elif kind == 'dense':
-        b = mod.Dense(params, _positive(i, 'inFeatures', [_value(g, 'inFeatures', i)], 1, nc.MAX_ELEMENTS)[0],
-                      _positive(i, 'outFeatures', [_value(g, 'outFeatures', i)], 1, nc.MAX_ELEMENTS)[0])
+        b = mod.Dense(params, _count(g, 'inFeatures', i),
+                      _count(g, 'outFeatures', i))
         _set_weight(b.synapse, g, i)
     elif kind == 'conv':
-        b = mod.Conv(params, _positive(i, 'inChannels', [_value(g, 'inChannels', i)], 1, nc.MAX_ELEMENTS)[0],
-                     _positive(i, 'outChannels', [_value(g, 'outChannels', i)], 1, nc.MAX_ELEMENTS)[0],
+        b = mod.Conv(params, _count(g, 'inChannels', i),
+                     _count(g, 'outChannels', i),
                      _positive(i, 'kernelSize', _tuple(g, 'kernelSize', i)),
                      stride=_positive(i, 'stride', _tuple(g, 'stride', i)),
                      padding=_positive(i, 'padding', _tuple(g, 'padding', i), 0),
