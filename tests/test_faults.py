@@ -103,14 +103,15 @@ class Cli:
         return self.err_path.read_text(errors="replace")
 
     def wait_running(self):
-        """Until the Lava run is under way: every worker started, progress bar shown."""
+        """Until the Lava run is under way: every worker started, the progress bar shown and
+        the session's list of shared-memory segments written."""
         def ready():
             if self.p.poll() is not None:
                 raise AssertionError(f"exited early ({self.p.returncode}): {self.stderr[-2000:]}")
             kids = descendants(self.p.pid)
-            return len(kids) >= WORKERS and "Lava:" in self.stderr and kids
+            listed = any((d / "shm-segments").exists() for d in self.tmp.glob("qblif-run-*"))
+            return len(kids) >= WORKERS and "Lava:" in self.stderr and listed
         wait_until(ready, what="the Lava run to start")
-        time.sleep(0.3)                  # let the supervisor list the shared memory
         self.snapshot()
 
     def snapshot(self):
@@ -141,8 +142,9 @@ def last_line(text: str) -> str:
 def test_sigkilled_worker_ends_the_run_with_one_line(tmp_path):
     cli = Cli(tmp_path, LONG_RUN)
     cli.wait_running()
-    direct = {p for p in cli.pids if (_stat(p) or ("", 0))[1] == cli.p.pid}
-    victim = max(direct)
+    direct = {p for p in cli.pids if (_stat(p) or ("", 0))[1] == cli.p.pid
+              and b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()}
+    victim = max(direct)                          # the last forked: Lava's runtime service
     t0 = time.monotonic()
     os.kill(victim, signal.SIGKILL)
     rc = cli.finish()
