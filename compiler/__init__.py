@@ -4,10 +4,19 @@
 ...     counts = net.run(frames, steps_per_sample=16)   # {layer: (S, T, *shape)}
 ...     print(net.report())
 
-Passes, in order: :data:`compiler.passes.PASSES`.
+Passes, in order: :data:`compiler.passes.PASSES`. The names below are imported on first
+use, so that ``import compiler.cli`` (``qblif compile --help``) stays fast.
 """
 from compiler.errors import CompileError
-from compiler.passes import PASSES
-from compiler.runtime import CompiledNetwork, compile  # noqa: A004
 
 __all__ = ["CompileError", "CompiledNetwork", "compile", "PASSES"]
+
+
+def __getattr__(name):
+    if name in ("compile", "CompiledNetwork"):
+        from compiler import runtime
+        return getattr(runtime, name)
+    if name == "PASSES":
+        from compiler.passes import PASSES
+        return PASSES
+    raise AttributeError(f"module 'compiler' has no attribute {name!r}")

@@ -18,24 +18,49 @@ from __future__ import annotations
 
 
 def register(sub):
-    p = sub.add_parser("compile", help="compile a NetX HDF5 model and print its resource report")
+    p = sub.add_parser(
+        "compile", help="compile a NetX HDF5 model and print its resource report",
+        description="Read a NetX HDF5 model (QB-LIF, CUBA or SDNN layers), run every compiler "
+                    "pass and print the resource report: neurons, synapses, fan-in/out, message "
+                    "bits, weight bits/exponent and Loihi 2 cores per layer, and the Lava CPU "
+                    "estimate (OS processes, host memory) of a run. A malformed or unsupported "
+                    "file is one line naming layer and key, exit 2.",
+        epilog="example: qblif compile netx_models/digits_qblif_mlp.net --graph digits.png")
     p.add_argument("model", help="NetX HDF5 file (docs/netx_format.md)")
-    p.add_argument("--encoding", choices=("graded", "binary"), default="graded")
+    p.add_argument("--encoding", choices=("graded", "binary"), default="graded",
+                   help="spike encoding between layers: graded n in one event, or binary "
+                        "thermometer lanes (spec section 4)")
     p.add_argument("--graph", metavar="FILE", help="save a picture of the layer graph (PNG)")
     p.add_argument("--graphml", metavar="FILE", help="export the IR as GraphML")
     _nir_args(p)
     p.set_defaults(func=cmd_compile)
 
-    r = sub.add_parser("run", help="run a compiled model on test images in Lava (CPU)")
-    r.add_argument("model")
-    r.add_argument("--dataset", choices=("digits", "fashion-mnist"), required=True)
-    r.add_argument("--samples", type=int, default=10, help="number of test images (default 10)")
-    r.add_argument("--encoding", choices=("graded", "binary"), default="graded")
+    r = sub.add_parser(
+        "run", help="run a compiled model on test images in Lava (CPU)",
+        description="Compile MODEL, stream the first N test images of a dataset through one "
+                    "Lava CPU run (each image for T timesteps; one OS process per Lava process) "
+                    "and print the report with measured spikes and SynOps per step, and the "
+                    "accuracy. Before Lava starts, the OS processes and host memory the run "
+                    "needs are estimated; past the limits (docs/hardening.md) the run is refused "
+                    "unless --force. Ctrl-C, SIGTERM and SIGHUP stop every worker and remove "
+                    "temporary files; a dead worker ends the run with one line.",
+        epilog="example: qblif run netx_models/digits_qblif_mlp.net --dataset digits "
+               "--samples 20 --check")
+    r.add_argument("model", help="NetX HDF5 file (docs/netx_format.md), e.g. one written by "
+                                 "'qblif train'")
+    r.add_argument("--dataset", choices=("digits", "fashion-mnist"), required=True,
+                   help="test images to stream (quantized to the file's inputBits)")
+    r.add_argument("--samples", type=int, default=10, help="number of test images")
+    r.add_argument("--encoding", choices=("graded", "binary"), default="graded",
+                   help="spike encoding between layers (spec section 4)")
     r.add_argument("--steps", type=int, default=None,
-                   help="timesteps per sample (default: the file's /qblif/timesteps)")
+                   help="timesteps T per sample, >= 1 (default: the file's /qblif/timesteps)")
     r.add_argument("--check", action="store_true",
-                   help="compare with the SLAYER quantized forward (needs torch); for a NIR "
-                        "file: report the per-layer spike agreement with its float simulation")
+                   help="compare every layer's counts with the SLAYER quantized forward "
+                        "(needs torch), exit 1 on a mismatch; for a NIR file: report the "
+                        "per-layer spike agreement with its float simulation")
+    r.add_argument("--force", action="store_true",
+                   help="run even past the OS-process / memory limits of the pre-flight estimate")
     r.add_argument("--plot", metavar="FILE.png",
                    help="save a picture of the run: spike raster, burst histogram, activity")
     r.add_argument("--plot-layer", type=int, default=None, metavar="INDEX",
@@ -105,6 +130,9 @@ def cmd_run(args):
 
     if args.samples < 1:
         raise ValueError(f"--samples={args.samples} must be >= 1")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps={args.steps} must be >= 1 (omit it to use the file's "
+                         f"/qblif/timesteps)")
     with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
                      nir_options=_nir_options(args)) as net:
         steps = file_steps(net, args.steps)
@@ -116,7 +144,7 @@ def cmd_run(args):
         check_run_plot_args(args, net)
         frames, labels = dataset_frames(net, args.dataset, args.samples)
         readouts = net.ir.graph.get("nir_readouts", [])   # NIR LI layers: read v
-        out = net.run(frames, steps, progress=True, record_uv=bool(readouts))
+        out = net.run(frames, steps, progress=True, record_uv=bool(readouts), force=args.force)
         acc = accuracy(net, out, labels)
         print(net.report())
         print(f"accuracy: {acc:.4f} on {len(frames)} {args.dataset} test samples "

@@ -149,6 +149,19 @@ def compare_table(summaries: list, dataset: str, encoding: str) -> str:
     return "\n".join(lines)
 
 
+def register(sub) -> None:
+    """``qblif compare`` (registered by :mod:`qblif_lava.cli` when that command runs)."""
+    from qblif_lava.data import DATASETS
+    p = sub.add_parser("compare", help="run two models on the same test samples in Lava: "
+                       "accuracy, spikes, SynOps, burst histograms (table, --plot figure)")
+    p.add_argument("models", nargs=2, metavar="MODEL.net")
+    p.add_argument("--dataset", choices=DATASETS, required=True)
+    p.add_argument("--samples", type=int, default=20, help="test images")
+    p.add_argument("--encoding", choices=("graded", "binary"), default="graded")
+    p.add_argument("--plot", metavar="FILE.png", help="save the side-by-side figure")
+    p.set_defaults(func=cmd_compare)
+
+
 def cmd_compare(args) -> int:
     """``qblif compare A.net B.net --dataset D [--samples N] [--encoding E] [--plot F.png]``."""
     if args.samples < 1:

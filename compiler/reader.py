@@ -11,104 +11,12 @@ import numpy as np
 
 from compiler.errors import CompileError
 from compiler.ir import Layer, Neuron, new_graph
+from qblif_lava.netx_check import (ModelFileError, read_array, read_int, read_pair,
+                                   read_string, subgroup)
 
 MAX_LAYERS = 4096
-MAX_ELEMENTS = 2 ** 26   # refuse to read a dataset larger than this (hostile or absurd files)
-
-
-def _dataset(group, key, layer):
-    import h5py
-    try:
-        obj = group[key]
-    except KeyError:
-        raise CompileError("missing", layer, key) from None
-    except Exception as exc:  # h5py raises many types on corrupt files
-        raise CompileError(f"unreadable ({type(exc).__name__})", layer, key) from None
-    if not isinstance(obj, h5py.Dataset):
-        raise CompileError("expected a dataset, found a group", layer, key)
-    try:
-        size = obj.size
-    except Exception as exc:
-        raise CompileError(f"unreadable ({type(exc).__name__})", layer, key) from None
-    if size is None or size > MAX_ELEMENTS:
-        raise CompileError(f"dataset of {size} elements is too large (limit {MAX_ELEMENTS})",
-                           layer, key)
-    try:
-        return obj[()]
-    except Exception as exc:
-        raise CompileError(f"unreadable ({type(exc).__name__})", layer, key) from None
-
-
-def read_string(group, key, layer) -> str:
-    """A string dataset: bytes/str, scalar or shape (1,) (lava-dl writes ``(1,) S10``)."""
-    value = _dataset(group, key, layer)
-    if isinstance(value, np.ndarray):
-        if value.size != 1:
-            raise CompileError(f"expected one string, found shape {value.shape}", layer, key)
-        value = value.reshape(-1)[0]
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("ascii")
-        except UnicodeDecodeError:
-            raise CompileError("not an ASCII string", layer, key) from None
-    if not isinstance(value, str):
-        raise CompileError(f"expected a string, found {type(value).__name__}", layer, key)
-    return value.strip("\x00 ")
-
-
-def read_array(group, key, layer, integer=True) -> np.ndarray:
-    """A numeric dataset as an array; ``integer`` demands integer values (returned int64)."""
-    value = _dataset(group, key, layer)
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise CompileError(f"expected numbers, found dtype {arr.dtype}", layer, key)
-    if arr.size == 0:
-        raise CompileError("is empty", layer, key)
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)):
-            raise CompileError("holds NaN or infinity", layer, key)
-        if integer:
-            if np.any(arr != np.round(arr)):
-                raise CompileError("holds non-integer values (not representable)", layer, key)
-            if np.any(np.abs(arr) > 2 ** 40):
-                raise CompileError("holds values out of range", layer, key)
-    if integer:
-        return arr.astype(np.int64)
-    return arr.astype(np.float64)
-
-
-def read_int(group, key, layer, default=None) -> int:
-    if default is not None and key not in group:
-        return default
-    arr = read_array(group, key, layer)
-    if arr.size != 1:
-        raise CompileError(f"expected a scalar, found shape {arr.shape}", layer, key)
-    return int(arr.reshape(-1)[0])
-
-
-def read_pair(group, key, layer, default) -> tuple:
-    """An (H, W) pair (lava-dl writes 2-element arrays; a scalar means both)."""
-    if key not in group:
-        return default
-    arr = read_array(group, key, layer).reshape(-1)
-    if arr.size == 1:
-        return (int(arr[0]), int(arr[0]))
-    if arr.size != 2:
-        raise CompileError(f"expected 1 or 2 values, found {arr.size}", layer, key)
-    return (int(arr[0]), int(arr[1]))
-
-
-def _sub(group, key, layer):
-    import h5py
-    try:
-        obj = group[key]
-    except KeyError:
-        raise CompileError("missing", layer, key) from None
-    except Exception as exc:
-        raise CompileError(f"unreadable ({type(exc).__name__})", layer, key) from None
-    if not isinstance(obj, h5py.Group):
-        raise CompileError("expected a group", layer, key)
-    return obj
+# decoding primitives: shared with qblif_lava.slayer.load_network (one validation per reader)
+_sub = subgroup
 
 
 def read_neuron(group, i) -> Neuron:
@@ -121,8 +29,8 @@ def read_neuron(group, i) -> Neuron:
     def arr(k, integer=True):
         try:
             return read_array(ng, k, i, integer)
-        except CompileError as e:
-            raise CompileError(str(e).split(": ", 1)[-1], i, key(k)) from None
+        except ModelFileError as e:
+            raise CompileError(e.reason, i, key(k)) from None
 
     def integer(k, default=None):
         if default is not None and k not in ng:
@@ -137,8 +45,8 @@ def read_neuron(group, i) -> Neuron:
             return default
         try:
             return read_string(ng, k, i)
-        except CompileError as e:
-            raise CompileError(str(e).split(": ", 1)[-1], i, key(k)) from None
+        except ModelFileError as e:
+            raise CompileError(e.reason, i, key(k)) from None
 
     kind = string("type").upper()
     raw = {k: None for k in ng.keys()}
@@ -221,8 +129,8 @@ def read(path) -> "nx.DiGraph":  # noqa: F821
         raise CompileError(f"{path}: not a readable HDF5 file ({type(exc).__name__})") from None
     try:
         return _read_file(f, str(path))
-    except CompileError:
-        raise
+    except ModelFileError as exc:
+        raise CompileError.of(exc) from None
     except Exception as exc:  # corrupt internals of an otherwise open file
         raise CompileError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
     finally:

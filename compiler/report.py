@@ -5,7 +5,8 @@ import networkx as nx
 
 from compiler.ir import layers
 from compiler.passes.resources import (LOIHI2_CORES_PER_CHIP, LOIHI2_NEURONS_PER_CORE,
-                                       LOIHI2_SYNAPSES_PER_CORE)
+                                       LOIHI2_SYNAPSES_PER_CORE, describe_host_estimate,
+                                       host_estimate)
 
 
 def _label(ly) -> str:
@@ -47,6 +48,8 @@ def text_report(net) -> str:
                  f"{g.graph['cores']} neurocore(s) on {g.graph['chips']} chip(s) "
                  f"(limits: {LOIHI2_NEURONS_PER_CORE} neurons and {LOIHI2_SYNAPSES_PER_CORE} "
                  f"synapses per core, {LOIHI2_CORES_PER_CHIP} cores per chip)")
+    est = run.get("host_estimate") or host_estimate(g, 1, g.graph.get("timesteps") or 1)
+    lines.append(describe_host_estimate(est) + ("" if run else ", for 1 sample"))
     if run:
         lines.append(f"measured: {tot_ops:.1f} SynOps/step over {run['samples']} sample(s) x "
                      f"{run['steps']} steps; Lava CPU {run['steps_per_s']:.1f} steps/s "

@@ -11,7 +11,7 @@ from compiler.ir import layers, producer
 from compiler.passes import run_passes
 from compiler.procs.recorder.process import read_recording
 from compiler.reader import read
-from qblif_lava.lava_session import stop_runtime
+from qblif_lava.lava_session import LavaSession, stop_runtime
 
 DEFAULT_INPUT_BITS = 8
 
@@ -45,6 +45,13 @@ def _chunks(total: int, parts: int) -> list:
     parts = max(1, min(int(parts), int(total)))
     base, extra = divmod(int(total), parts)
     return [base + (i < extra) for i in range(parts)]
+
+
+class _Session(LavaSession):
+    """A supervised session whose process (the source) is set once emitted."""
+
+    def __init__(self):
+        super().__init__(None)
 
 
 class CompiledNetwork:
@@ -82,21 +89,86 @@ class CompiledNetwork:
         return [ly.index for ly in layers(self.ir) if ly.neuron is not None][-1]
 
     def check_frames(self, frames) -> np.ndarray:
+        """``frames`` as int32 ``(S, *input_shape)``; one frame of ``input_shape`` is one sample.
+
+        Frames of the right size in another shape (the dataset loader's ``(S, 1, 8, 8)`` for a
+        ``(64,)`` model, ``(S, 28, 28)`` for ``(1, 28, 28)``) are reshaped when the model input
+        is flat or the shapes differ only by axes of size 1; otherwise refused with a message
+        saying how to reshape them. Values must be ints in ``0 .. 2**input_bits - 1``.
+        """
         frames = np.asarray(frames)
-        if frames.shape[1:] != self.input_shape and frames.shape == self.input_shape:
+        shape = self.input_shape
+        want = f"(samples, {', '.join(map(str, shape))})"
+        if frames.shape[1:] != shape and frames.shape == shape:
             frames = frames[None]
-        if frames.ndim < 1 or frames.shape[1:] != self.input_shape or frames.shape[0] < 1:
-            raise ValueError(f"input frames have shape {frames.shape}, expected "
-                             f"(samples, {', '.join(map(str, self.input_shape))})")
+        if frames.ndim >= 2 and frames.shape[0] >= 1 and frames.shape[1:] != shape \
+                and int(np.prod(frames.shape[1:])) == int(np.prod(shape)):
+            squeeze = tuple(s for s in frames.shape[1:] if s != 1) == \
+                tuple(s for s in shape if s != 1)
+            if len(shape) == 1 or squeeze:
+                frames = frames.reshape((frames.shape[0],) + shape)
+            else:
+                raise ValueError(
+                    f"input frames have shape {frames.shape}, expected {want}: the sizes "
+                    f"match but the layout is ambiguous; if they are in (C, H, W) order pass "
+                    f"frames.reshape((len(frames),) + net.input_shape)")
+        if frames.ndim < 1 or frames.shape[1:] != shape or frames.shape[0] < 1:
+            raise ValueError(f"input frames have shape {frames.shape}, expected {want} "
+                             f"(or a single frame {shape})")
         hi = 2 ** int(self.ir.graph["input_bits"]) - 1
         if frames.dtype.kind not in "iub" or frames.min() < 0 or frames.max() > hi:
             raise ValueError(f"input frames must be integers in [0, {hi}] "
                              f"(inputBits={self.ir.graph['input_bits']})")
         return frames.astype(np.int32)
 
+    def _check_steps(self, steps_per_sample) -> int:
+        if isinstance(steps_per_sample, (bool, np.bool_)) \
+                or not isinstance(steps_per_sample, (int, np.integer)):
+            raise TypeError(f"steps_per_sample={steps_per_sample!r} must be an int "
+                            f"(timesteps T per sample)")
+        if steps_per_sample < 1:
+            raise ValueError(f"steps_per_sample={steps_per_sample} must be >= 1")
+        return int(steps_per_sample)
+
+    def _check_record(self, layers_to_record):
+        """None (every neuron layer) or a set of known neuron-layer indices."""
+        if layers_to_record is None:
+            return None
+        known = [ly.index for ly in layers(self.ir) if ly.neuron is not None]
+        try:
+            record = {int(i) for i in layers_to_record}
+        except (TypeError, ValueError):
+            raise ValueError(f"layers_to_record={layers_to_record!r} must be layer indices "
+                             f"from {known}") from None
+        unknown = sorted(record - set(known))
+        if unknown or not record:
+            raise ValueError(f"layers_to_record: {unknown or 'empty'} are not neuron layers "
+                             f"of this network (neuron layers: {known})")
+        return record
+
+    def host_estimate(self, samples: int = 1, steps_per_sample: int = 1,
+                      layers_to_record=None, record_uv: bool = False) -> dict:
+        """OS processes and host memory a run needs
+        (:func:`compiler.passes.resources.host_estimate`)."""
+        from compiler.passes.resources import host_estimate
+        return host_estimate(self.ir, samples, steps_per_sample,
+                             self._check_record(layers_to_record), record_uv)
+
+    def predict(self, samples, steps_per_sample=None, force: bool = False) -> np.ndarray:
+        """Predicted labels, int64 ``(S,)``: the output neuron with the most spikes (the sum of
+        its burst counts over the T steps; ties go to the lowest index), as ``qblif run``.
+        ``steps_per_sample`` defaults to the file's ``/qblif/timesteps``."""
+        if steps_per_sample is None:
+            steps_per_sample = self.ir.graph.get("timesteps")
+            if steps_per_sample is None:
+                raise ValueError("the file has no /qblif/timesteps: pass steps_per_sample")
+        last = self.output_index
+        out = self.run(samples, steps_per_sample, layers_to_record=[last], force=force)[last]
+        return out.reshape(out.shape[0], out.shape[1], -1).sum(axis=1).argmax(axis=1)
+
     # running -----------------------------------------------------------
     def run(self, samples, steps_per_sample: int, record_uv: bool = False,
-            layers_to_record=None, progress: bool = False) -> dict:
+            layers_to_record=None, progress: bool = False, force: bool = False) -> dict:
         """Stream ``samples`` through one Lava run.
 
         samples: ints ``(S, *input_shape)`` (file order, ``(C, H, W)`` or ``(N,)``) in
@@ -111,21 +183,32 @@ class CompiledNetwork:
         ``S*T + depth`` steps in total. ``layers_to_record``: layer indices to return
         (default every neuron layer; ``[net.output_index]`` saves a process per layer).
         ``progress``: show a tqdm bar (the run is then split into up to 50 chunks).
+
+        Before Lava starts, :meth:`host_estimate` is checked against the documented limits
+        (``compiler.passes.resources.MAX_PROCESSES``, ``MAX_MEMORY_FRACTION`` of the available
+        memory): past them :class:`ResourceLimitError`, unless ``force``. The run is supervised
+        (:mod:`qblif_lava.lava_session`): a dead worker raises ``WorkerDied``; SIGINT, SIGTERM
+        and SIGHUP stop every worker and remove the run's files before they propagate.
+        Raises ``TypeError``/``ValueError`` for a non-int ``steps_per_sample`` or < 1, unknown
+        ``layers_to_record`` indices, or frames of the wrong size or range.
         """
-        import tempfile
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
         from compiler.emit import emit
 
-        steps = int(steps_per_sample)
-        if steps < 1:
-            raise ValueError(f"steps_per_sample={steps} must be >= 1")
+        from compiler.passes.resources import check_host_estimate, host_estimate
+        steps = self._check_steps(steps_per_sample)
+        record = self._check_record(layers_to_record)
         frames = self.check_frames(samples)
         n_s = frames.shape[0]
+        est = host_estimate(self.ir, n_s, steps, record, record_uv)
+        check_host_estimate(est, force)
         lava_frames = frames.transpose((0,) + tuple(range(frames.ndim - 1, 0, -1)))
-        record = None if layers_to_record is None else {int(i) for i in layers_to_record}
-        with tempfile.TemporaryDirectory(prefix="qblif-run-") as workdir:
-            em = emit(self.ir, np.ascontiguousarray(lava_frames), steps, workdir, record, record_uv)
+        em = None
+        with _Session() as session:
+            em = emit(self.ir, np.ascontiguousarray(lava_frames), steps, session.workdir,
+                      record, record_uv)
+            session.proc = em.source
             self._live.append(em.source)
             t0 = time.perf_counter()
             try:
@@ -141,7 +224,6 @@ class CompiledNetwork:
                 uv = {k: m.get_data() for k, m in em.monitors.items()}
             finally:
                 self._live.remove(em.source)
-                stop_runtime(em.source)
         out = {}
         for ly in layers(self.ir):
             if ly.index not in em.sinks:
@@ -158,7 +240,7 @@ class CompiledNetwork:
                 out[(var, ly.index)] = series[cols].astype(np.int32)
         self.last_run = dict(samples=n_s, steps=steps, lava_steps=em.total_steps,
                              wall_s=wall, steps_per_s=em.total_steps / wall,
-                             processes=len(em.processes))
+                             processes=len(em.processes), host_estimate=est)
         self._measure(frames, out)
         return out
 

@@ -17,6 +17,9 @@ VTH_RANGE = (1, 2 ** 17 - 1)       # 17-bit unsigned, > 0
 BIAS_MANT_RANGE = (-4096, 4095)    # 13-bit signed
 BIAS_EXP_RANGE = (-7, 7)           # 3-bit magnitude; negative means a right shift
 MAX_BURST_RANGE = (1, 255)
+WEIGHT_RANGE = (-256, 255)         # NetX weight mantissas (x 2^-6), 8-bit Loihi synapse
+INPUT_BITS_RANGE = (1, 8)          # bits of the direct graded input (NetX /qblif/inputBits)
+TIMESTEPS_RANGE = (1, 100_000)     # window T per sample (NetX /qblif/timesteps)
 
 
 def message_bits(max_burst) -> int:

@@ -22,6 +22,7 @@ from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
 
 from compiler.errors import CompileError
 from compiler.ir import layers
+from qblif_lava.netx_check import ModelFileError, check_weight
 
 
 def netx_optimize_weight_bits(weight: np.ndarray):
@@ -69,9 +70,10 @@ def quantize(g):
         if ly.kind not in ("dense", "conv", "pool"):
             continue
         w = np.asarray(ly.weight, np.int64)
-        if w.min() < -256 or w.max() > 255:
-            raise CompileError(f"weights in [{w.min()}, {w.max()}] are not representable in "
-                               "8 bits (allowed [-256, 255])", ly.index, "weight")
+        try:
+            check_weight(ly.index, w)
+        except ModelFileError as exc:
+            raise CompileError.of(exc) from None
         if not np.any(w):
             ly.lava_weight, ly.weight_bits, ly.weight_exp = w.copy(), 1, 0
             ly.sign_mode = SignMode.EXCITATORY

@@ -55,3 +55,88 @@ def synops_per_step(ly, counts_in: np.ndarray) -> float:
     c = np.asarray(counts_in, np.int64)
     per = (c * ly.fan_out_vec.reshape((1, 1) + ly.fan_out_vec.shape)).reshape(c.shape[0], c.shape[1], -1)
     return float(per.sum(axis=2).mean())
+
+
+# ------------------------------------------------------------------ host (Lava CPU) estimate
+# Lava 0.10 runs every process model in its own forked OS process (plus one runtime service
+# and the shared-memory manager), forked from the parent. Measured (docs/hardening.md): the
+# digits MLP's 9 worker processes have a proportional set size (PSS) of 12.8 MB each (their
+# RSS of 77 MB each is mostly pages shared copy-on-write with the parent); a 200-layer net
+# of 605 processes used about 13 GB, 21.5 MB each (issue 10). Per process, the larger:
+PROCESS_MB = 21.5
+MAX_PROCESSES = 256            # documented limit (docs/hardening.md); --force overrides
+MAX_MEMORY_FRACTION = 0.5      # of MemAvailable (/proc/meminfo) at the time of the check
+RUNTIME_PROCESSES = 2          # Lava's runtime service + the shared-memory manager
+
+
+def _lava_processes(g, record=None, record_uv: bool = False) -> int:
+    """Lava processes :func:`compiler.emit.emit` builds for ``g`` (same rules, counted)."""
+    n = 1                                            # FrameSource
+    lanes_ready = True
+    for ly in layers(g):
+        rec = ly.neuron is not None and (record is None or ly.index in record)
+        if ly.kind == "input":
+            if ly.neuron is not None:                # SDNN delta encoder
+                n += 1 + rec
+                lanes_ready = False
+            continue
+        if ly.kind not in ("dense", "conv", "pool"):
+            continue
+        n += 2 + rec + (ly.syn["lanes"] > 1 and not lanes_ready)
+        n += 2 * (record_uv and ly.neuron.kind != "SDNN")
+        lanes_ready = False
+    return n
+
+
+def _mem_available_mb():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def host_estimate(g, samples: int = 1, steps: int = 1, record=None,
+                  record_uv: bool = False) -> dict:
+    """What a Lava CPU run of ``g`` needs on this host, before anything starts.
+
+    Returns ``processes`` (OS processes: Lava processes + :data:`RUNTIME_PROCESSES`),
+    ``memory_mb`` (processes x :data:`PROCESS_MB` + recordings: int32 per recorded
+    neuron per step, x3 with ``record_uv``), ``available_mb`` (MemAvailable, None if
+    unknown) and the limits ``max_processes`` / ``max_memory_mb``.
+    """
+    procs = _lava_processes(g, record, record_uv) + RUNTIME_PROCESSES
+    total_steps = int(samples) * int(steps) + int(g.graph.get("depth", 0))
+    rec_neurons = sum(ly.size for ly in layers(g) if ly.neuron is not None
+                      and (record is None or ly.index in record))
+    rec_mb = rec_neurons * total_steps * 4 * (3 if record_uv else 1) / 2 ** 20
+    avail = _mem_available_mb()
+    return dict(processes=procs, memory_mb=procs * PROCESS_MB + rec_mb,
+                recording_mb=rec_mb, available_mb=avail, max_processes=MAX_PROCESSES,
+                max_memory_mb=None if avail is None else avail * MAX_MEMORY_FRACTION)
+
+
+def describe_host_estimate(est: dict) -> str:
+    """One line: ``'Lava CPU estimate: 7 OS processes, ~154 MB host memory (limits: ...)'``."""
+    lim = f"{est['max_processes']} processes"
+    if est.get("max_memory_mb") is not None:
+        lim += f", {est['max_memory_mb']:,.0f} MB ({MAX_MEMORY_FRACTION:.0%} of available)"
+    return (f"Lava CPU estimate: {est['processes']} OS processes, ~{est['memory_mb']:,.0f} MB "
+            f"host memory (limits: {lim})")
+
+
+def check_host_estimate(est: dict, force: bool = False) -> None:
+    """Raise :class:`compiler.errors.ResourceLimitError` past a limit, unless ``force``."""
+    from compiler.errors import ResourceLimitError
+    over = []
+    if est["processes"] > est["max_processes"]:
+        over.append(f"{est['processes']} OS processes > {est['max_processes']}")
+    if est.get("max_memory_mb") is not None and est["memory_mb"] > est["max_memory_mb"]:
+        over.append(f"~{est['memory_mb']:,.0f} MB > {est['max_memory_mb']:,.0f} MB")
+    if over and not force:
+        raise ResourceLimitError(f"refusing to start Lava: {describe_host_estimate(est)}; "
+                                 f"over the limit: {'; '.join(over)} (one OS process per Lava "
+                                 f"process; pass --force / force=True to run anyway)")

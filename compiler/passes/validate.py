@@ -10,9 +10,10 @@ import numpy as np
 from compiler.errors import CompileError
 from compiler.ir import LAYER_KINDS, layers
 from qblif_lava import params as P
+from qblif_lava.netx_check import ModelFileError, check_meta, check_neuron
 
 UNSUPPORTED_NEURONS = {}
-MAX_INPUT_BITS = 8
+MAX_INPUT_BITS = P.INPUT_BITS_RANGE[1]
 # SDNN (emitted as Lava's SigmaDelta / Delta / Sigma with spike_exp = state_exp = 6, as
 # stock NetX): vThMant is a scalar (the process's vth Var has shape (1,)); 17-bit like
 # the CUBA threshold, 0 allowed (every change is sent). Messages: Lava's ports carry 24 bits.
@@ -22,6 +23,14 @@ SDNN_ACTIVATIONS = ("relu",)
 FOREIGN_SDNN_KEYS = ("iDecay", "vDecay", "maxBurst", "resetMode", "refDelay", "gradedSpike")
 INPUT_TRANSFORM = {"weight": 64, "bias": 0}   # stock NetX create_input defaults
 MAX_NEURONS = 2 ** 22   # refuse absurd shapes before allocating anything
+
+
+def _shared(fn, *args):
+    """A check of :mod:`qblif_lava.netx_check` (shared with ``load_network``), as CompileError."""
+    try:
+        return fn(*args)
+    except ModelFileError as exc:
+        raise CompileError.of(exc) from None
 
 
 def _check(fn, layer, key, *args, **kw):
@@ -112,12 +121,9 @@ def _validate_neuron(ly):
                            "SDNN)", i, "neuron/type")
     if n.kind == "SDNN":
         return _validate_sdnn(ly)
-    _check(P.check_int_range, i, "neuron/iDecay", "iDecay", n.du + 1, 1, P.DECAY_RANGE[1] + 1)
-    _check(P.check_int_range, i, "neuron/vDecay", "vDecay", n.dv, *P.DECAY_RANGE)
+    _shared(check_neuron, i, n.kind, n.du + 1, n.dv, n.max_burst, n.reset_mode, n.ref_delay,
+            n.message_bits)
     n.vth = _per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.VTH_RANGE)
-    if n.ref_delay not in (0, 1):
-        raise CompileError(f"refDelay={n.ref_delay} is unsupported (refractory periods "
-                           "are not modelled; expected 0 or 1)", i, "neuron/refDelay")
     if n.kind == "CUBA":
         if n.raw.get("gradedSpike"):
             raise CompileError("graded-spike CUBA neurons are unsupported", i, "neuron/gradedSpike")
@@ -125,13 +131,6 @@ def _validate_neuron(ly):
             raise CompileError(f"messageBits={n.message_bits} is unsupported for CUBA "
                                "(binary spikes, expected 0)", i, "neuron/messageBits")
         n.max_burst, n.reset_mode = 1, "zero"
-        return
-    _check(P.check_int_range, i, "neuron/maxBurst", "maxBurst", n.max_burst, *P.MAX_BURST_RANGE)
-    _check(P.check_reset_mode, i, "neuron/resetMode", n.reset_mode)
-    want = P.message_bits(n.max_burst)
-    if n.message_bits is not None and n.message_bits != want:
-        raise CompileError(f"messageBits={n.message_bits} is inconsistent with "
-                           f"maxBurst={n.max_burst} (expected {want})", i, "neuron/messageBits")
 
 
 def validate(g):
@@ -179,11 +178,6 @@ def validate(g):
                 raise CompileError(f"groups={ly.groups} must be >= 1", i, "groups")
     if lys[-1].kind in ("flatten", "input"):
         raise CompileError(f"the last layer cannot be {lys[-1].kind!r}", lys[-1].index, "type")
-    bits = g.graph.get("input_bits")
-    if bits is not None and not 1 <= bits <= MAX_INPUT_BITS:
-        raise CompileError(f"inputBits={bits} is out of range [1, {MAX_INPUT_BITS}]",
-                           "qblif", "inputBits")
-    t = g.graph.get("timesteps")
-    if t is not None and not 1 <= t <= 100000:
-        raise CompileError(f"timesteps={t} is out of range [1, 100000]", "qblif", "timesteps")
+    _shared(check_meta, g.graph.get("input_bits"), g.graph.get("timesteps"),
+            g.graph.get("input_shape"))
     return g

@@ -17,7 +17,10 @@ import torch
 
 from lava.lib.dl.slayer.block import cuba
 
-from qblif_lava.params import check_int_range, check_shape
+from qblif_lava import netx_check as nc
+from qblif_lava.netx_check import ModelFileError
+from qblif_lava.params import (INPUT_BITS_RANGE, TIMESTEPS_RANGE, VTH_RANGE, check_int_range,
+                               check_shape)
 from qblif_lava.slayer import block as qblock
 from qblif_lava.slayer.neuron import S_SCALE, W_SCALE
 
@@ -134,8 +137,8 @@ def export_network(blocks, path, *, input_shape, input_bits, timesteps, dataset=
         if not callable(getattr(b, 'export_hdf5', None)):
             raise ValueError(f"export_network: block {i} ({type(b).__name__}) has no export_hdf5")
     input_shape = check_shape(input_shape)
-    input_bits = int(check_int_range('input_bits', input_bits, 1, 8))
-    timesteps = int(check_int_range('timesteps', timesteps, 1, 2 ** 31 - 1))
+    input_bits = int(check_int_range('input_bits', input_bits, *INPUT_BITS_RANGE))
+    timesteps = int(check_int_range('timesteps', timesteps, *TIMESTEPS_RANGE))
 
     path = os.fspath(path)
     target = os.path.abspath(path)
@@ -175,119 +178,176 @@ def export_network(blocks, path, *, input_shape, input_bits, timesteps, dataset=
 
 
 # ---------------------------------------------------------------------- loading
-def _value(g, key, default=None):
+# Every value is read and range-checked with qblif_lava.netx_check, the checks the compiler
+# uses: a file the compiler refuses as malformed is refused here too (ModelFileError, exit 2).
+def _value(g, key, i, default=None):
+    """A scalar or string dataset, decoded (``default`` when absent)."""
     if key not in g:
         return default
-    v = g[key][()]
-    if isinstance(v, np.ndarray) and v.dtype.kind == 'S':
-        v = v.reshape(-1)[0]
-    if isinstance(v, bytes):
-        return v.decode('ascii')
-    return v
+    raw = nc.dataset(g, key, i)
+    if isinstance(raw, (bytes, str)) or (isinstance(raw, np.ndarray) and raw.dtype.kind in 'SUO'):
+        return nc.read_string(g, key, i)
+    return nc.read_int(g, key, i)
 
 
-def _tuple(v):
-    return tuple(int(x) for x in np.atleast_1d(v))
+def _tuple(g, key, i):
+    return tuple(int(x) for x in nc.read_array(g, key, i).reshape(-1))
 
 
-def _neuron_params(g):
+def _neuron_params(g, i, shape):
     """``(kind, neuron_params)`` from a ``neuron`` group (``'QBLIF'`` or ``'CUBA'``)."""
-    kind = _value(g, 'type')
-    vth = np.asarray(_value(g, 'vThMant'))
+    def val(k, default=None):
+        try:
+            return _value(g, k, i, default)
+        except ModelFileError as exc:
+            raise ModelFileError(exc.reason, i, f"neuron/{k}") from None
+
+    kind = str(val('type')).upper()
+    if kind not in ('QBLIF', 'CUBA', 'LOIHI'):
+        raise ModelFileError(f"neuron type {kind!r} is not supported by load_network "
+                             "(QBLIF or CUBA)", i, "neuron/type")
+    kind = 'CUBA' if kind == 'LOIHI' else kind
+    try:
+        vth = nc.read_array(g, 'vThMant', i)
+    except ModelFileError as exc:
+        raise ModelFileError(exc.reason, i, "neuron/vThMant") from None
+    i_decay, v_decay = val('iDecay'), val('vDecay')
+    max_burst = val('maxBurst') if kind == 'QBLIF' else None
+    reset_mode = val('resetMode', 'subtract') if kind == 'QBLIF' else None
+    nc.check_neuron(i, kind, i_decay, v_decay, max_burst, reset_mode, val('refDelay', 1),
+                    val('messageBits') if kind == 'QBLIF' else None)
+    channels = None if shape is None else int(shape[0])
+    if vth.size != 1 and (vth.ndim != 1 or kind == 'CUBA' or vth.shape[0] != channels):
+        raise ModelFileError(f"shape {vth.shape} is neither a scalar nor per-channel "
+                             f"({channels},)" + (" (CUBA: scalar only)" if kind == 'CUBA' else ""),
+                             i, "neuron/vThMant")
+    try:
+        check_int_range('vThMant', vth if vth.size > 1 else vth.reshape(-1)[0], *VTH_RANGE,
+                        shape=vth.shape)
+    except ValueError as exc:
+        raise ModelFileError(str(exc), i, "neuron/vThMant") from None
     if kind == 'QBLIF':
-        params = {
-            'threshold': (vth / W_SCALE).tolist() if vth.ndim else float(vth) / W_SCALE,
-            'current_decay': float(_value(g, 'iDecay')) / (S_SCALE),
-            'voltage_decay': float(_value(g, 'vDecay')) / (S_SCALE),
-            'max_burst': int(_value(g, 'maxBurst')),
-            'reset_mode': _value(g, 'resetMode'),
-            'per_channel': bool(vth.ndim),
-        }
-        return kind, params
-    if kind == 'CUBA':
-        if vth.ndim:
-            raise NotImplementedError("per-channel vThMant is not supported for CUBA layers")
         return kind, {
-            'threshold': float(vth) / W_SCALE,
-            'current_decay': float(_value(g, 'iDecay')) / S_SCALE,
-            'voltage_decay': float(_value(g, 'vDecay')) / S_SCALE,
-            'graded_spike': bool(_value(g, 'gradedSpike', False)),
+            'threshold': ((vth / W_SCALE).tolist() if vth.size > 1
+                          else float(vth.reshape(-1)[0]) / W_SCALE),
+            'current_decay': float(i_decay) / S_SCALE,
+            'voltage_decay': float(v_decay) / S_SCALE,
+            'max_burst': int(max_burst),
+            'reset_mode': reset_mode,
+            'per_channel': vth.size > 1,
         }
-    raise NotImplementedError(f"neuron type {kind!r} is not supported by load_network")
+    return kind, {
+        'threshold': float(vth.reshape(-1)[0]) / W_SCALE,
+        'current_decay': float(i_decay) / S_SCALE,
+        'voltage_decay': float(v_decay) / S_SCALE,
+        'graded_spike': bool(val('gradedSpike', 0)),
+    }
 
 
-def _set_weight(syn, w):
-    w = torch.tensor(np.asarray(w, dtype=np.float64) / W_SCALE, dtype=syn.weight.dtype)
+def _set_weight(syn, g, i, key='weight'):
+    w = nc.read_array(g, key, i)
+    nc.check_weight(i, w)
+    if w.size != syn.weight.numel():
+        want = tuple(syn.weight.shape)
+        want = want[:2] if len(want) == 5 and want[2:] == (1, 1, 1) else want
+        raise ModelFileError(f"{w.size} values of shape {w.shape} do not fit the layer's "
+                             f"weight {want}", i, key)
+    w = torch.tensor(w.astype(np.float64) / W_SCALE, dtype=syn.weight.dtype)
     syn.weight.data = w.reshape(syn.weight.shape).to(syn.weight.device)
 
 
 def _set_delay(b, g, i):
     """The ``delay`` dataset (integer steps, one per output neuron or channel) onto the
     block's axonal delay module."""
-    d = np.asarray(g['delay'][()], dtype=np.float64).reshape(-1)
+    d = nc.read_array(g, 'delay', i).astype(np.float64).reshape(-1)
     if b.delay is None or not isinstance(b.delay, torch.nn.Module):
-        raise NotImplementedError(f"layer {i}: 'delay' on a block without axonal delays")
+        raise ModelFileError("'delay' on a block without axonal delays", i, "delay")
     b.delay.delay.data = torch.tensor(d, dtype=torch.float32)
     b.delay.init = True
 
 
+def _positive(i, key, values, lo=1, hi=1024):
+    """Kernel sizes, strides, paddings, dilations (the compiler's [lo, 1024]); features and
+    channels with ``hi=MAX_ELEMENTS``."""
+    if any(v < lo or v > hi for v in values):
+        raise ModelFileError(f"{key}={tuple(values)} is out of range [{lo}, {hi}]", i, key)
+    return values
+
+
+def _count(g, key, i) -> int:
+    """A feature or channel count: an int in 1 .. MAX_ELEMENTS."""
+    return _positive(i, key, [_value(g, key, i)], 1, nc.MAX_ELEMENTS)[0]
+
+
 def _load_layer(g, i):
-    kind = _value(g, 'type')
+    kind = str(_value(g, 'type', i)).lower()
     if 'bias' in g and kind != 'input':
-        raise NotImplementedError(f"layer {i}: 'bias' is not supported by load_network")
+        raise ModelFileError("'bias' is not supported by load_network", i, 'bias')
     if 'delay' in g and kind not in ('dense', 'conv', 'dense_rec'):
-        raise NotImplementedError(f"layer {i}: 'delay' on a {kind!r} layer is not supported "
-                                  f"by load_network")
+        raise ModelFileError(f"'delay' on a {kind!r} layer is not supported by load_network",
+                             i, 'delay')
     delay = 'delay' in g
-    shape = torch.Size(_tuple(g['shape'][()])) if 'shape' in g else None
+    shape = _tuple(g, 'shape', i) if 'shape' in g else None
+    if shape is not None and (not shape or any(s <= 0 for s in shape)
+                              or np.prod(shape, dtype=float) > nc.MAX_ELEMENTS):
+        raise ModelFileError(f"invalid shape {shape}", i, "shape")
     if kind == 'flatten':
         b = qblock.Flatten()
-        b.shape = [int(s) for s in shape]
+        b.shape = None if shape is None else [int(s) for s in shape]
         return b
     if kind == 'average':
         return qblock.Average(num_outputs=int(shape[0]))
     if 'neuron' in g:
-        nkind, params = _neuron_params(g['neuron'])
+        nkind, params = _neuron_params(nc.subgroup(g, 'neuron', i), i, shape)
         mod = qblock if nkind == 'QBLIF' else cuba
     elif kind == 'input':
         nkind, params, mod = None, None, qblock
     else:
-        raise NotImplementedError(f"layer {i}: {kind!r} without a neuron group")
+        raise ModelFileError(f"a {kind!r} layer without a neuron group", i, "neuron")
     if kind == 'input':
         kw = {}
-        if 'weight' in g:
-            kw['weight'] = float(np.asarray(g['weight'][()]).reshape(-1)[0]) / W_SCALE
-        if 'bias' in g:
-            kw['bias'] = float(np.asarray(g['bias'][()]).reshape(-1)[0]) / W_SCALE
+        for key in ('weight', 'bias'):
+            if key in g:
+                kw[key] = float(nc.read_array(g, key, i, integer=False).reshape(-1)[0]) / W_SCALE
         b = mod.Input(params, **kw)
         if params is None:
-            b.input_shape = shape
+            b.input_shape = None if shape is None else torch.Size(shape)
     elif kind == 'dense':
-        b = mod.Dense(params, int(_value(g, 'inFeatures')), int(_value(g, 'outFeatures')),
+        b = mod.Dense(params, _count(g, 'inFeatures', i), _count(g, 'outFeatures', i),
                       delay=delay)
-        _set_weight(b.synapse, g['weight'][()])
+        _set_weight(b.synapse, g, i)
     elif kind == 'dense_rec':
         if nkind != 'QBLIF':
-            raise NotImplementedError(f"layer {i}: 'dense_rec' with a {nkind} neuron is not "
-                                      f"supported by load_network")
-        b = qblock.Recurrent(params, int(_value(g, 'inFeatures')), int(_value(g, 'outFeatures')),
+            raise ModelFileError(f"'dense_rec' with a {nkind} neuron is not supported by "
+                                 "load_network", i, "neuron/type")
+        b = qblock.Recurrent(params, _count(g, 'inFeatures', i), _count(g, 'outFeatures', i),
                              delay=delay)
-        _set_weight(b.input_synapse, g['weight'][()])
-        _set_weight(b.recurrent_synapse, g['weight_rec'][()])
+        _set_weight(b.input_synapse, g, i)
+        _set_weight(b.recurrent_synapse, g, i, 'weight_rec')
     elif kind == 'conv':
-        b = mod.Conv(params, int(_value(g, 'inChannels')), int(_value(g, 'outChannels')),
-                     _tuple(g['kernelSize'][()]), stride=_tuple(g['stride'][()]),
-                     padding=_tuple(g['padding'][()]), dilation=_tuple(g['dilation'][()]),
-                     groups=int(_value(g, 'groups')), delay=delay)
-        _set_weight(b.synapse, g['weight'][()])
+        b = mod.Conv(params, _count(g, 'inChannels', i),
+                     _count(g, 'outChannels', i),
+                     _positive(i, 'kernelSize', _tuple(g, 'kernelSize', i)),
+                     stride=_positive(i, 'stride', _tuple(g, 'stride', i)),
+                     padding=_positive(i, 'padding', _tuple(g, 'padding', i), 0),
+                     dilation=_positive(i, 'dilation', _tuple(g, 'dilation', i)),
+                     groups=_positive(i, 'groups', [_value(g, 'groups', i)])[0], delay=delay)
+        _set_weight(b.synapse, g, i)
     elif kind == 'pool':
-        b = mod.Pool(params, _tuple(g['kernelSize'][()]), stride=_tuple(g['stride'][()]),
-                     padding=_tuple(g['padding'][()]), dilation=_tuple(g['dilation'][()]))
-        _set_weight(b.synapse, g['weight'][()])
+        b = mod.Pool(params, _positive(i, 'kernelSize', _tuple(g, 'kernelSize', i)),
+                     stride=_positive(i, 'stride', _tuple(g, 'stride', i)),
+                     padding=_positive(i, 'padding', _tuple(g, 'padding', i), 0),
+                     dilation=_positive(i, 'dilation', _tuple(g, 'dilation', i)))
+        _set_weight(b.synapse, g, i)
     else:
-        raise NotImplementedError(f"layer {i}: type {kind!r} is not supported by load_network")
+        raise ModelFileError(f"type {kind!r} is not supported by load_network", i, "type")
+    if kind in ('dense', 'conv') and shape is not None:
+        outs = int(b.synapse.out_channels)
+        if (int(np.prod(shape)) if kind == 'dense' else shape[0]) != outs:
+            raise ModelFileError(f"shape {shape} disagrees with the layer's {outs} output "
+                                 f"{'features' if kind == 'dense' else 'channels'}", i, "shape")
     if getattr(b, 'neuron', None) is not None and shape is not None:
-        b.neuron.shape = shape
+        b.neuron.shape = torch.Size(shape)
         b.neuron.num_neurons = int(np.prod(shape))
     if delay:
         _set_delay(b, g, i)
@@ -295,14 +355,41 @@ def _load_layer(g, i):
 
 
 def load_network(path) -> Network:
-    """Rebuild the SLAYER :class:`Network` stored in the NetX file ``path`` (quantized mode)."""
-    with h5py.File(path, 'r') as f:
-        layers = f['layer']
-        blocks = [_load_layer(layers[f'{i}'], i) for i in range(len(layers))]
-        meta = f['qblif'] if 'qblif' in f else {}
-        net = Network(blocks,
-                      input_shape=_tuple(meta['inputShape'][()]) if 'inputShape' in meta else None,
-                      input_bits=int(_value(meta, 'inputBits')) if 'inputBits' in meta else None,
-                      timesteps=int(_value(meta, 'timesteps')) if 'timesteps' in meta else None,
-                      dataset=_value(meta, 'dataset') if 'dataset' in meta else None)
-    return net
+    """Rebuild the SLAYER :class:`Network` stored in the NetX file ``path`` (quantized mode).
+
+    Every value is checked as the compiler checks it (:mod:`qblif_lava.netx_check`): a missing
+    or malformed key, NaN/infinite or non-integer values, wrong weight shapes, out-of-range
+    neuron parameters or metadata (e.g. ``/qblif/timesteps`` past
+    :data:`qblif_lava.params.TIMESTEPS_RANGE`), an unsupported layer or an unreadable file raise
+    :class:`qblif_lava.netx_check.ModelFileError` (one line naming layer and key), never
+    another exception.
+    """
+    try:
+        f = h5py.File(path, 'r')
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except Exception as exc:
+        raise ModelFileError(f"{path}: not a readable HDF5 file ({type(exc).__name__})") from None
+    try:
+        with f:
+            return _load_file(f)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # anything a malformed file can still provoke in torch/lava-dl
+        raise ModelFileError(f"{path}: cannot be loaded ({type(exc).__name__}: {exc})") from None
+
+
+def _load_file(f) -> Network:
+    layers = nc.subgroup(f, 'layer', None)
+    names = list(layers.keys())
+    if not names or sorted(names, key=lambda s: (len(s), s)) != [str(k) for k in range(len(names))]:
+        raise ModelFileError(f"layer names must be 0..{len(names) - 1}, found {sorted(names)[:8]}",
+                             None, "layer")
+    blocks = [_load_layer(nc.subgroup(layers, f'{i}', i), i) for i in range(len(names))]
+    meta = nc.subgroup(f, 'qblif', None) if 'qblif' in f else {}
+    shape = _tuple(meta, 'inputShape', 'qblif') if 'inputShape' in meta else None
+    bits = nc.read_int(meta, 'inputBits', 'qblif') if 'inputBits' in meta else None
+    steps = nc.read_int(meta, 'timesteps', 'qblif') if 'timesteps' in meta else None
+    nc.check_meta(bits, steps, shape)
+    dataset = nc.read_string(meta, 'dataset', 'qblif') if 'dataset' in meta else None
+    return Network(blocks, input_shape=shape, input_bits=bits, timesteps=steps, dataset=dataset)
