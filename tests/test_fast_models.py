@@ -47,17 +47,21 @@ class _Out:
         self.sent.append(buf)
 
 
-def _build(model_cls, proc, channel):
+def _build(model_cls, proc, channel, ports=("s_in", "a_out")):
     """Instantiate ``model_cls`` for ``proc`` as Lava's builder does (Vars cast to the
     model's types), with stand-in ports."""
     pm = model_cls(proc.proc_params)
     for var in proc.vars:
         lt = getattr(model_cls, var.name)
-        value = np.empty(var.shape, lt.d_type)
-        value[:] = var.init
+        if issubclass(lt.cls, np.ndarray):
+            value = np.empty(var.shape, lt.d_type)
+            value[:] = var.init
+        else:
+            value = var.init
         setattr(pm, var.name, value)
-    pm.s_in = _In(proc.s_in.shape, model_cls.s_in.d_type, channel)
-    pm.a_out = _Out(proc.a_out.shape, model_cls.a_out.d_type)
+    inp, out = ports
+    setattr(pm, inp, _In(getattr(proc, inp).shape, getattr(model_cls, inp).d_type, channel))
+    setattr(pm, out, _Out(getattr(proc, out).shape, getattr(model_cls, out).d_type))
     return pm
 
 
@@ -262,3 +266,66 @@ def test_real_lava_run_equals_stock_and_leaks_nothing():
         assert np.array_equal(a, b)
     assert np.abs(out[0][1]).max() > 0
     assert settled(before_pids, before_shm) == (set(), set())
+
+
+# ---------------------------------------------------------------- the lean QBLIF model
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_lean_qblif_equals_reference_and_legacy(seed):
+    """The lean fixed_pt QBLIF model equals reference.simulate (counts, u, v every step) and
+    the previous model, on inputs that wrap u (|a| up to 2**26), clip v, with per-neuron or
+    shared thresholds, K up to 255, the fast decays (du = 4095, dv = 0) and periodic resets."""
+    from qblif_lava import QBLIF, reference
+    from qblif_lava.process.models import PyQBLIFModelFixed, PyQBLIFModelFixedLegacy
+    rng = np.random.default_rng(7000 + seed)
+    n, steps = 24, 30
+    du = int([0, 4095, rng.integers(0, 4096)][seed % 3])
+    dv = int([0, 4095, rng.integers(0, 4096), 0][seed % 4])
+    vth = (int(rng.integers(1, 2 ** 17)) if seed % 2 else rng.integers(1, 2 ** 17, n))
+    if seed % 5 == 0:
+        vth = rng.integers(1, 40, n) if seed % 2 == 0 else int(rng.integers(1, 40))
+    kw = dict(du=du, dv=dv, vth=vth, max_burst=int([1, 4, 15, 255][seed % 4]),
+              bias_mant=rng.integers(-4096, 4096, n) if seed % 3 == 0 else 0,
+              bias_exp=int(rng.integers(-7, 8)), reset_mode=["subtract", "zero"][seed % 2],
+              reset_interval=[None, 7][seed % 2], reset_offset=seed % 5)
+    amp = 2 ** int(rng.integers(8, 27))
+    a = rng.integers(-amp, amp, (steps, n)).astype(np.int32)
+    want = reference.simulate(a, record=True, **kw)
+    for cls in (PyQBLIFModelFixed, PyQBLIFModelFixedLegacy):
+        pm = _build(cls, QBLIF(shape=(n,), **kw), np.int32, ports=("a_in", "s_out"))
+        us, vs = [], []
+        for t, x in enumerate(a, start=1):
+            pm.time_step = t
+            pm.a_in.queue.append(x)
+            pm.run_spk()
+            us.append(pm.u.copy())
+            vs.append(pm.v.copy())
+        got = (np.stack(pm.s_out.sent), np.stack(us), np.stack(vs))
+        for g, w in zip(got, want):
+            assert np.array_equal(g, w), cls.__name__
+    assert np.abs(want[1]).max() > 2 ** 22 or amp < 2 ** 20   # large inputs really reach the wrap
+
+
+def test_lean_qblif_var_set_of_state_and_threshold():
+    """After a Var.set() (on_var_update) the threshold is prepared again; u, v set anywhere in
+    int32 decay exactly."""
+    from qblif_lava import QBLIF, reference
+    from qblif_lava.process.models import PyQBLIFModelFixed
+    kw = dict(du=100, dv=300, vth=20, max_burst=4)
+    pm = _build(PyQBLIFModelFixed, QBLIF(shape=(4,), **kw), np.int32, ports=("a_in", "s_out"))
+    pm.time_step = 1
+    pm.a_in.queue.append(np.array([5, 50, 500, 5000], np.int32))
+    pm.run_spk()
+    pm.u[:] = [I32.max, I32.min, 2 ** 23, -(2 ** 23) + 1]
+    pm.v[:] = [I32.min, I32.max, 12345, -7]
+    pm.vth[:] = [1, 2, 3, 4]
+    pm.on_var_update()
+    state = reference.QBLIFState(pm.u.copy(), pm.v.copy())
+    x = np.array([1000, -1000, 3, 0], np.int32)
+    pm.a_in.queue.append(x)
+    pm.time_step = 2
+    pm.run_spk()
+    want = reference.step(state, x, du=100, dv=300, vth=np.array([1, 2, 3, 4]), max_burst=4)
+    assert np.array_equal(pm.s_out.sent[-1], want)
+    assert np.array_equal(pm.u, state.u) and np.array_equal(pm.v, state.v)

@@ -1,9 +1,11 @@
 """CPU process models of :class:`QBLIF`.
 
-``fixed_pt`` / ``bit_accurate_loihi``: Loihi integer semantics. The current and
-voltage update is Lava's own ``AbstractPyLifModelFixed.subthr_dynamics`` (24-bit
-wrap of u, clip of v, decays in 1/4096); the burst and reset are
-:mod:`qblif_lava.reference`. No torch may be imported here (Lava forks).
+``fixed_pt`` / ``bit_accurate_loihi``: Loihi integer semantics, equal to
+:func:`qblif_lava.reference.step` (which mirrors Lava's own
+``AbstractPyLifModelFixed.subthr_dynamics``: 24-bit wrap of u, clip of v, decays in
+1/4096), computed lean in int32 (:class:`PyQBLIFModelFixed`); the previous model, built
+on Lava's ``subthr_dynamics``, stays as :class:`PyQBLIFModelFixedLegacy`, the benchmarks'
+in-run baseline. No torch may be imported here (Lava forks).
 
 ``floating_pt``: spec section 2, with the same integer parameters read in real
 units: decays ``(du + 1) / 4096`` and ``dv / 4096``, states in weight units
@@ -37,11 +39,152 @@ class _PeriodicReset:
             self.v[:] = 0
 
 
+class _QBLIFFixedTypes(AbstractPyLifModelFixed):
+    """Ports and Vars of the QB-LIF fixed-point models (Lava's LIF types, wider ports)."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)
+    vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
+    max_burst: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=8)
+
+
 @implements(proc=QBLIF, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("bit_accurate_loihi", "fixed_pt")
-class PyQBLIFModelFixed(_PeriodicReset, AbstractPyLifModelFixed):
-    """Bit-accurate QB-LIF: Loihi LIF sub-threshold dynamics plus a K-step burst."""
+class PyQBLIFModelFixed(_PeriodicReset, _QBLIFFixedTypes):
+    """Bit-accurate QB-LIF, lean: the arithmetic of :func:`reference.step` in int32.
+
+    * Decay ``rtz(x * f / 4096)`` (``f = 4095 - du`` for u, ``4096 - dv`` for v) as
+      ``trunc(x * (f / 4096))`` in float64: ``f / 4096`` is exact (a power-of-two
+      divisor), ``|x * f| < 2**44`` is exact, so the product is exact and ``trunc`` rounds
+      toward zero like the reference. ``f = 0`` (du = 4095) and ``f = 4096`` (dv = 0) skip it.
+    * ``a << 6`` and the sums in int32, wrapping as Lava's int32 arithmetic does; the single
+      24-bit wrap of u and the clip of v only when a min/max check finds a value out of range.
+    * The burst ``n = #{k in 1..K : v > k * theta}``: with one threshold for the whole
+      population, ``clip((v - 1) // theta, 0, K)`` (numpy divides by a scalar without a
+      hardware divide); with per-neuron thresholds, K compares (K capped at the multiples of
+      theta below the largest v) up to 8, else :func:`reference.burst_count`.
+    * Threshold, bias and decays are prepared once and again after any ``Var.set()``.
+    """
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self._init_reset(proc_params)
+        self._ready = False
+
+    def on_var_update(self):
+        """Called by Lava after any ``Var.set()``: prepare threshold, bias, decays again."""
+        self._ready = False
+
+    @staticmethod
+    def _uniform(x: np.ndarray):
+        """A Python int if every element of ``x`` is equal, else ``x`` itself."""
+        flat = np.ravel(x)
+        return int(flat[0]) if flat.size and (flat == flat[0]).all() else x
+
+    def _prepare(self):
+        r = reference
+        self.fu = r.DECAY_UNITY - (int(np.ravel(self.du)[0]) + 1)
+        self.fv = r.DECAY_UNITY - int(np.ravel(self.dv)[0])
+        self.k = int(np.ravel(self.max_burst)[0])
+        bias = self._uniform(r.effective_bias(self.bias_mant, self.bias_exp))
+        self.bias = bias if np.ndim(bias) else (bias or None)
+        theta = np.left_shift(np.asarray(self.vth, np.int64), r.VTH_SHIFT)
+        self.theta = self._uniform(theta)
+        # multiples k * theta that a clipped v (<= V_MAX) can exceed
+        k_eff = min(self.k, (r.V_MAX - 1) // max(int(theta.min()), 1))
+        self.thresholds = (None if np.ndim(self.theta) == 0 or k_eff > 8 else
+                           [(k * theta).astype(np.int32) for k in range(1, k_eff + 1)])
+        self.theta32 = np.asarray(theta, np.int32)
+        self._ready = True
+
+    @staticmethod
+    def _decay(x: np.ndarray, f: int) -> np.ndarray:
+        """``rtz(x * f >> 12)`` as int32 (exact, see the class docstring)."""
+        if f == reference.DECAY_UNITY:
+            return x.copy()
+        return np.trunc(x * (f / reference.DECAY_UNITY)).astype(np.int32)
+
+    def _burst(self, v: np.ndarray) -> np.ndarray:
+        if np.ndim(self.theta) == 0:
+            n = np.floor_divide(v - 1, self.theta)
+            return np.clip(n, 0, self.k, out=n)
+        if self.thresholds is None:
+            return reference.burst_count(v, self.theta32, self.k)
+        n = np.zeros(v.shape, np.int8)              # K <= 8 here: int8 counts suffice
+        for thr in self.thresholds:
+            n += np.greater(v, thr).view(np.int8)
+        return n.astype(np.int32)
+
+    def run_spk(self):
+        r = reference
+        a = self.a_in.recv()
+        self._maybe_reset()
+        if not self._ready:
+            self._prepare()
+        act = np.left_shift(a.astype(np.int32, copy=False), r.ACT_SHIFT)
+        if self.fu:
+            act += self._decay(self.u, self.fu)
+        if act.size and (act.max() > r.MAX_UV or act.min() <= -r.MAX_UV):
+            act = r.wrap24(act)
+        self.u[:] = act
+        v = self._decay(self.v, self.fv) if self.fv else np.zeros_like(self.v)
+        v += self.u
+        if self.bias is not None:
+            v += self.bias
+        if v.size and (v.max() > r.V_MAX or v.min() < r.V_MIN):
+            np.clip(v, r.V_MIN, r.V_MAX, out=v)
+        n = self._burst(v)
+        if self.reset_mode == "subtract":
+            v -= n * (self.theta if np.ndim(self.theta) == 0 else self.theta32)
+        else:
+            v[n > 0] = 0
+        self.v[:] = v
+        self.s_out.send(n)
+
+
+@implements(proc=QBLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyQBLIFModelFloat(_PeriodicReset, PyLoihiProcessModel):
+    """Floating-point QB-LIF (spec section 2): for exploring, not for hardware claims."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    u: np.ndarray = LavaPyType(np.ndarray, float)
+    v: np.ndarray = LavaPyType(np.ndarray, float)
+    du: float = LavaPyType(float, float)
+    dv: float = LavaPyType(float, float)
+    vth: np.ndarray = LavaPyType(np.ndarray, float)
+    bias_mant: np.ndarray = LavaPyType(np.ndarray, float)
+    bias_exp: np.ndarray = LavaPyType(np.ndarray, float)
+    max_burst: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self._init_reset(proc_params)
+
+    def run_spk(self):
+        a = self.a_in.recv()
+        self._maybe_reset()
+        scale = 2.0 ** reference.VTH_SHIFT
+        bias = self.bias_mant * 2.0 ** self.bias_exp / scale
+        self.u[:] = self.u * (1 - (self.du + 1) / reference.DECAY_UNITY) + a
+        self.v[:] = self.v * (1 - self.dv / reference.DECAY_UNITY) + self.u + bias
+        n = np.clip(np.ceil(self.v / self.vth) - 1, 0, self.max_burst[0])
+        if self.reset_mode == "subtract":
+            self.v[:] -= n * self.vth
+        else:
+            self.v[n > 0] = 0
+        self.s_out.send(n)
+
+
+class PyQBLIFModelFixedLegacy(_PeriodicReset, AbstractPyLifModelFixed):
+    """The previous ``fixed_pt`` model (Lava's LIF ``subthr_dynamics`` plus
+    :func:`reference.burst_count`), kept as the in-run baseline of the benchmarks
+    (``CompiledNetwork.run(models="stock")``). Not found by Lava's model discovery
+    (``implements_process`` is None); select it with ``exception_proc_model_map``.
+    """
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)
@@ -84,37 +227,4 @@ class PyQBLIFModelFixed(_PeriodicReset, AbstractPyLifModelFixed):
         self.s_out.send(n)
 
 
-@implements(proc=QBLIF, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PyQBLIFModelFloat(_PeriodicReset, PyLoihiProcessModel):
-    """Floating-point QB-LIF (spec section 2): for exploring, not for hardware claims."""
-
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    u: np.ndarray = LavaPyType(np.ndarray, float)
-    v: np.ndarray = LavaPyType(np.ndarray, float)
-    du: float = LavaPyType(float, float)
-    dv: float = LavaPyType(float, float)
-    vth: np.ndarray = LavaPyType(np.ndarray, float)
-    bias_mant: np.ndarray = LavaPyType(np.ndarray, float)
-    bias_exp: np.ndarray = LavaPyType(np.ndarray, float)
-    max_burst: np.ndarray = LavaPyType(np.ndarray, float)
-
-    def __init__(self, proc_params):
-        super().__init__(proc_params)
-        self._init_reset(proc_params)
-
-    def run_spk(self):
-        a = self.a_in.recv()
-        self._maybe_reset()
-        scale = 2.0 ** reference.VTH_SHIFT
-        bias = self.bias_mant * 2.0 ** self.bias_exp / scale
-        self.u[:] = self.u * (1 - (self.du + 1) / reference.DECAY_UNITY) + a
-        self.v[:] = self.v * (1 - self.dv / reference.DECAY_UNITY) + self.u + bias
-        n = np.clip(np.ceil(self.v / self.vth) - 1, 0, self.max_burst[0])
-        if self.reset_mode == "subtract":
-            self.v[:] -= n * self.vth
-        else:
-            self.v[n > 0] = 0
-        self.s_out.send(n)
+PyQBLIFModelFixedLegacy.implements_process = None   # in-run baseline only, never discovered
