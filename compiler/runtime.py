@@ -32,6 +32,26 @@ def compile(path, encoding: str = "graded", input_bits=None) -> "CompiledNetwork
     return CompiledNetwork(run_passes(g))
 
 
+MODELS = ("fast", "stock")
+
+
+def run_config(models: str = "fast"):
+    """Lava's ``fixed_pt`` run config for ``models``: ``"fast"`` (Lava's ``Dense``/``Conv``
+    run by :mod:`qblif_lava.fastsyn`, QBLIF by its lean model) or ``"stock"`` (Lava's own
+    ``Dense``/``Conv`` models and the previous QBLIF model: the in-run baseline). Both are
+    bit-exact; see docs/fast_execution.md."""
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    if models not in MODELS:
+        raise ValueError(f"models={models!r} (expected one of {', '.join(MODELS)})")
+    if models == "fast":
+        from qblif_lava.fastsyn import fast_models
+        return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=fast_models())
+    from qblif_lava.process import QBLIF
+    from qblif_lava.fastsyn.baseline import PyQBLIFModelFixedLegacy
+    return Loihi2SimCfg(select_tag="fixed_pt",
+                        exception_proc_model_map={QBLIF: PyQBLIFModelFixedLegacy})
+
+
 def _chunks(total: int, parts: int) -> list:
     """Split ``total`` steps into at most ``parts`` near-equal positive chunks."""
     parts = max(1, min(int(parts), int(total)))
@@ -88,7 +108,7 @@ class CompiledNetwork:
 
     # running -----------------------------------------------------------
     def run(self, samples, steps_per_sample: int, record_uv: bool = False,
-            layers_to_record=None, progress: bool = False) -> dict:
+            layers_to_record=None, progress: bool = False, models: str = "fast") -> dict:
         """Stream ``samples`` through one Lava run.
 
         samples: ints ``(S, *input_shape)`` (file order, ``(C, H, W)`` or ``(N,)``) in
@@ -103,12 +123,14 @@ class CompiledNetwork:
         ``S*T + depth`` steps in total. ``layers_to_record``: layer indices to return
         (default every neuron layer; ``[net.output_index]`` saves a process per layer).
         ``progress``: show a tqdm bar (the run is then split into up to 50 chunks).
+        ``models``: ``"fast"`` (default) or ``"stock"`` process models, bit-identical
+        results (:func:`run_config`).
         """
         import tempfile
         from lava.magma.core.run_conditions import RunSteps
-        from lava.magma.core.run_configs import Loihi2SimCfg
         from compiler.emit import emit
 
+        cfg = run_config(models)
         steps = int(steps_per_sample)
         if steps < 1:
             raise ValueError(f"steps_per_sample={steps} must be >= 1")
@@ -121,7 +143,6 @@ class CompiledNetwork:
             self._live.append(em.source)
             t0 = time.perf_counter()
             try:
-                cfg = Loihi2SimCfg(select_tag="fixed_pt")
                 with tqdm(total=em.total_steps, unit="step", desc="Lava", disable=not progress,
                           leave=False) as bar:
                     for chunk in _chunks(em.total_steps, 50 if progress else 1):
@@ -150,7 +171,7 @@ class CompiledNetwork:
                 out[(var, ly.index)] = series[cols].astype(np.int32)
         self.last_run = dict(samples=n_s, steps=steps, lava_steps=em.total_steps,
                              wall_s=wall, steps_per_s=em.total_steps / wall,
-                             processes=len(em.processes))
+                             processes=len(em.processes), models=models)
         self._measure(frames, out)
         return out
 

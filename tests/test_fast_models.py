@@ -277,7 +277,8 @@ def test_lean_qblif_equals_reference_and_legacy(seed):
     the previous model, on inputs that wrap u (|a| up to 2**26), clip v, with per-neuron or
     shared thresholds, K up to 255, the fast decays (du = 4095, dv = 0) and periodic resets."""
     from qblif_lava import QBLIF, reference
-    from qblif_lava.process.models import PyQBLIFModelFixed, PyQBLIFModelFixedLegacy
+    from qblif_lava.fastsyn.baseline import PyQBLIFModelFixedLegacy
+    from qblif_lava.process.models import PyQBLIFModelFixed
     rng = np.random.default_rng(7000 + seed)
     n, steps = 24, 30
     du = int([0, 4095, rng.integers(0, 4096)][seed % 3])
@@ -329,3 +330,36 @@ def test_lean_qblif_var_set_of_state_and_threshold():
     want = reference.step(state, x, du=100, dv=300, vth=np.array([1, 2, 3, 4]), max_burst=4)
     assert np.array_equal(pm.s_out.sent[-1], want)
     assert np.array_equal(pm.u, state.u) and np.array_equal(pm.v, state.v)
+
+
+# ---------------------------------------------------------------- compiled graphs
+
+
+@pytest.mark.parametrize("name,samples,uv", [("digits_qblif_mlp", 4, True),
+                                             ("fmnist_qblif_conv", 2, False)])
+def test_compiled_run_fast_equals_stock_every_layer(name, samples, uv):
+    """run(models="fast") equals run(models="stock") (Lava's Dense/Conv, the previous QBLIF
+    model) on every layer and step (and u, v: Lava's Monitor is too slow for the conv
+    model's 25,088-neuron layers), for the shipped models."""
+    import os
+
+    import compiler
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "netx_models", name + ".net")
+    with compiler.compile(path) as net:
+        rng = np.random.default_rng(0)
+        hi = 2 ** int(net.ir.graph["input_bits"])
+        x = rng.integers(0, hi, (samples,) + net.input_shape)
+        fast = net.run(x, 4, record_uv=uv, models="fast")
+        stock = net.run(x, 4, record_uv=uv, models="stock")
+        assert net.last_run["models"] == "stock"
+    assert fast.keys() == stock.keys()
+    for k in fast:
+        assert np.array_equal(fast[k], stock[k]), k
+    assert fast[net.output_index].any()
+
+
+def test_run_rejects_unknown_models():
+    from compiler.runtime import run_config
+    with pytest.raises(ValueError, match="models='slow'"):
+        run_config("slow")

@@ -4,8 +4,8 @@
 :func:`qblif_lava.reference.step` (which mirrors Lava's own
 ``AbstractPyLifModelFixed.subthr_dynamics``: 24-bit wrap of u, clip of v, decays in
 1/4096), computed lean in int32 (:class:`PyQBLIFModelFixed`); the previous model, built
-on Lava's ``subthr_dynamics``, stays as :class:`PyQBLIFModelFixedLegacy`, the benchmarks'
-in-run baseline. No torch may be imported here (Lava forks).
+on Lava's ``subthr_dynamics``, is :class:`qblif_lava.fastsyn.baseline.PyQBLIFModelFixedLegacy`
+(outside this package, so that Lava's model discovery never picks it). No torch may be imported here (Lava forks).
 
 ``floating_pt``: spec section 2, with the same integer parameters read in real
 units: decays ``(du + 1) / 4096`` and ``dv / 4096``, states in weight units
@@ -177,54 +177,3 @@ class PyQBLIFModelFloat(_PeriodicReset, PyLoihiProcessModel):
         else:
             self.v[n > 0] = 0
         self.s_out.send(n)
-
-
-class PyQBLIFModelFixedLegacy(_PeriodicReset, AbstractPyLifModelFixed):
-    """The previous ``fixed_pt`` model (Lava's LIF ``subthr_dynamics`` plus
-    :func:`reference.burst_count`), kept as the in-run baseline of the benchmarks
-    (``CompiledNetwork.run(models="stock")``). Not found by Lava's model discovery
-    (``implements_process`` is None); select it with ``exception_proc_model_map``.
-    """
-
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)
-    vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
-    max_burst: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=8)
-
-    def __init__(self, proc_params):
-        super().__init__(proc_params)
-        self._init_reset(proc_params)
-        self.effective_vth = 0
-
-    def scale_threshold(self):
-        """theta = vth << 6 (state units). Lava's LIF caches it forever; here
-        :meth:`on_var_update` clears the cache, so ``vth.set()`` takes effect."""
-        self.effective_vth = np.left_shift(self.vth, self.vth_shift)
-        self.isthrscaled = True
-
-    def on_var_update(self):
-        """Called by Lava after any ``Var.set()``: rescale threshold and bias."""
-        self.isthrscaled = False
-        self.isbiasscaled = False
-
-    def spiking_activation(self):
-        return reference.burst_count(self.v, self.effective_vth, int(self.max_burst[0]))
-
-    def reset_voltage(self, spike_vector):
-        self.v[:] = reference.reset_voltage(self.v, spike_vector, self.effective_vth,
-                                            self.reset_mode)
-
-    def run_spk(self):
-        a_in_data = self.a_in.recv()
-        self._maybe_reset()
-        if not self.isbiasscaled:
-            self.scale_bias()
-        if not self.isthrscaled:
-            self.scale_threshold()
-        self.subthr_dynamics(activation_in=a_in_data)
-        n = self.spiking_activation()
-        self.reset_voltage(n)
-        self.s_out.send(n)
-
-
-PyQBLIFModelFixedLegacy.implements_process = None   # in-run baseline only, never discovered
