@@ -1,0 +1,157 @@
+"""Fast exact Lava execution: steps/s with the fast models vs Lava's stock models, in one run.
+
+Rows (each graph built fresh for each model set, the two measured alternately):
+
+* ``fmnist_qblif_conv`` and ``digits_qblif_mlp``: our compiled graph (``compiler.compile``,
+  graded, lanes=1), ``models="stock"`` (Lava's own ``Dense``/``Conv`` models and the previous
+  QBLIF model: today's emission) vs ``models="fast"`` (``qblif_lava.fastsyn`` and the lean
+  QBLIF model), fed the same random frames, output layer recorded;
+* ``pilotnet_sdnn``: lava-dl's ``gts/pilotnet_sdnn/network.net`` through stock NetX
+  (``netx.hdf5.Network``) fed its ``input.npy`` by a ``RingBuffer``, Lava's stock models vs
+  the fast ``Dense``/``Conv`` models via ``exception_proc_model_map``; the first
+  ``len(net.layers)`` outputs are also checked against lava-dl's ``output.npy``.
+
+Steady state: a fresh runtime runs ``--warmup`` steps (compilation, process start-up), then a
+timed run of ``--steps`` steps on the same runtime; the median of ``--repeats`` alternating
+measurements. "identical": the recorded outputs of the stock and fast runs are equal.
+
+    python bench/bench_fast.py [--steps 200] [--warmup 10] [--repeats 1]
+
+Writes bench/results/fast.md (atomic) and prints it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import compiler  # noqa: E402
+from compiler.emit import emit  # noqa: E402
+from compiler.procs.recorder.process import read_recording  # noqa: E402
+from compiler.runtime import run_config  # noqa: E402
+from qblif_lava.fileio import atomic_write_text  # noqa: E402
+from qblif_lava.lava_session import lava_session  # noqa: E402
+
+TARGETS = {"fmnist_qblif_conv": 8.0, "pilotnet_sdnn": 10.0}
+
+
+def _timed(proc, cfg, warmup: int, steps: int, after_warmup=None) -> float:
+    """Seconds per step of ``steps`` steps after ``warmup`` steps on one runtime; returns
+    (s per step, whatever ``after_warmup()`` and the final ``read()`` give)."""
+    from lava.magma.core.run_conditions import RunSteps
+    with lava_session(proc):
+        proc.run(condition=RunSteps(num_steps=warmup), run_cfg=cfg)
+        early = after_warmup() if after_warmup else None
+        t0 = time.perf_counter()
+        proc.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+        return (time.perf_counter() - t0) / steps, early
+
+
+def compiled_graph(name: str, models: str, warmup: int, steps: int):
+    """(s per step, output recording, processes) of our compiled graph of ``name``."""
+    net = compiler.compile(os.path.join(ROOT, "netx_models", name + ".net"))
+    total = warmup + steps
+    t_ = 4
+    n_s = -(-total // t_)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 2 ** int(net.ir.graph["input_bits"]), (n_s,) + net.input_shape)
+    lava_frames = np.ascontiguousarray(
+        frames.transpose((0,) + tuple(range(frames.ndim - 1, 0, -1))).astype(np.int32))
+    out = net.output_index
+    with tempfile.TemporaryDirectory(prefix="bench-fast-") as workdir:
+        em = emit(net.ir, lava_frames, t_, workdir, {out})
+        _, path, size = em.sinks[out]
+        dt, _ = _timed(em.source, run_config(models), warmup, steps)
+        rec = read_recording(path, size, em.total_steps)[:total].copy()
+    return dt, rec, len(em.processes)
+
+
+def pilotnet(models: str, warmup: int, steps: int):
+    """(s per step, first len(layers) outputs, leaf processes) of stock NetX's pilotnet_sdnn."""
+    from lava.lib.dl import netx
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    from qblif_lava.fastsyn import fast_models
+    root = os.path.join(os.path.dirname(os.path.dirname(netx.__file__)), "..", "..", "..",
+                        "tests", "lava", "lib", "dl", "netx", "gts", "pilotnet_sdnn")
+    root = os.path.normpath(root)
+    net = netx.hdf5.Network(net_config=os.path.join(root, "network.net"))
+    n_layers = len(net.layers)
+    src = Source(data=np.load(os.path.join(root, "input.npy")))
+    sink = Sink(shape=net.out_layer.shape, buffer=n_layers)
+    src.s_out.connect(net.in_layer.neuron.a_in)
+    net.out_layer.out.connect(sink.a_in)
+    cfg = Loihi2SimCfg(select_tag="fixed_pt",
+                       exception_proc_model_map=fast_models() if models == "fast" else {})
+    gt = np.load(os.path.join(root, "output.npy"))
+    dt, early = _timed(net, cfg, n_layers, steps, lambda: sink.data.get().copy())
+    return dt, early, gt
+
+
+def main(argv=None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--graphs", nargs="+",
+                    default=["fmnist_qblif_conv", "digits_qblif_mlp", "pilotnet_sdnn"])
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "fast.md"))
+    args = ap.parse_args(argv)
+    rows, notes = [], []
+    for g in args.graphs:
+        times = {"stock": [], "fast": []}
+        outs, extra = {}, ""
+        for _ in range(args.repeats):
+            for models in ("stock", "fast"):
+                if g == "pilotnet_sdnn":
+                    dt, out, gt = pilotnet(models, args.warmup, args.steps)
+                    ok = np.array_equal(out, gt)
+                    extra += f" {models}: {'=' if ok else '!='} lava-dl ground truth;"
+                    graph = "stock NetX (lava-dl)"
+                else:
+                    dt, out, n_proc = compiled_graph(g, models, args.warmup, args.steps)
+                    graph = f"compiled, graded, lanes=1, {n_proc} processes"
+                times[models].append(dt)
+                outs.setdefault(models, out)
+                print(f"{g} {models}: {dt * 1e3:.2f} ms/step", flush=True)
+        stock, fast = (statistics.median(times[m]) for m in ("stock", "fast"))
+        same = np.array_equal(outs["stock"], outs["fast"])
+        speedup = stock / fast
+        rows.append(f"| {g} | {graph} | {1 / stock:.1f} | {1 / fast:.1f} | {speedup:.1f}x | "
+                    f"{'yes' if same else 'NO'} |")
+        if g in TARGETS:
+            verdict = "met" if speedup >= TARGETS[g] else "missed"
+            notes.append(f"- {g}: {speedup:.1f}x (target >= {TARGETS[g]:.0f}x, {verdict})")
+        if extra:
+            notes.append(f"- {g}: first {outs['fast'].shape[-1]} outputs:{extra.rstrip(';')}")
+    machine = (f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} logical cores, "
+               f"Python {platform.python_version()}, numpy {np.__version__}")
+    text = "\n".join([
+        "# Fast exact Lava execution", "",
+        f"Machine: {machine}. Lava fixed_pt CPU simulation, load from other jobs not controlled.",
+        "",
+        f"Steady state: warm-up {args.warmup} steps, then {args.steps} timed steps on the same "
+        f"runtime, median of {args.repeats} alternating fresh runtimes per model set. stock: "
+        "Lava's own Dense/Conv models (and the previous QBLIF model); fast: "
+        "qblif_lava.fastsyn + the lean QBLIF model.", "",
+        "| graph | how | stock steps/s | fast steps/s | speedup | identical |",
+        "|---|---|---:|---:|---:|---|", *rows, "", *notes, ""])
+    atomic_write_text(args.out, text)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
