@@ -83,9 +83,9 @@ def pilotnet(models: str, warmup: int, steps: int):
     from lava.proc.io.source import RingBuffer as Source
 
     from qblif_lava.fastsyn import fast_models
-    root = os.path.join(os.path.dirname(os.path.dirname(netx.__file__)), "..", "..", "..",
-                        "tests", "lava", "lib", "dl", "netx", "gts", "pilotnet_sdnn")
-    root = os.path.normpath(root)
+    import lava
+    site = os.path.dirname(os.path.dirname(os.path.abspath(lava.__file__)))
+    root = os.path.join(site, "tests", "lava", "lib", "dl", "netx", "gts", "pilotnet_sdnn")
     net = netx.hdf5.Network(net_config=os.path.join(root, "network.net"))
     n_layers = len(net.layers)
     src = Source(data=np.load(os.path.join(root, "input.npy")))

@@ -363,3 +363,33 @@ def test_run_rejects_unknown_models():
     from compiler.runtime import run_config
     with pytest.raises(ValueError, match="models='slow'"):
         run_config("slow")
+
+
+def test_stock_netx_pilotnet_sdnn_with_fast_models_equals_ground_truth():
+    """lava-dl's pilotnet_sdnn (Conv and Dense with 16-bit graded payloads, sigma-delta
+    neurons) loaded by stock NetX and run with the fast models reproduces lava-dl's own
+    ground truth (its test_hdf5.test_pilotnet_sdnn)."""
+    import os
+
+    from lava.lib.dl import netx
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    import lava
+    from qblif_lava.lava_session import lava_session
+    site = os.path.dirname(os.path.dirname(os.path.abspath(lava.__file__)))
+    root = os.path.join(site, "tests", "lava", "lib", "dl", "netx", "gts", "pilotnet_sdnn")
+    if not os.path.isdir(root):
+        pytest.skip("lava-dl's netx ground truths are not installed")
+    net = netx.hdf5.Network(net_config=os.path.join(root, "network.net"))
+    src = Source(data=np.load(os.path.join(root, "input.npy")))
+    sink = Sink(shape=net.out_layer.shape, buffer=len(net.layers))
+    src.s_out.connect(net.in_layer.neuron.a_in)
+    net.out_layer.out.connect(sink.a_in)
+    cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=fast_models())
+    with lava_session(net):
+        net.run(condition=RunSteps(num_steps=len(net.layers)), run_cfg=cfg)
+        out = sink.data.get()
+    assert np.array_equal(out, np.load(os.path.join(root, "output.npy")))
