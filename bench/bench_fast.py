@@ -83,8 +83,8 @@ def pilotnet(models: str, warmup: int, steps: int):
     from lava.proc.io.source import RingBuffer as Source
 
     from qblif_lava.fastsyn import fast_models
-    import lava
-    site = os.path.dirname(os.path.dirname(os.path.abspath(lava.__file__)))
+    import sysconfig
+    site = sysconfig.get_paths()["purelib"]           # lava-dl ships its tests there
     root = os.path.join(site, "tests", "lava", "lib", "dl", "netx", "gts", "pilotnet_sdnn")
     net = netx.hdf5.Network(net_config=os.path.join(root, "network.net"))
     n_layers = len(net.layers)
