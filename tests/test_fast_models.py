@@ -208,13 +208,32 @@ def test_conv_falls_back_to_integers_past_the_bound():
     big = I32.max
     w = np.array([big, -(big - 1)]).reshape(1, 1, 2, 1)           # (K, Kx, Ky, C)
     x = np.full((1, 2, 1), big, np.int32)
-    idx, m, osh = conv_plan((1, 2, 1), w, (1, 1), (0, 0), (1, 1), 1)
-    assert m.tier(big) == "i64"
-    assert int(conv_sums(x, idx, m, osh)[0, 0, 0]) == big
-    assert float(x.astype(np.float64).ravel() @ m.f64[0, :, 0]) == 2.0 ** 31
+    plan = conv_plan((1, 2, 1), w, (1, 1), (0, 0), (1, 1), 1)
+    assert plan.matrix.tier(big) == "i64"
+    assert int(conv_sums(x, plan)[0, 0, 0]) == big
+    assert float(x.astype(np.float64).ravel() @ plan.matrix.f64[0, :, 0]) == 2.0 ** 31
     make = lambda: Conv(weight=w, input_shape=(1, 2, 1), num_message_bits=24)  # noqa: E731
     assert _drive(FastConvModel, make, [x, x])[1].ravel().tolist() == [-1]
     assert _drive(PyConvModelFixed, make, [x, x])[1].ravel().tolist() == [0]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_conv_kernel_tiers_equal_scipy(seed):
+    """Every tier (float64, int64, Python ints; im2col and the depthwise path) gives scipy's
+    convolution sums, as Lava's stock model computes them."""
+    from lava.proc.conv import utils
+    rng = np.random.default_rng(2000 + seed)
+    case = _conv_case(rng, seed)
+    w, shape = case["weight"], case["input_shape"]
+    x = rng.integers(-1000, 1000, shape).astype(np.int32)
+    args = (case["stride"], case["padding"], case["dilation"], case["groups"])
+    want = utils.conv_scipy(x, w, w.shape[1:3], *args)
+    plan = conv_plan(shape, w, *args)
+    assert plan.matrix.tier(1000) == ("f32" if seed % 3 == 1 else "f64")
+    for tier in ("f32", "f64", "i64", "object"):
+        if tier == "f32" and plan.matrix.tier(1000) != "f32":
+            continue                        # float32 is exact only below 2**24
+        assert np.array_equal(np.asarray(conv_sums(x, plan, tier), np.float64), want), tier
 
 
 def test_kernel_object_tier_past_int64():

@@ -102,10 +102,12 @@ class FastConvModel(PyConvModelFixed):
             if self._plan is None:
                 self._plan = conv_plan(s_in.shape, self.weight, self.stride, self.padding,
                                        self.dilation, int(self.groups[0]))
-            sums = conv_sums(s_in, *self._plan)
+            sums = conv_sums(s_in, self._plan)
             with np.errstate(invalid="ignore"):     # out of int32: INT32_MIN, as utils.conv
                 a_out = np.asarray(sums, dtype=np.float64).astype(self.weight.dtype)
-        self.a_buf = self.clamp_precision(a_out)
+        lim = 2 ** 23                 # signed_clamp(x, 24) is the identity inside 24 bits
+        in_range = a_out.size == 0 or (a_out.max() < lim and a_out.min() >= -lim)
+        self.a_buf = a_out if in_range else self.clamp_precision(a_out)
 
 
 def fast_models() -> dict:
