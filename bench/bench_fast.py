@@ -110,6 +110,7 @@ def main(argv=None) -> str:
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "fast.md"))
     args = ap.parse_args(argv)
     rows, notes = [], []
+    load0 = os.getloadavg()[0]
     for g in args.graphs:
         times = {"stock": [], "fast": []}
         outs, extra = {}, ""
@@ -140,7 +141,9 @@ def main(argv=None) -> str:
                f"Python {platform.python_version()}, numpy {np.__version__}")
     text = "\n".join([
         "# Fast exact Lava execution", "",
-        f"Machine: {machine}. Lava fixed_pt CPU simulation, load from other jobs not controlled.",
+        f"Machine: {machine}. Lava fixed_pt CPU simulation. 1-minute load average "
+        f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (other jobs share "
+        "the machine: stock and fast runs alternate, so both see it).",
         "",
         f"Steady state: warm-up {args.warmup} steps, then {args.steps} timed steps on the same "
         f"runtime, median of {args.repeats} alternating fresh runtimes per model set. stock: "
