@@ -2,7 +2,7 @@
 
 ``qblif compile MODEL.net [--encoding graded|binary] [--graph FILE] [--graphml FILE]``
 prints the resource report. ``qblif run MODEL.net --dataset NAME --samples N
-[--encoding E] [--steps T] [--check]`` streams N test images through one Lava run,
+[--encoding E] [--steps T] [--check] [--models fast|stock]`` streams N test images through one Lava run,
 prints accuracy and the report (with measured SynOps); ``--check`` also runs
 the SLAYER quantized forward of the same file and demands identical output
 counts (exit 1 otherwise). A :class:`compiler.CompileError` is one line on
@@ -30,6 +30,9 @@ def register(sub):
                    help="timesteps per sample (default: the file's /qblif/timesteps)")
     r.add_argument("--check", action="store_true",
                    help="compare with the SLAYER quantized forward (needs torch)")
+    r.add_argument("--models", choices=("fast", "stock"), default="fast",
+                   help="Lava process models: fast (default) or Lava's stock ones, "
+                        "bit-identical (docs/fast_execution.md)")
     r.set_defaults(func=cmd_run)
 
 
@@ -71,7 +74,7 @@ def cmd_run(args):
             raise CompileError(f"dataset {args.dataset} images {frames.shape[1:]} do not fit the "
                                f"model input {shape}", "qblif", "inputShape")
         frames = frames.reshape((frames.shape[0],) + shape)
-        out = net.run(frames, steps, progress=True)
+        out = net.run(frames, steps, progress=True, models=args.models)
         last = net.output_index
         pred = out[last].reshape(out[last].shape[0], steps, -1).sum(axis=1).argmax(axis=1)
         acc = float((pred == labels[:len(pred)]).mean())

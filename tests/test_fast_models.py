@@ -412,3 +412,22 @@ def test_stock_netx_pilotnet_sdnn_with_fast_models_equals_ground_truth():
         net.run(condition=RunSteps(num_steps=len(net.layers)), run_cfg=cfg)
         out = sink.data.get()
     assert np.array_equal(out, np.load(os.path.join(root, "output.npy")))
+
+
+def test_cli_run_models_flag_reaches_the_run(monkeypatch, capsys):
+    """``qblif run --models stock`` runs the baseline models (default: fast)."""
+    import os
+
+    import compiler.runtime as runtime
+    import qblif_lava.cli as cli
+    pytest.importorskip("sklearn")
+    seen = []
+    real = runtime.run_config
+    monkeypatch.setattr(runtime, "run_config", lambda m="fast": seen.append(m) or real(m))
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "netx_models", "digits_qblif_mlp.net")
+    for flag in (["--models", "stock"], []):
+        rc = cli.main(["run", path, "--dataset", "digits", "--samples", "2"] + flag)
+        out = capsys.readouterr().out
+        assert rc == 0 and "accuracy:" in out, out
+    assert seen == ["stock", "fast"]
