@@ -15,6 +15,11 @@ Steady state: a fresh runtime runs ``--warmup`` steps (compilation, process star
 timed run of ``--steps`` steps on the same runtime; the median of ``--repeats`` alternating
 measurements. "identical": the recorded outputs of the stock and fast runs are equal.
 
+Second table: each process model of the ``fmnist_qblif_conv`` graph stepped alone in this
+process (``qblif_lava.fastsyn.standin``, no Lava runtime, so no per-process overhead and
+less exposure to other jobs): median ms per ``run_spk`` of stock and fast model on the same
+random inputs (counts 0..K into synapses, synaptic input +-200 into neurons).
+
     python bench/bench_fast.py [--steps 200] [--warmup 10] [--repeats 1]
 
 Writes bench/results/fast.md (atomic) and prints it.
@@ -99,6 +104,49 @@ def pilotnet(models: str, warmup: int, steps: int):
     return dt, early, gt
 
 
+def model_steps(name: str = "fmnist_qblif_conv", steps: int = 30) -> list:
+    """Rows (process, shape, stock ms, fast ms) of every synapse and neuron model of
+    ``name``'s compiled graph, each stepped alone in this process."""
+    from lava.proc.conv.models import PyConvModelFixed
+    from lava.proc.conv.process import Conv
+    from lava.proc.dense.models import PyDenseModelBitAcc
+    from lava.proc.dense.process import Dense
+
+    from qblif_lava.fastsyn import FastConvModel, FastDenseModel
+    from qblif_lava.fastsyn.baseline import PyQBLIFModelFixedLegacy
+    from qblif_lava.fastsyn.standin import build_model, drive
+    from qblif_lava.process import QBLIF
+    from qblif_lava.process.models import PyQBLIFModelFixed
+    pairs = {Conv: (PyConvModelFixed, FastConvModel, ("s_in", "a_out")),
+             Dense: (PyDenseModelBitAcc, FastDenseModel, ("s_in", "a_out")),
+             QBLIF: (PyQBLIFModelFixedLegacy, PyQBLIFModelFixed, ("a_in", "s_out"))}
+    net = compiler.compile(os.path.join(ROOT, "netx_models", name + ".net"))
+    frames = np.zeros((1,) + net.input_shape[::-1], np.int32)
+    rng = np.random.default_rng(1)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-fast-") as workdir:
+        em = emit(net.ir, frames, 4, workdir, set())
+        for proc in em.processes:
+            if type(proc) not in pairs:
+                continue
+            stock, fast, ports = pairs[type(proc)]
+            shape = getattr(proc, ports[0]).shape
+            xs = (rng.integers(0, 5, (steps,) + shape) * (rng.random((steps,) + shape) < 0.3)
+                  if ports[0] == "s_in" else rng.integers(-200, 200, (steps,) + shape))
+            ms = []
+            for cls in (stock, fast):
+                pm = build_model(cls, proc, np.int32, ports)
+                drive(pm, xs[:2], ports)                       # first-step set-up
+                times = []
+                for x in xs[2:]:
+                    t0 = time.perf_counter()
+                    drive(pm, [x], ports)
+                    times.append(time.perf_counter() - t0)
+                ms.append(statistics.median(times) * 1e3)
+            rows.append((proc.name, "x".join(map(str, shape)), *ms))
+    return rows
+
+
 def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,6 +155,8 @@ def main(argv=None) -> str:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--graphs", nargs="+",
                     default=["fmnist_qblif_conv", "digits_qblif_mlp", "pilotnet_sdnn"])
+    ap.add_argument("--model-steps", type=int, default=30,
+                    help="steps per model in the in-process table (0: skip it)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "fast.md"))
     args = ap.parse_args(argv)
     rows, notes = [], []
@@ -137,6 +187,17 @@ def main(argv=None) -> str:
             notes.append(f"- {g}: {speedup:.1f}x (target >= {TARGETS[g]:.0f}x, {verdict})")
         if extra:
             notes.append(f"- {g}: first {outs['fast'].shape[-1]} outputs:{extra.rstrip(';')}")
+    model_table = []
+    if args.model_steps:
+        model_table = [
+            "## fmnist_qblif_conv, each process model stepped alone (in-process)", "",
+            f"Median ms per step of {args.model_steps - 2} steps after 2 set-up steps; stock: "
+            "Lava's Conv/Dense models and the previous QBLIF model.", "",
+            "| process | input shape | stock ms/step | fast ms/step | speedup |",
+            "|---|---|---:|---:|---:|"]
+        for proc, shape, st, fa in model_steps(steps=args.model_steps):
+            model_table.append(f"| {proc} | {shape} | {st:.3f} | {fa:.3f} | {st / fa:.1f}x |")
+        model_table.append("")
     machine = (f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} logical cores, "
                f"Python {platform.python_version()}, numpy {np.__version__}")
     text = "\n".join([
@@ -150,7 +211,7 @@ def main(argv=None) -> str:
         "Lava's own Dense/Conv models (and the previous QBLIF model); fast: "
         "qblif_lava.fastsyn + the lean QBLIF model.", "",
         "| graph | how | stock steps/s | fast steps/s | speedup | identical |",
-        "|---|---|---:|---:|---:|---|", *rows, "", *notes, ""])
+        "|---|---|---:|---:|---:|---|", *rows, "", *notes, ""] + model_table)
     atomic_write_text(args.out, text)
     print(text)
     return text

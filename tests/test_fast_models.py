@@ -1,8 +1,7 @@
 """The fast synapse models (qblif_lava.fastsyn) equal Lava's own fixed_pt Dense and Conv.
 
 Most cases drive both model classes in this process through stand-in ports that copy Lava's
-port semantics (an InPort returns ``zeros(shape, its dtype) + channel data``; an OutPort's
-channel stores into an array of the sender's dtype), so hundreds of random cases run in
+port semantics (:mod:`qblif_lava.fastsyn.standin`), so hundreds of random cases run in
 seconds. A real Lava run (processes, channels, virtual ports) then ties the two together,
 and checks that nothing leaks.
 """
@@ -17,60 +16,14 @@ from lava.proc.dense.process import Dense
 from lava.utils.weightutils import SignMode
 
 from qblif_lava.fastsyn import FastConvModel, FastDenseModel, fast_models
-from qblif_lava.fastsyn.kernels import (F64_EXACT, ExactMatrix, conv_plan, conv_sums,
-                                        dense_tier, max_abs)
+from qblif_lava.fastsyn.kernels import ExactMatrix, conv_plan, conv_sums, dense_tier, max_abs
+from qblif_lava.fastsyn.standin import build_model, drive
 
 I32 = np.iinfo(np.int32)
 
 
-class _In:
-    """Stand-in for ``PyInPortVectorDense`` fed by one channel of dtype ``channel``."""
-
-    def __init__(self, shape, dtype, channel):
-        self.shape, self.dtype, self.channel, self.queue = shape, dtype, channel, []
-
-    def recv(self):
-        data = np.empty(self.shape, self.channel)
-        data[:] = self.queue.pop(0)
-        return np.zeros(self.shape, self.dtype) + data
-
-
-class _Out:
-    """Stand-in for ``PyOutPortVectorDense`` into a channel of the port's dtype."""
-
-    def __init__(self, shape, dtype):
-        self.shape, self.dtype, self.sent = shape, dtype, []
-
-    def send(self, data):
-        buf = np.empty(self.shape, self.dtype)
-        buf[:] = data
-        self.sent.append(buf)
-
-
-def _build(model_cls, proc, channel, ports=("s_in", "a_out")):
-    """Instantiate ``model_cls`` for ``proc`` as Lava's builder does (Vars cast to the
-    model's types), with stand-in ports."""
-    pm = model_cls(proc.proc_params)
-    for var in proc.vars:
-        lt = getattr(model_cls, var.name)
-        if issubclass(lt.cls, np.ndarray):
-            value = np.empty(var.shape, lt.d_type)
-            value[:] = var.init
-        else:
-            value = var.init
-        setattr(pm, var.name, value)
-    inp, out = ports
-    setattr(pm, inp, _In(getattr(proc, inp).shape, getattr(model_cls, inp).d_type, channel))
-    setattr(pm, out, _Out(getattr(proc, out).shape, getattr(model_cls, out).d_type))
-    return pm
-
-
 def _drive(model_cls, make, inputs, channel=np.int32):
-    pm = _build(model_cls, make(), channel)
-    for x in inputs:
-        pm.s_in.queue.append(x)
-        pm.run_spk()
-    return np.stack(pm.a_out.sent)
+    return drive(build_model(model_cls, make(), channel), inputs)
 
 
 def _same(make, fast, stock, inputs, channel=np.int32):
@@ -313,12 +266,10 @@ def test_lean_qblif_equals_reference_and_legacy(seed):
     a = rng.integers(-amp, amp, (steps, n)).astype(np.int32)
     want = reference.simulate(a, record=True, **kw)
     for cls in (PyQBLIFModelFixed, PyQBLIFModelFixedLegacy):
-        pm = _build(cls, QBLIF(shape=(n,), **kw), np.int32, ports=("a_in", "s_out"))
+        pm = build_model(cls, QBLIF(shape=(n,), **kw), np.int32, ports=("a_in", "s_out"))
         us, vs = [], []
-        for t, x in enumerate(a, start=1):
-            pm.time_step = t
-            pm.a_in.queue.append(x)
-            pm.run_spk()
+        for x in a:
+            drive(pm, [x], ports=("a_in", "s_out"))
             us.append(pm.u.copy())
             vs.append(pm.v.copy())
         got = (np.stack(pm.s_out.sent), np.stack(us), np.stack(vs))
@@ -333,19 +284,16 @@ def test_lean_qblif_var_set_of_state_and_threshold():
     from qblif_lava import QBLIF, reference
     from qblif_lava.process.models import PyQBLIFModelFixed
     kw = dict(du=100, dv=300, vth=20, max_burst=4)
-    pm = _build(PyQBLIFModelFixed, QBLIF(shape=(4,), **kw), np.int32, ports=("a_in", "s_out"))
-    pm.time_step = 1
-    pm.a_in.queue.append(np.array([5, 50, 500, 5000], np.int32))
-    pm.run_spk()
+    ports = ("a_in", "s_out")
+    pm = build_model(PyQBLIFModelFixed, QBLIF(shape=(4,), **kw), np.int32, ports=ports)
+    drive(pm, [np.array([5, 50, 500, 5000], np.int32)], ports=ports)
     pm.u[:] = [I32.max, I32.min, 2 ** 23, -(2 ** 23) + 1]
     pm.v[:] = [I32.min, I32.max, 12345, -7]
     pm.vth[:] = [1, 2, 3, 4]
     pm.on_var_update()
     state = reference.QBLIFState(pm.u.copy(), pm.v.copy())
     x = np.array([1000, -1000, 3, 0], np.int32)
-    pm.a_in.queue.append(x)
-    pm.time_step = 2
-    pm.run_spk()
+    drive(pm, [x], ports=ports)
     want = reference.step(state, x, du=100, dv=300, vth=np.array([1, 2, 3, 4]), max_burst=4)
     assert np.array_equal(pm.s_out.sent[-1], want)
     assert np.array_equal(pm.u, state.u) and np.array_equal(pm.v, state.v)
