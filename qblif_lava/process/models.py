@@ -100,14 +100,13 @@ class PyQBLIFModelFixed(_PeriodicReset, _QBLIFFixedTypes):
 
     @staticmethod
     def _decay(x: np.ndarray, f: int) -> np.ndarray:
-        """``rtz(x * f >> 12)`` as int32 (exact, see the class docstring)."""
-        if f == reference.DECAY_UNITY:
-            return x.copy()
+        """``rtz(x * f >> 12)`` for ``0 < f < 4096`` as int32 (exact, see the class docstring)."""
         return np.trunc(x * (f / reference.DECAY_UNITY)).astype(np.int32)
 
     def _burst(self, v: np.ndarray) -> np.ndarray:
         if np.ndim(self.theta) == 0:
-            n = np.floor_divide(v - 1, self.theta)
+            n = np.subtract(v, 1)
+            np.floor_divide(n, self.theta, out=n)
             return np.clip(n, 0, self.k, out=n)
         if self.thresholds is None:
             return reference.burst_count(v, self.theta32, self.k)
@@ -122,14 +121,16 @@ class PyQBLIFModelFixed(_PeriodicReset, _QBLIFFixedTypes):
         self._maybe_reset()
         if not self._ready:
             self._prepare()
-        act = np.left_shift(a.astype(np.int32, copy=False), r.ACT_SHIFT)
-        if self.fu:
-            act += self._decay(self.u, self.fu)
-        if act.size and (act.max() > r.MAX_UV or act.min() <= -r.MAX_UV):
-            act = r.wrap24(act)
-        self.u[:] = act
-        v = self._decay(self.v, self.fv) if self.fv else np.zeros_like(self.v)
-        v += self.u
+        u, v = self.u, self.v                  # updated in place (int32 Vars)
+        decayed = self._decay(u, self.fu) if self.fu else None
+        np.left_shift(a, r.ACT_SHIFT, out=u, casting="unsafe")   # int32 wrap, as Lava's
+        if decayed is not None:
+            u += decayed
+        if u.size and (u.max() > r.MAX_UV or u.min() <= -r.MAX_UV):
+            u[:] = r.wrap24(u)
+        if self.fv != r.DECAY_UNITY:
+            v[:] = self._decay(v, self.fv)
+        v += u
         if self.bias is not None:
             v += self.bias
         if v.size and (v.max() > r.V_MAX or v.min() < r.V_MIN):
@@ -139,7 +140,6 @@ class PyQBLIFModelFixed(_PeriodicReset, _QBLIFFixedTypes):
             v -= n * (self.theta if np.ndim(self.theta) == 0 else self.theta32)
         else:
             v[n > 0] = 0
-        self.v[:] = v
         self.s_out.send(n)
 
 
