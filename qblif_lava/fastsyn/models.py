@@ -103,8 +103,10 @@ class FastConvModel(PyConvModelFixed):
                 self._plan = conv_plan(s_in.shape, self.weight, self.stride, self.padding,
                                        self.dilation, int(self.groups[0]))
             sums = conv_sums(s_in, self._plan)
+            if sums.dtype != np.float32:            # float32 sums are below 2**24: no range
+                sums = np.asarray(sums, dtype=np.float64)   # issue; else cast as utils.conv
             with np.errstate(invalid="ignore"):     # out of int32: INT32_MIN, as utils.conv
-                a_out = np.asarray(sums, dtype=np.float64).astype(self.weight.dtype)
+                a_out = sums.astype(self.weight.dtype)
         lim = 2 ** 23                 # signed_clamp(x, 24) is the identity inside 24 bits
         in_range = a_out.size == 0 or (a_out.max() < lim and a_out.min() >= -lim)
         self.a_buf = a_out if in_range else self.clamp_precision(a_out)
