@@ -35,7 +35,7 @@ def compile(path, encoding: str = "graded", input_bits=None) -> "CompiledNetwork
 MODELS = ("fast", "stock")
 
 
-def run_config(models: str = "fast"):
+def run_config(models: str = "fast") -> "Loihi2SimCfg":  # noqa: F821 (imported lazily)
     """Lava's ``fixed_pt`` run config for ``models``: ``"fast"`` (Lava's ``Dense``/``Conv``
     run by :mod:`qblif_lava.fastsyn`, QBLIF by its lean model) or ``"stock"`` (Lava's own
     ``Dense``/``Conv`` models and the previous QBLIF model: the in-run baseline). Both are

@@ -29,7 +29,7 @@ class StandInPort:
         self.sent.append(buf)
 
 
-def build_model(model_cls, proc, channel=np.int32, ports=("s_in", "a_out")):
+def build_model(model_cls, proc, channel=np.int32, ports=("s_in", "a_out")) -> object:
     """Instantiate ``model_cls`` for the Lava process ``proc`` with stand-in ``ports``
     (input, output), the input fed through a channel of dtype ``channel``."""
     pm = model_cls(proc.proc_params)
