@@ -2,8 +2,8 @@
 
 ``qblif compile MODEL.net [--encoding graded|binary] [--graph FILE] [--graphml FILE]``
 prints the resource report. ``qblif run MODEL.net --dataset NAME --samples N
-[--encoding E] [--steps T] [--check] [--models fast|stock]`` streams N test images through one Lava run,
-prints accuracy and the report (with measured SynOps); ``--check`` also runs
+[--encoding E] [--steps T] [--check] [--models fast|stock]`` streams N test images through
+one Lava run (with the fast process models, or Lava's stock ones), prints accuracy and the report (with measured SynOps); ``--check`` also runs
 the SLAYER quantized forward of the same file and demands identical output
 counts (exit 1 otherwise). A :class:`compiler.CompileError` is one line on
 stderr and exit code 2 (``qblif_lava.cli``).

@@ -5,7 +5,8 @@
 ``AbstractPyLifModelFixed.subthr_dynamics``: 24-bit wrap of u, clip of v, decays in
 1/4096), computed lean in int32 (:class:`PyQBLIFModelFixed`); the previous model, built
 on Lava's ``subthr_dynamics``, is :class:`qblif_lava.fastsyn.baseline.PyQBLIFModelFixedLegacy`
-(outside this package, so that Lava's model discovery never picks it). No torch may be imported here (Lava forks).
+(outside this package, so that Lava's model discovery never picks it). No torch may be
+imported here (Lava forks).
 
 ``floating_pt``: spec section 2, with the same integer parameters read in real
 units: decays ``(du + 1) / 4096`` and ``dv / 4096``, states in weight units
