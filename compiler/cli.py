@@ -2,8 +2,9 @@
 
 ``qblif compile MODEL.net [--encoding graded|binary] [--graph FILE] [--graphml FILE]``
 prints the resource report. ``qblif run MODEL.net --dataset NAME --samples N
-[--encoding E] [--steps T] [--check] [--plot FILE.png]`` streams N test images through
-one Lava run, prints accuracy and the report (with measured SynOps); ``--check`` also runs
+[--encoding E] [--steps T] [--check] [--models fast|stock] [--plot FILE.png]`` streams N
+test images through one Lava run (with the fast process models, or Lava's stock ones), prints
+accuracy and the report (with measured SynOps); ``--check`` also runs
 the SLAYER quantized forward of the same file and demands identical output
 counts (exit 1 otherwise); ``--plot`` saves the run's raster, burst histogram and activity
 (:mod:`compiler.plots`, docs/plots.md). A :class:`compiler.CompileError` is one line on
@@ -67,6 +68,9 @@ def register(sub):
                    help="layer of the raster (default: the first layer with bursts, K > 1)")
     r.add_argument("--plot-samples", type=int, default=None, metavar="N",
                    help="samples in the raster and the activity panel (default 10)")
+    r.add_argument("--models", choices=("fast", "stock"), default="fast",
+                   help="Lava process models: fast or Lava's stock ones, "
+                        "bit-identical (docs/fast_execution.md)")
     _nir_args(r)
     r.set_defaults(func=cmd_run)
 
@@ -144,7 +148,8 @@ def cmd_run(args):
         check_run_plot_args(args, net)
         frames, labels = dataset_frames(net, args.dataset, args.samples)
         readouts = net.ir.graph.get("nir_readouts", [])   # NIR LI layers: read v
-        out = net.run(frames, steps, progress=True, record_uv=bool(readouts), force=args.force)
+        out = net.run(frames, steps, progress=True, record_uv=bool(readouts), force=args.force,
+                      models=args.models)
         acc = accuracy(net, out, labels)
         print(net.report())
         print(f"accuracy: {acc:.4f} on {len(frames)} {args.dataset} test samples "

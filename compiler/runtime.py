@@ -40,6 +40,26 @@ def compile(path, encoding: str = "graded", input_bits=None,  # noqa: A001
     return CompiledNetwork(run_passes(g))
 
 
+MODELS = ("fast", "stock")
+
+
+def run_config(models: str = "fast") -> "Loihi2SimCfg":  # noqa: F821 (imported lazily)
+    """Lava's ``fixed_pt`` run config for ``models``: ``"fast"`` (Lava's ``Dense``/``Conv``
+    run by :mod:`qblif_lava.fastsyn`, QBLIF by its lean model) or ``"stock"`` (Lava's own
+    ``Dense``/``Conv`` models and the previous QBLIF model: the in-run baseline). Both are
+    bit-exact; see docs/fast_execution.md."""
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    if models not in MODELS:
+        raise ValueError(f"models={models!r} (expected one of {', '.join(MODELS)})")
+    if models == "fast":
+        from qblif_lava.fastsyn import fast_models
+        return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=fast_models())
+    from qblif_lava.process import QBLIF
+    from qblif_lava.fastsyn.baseline import PyQBLIFModelFixedLegacy
+    return Loihi2SimCfg(select_tag="fixed_pt",
+                        exception_proc_model_map={QBLIF: PyQBLIFModelFixedLegacy})
+
+
 def _chunks(total: int, parts: int) -> list:
     """Split ``total`` steps into at most ``parts`` near-equal positive chunks."""
     parts = max(1, min(int(parts), int(total)))
@@ -168,7 +188,8 @@ class CompiledNetwork:
 
     # running -----------------------------------------------------------
     def run(self, samples, steps_per_sample: int, record_uv: bool = False,
-            layers_to_record=None, progress: bool = False, force: bool = False) -> dict:
+            layers_to_record=None, progress: bool = False, force: bool = False,
+            models: str = "fast") -> dict:
         """Stream ``samples`` through one Lava run.
 
         samples: ints ``(S, *input_shape)`` (file order, ``(C, H, W)`` or ``(N,)``) in
@@ -191,12 +212,14 @@ class CompiledNetwork:
         and SIGHUP stop every worker and remove the run's files before they propagate.
         Raises ``TypeError``/``ValueError`` for a non-int ``steps_per_sample`` or < 1, unknown
         ``layers_to_record`` indices, or frames of the wrong size or range.
+        ``models``: ``"fast"`` (default) or ``"stock"`` process models, bit-identical
+        results (:func:`run_config`).
         """
         from lava.magma.core.run_conditions import RunSteps
-        from lava.magma.core.run_configs import Loihi2SimCfg
         from compiler.emit import emit
 
         from compiler.passes.resources import check_host_estimate, host_estimate
+        cfg = run_config(models)
         steps = self._check_steps(steps_per_sample)
         record = self._check_record(layers_to_record)
         frames = self.check_frames(samples)
@@ -212,7 +235,6 @@ class CompiledNetwork:
             self._live.append(em.source)
             t0 = time.perf_counter()
             try:
-                cfg = Loihi2SimCfg(select_tag="fixed_pt")
                 with tqdm(total=em.total_steps, unit="step", desc="Lava", disable=not progress,
                           leave=False) as bar:
                     for chunk in _chunks(em.total_steps, 50 if progress else 1):
@@ -240,7 +262,7 @@ class CompiledNetwork:
                 out[(var, ly.index)] = series[cols].astype(np.int32)
         self.last_run = dict(samples=n_s, steps=steps, lava_steps=em.total_steps,
                              wall_s=wall, steps_per_s=em.total_steps / wall,
-                             processes=len(em.processes), host_estimate=est)
+                             processes=len(em.processes), host_estimate=est, models=models)
         self._measure(frames, out)
         return out
 

@@ -1,0 +1,118 @@
+"""Fast, bit-exact CPU process models for Lava's own ``Dense`` and ``Conv`` processes.
+
+They subclass Lava's ``fixed_pt`` models (same ports, Vars, tags and first-step weight
+scaling) and replace only the per-step sums by one matrix product
+(:mod:`qblif_lava.fastsyn.kernels`). Every observable value equals the stock model's:
+
+``Dense`` (stock ``PyDenseModelBitAcc``): weights clipped to 8 bits and truncated to
+``num_weight_bits`` with the sign mode on the first step; each step sends the previous
+step's ``a_buff`` (one-step delay), then with graded input (``num_message_bits > 0``)
+``a = wrap(W @ s_in)`` in ``result_type(int32, s_in)`` (numpy's ``dot``: exact sum, wrapped
+to that width), with binary input ``a = W @ (s_in != 0)`` in int64; then
+``a << weight_exp`` (``>>`` for negative exponents); the int32 ``a_out`` channel wraps it.
+
+``Conv`` (stock ``PyConvModelFixed``): a true convolution (scipy's, kernel flipped) of the
+int32 weights, which the stock model does not clip, truncate or scale by ``weight_exp``
+(neither does this one); graded input as received, binary input as ``s_in != 0``; the sums
+cast to int32 as numpy casts float64 (out-of-range values become ``INT32_MIN``), then
+Lava's 24-bit ``signed_clamp`` (a wrap). One-step delay as Dense.
+
+Inputs that are not integers (a float source) take the stock code path unchanged.
+No torch may be imported here (Lava forks its processes).
+"""
+from __future__ import annotations
+
+import numpy as np
+from lava.proc.conv import utils
+from lava.proc.conv.models import PyConvModelFixed
+from lava.proc.conv.process import Conv
+from lava.proc.dense.models import PyDenseModelBitAcc
+from lava.proc.dense.process import Dense
+from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
+
+from qblif_lava.fastsyn.kernels import (ExactMatrix, conv_plan, conv_sums, dense_tier,
+                                        max_abs)
+
+
+def _integer(x: np.ndarray) -> bool:
+    return x.dtype.kind in "iub"
+
+
+class FastDenseModel(PyDenseModelBitAcc):
+    """Lava ``Dense``, ``fixed_pt``: the stock model's arithmetic as one exact BLAS product."""
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self._matrix = None
+
+    def on_var_update(self):
+        """A ``Var.set()`` (weights, say) invalidates the cached matrix."""
+        self._matrix = None
+
+    def _scale_weights(self):
+        """The stock model's first-step weight scaling (clip to 8 bits, truncate)."""
+        num_weight_bits = self.proc_params.get("num_weight_bits", 8)
+        sign_mode = self.proc_params.get("sign_mode") or determine_sign_mode(self.weights)
+        self.weights = clip_weights(self.weights, sign_mode, num_bits=8)
+        self.weights = truncate_weights(self.weights, sign_mode, num_weight_bits)
+        self.weights_set = True
+
+    def run_spk(self):
+        self.weight_exp = self.proc_params.get("weight_exp", 0)
+        if not self.weights_set:
+            self._scale_weights()
+            self._matrix = None
+        if self._matrix is None:
+            self._matrix = ExactMatrix(np.asarray(self.weights).T)     # (Nin, Nout)
+        self.a_out.send(self.a_buff)
+        s_in = self.s_in.recv()
+        graded = self.num_message_bits.item() > 0
+        if not _integer(s_in) or (graded and np.result_type(self.weights, s_in).kind != "i"):
+            a_accum = (self.weights.dot(s_in) if graded
+                       else self.weights[:, s_in.astype(bool)].sum(axis=1))
+        else:
+            x = s_in if graded else (s_in != 0)
+            tier = dense_tier(self._matrix, max_abs(x) if graded else 1)
+            sums = self._matrix.matmul(x.reshape(1, 1, -1), tier)[0, 0]
+            acc = np.result_type(self.weights, s_in) if graded else np.int64
+            a_accum = sums.astype(np.int64).astype(acc)     # numpy dot's wrap to acc width
+        self.a_buff = (np.left_shift(a_accum, self.weight_exp) if self.weight_exp > 0
+                       else np.right_shift(a_accum, -self.weight_exp))
+
+
+class FastConvModel(PyConvModelFixed):
+    """Lava ``Conv``, ``fixed_pt``: im2col plus one exact BLAS product per step."""
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self._plan = None
+
+    def on_var_update(self):
+        self._plan = None
+
+    def run_spk(self):
+        self.a_out.send(self.a_buf)
+        s_in = self.s_in.recv()
+        if self.num_message_bits.item() <= 0:
+            s_in = s_in.astype(bool)
+        if not _integer(s_in):
+            a_out = utils.conv(s_in, self.weight, self.kernel_size, self.stride, self.padding,
+                               self.dilation, self.groups[0])
+        else:
+            if self._plan is None:
+                self._plan = conv_plan(s_in.shape, self.weight, self.stride, self.padding,
+                                       self.dilation, int(self.groups[0]))
+            sums = conv_sums(s_in, self._plan)
+            if sums.dtype != np.float32:            # float32 sums are below 2**24: no range
+                sums = np.asarray(sums, dtype=np.float64)   # issue; else cast as utils.conv
+            with np.errstate(invalid="ignore"):     # out of int32: INT32_MIN, as utils.conv
+                a_out = sums.astype(self.weight.dtype)
+        lim = 2 ** 23                 # signed_clamp(x, 24) is the identity inside 24 bits
+        in_range = a_out.size == 0 or (a_out.max() < lim and a_out.min() >= -lim)
+        self.a_buf = a_out if in_range else self.clamp_precision(a_out)
+
+
+def fast_models() -> dict:
+    """``exception_proc_model_map`` entries selecting the fast models for Lava's processes:
+    pass to ``Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=...)``."""
+    return {Dense: FastDenseModel, Conv: FastConvModel}
