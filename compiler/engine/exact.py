@@ -121,12 +121,22 @@ class Synapse:
 
 
 def _matmul(syn: Synapse, x: torch.Tensor, xmax: int) -> torch.Tensor:
-    """Exact ``x @ W`` of integers: int64 result (float products where the bound allows)."""
+    """Exact ``x @ W`` of integers, as float32/float64 (integer values) where the bound
+    allows, else int64."""
     dtype = _gemm_dtype(syn.abs_sum * xmax)
     if dtype is None:                     # beyond 2^53: int64 on the CPU (CUDA has none)
         y = x.cpu().long() @ syn.w(torch.int64, "cpu")
         return y.to(x.device)
-    return (x.to(dtype) @ syn.w(dtype, x.device)).long()
+    return x.to(dtype) @ syn.w(dtype, x.device)
+
+
+def as_int32(raw: torch.Tensor, wrap: int) -> torch.Tensor:
+    """A synapse's exact integer sums (any dtype) -> int32 after its wrap: 24 (Lava
+    ``Conv``'s signed 24 bits), 32 (int32, Lava ``Dense``) or 0 (the bound rules it out)."""
+    if wrap == 0:
+        return raw if raw.dtype == torch.int32 else raw.int()
+    x = raw.long()
+    return (signed_clamp24(x) if wrap == 24 else wrap32(x)).int()
 
 
 def prepare_dense(ly) -> Synapse:
@@ -134,10 +144,10 @@ def prepare_dense(ly) -> Synapse:
     return Synapse(ly, np.ascontiguousarray(w.T), int(np.abs(w).sum(axis=1).max(initial=0)))
 
 
-def dense(syn: Synapse, x: torch.Tensor, xmax: int) -> torch.Tensor:
-    """``x (M, in)`` -> int32 ``(M, out)``: ``W @ x`` wrapped to int32 (Lava ``Dense``)."""
+def dense(syn: Synapse, x: torch.Tensor, xmax: int):
+    """``x (M, in)`` -> ``(W @ x (M, out), wrap)``: to be wrapped to int32 (Lava ``Dense``)."""
     y = _matmul(syn, x.reshape(x.shape[0], -1), xmax)
-    return wrap32(y).int() if syn.abs_sum * xmax >= 2 ** 31 else y.int()
+    return y, (32 if syn.abs_sum * xmax >= 2 ** 31 else 0)
 
 
 def prepare_conv(ly) -> Synapse:
@@ -163,8 +173,8 @@ def _taps(x: torch.Tensor, ly, k_hw, out_hw) -> list:
             for a in range(kh) for b in range(kw)]
 
 
-def conv(syn: Synapse, x: torch.Tensor, xmax: int) -> torch.Tensor:
-    """``x (M, H, W, C_in)`` -> int32 ``(M, oH, oW, C_out)``, 24-bit wrapped (Lava ``Conv``)."""
+def conv(syn: Synapse, x: torch.Tensor, xmax: int):
+    """``x (M, H, W, C_in)`` -> ``(sums (M, oH, oW, C_out), wrap)``: 24-bit (Lava ``Conv``)."""
     ly = syn.ly
     g, rows, og = syn.weight.shape
     oh, ow = int(ly.shape[1]), int(ly.shape[2])
@@ -184,8 +194,7 @@ def conv(syn: Synapse, x: torch.Tensor, xmax: int) -> torch.Tensor:
         cols = cols.reshape(m * oh * ow, kh * kw, g, cg).permute(2, 0, 1, 3)
         y = torch.bmm(cols.reshape(g, m * oh * ow, rows), syn.w(dtype, cols.device))
         y = y.permute(1, 0, 2)
-    y = y.reshape(m, oh, ow, g * og).long().to(dev)
-    return (signed_clamp24(y) if bound >= 2 ** 23 else y).int()
+    return y.reshape(m, oh, ow, g * og).to(dev), (24 if bound >= 2 ** 23 else 0)
 
 
 def prepare_pool(ly) -> Synapse:
@@ -193,9 +202,9 @@ def prepare_pool(ly) -> Synapse:
     return Synapse(ly, k, int(np.abs(k).sum()))
 
 
-def pool(syn: Synapse, x: torch.Tensor, xmax: int) -> torch.Tensor:
-    """Per-channel weighted sum pooling as strided adds: ``(M, H, W, C)`` -> int32
-    ``(M, oH, oW, C)``, 24-bit wrapped (Lava ``Conv``, as :func:`compiler.numeric.pool2d`)."""
+def pool(syn: Synapse, x: torch.Tensor, xmax: int):
+    """Per-channel weighted sum pooling as strided adds: ``(M, H, W, C)`` -> ``(sums
+    (M, oH, oW, C), wrap)``: 24-bit (Lava ``Conv``, as :func:`compiler.numeric.pool2d`)."""
     ly = syn.ly
     bound = syn.abs_sum * xmax
     dtype = torch.int32 if bound < 2 ** 31 else torch.int64
@@ -213,10 +222,11 @@ def pool(syn: Synapse, x: torch.Tensor, xmax: int) -> torch.Tensor:
         for t, wv in zip(taps[1:], ws[1:]):
             if wv:
                 y.add_(t, alpha=wv)
-    return (signed_clamp24(y) if bound >= 2 ** 23 else y).int()
+    return y, (24 if bound >= 2 ** 23 else 0)
 
 
-#: synaptic kind -> (prepare(ly) -> Synapse, apply(Synapse, x (M, *in), xmax) -> int32 (M, *out))
+#: synaptic kind -> (prepare(ly) -> Synapse, apply(Synapse, x (M, *in), xmax) -> (sums
+#: (M, *out) of exact integers in any dtype, wrap for :func:`as_int32`))
 SYNAPSES: dict = {"dense": (prepare_dense, dense), "conv": (prepare_conv, conv),
                   "pool": (prepare_pool, pool)}
 
@@ -399,14 +409,22 @@ def _bound(x: torch.Tensor) -> int:
     return 0 if x.numel() == 0 else max(int(x.max()), -int(x.min()))
 
 
-def _neuron(ctx: Ctx, ly, a: torch.Tensor, static: bool) -> Flow:
-    """Run ``ly``'s neuron on synaptic input ``a``; record; the flow to the next layer."""
+def _neuron(ctx: Ctx, ly, raw: torch.Tensor, wrap: int, static: bool) -> Flow:
+    """Run ``ly``'s neuron on its synaptic sums ``raw`` (wrapped by ``wrap``, see
+    :func:`as_int32`); record; the flow to the next layer."""
+    eng = ctx.engine
     if ly.neuron.kind == "SDNN":
-        counts = ctx.sdnn[ly.index].scan(a, static, ctx.steps)
+        counts = ctx.sdnn[ly.index].scan(as_int32(raw, wrap), static, ctx.steps)
         flow = Flow(counts, False, _bound(counts))
         res = {"n": counts}
     else:
-        res = qblif_scan(ctx.engine.params(ly), a, static, ctx.steps, ctx.record_uv)
+        if eng.use_native:
+            from compiler.engine import native
+            res = native.qblif_scan(eng.params(ly, numpy=True), raw, static, wrap, ctx.steps,
+                                    ctx.record_uv, eng.threads)
+        else:
+            res = qblif_scan(eng.params(ly), as_int32(raw, wrap), static, ctx.steps,
+                             ctx.record_uv)
         flow = Flow(res["n"], False, int(ly.neuron.max_burst))
     if ly.index in ctx.record:
         ctx.out[ly.index] = res["n"]
@@ -419,7 +437,7 @@ def layer_input(ctx: Ctx, ly, flow: Flow) -> Flow:
     """Input layer: nothing, or an SDNN delta encoder (depth 0)."""
     if ly.neuron is None:
         return flow
-    return _neuron(ctx, ly, flow.x, flow.static)
+    return _neuron(ctx, ly, flow.x, 0, flow.static)
 
 
 def layer_flatten(ctx: Ctx, ly, flow: Flow) -> Flow:
@@ -435,9 +453,9 @@ def layer_synaptic(ctx: Ctx, ly, flow: Flow) -> Flow:
     apply = SYNAPSES[ly.kind][1]
     lead = flow.x.shape[:1] if flow.static else flow.x.shape[:2]
     x = flow.x.reshape((-1,) + tuple(flow.x.shape[len(lead):]))
-    a = apply(syn, x, flow.xmax)
-    a = a.reshape(tuple(lead) + tuple(a.shape[1:]))
-    return _neuron(ctx, ly, a, flow.static)
+    raw, wrap = apply(syn, x, flow.xmax)
+    raw = raw.reshape(tuple(lead) + tuple(raw.shape[1:]))
+    return _neuron(ctx, ly, raw, wrap, flow.static)
 
 
 #: layer kind -> function ``(ctx, layer, flow) -> flow``
@@ -485,9 +503,17 @@ class ExactEngine:
     """
 
     def __init__(self, ir, device="cpu", threads: Optional[int] = None,
-                 batch_size: Optional[int] = None):
+                 batch_size: Optional[int] = None, native: Optional[bool] = None):
         self.ir = ir
         self.device = torch.device(device)
+        if native is None or native:     # the C kernel of QB-LIF scans (CPU only)
+            from compiler.engine.native import library
+            ok = self.device.type == "cpu" and library() is not None
+            if native and not ok:
+                raise RuntimeError("the native QB-LIF kernel is not available "
+                                   "(CPU device, a C compiler, QBLIF_NATIVE unset)")
+            native = ok
+        self.use_native = bool(native)
         self.threads = default_threads() if threads is None else int(threads)
         self.batch_size = batch_size
         self.layers = layers(ir)
@@ -506,10 +532,13 @@ class ExactEngine:
             self._syn[ly.index] = SYNAPSES[ly.kind][0](ly)
         return self._syn[ly.index]
 
-    def params(self, ly) -> QBLIFParams:
-        if ly.index not in self._params:
-            self._params[ly.index] = QBLIFParams.of(ly).on(self.device)
-        return self._params[ly.index]
+    def params(self, ly, numpy: bool = False) -> QBLIFParams:
+        """The layer's neuron parameters (numpy arrays, or int32 tensors on the device)."""
+        key = (ly.index, numpy)
+        if key not in self._params:
+            p = QBLIFParams.of(ly)
+            self._params[key] = p if numpy else p.on(self.device)
+        return self._params[key]
 
     @property
     def input_shape(self) -> tuple:

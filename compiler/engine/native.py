@@ -1,0 +1,104 @@
+"""The exact engine's native CPU kernel (``qblif_scan.c``): built once with the system C
+compiler into a per-user cache and loaded with ctypes; ``None`` where that is not possible
+(no compiler, ``QBLIF_NATIVE=0``), and the engine then runs its torch code.
+
+The kernel runs a QB-LIF layer's T steps for a whole chunk in one pass over memory (the
+torch code takes about 15 elementwise passes per step); it mirrors
+:mod:`qblif_lava.reference` in int64 with the same int32 casts, so it is exact for any
+input (tests/test_exact_engine.py compares it with the reference on wrap and clip cases).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+SOURCE = Path(__file__).with_name("qblif_scan.c")
+CFLAGS = ["-O3", "-fopenmp", "-fPIC", "-shared", "-std=c99"]
+_DTYPES = {torch.int32: 0, torch.float32: 1, torch.float64: 2, torch.int64: 3}
+_lib = None
+_tried = False
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "qblif-lava"
+
+
+def _build() -> Optional[ctypes.CDLL]:
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        return None
+    src = SOURCE.read_bytes()
+    tag = hashlib.sha256(src + " ".join([cc] + CFLAGS).encode()).hexdigest()[:16]
+    so = cache_dir() / f"qblif_scan-{tag}.so"
+    if not so.exists():
+        so.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=so.parent)
+        os.close(fd)
+        try:
+            subprocess.run([cc, *CFLAGS, str(SOURCE), "-o", tmp], check=True,
+                           capture_output=True, timeout=120)
+            os.replace(tmp, so)            # atomic: a concurrent build never sees half a file
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    lib = ctypes.CDLL(str(so))
+    f = lib.qblif_scan
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    f.argtypes = [ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, i64, i64,
+                  ptr, i64, ptr, i64, i64, ctypes.c_int, ptr, ptr, ptr, ctypes.c_int]
+    f.restype = ctypes.c_int
+    return lib
+
+
+def library() -> Optional[ctypes.CDLL]:
+    """The loaded kernel library, or None (no compiler, build failed, ``QBLIF_NATIVE=0``)."""
+    global _lib, _tried
+    if os.environ.get("QBLIF_NATIVE", "1") == "0":
+        return None
+    if not _tried:
+        _tried = True
+        try:
+            _lib = _build()
+        except (OSError, subprocess.SubprocessError):
+            _lib = None
+    return _lib
+
+
+def _param(value, n: int):
+    """A scalar or an (N,) array -> (contiguous int32 tensor, its length 1 or N)."""
+    t = torch.as_tensor(np.asarray(value, np.int64).reshape(-1).astype(np.int32))
+    return t.contiguous(), t.numel()
+
+
+def qblif_scan(p, a: torch.Tensor, static: bool, in_wrap: int, steps: int, record_uv: bool,
+               threads: int) -> dict:
+    """The kernel on a CPU tensor ``a`` ((B, *shape) if ``static`` else (B, T, *shape), any
+    of int32/int64/float32/float64 holding integers); ``p`` a :class:`QBLIFParams` (numpy
+    parameters, channels-last). Returns ``{"n": int32 (B, T, *shape)}`` (+ ``u``, ``v``)."""
+    lib = library()
+    a = a.contiguous()
+    b = a.shape[0]
+    shape = tuple(a.shape[1:] if static else a.shape[2:])
+    n_el = int(np.prod(shape))
+    if not hasattr(p, "_native"):
+        p._native = _param(p.theta, n_el) + _param(p.bias, n_el)
+    theta, theta_n, bias, bias_n = p._native
+    out = {"n": torch.empty((b, steps) + shape, dtype=torch.int32)}
+    if record_uv:
+        out["u"], out["v"] = torch.empty_like(out["n"]), torch.empty_like(out["n"])
+    lib.qblif_scan(a.data_ptr(), _DTYPES[a.dtype], int(static), int(in_wrap), b, int(steps),
+                   n_el, p.cu, p.cv, theta.data_ptr(), theta_n, bias.data_ptr(), bias_n,
+                   p.k, int(p.subtract), out["n"].data_ptr(),
+                   out["u"].data_ptr() if record_uv else None,
+                   out["v"].data_ptr() if record_uv else None, int(threads))
+    return out
