@@ -318,14 +318,21 @@ def qblif_step_narrow(p: QBLIFParams, u, v, a):
     return u, v, n
 
 
+def is_narrow(p: QBLIFParams, raw: torch.Tensor, bound: Optional[int]) -> bool:
+    """Whether the narrow int32 step is exact for this input: ``|a| < 2^17`` (by the bound on
+    the synaptic sums, else measured before the wrap) and ``|bias| < 2^24``."""
+    if p.bias_abs >= F32_EXACT:
+        return False
+    return (bound is not None and bound < NARROW_INPUT) or _bound(raw) < NARROW_INPUT
+
+
 def qblif_scan(p: QBLIFParams, a: torch.Tensor, static: bool, steps: int, record_uv: bool,
-               state=None) -> dict:
+               narrow: bool = False) -> dict:
     """Run T steps from zero state. ``a``: int32 ``(B, *shape)`` (static: the same input on
-    every step) or ``(B, T, *shape)``. Returns ``{"n": (B, T, *shape) int32}`` (+ ``u``, ``v``)."""
+    every step) or ``(B, T, *shape)``; ``narrow``: :func:`is_narrow` holds. Returns
+    ``{"n": (B, T, *shape) int32}`` (+ ``u``, ``v``)."""
     shape = a.shape[1:] if static else a.shape[2:]
     b = a.shape[0]
-    narrow = p.bias_abs < F32_EXACT and (a.numel() == 0 or
-                                         max(int(a.max()), -int(a.min())) < NARROW_INPUT)
     stepf = qblif_step_narrow if narrow else qblif_step_wide
     u = torch.zeros((b,) + tuple(shape), dtype=torch.int32, device=a.device)
     v = torch.zeros_like(u)
@@ -409,22 +416,24 @@ def _bound(x: torch.Tensor) -> int:
     return 0 if x.numel() == 0 else max(int(x.max()), -int(x.min()))
 
 
-def _neuron(ctx: Ctx, ly, raw: torch.Tensor, wrap: int, static: bool) -> Flow:
+def _neuron(ctx: Ctx, ly, raw: torch.Tensor, wrap: int, static: bool,
+            bound: Optional[int] = None) -> Flow:
     """Run ``ly``'s neuron on its synaptic sums ``raw`` (wrapped by ``wrap``, see
-    :func:`as_int32`); record; the flow to the next layer."""
+    :func:`as_int32`; ``|raw| <= bound`` if given); record; the flow to the next layer."""
     eng = ctx.engine
     if ly.neuron.kind == "SDNN":
         counts = ctx.sdnn[ly.index].scan(as_int32(raw, wrap), static, ctx.steps)
         flow = Flow(counts, False, _bound(counts))
         res = {"n": counts}
     else:
+        p = eng.params(ly, numpy=eng.use_native)
+        narrow = is_narrow(p, raw, bound)
         if eng.use_native:
             from compiler.engine import native
-            res = native.qblif_scan(eng.params(ly, numpy=True), raw, static, wrap, ctx.steps,
-                                    ctx.record_uv, eng.threads)
+            res = native.qblif_scan(p, raw, static, wrap, ctx.steps, ctx.record_uv, eng.threads,
+                                    narrow)
         else:
-            res = qblif_scan(eng.params(ly), as_int32(raw, wrap), static, ctx.steps,
-                             ctx.record_uv)
+            res = qblif_scan(p, as_int32(raw, wrap), static, ctx.steps, ctx.record_uv, narrow)
         flow = Flow(res["n"], False, int(ly.neuron.max_burst))
     if ly.index in ctx.record:
         ctx.out[ly.index] = res["n"]
@@ -455,7 +464,7 @@ def layer_synaptic(ctx: Ctx, ly, flow: Flow) -> Flow:
     x = flow.x.reshape((-1,) + tuple(flow.x.shape[len(lead):]))
     raw, wrap = apply(syn, x, flow.xmax)
     raw = raw.reshape(tuple(lead) + tuple(raw.shape[1:]))
-    return _neuron(ctx, ly, raw, wrap, flow.static)
+    return _neuron(ctx, ly, raw, wrap, flow.static, syn.abs_sum * flow.xmax)
 
 
 #: layer kind -> function ``(ctx, layer, flow) -> flow``

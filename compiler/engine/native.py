@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 SOURCE = Path(__file__).with_name("qblif_scan.c")
-CFLAGS = ["-O3", "-fopenmp", "-fPIC", "-shared", "-std=c99"]
+CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c99"]
 _DTYPES = {torch.int32: 0, torch.float32: 1, torch.float64: 2, torch.int64: 3}
 _lib = None
 _tried = False
@@ -33,12 +33,21 @@ def cache_dir() -> Path:
     return Path(base) / "qblif-lava"
 
 
+def _cpu() -> str:
+    """The CPU model and flags (the build is ``-march=native``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "".join(sorted({ln for ln in f if ln.startswith(("model name", "flags"))}))
+    except OSError:
+        return ""
+
+
 def _build() -> Optional[ctypes.CDLL]:
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         return None
     src = SOURCE.read_bytes()
-    tag = hashlib.sha256(src + " ".join([cc] + CFLAGS).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(src + " ".join([cc, _cpu()] + CFLAGS).encode()).hexdigest()[:16]
     so = cache_dir() / f"qblif_scan-{tag}.so"
     if not so.exists():
         so.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +63,7 @@ def _build() -> Optional[ctypes.CDLL]:
     lib = ctypes.CDLL(str(so))
     f = lib.qblif_scan
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    f.argtypes = [ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, i64, i64,
+    f.argtypes = [ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, i64, i64,
                   ptr, i64, ptr, i64, i64, ctypes.c_int, ptr, ptr, ptr, ctypes.c_int]
     f.restype = ctypes.c_int
     return lib
@@ -81,7 +90,7 @@ def _param(value, n: int):
 
 
 def qblif_scan(p, a: torch.Tensor, static: bool, in_wrap: int, steps: int, record_uv: bool,
-               threads: int) -> dict:
+               threads: int, narrow: bool = False) -> dict:
     """The kernel on a CPU tensor ``a`` ((B, *shape) if ``static`` else (B, T, *shape), any
     of int32/int64/float32/float64 holding integers); ``p`` a :class:`QBLIFParams` (numpy
     parameters, channels-last). Returns ``{"n": int32 (B, T, *shape)}`` (+ ``u``, ``v``)."""
@@ -96,7 +105,7 @@ def qblif_scan(p, a: torch.Tensor, static: bool, in_wrap: int, steps: int, recor
     out = {"n": torch.empty((b, steps) + shape, dtype=torch.int32)}
     if record_uv:
         out["u"], out["v"] = torch.empty_like(out["n"]), torch.empty_like(out["n"])
-    lib.qblif_scan(a.data_ptr(), _DTYPES[a.dtype], int(static), int(in_wrap), b, int(steps),
+    lib.qblif_scan(a.data_ptr(), _DTYPES[a.dtype], int(static), int(in_wrap), int(narrow), b, int(steps),
                    n_el, p.cu, p.cv, theta.data_ptr(), theta_n, bias.data_ptr(), bias_n,
                    p.k, int(p.subtract), out["n"].data_ptr(),
                    out["u"].data_ptr() if record_uv else None,
