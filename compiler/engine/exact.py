@@ -173,14 +173,55 @@ def _taps(x: torch.Tensor, ly, k_hw, out_hw) -> list:
             for a in range(kh) for b in range(kw)]
 
 
+#: convolution backends whose float sums are plain dot products (exact under the bound):
+#: oneDNN's direct algorithm (the only one PyTorch asks it for) and im2col + GEMM
+EXACT_CONV_BACKENDS = ("Mkldnn", "Slow2d")
+
+
+def _library_conv(syn: Synapse, x: torch.Tensor, dtype) -> Optional[torch.Tensor]:
+    """``torch.nn.functional.conv2d`` on the CPU where PyTorch selects an exact backend
+    (checked per call; never NNPACK, whose Winograd / FFT transforms round); else None."""
+    ly = syn.ly
+    if x.device.type != "cpu":        # cuDNN may pick Winograd or FFT
+        return None
+    (ph, pw), (sh, sw), (dh, dw) = ly.padding, ly.stride, ly.dilation
+    kh, kw = ly.weight.shape[2:]
+    h, w = x.shape[1], x.shape[2]
+    if ((h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1) \
+            != (int(ly.shape[1]), int(ly.shape[2])):
+        return None
+    key = ("oihw", dtype)
+    if key not in syn.cache:
+        syn.cache[key] = torch.as_tensor(np.asarray(ly.weight, np.int64)).to(dtype)
+    wt = syn.cache[key]
+    xin = x.to(dtype).permute(0, 3, 1, 2)                      # channels-last NCHW view
+    args = ([sh, sw], [ph, pw], [dh, dw], False, [0, 0], int(ly.groups))
+    with torch.backends.nnpack.flags(enabled=False):
+        try:
+            backend = torch._C._select_conv_backend(xin, wt, None, *args, None)
+        except (AttributeError, RuntimeError, TypeError):
+            return None
+        if getattr(backend, "name", str(backend).rsplit(".", 1)[-1]) not in EXACT_CONV_BACKENDS:
+            return None
+        y = torch.nn.functional.conv2d(xin, wt, None, (sh, sw), (ph, pw), (dh, dw),
+                                       int(ly.groups))
+    return y.permute(0, 2, 3, 1)
+
+
 def conv(syn: Synapse, x: torch.Tensor, xmax: int):
-    """``x (M, H, W, C_in)`` -> ``(sums (M, oH, oW, C_out), wrap)``: 24-bit (Lava ``Conv``)."""
+    """``x (M, H, W, C_in)`` -> ``(sums (M, oH, oW, C_out), wrap)``: 24-bit (Lava ``Conv``).
+    PyTorch's CPU convolution where its backend is exact, else im2col + one matrix product."""
     ly = syn.ly
     g, rows, og = syn.weight.shape
     oh, ow = int(ly.shape[1]), int(ly.shape[2])
     kh, kw = syn.ly.weight.shape[2:]
     bound = syn.abs_sum * xmax
     dtype = _gemm_dtype(bound) or torch.int64
+    wrap = 24 if bound >= 2 ** 23 else 0
+    if dtype != torch.int64:
+        y = _library_conv(syn, x, dtype)
+        if y is not None:
+            return y, wrap
     dev = x.device
     if dtype == torch.int64:
         x = x.cpu()
@@ -194,7 +235,7 @@ def conv(syn: Synapse, x: torch.Tensor, xmax: int):
         cols = cols.reshape(m * oh * ow, kh * kw, g, cg).permute(2, 0, 1, 3)
         y = torch.bmm(cols.reshape(g, m * oh * ow, rows), syn.w(dtype, cols.device))
         y = y.permute(1, 0, 2)
-    return y.reshape(m, oh, ow, g * og).to(dev), (24 if bound >= 2 ** 23 else 0)
+    return y.reshape(m, oh, ow, g * og).to(dev), wrap
 
 
 def prepare_pool(ly) -> Synapse:

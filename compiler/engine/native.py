@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 SOURCE = Path(__file__).with_name("qblif_scan.c")
-CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c99"]
+CFLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-std=c99"]
 _DTYPES = {torch.int32: 0, torch.float32: 1, torch.float64: 2, torch.int64: 3}
 _lib = None
 _tried = False
@@ -64,7 +65,7 @@ def _build() -> Optional[ctypes.CDLL]:
     f = lib.qblif_scan
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     f.argtypes = [ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, i64, i64,
-                  ptr, i64, ptr, i64, i64, ctypes.c_int, ptr, ptr, ptr, ctypes.c_int]
+                  ptr, i64, ptr, i64, i64, ctypes.c_int, ptr, ptr, ptr, i64, i64]
     f.restype = ctypes.c_int
     return lib
 
@@ -105,9 +106,25 @@ def qblif_scan(p, a: torch.Tensor, static: bool, in_wrap: int, steps: int, recor
     out = {"n": torch.empty((b, steps) + shape, dtype=torch.int32)}
     if record_uv:
         out["u"], out["v"] = torch.empty_like(out["n"]), torch.empty_like(out["n"])
-    lib.qblif_scan(a.data_ptr(), _DTYPES[a.dtype], int(static), int(in_wrap), int(narrow), b, int(steps),
-                   n_el, p.cu, p.cv, theta.data_ptr(), theta_n, bias.data_ptr(), bias_n,
-                   p.k, int(p.subtract), out["n"].data_ptr(),
-                   out["u"].data_ptr() if record_uv else None,
-                   out["v"].data_ptr() if record_uv else None, int(threads))
+    args = (a.data_ptr(), _DTYPES[a.dtype], int(static), int(in_wrap), int(narrow), b,
+            int(steps), n_el, p.cu, p.cv, theta.data_ptr(), theta_n, bias.data_ptr(), bias_n,
+            p.k, int(p.subtract), out["n"].data_ptr(),
+            out["u"].data_ptr() if record_uv else None,
+            out["v"].data_ptr() if record_uv else None)
+    parts = max(1, min(int(threads), b))
+    cuts = [b * j // parts for j in range(parts + 1)]
+    if parts == 1:
+        lib.qblif_scan(*args, 0, b)
+    else:       # ctypes releases the GIL: sample ranges run in parallel
+        list(_pool(parts).map(lambda j: lib.qblif_scan(*args, cuts[j], cuts[j + 1]),
+                              range(parts)))
     return out
+
+
+_pools: dict = {}
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    if n not in _pools:
+        _pools[n] = ThreadPoolExecutor(n, thread_name_prefix="qblif-scan")
+    return _pools[n]

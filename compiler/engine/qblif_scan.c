@@ -2,9 +2,11 @@
  *
  * Mirrors qblif_lava/reference.py operation by operation in int64 with the same int32 casts
  * (wrap32) and the single 24-bit wrap of u, so it is exact for any int32 input. Built and
- * loaded by compiler/engine/native.py (gcc -O3 -fopenmp); the torch code in exact.py is the
+ * loaded by compiler/engine/native.py (gcc -O3); the torch code in exact.py is the
  * fallback and the CUDA path.
  *
+ * Samples b0 .. b1-1 of the batch (the caller runs ranges on its threads; no OpenMP, whose
+ * runtime would compete with torch's).
  * a:      synaptic input, (B, T, N) or, with a_static, (B, N); dtype a_dtype (0 int32,
  *         1 float32, 2 float64, 3 int64; float values are integers); first wrapped as the
  *         synapse does: in_wrap 24 (Lava Conv's signed 24 bits), 32 (int32, Lava Dense), 0.
@@ -80,11 +82,10 @@ int qblif_scan(const void *a, int a_dtype, int a_static, int in_wrap, int fast,
                int64_t B, int64_t T, int64_t N,
                int64_t cu, int64_t cv, const int32_t *theta, int64_t theta_n,
                const int32_t *bias, int64_t bias_n, int64_t K, int subtract,
-               int32_t *n_out, int32_t *u_out, int32_t *v_out, int nthreads) {
+               int32_t *n_out, int32_t *u_out, int32_t *v_out, int64_t b0, int64_t b1) {
     int64_t nblocks = (N + BLOCK - 1) / BLOCK;
     fast = fast && cu == 0 && cv == 4096;
-    #pragma omp parallel for collapse(2) schedule(static) num_threads(nthreads)
-    for (int64_t b = 0; b < B; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         for (int64_t blk = 0; blk < nblocks; blk++) {
             int64_t i0 = blk * BLOCK, i1 = i0 + BLOCK < N ? i0 + BLOCK : N;
             if (fast) {
