@@ -47,7 +47,11 @@ def text_report(net) -> str:
                  f"{g.graph['cores']} neurocore(s) on {g.graph['chips']} chip(s) "
                  f"(limits: {LOIHI2_NEURONS_PER_CORE} neurons and {LOIHI2_SYNAPSES_PER_CORE} "
                  f"synapses per core, {LOIHI2_CORES_PER_CHIP} cores per chip)")
-    if run:
+    if run and run.get("engine") == "exact":
+        lines.append(f"measured: {tot_ops:.1f} SynOps/step over {run['samples']} sample(s) x "
+                     f"{run['steps']} steps; exact engine ({run['device']}, {run['threads']} "
+                     f"thread(s)) {run['samples'] / max(run['wall_s'], 1e-9):.1f} samples/s")
+    elif run:
         lines.append(f"measured: {tot_ops:.1f} SynOps/step over {run['samples']} sample(s) x "
                      f"{run['steps']} steps; Lava CPU {run['steps_per_s']:.1f} steps/s "
                      f"({run['processes']} processes)")
