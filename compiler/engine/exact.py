@@ -451,6 +451,7 @@ class Ctx:
     record: set
     out: dict
     sdnn: dict
+    layer_steps: dict = field(default_factory=dict)
 
 
 def _bound(x: torch.Tensor) -> int:
@@ -462,8 +463,11 @@ def _neuron(ctx: Ctx, ly, raw: torch.Tensor, wrap: int, static: bool,
     """Run ``ly``'s neuron on its synaptic sums ``raw`` (wrapped by ``wrap``, see
     :func:`as_int32`; ``|raw| <= bound`` if given); record; the flow to the next layer."""
     eng = ctx.engine
+    steps = ctx.layer_steps.get(ly.index, ctx.steps)
     if ly.neuron.kind == "SDNN":
-        counts = ctx.sdnn[ly.index].scan(as_int32(raw, wrap), static, ctx.steps)
+        if steps != ctx.steps:
+            raise ValueError("SDNN layers run every step (their state streams on)")
+        counts = ctx.sdnn[ly.index].scan(as_int32(raw, wrap), static, steps)
         flow = Flow(counts, False, _bound(counts))
         res = {"n": counts}
     else:
@@ -471,10 +475,10 @@ def _neuron(ctx: Ctx, ly, raw: torch.Tensor, wrap: int, static: bool,
         narrow = is_narrow(p, raw, bound)
         if eng.use_native:
             from compiler.engine import native
-            res = native.qblif_scan(p, raw, static, wrap, ctx.steps, ctx.record_uv, eng.threads,
+            res = native.qblif_scan(p, raw, static, wrap, steps, ctx.record_uv, eng.threads,
                                     narrow)
         else:
-            res = qblif_scan(p, as_int32(raw, wrap), static, ctx.steps, ctx.record_uv, narrow)
+            res = qblif_scan(p, as_int32(raw, wrap), static, steps, ctx.record_uv, narrow)
         flow = Flow(res["n"], False, int(ly.neuron.max_burst))
     if ly.index in ctx.record:
         ctx.out[ly.index] = res["n"]
@@ -501,6 +505,8 @@ def layer_synaptic(ctx: Ctx, ly, flow: Flow) -> Flow:
     """Dense / conv / pool: the synapse over every (sample, step) of the chunk, then the neuron."""
     syn = ctx.engine.synapse(ly)
     apply = SYNAPSES[ly.kind][1]
+    if ly.index in ctx.layer_steps and not flow.static:    # only the first k steps
+        flow = Flow(flow.x[:, :ctx.layer_steps[ly.index]], False, flow.xmax)
     lead = flow.x.shape[:1] if flow.static else flow.x.shape[:2]
     x = flow.x.reshape((-1,) + tuple(flow.x.shape[len(lead):]))
     raw, wrap = apply(syn, x, flow.xmax)
@@ -623,9 +629,11 @@ class ExactEngine:
 
     # running ---------------------------------------------------------------
     def chunks(self, frames, steps: int, record_uv: bool = False, layers_to_record=None,
-               batch_size: Optional[int] = None) -> Iterator:
+               batch_size: Optional[int] = None, layer_steps: Optional[dict] = None) -> Iterator:
         """Yield ``(start, {key: tensor})`` per chunk of samples, in order: the chunk's counts
-        ``(B, T, *shape)`` int32 on the engine's device, file order (keys as :meth:`run`)."""
+        ``(B, T, *shape)`` int32 on the engine's device, file order (keys as :meth:`run`).
+        ``layer_steps``: ``{layer index: k <= T}`` to run only the first k steps of a QB-LIF
+        layer's window (its counts are then ``(B, k, *shape)``; later layers see k steps)."""
         steps = int(steps)
         if steps < 1:
             raise ValueError(f"steps_per_sample={steps} must be >= 1")
@@ -648,7 +656,7 @@ class ExactEngine:
                 if x.dim() == 4:
                     x = x.permute(0, 2, 3, 1).contiguous()
                 out = {}
-                ctx = Ctx(self, steps, record_uv, record, out, sdnn)
+                ctx = Ctx(self, steps, record_uv, record, out, sdnn, dict(layer_steps or {}))
                 flow = Flow(x, True, xmax_all)
                 for ly in self.layers:
                     flow = LAYER_KINDS[ly.kind](ctx, ly, flow)
