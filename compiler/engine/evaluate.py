@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from compiler.engine import exact as ex
 from compiler.ir import layers, producer
 from compiler.numeric import fan_out
 from qblif_lava.errors import QblifError
@@ -65,15 +66,19 @@ def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
     sums = {ly.index: 0 for ly in syn_layers}          # per neuron, over samples and steps
     correct = 0
     labels = np.asarray(labels)
-    for start, chunk in eng.chunks(frames, total, layer_steps=win,
+    for start, chunk in eng.chunks(frames, total, layer_steps=win, file_order=False,
                                    batch_size=batch_size or eng.default_batch(total)):
-        for i in sums:
-            sums[i] = sums[i] + chunk[i].sum(dim=(0, 1), dtype=torch.int64).cpu()
+        for i in sums:      # the engine's layout; a chunk's sums fit int32 (fast reduction)
+            c = chunk[i]
+            sums[i] = sums[i] + c.reshape(-1, c[0, 0].numel()).sum(0, dtype=torch.int32).cpu().long()
         o = chunk[out_ly.index]
         score = o[:, :total - out_ly.depth].reshape(o.shape[0], total - out_ly.depth, -1).sum(1)
         pred = score.argmax(1).cpu().numpy()
         correct += int((pred == labels[start:start + len(pred)]).sum())
     n = len(frames)
+    for ly in syn_layers:   # per-neuron sums in file order
+        s = np.asarray(sums[ly.index], np.int64).reshape(ex.inner_shape(ly.shape))
+        sums[ly.index] = s.transpose(2, 0, 1) if s.ndim == 3 else s
     spikes = sum(float(s.sum()) for s in sums.values())
     neurons = sum(ly.size for ly in syn_layers)
     synops = input_ops = 0.0
@@ -84,7 +89,7 @@ def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
             frame_sum = np.asarray(frames, np.float64).sum(0).reshape(fo.shape)
             input_ops += total * float((frame_sum * fo).sum())
         else:
-            synops += float((sums[src.index].numpy().reshape(fo.shape) * fo).sum())
+            synops += float((sums[src.index].reshape(fo.shape) * fo).sum())
     return dict(accuracy=correct / max(n, 1), samples=n,
                 spikes_per_neuron_step=spikes / (neurons * n * total) if neurons and n else 0.0,
                 synops_per_sample=(synops + input_ops) / n if n else 0.0,

@@ -80,7 +80,8 @@ def _internal(value, shape):
     return np.ascontiguousarray(a.transpose(1, 2, 0)) if len(shape) == 3 else a.copy()
 
 
-def _inner_shape(shape) -> tuple:
+def inner_shape(shape) -> tuple:
+    """The engine's layout of a file-order shape: ``(C, H, W)`` -> ``(H, W, C)``."""
     shape = tuple(int(s) for s in shape)
     return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
 
@@ -629,11 +630,13 @@ class ExactEngine:
 
     # running ---------------------------------------------------------------
     def chunks(self, frames, steps: int, record_uv: bool = False, layers_to_record=None,
-               batch_size: Optional[int] = None, layer_steps: Optional[dict] = None) -> Iterator:
+               batch_size: Optional[int] = None, layer_steps: Optional[dict] = None,
+               file_order: bool = True) -> Iterator:
         """Yield ``(start, {key: tensor})`` per chunk of samples, in order: the chunk's counts
         ``(B, T, *shape)`` int32 on the engine's device, file order (keys as :meth:`run`).
         ``layer_steps``: ``{layer index: k <= T}`` to run only the first k steps of a QB-LIF
-        layer's window (its counts are then ``(B, k, *shape)``; later layers see k steps)."""
+        layer's window (its counts are then ``(B, k, *shape)``; later layers see k steps).
+        ``file_order=False``: the engine's own contiguous layout (3-D layers ``(H, W, C)``)."""
         steps = int(steps)
         if steps < 1:
             raise ValueError(f"steps_per_sample={steps} must be >= 1")
@@ -660,7 +663,8 @@ class ExactEngine:
                 flow = Flow(x, True, xmax_all)
                 for ly in self.layers:
                     flow = LAYER_KINDS[ly.kind](ctx, ly, flow)
-                yield start, {k: _to_file_order(v, 2) for k, v in out.items()}
+                yield start, ({k: _to_file_order(v, 2) for k, v in out.items()} if file_order
+                              else out)
 
     def run(self, frames, steps: int, record_uv: bool = False, layers_to_record=None,
             batch_size: Optional[int] = None, progress: bool = False) -> dict:
