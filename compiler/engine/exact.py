@@ -625,8 +625,11 @@ class ExactEngine:
         return states
 
     def default_batch(self, steps: int) -> int:
+        """Samples per chunk: about 2^22 neuron-steps of the widest layer on the CPU (the
+        chunk's tensors stay in the caches' reach), 2^26 on a GPU."""
         widest = max([ly.size for ly in self.layers if ly.neuron is not None] + [1])
-        return max(1, min(1024, (1 << 22) // (widest * int(steps))))
+        budget = 1 << (22 if self.device.type == "cpu" else 26)
+        return max(1, min(1 << 14, budget // (widest * int(steps))))
 
     # running ---------------------------------------------------------------
     def chunks(self, frames, steps: int, record_uv: bool = False, layers_to_record=None,
