@@ -251,10 +251,13 @@ def pool(syn: Synapse, x: torch.Tensor, xmax: int):
     bound = syn.abs_sum * xmax
     dtype = torch.int32 if bound < 2 ** 31 else torch.int64
     k = syn.weight
-    taps = _taps(x.to(dtype), ly, k.shape, (int(ly.shape[1]), int(ly.shape[2])))
     ws = [int(v) for v in k.reshape(-1)]
-    if len(set(ws)) == 1:                   # a uniform kernel: add the taps, scale once
-        y = taps[0].clone()
+    uniform = len(set(ws)) == 1
+    # uint8 counts are added into the int32 sums as they are (no conversion pass)
+    src = x if (uniform and x.dtype == torch.uint8 and dtype == torch.int32) else x.to(dtype)
+    taps = _taps(src, ly, k.shape, (int(ly.shape[1]), int(ly.shape[2])))
+    if uniform:                             # add the taps, scale once
+        y = taps[0].to(dtype, copy=True)
         for t in taps[1:]:
             y += t
         if ws[0] != 1:
@@ -639,7 +642,8 @@ class ExactEngine:
         ``(B, T, *shape)`` int32 on the engine's device, file order (keys as :meth:`run`).
         ``layer_steps``: ``{layer index: k <= T}`` to run only the first k steps of a QB-LIF
         layer's window (its counts are then ``(B, k, *shape)``; later layers see k steps).
-        ``file_order=False``: the engine's own contiguous layout (3-D layers ``(H, W, C)``)."""
+        ``file_order=False``: the engine's own contiguous layout (3-D layers ``(H, W, C)``) and
+        count dtype (uint8 from the native kernel, else int32)."""
         steps = int(steps)
         if steps < 1:
             raise ValueError(f"steps_per_sample={steps} must be >= 1")
@@ -666,8 +670,9 @@ class ExactEngine:
                 flow = Flow(x, True, xmax_all)
                 for ly in self.layers:
                     flow = LAYER_KINDS[ly.kind](ctx, ly, flow)
-                yield start, ({k: _to_file_order(v, 2) for k, v in out.items()} if file_order
-                              else out)
+                # counts leave as int32 (the native kernel's are uint8 inside)
+                yield start, ({k: _to_file_order(v, 2).to(torch.int32) for k, v in out.items()}
+                              if file_order else out)
 
     def run(self, frames, steps: int, record_uv: bool = False, layers_to_record=None,
             batch_size: Optional[int] = None, progress: bool = False) -> dict:

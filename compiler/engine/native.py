@@ -93,8 +93,12 @@ def _param(value, n: int):
 def qblif_scan(p, a: torch.Tensor, static: bool, in_wrap: int, steps: int, record_uv: bool,
                threads: int, narrow: bool = False) -> dict:
     """The kernel on a CPU tensor ``a`` ((B, *shape) if ``static`` else (B, T, *shape), any
-    of int32/int64/float32/float64 holding integers); ``p`` a :class:`QBLIFParams` (numpy
-    parameters, channels-last). Returns ``{"n": int32 (B, T, *shape)}`` (+ ``u``, ``v``)."""
+    of int32/int64/float32/float64 holding integers), wrapped first by ``in_wrap`` (24, 32
+    or 0, see :func:`compiler.engine.exact.as_int32`); ``p`` a :class:`QBLIFParams` (numpy
+    parameters, channels-last); ``narrow``: the caller proved ``|a| < 2^17`` (before the
+    wrap) and ``|bias| < 2^24``, which allows the int32 fast variant. ``threads``: sample
+    ranges run on that many threads. Returns ``{"n": uint8 (B, T, *shape)}`` (counts
+    0..K <= 255; + int32 ``u``, ``v``)."""
     lib = library()
     a = a.contiguous()
     b = a.shape[0]
@@ -103,9 +107,10 @@ def qblif_scan(p, a: torch.Tensor, static: bool, in_wrap: int, steps: int, recor
     if not hasattr(p, "_native"):
         p._native = _param(p.theta, n_el) + _param(p.bias, n_el)
     theta, theta_n, bias, bias_n = p._native
-    out = {"n": torch.empty((b, steps) + shape, dtype=torch.int32)}
+    out = {"n": torch.empty((b, steps) + shape, dtype=torch.uint8)}     # counts 0..K <= 255
     if record_uv:
-        out["u"], out["v"] = torch.empty_like(out["n"]), torch.empty_like(out["n"])
+        out["u"] = torch.empty((b, steps) + shape, dtype=torch.int32)
+        out["v"] = torch.empty_like(out["u"])
     args = (a.data_ptr(), _DTYPES[a.dtype], int(static), int(in_wrap), int(narrow), b,
             int(steps), n_el, p.cu, p.cv, theta.data_ptr(), theta_n, bias.data_ptr(), bias_n,
             p.k, int(p.subtract), out["n"].data_ptr(),

@@ -13,7 +13,7 @@
  * theta:  vth << 6 per neuron (N,) int32, or a scalar when theta_n == 1; bias likewise.
  * cu:     4096 - (du + 1); cv: 4096 - dv.  fast: the caller proved |a| < 2^17 and |bias| < 2^24
  *         (the fast variant then runs where du = 4095 and dv = 0).
- *   n_out, u_out, v_out: (B, T, N) int32 (u, v may be NULL).
+ *   n_out: (B, T, N) uint8 (counts 0..K <= 255); u_out, v_out: (B, T, N) int32 (may be NULL).
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -40,7 +40,7 @@ static inline int64_t load(const void *a, int dtype, size_t k) {
 static void fast_block(const void *a, int a_dtype, int a_static, int64_t b, int64_t T,
                        int64_t N, int64_t i0, int64_t len, const int32_t *theta, int64_t theta_n,
                        const int32_t *bias, int64_t bias_n, int64_t K, int subtract,
-                       int32_t *n_out, int32_t *u_out, int32_t *v_out) {
+                       uint8_t *n_out, int32_t *u_out, int32_t *v_out) {
     int32_t v[BLOCK], x[BLOCK], n[BLOCK], th[BLOCK], bi[BLOCK];
     for (int64_t i = 0; i < len; i++) {
         v[i] = 0;
@@ -70,8 +70,8 @@ static void fast_block(const void *a, int a_dtype, int a_static, int64_t b, int6
         }
         if (subtract) for (int64_t i = 0; i < len; i++) v[i] -= n[i] * th[i];
         else for (int64_t i = 0; i < len; i++) v[i] = n[i] > 0 ? 0 : v[i];
-        int32_t *o = n_out + orow;
-        for (int64_t i = 0; i < len; i++) o[i] = n[i];
+        uint8_t *o = n_out + orow;
+        for (int64_t i = 0; i < len; i++) o[i] = (uint8_t)n[i];
         if (u_out) {
             for (int64_t i = 0; i < len; i++) { u_out[orow + i] = x[i] * 64; v_out[orow + i] = v[i]; }
         }
@@ -82,7 +82,7 @@ int qblif_scan(const void *a, int a_dtype, int a_static, int in_wrap, int fast,
                int64_t B, int64_t T, int64_t N,
                int64_t cu, int64_t cv, const int32_t *theta, int64_t theta_n,
                const int32_t *bias, int64_t bias_n, int64_t K, int subtract,
-               int32_t *n_out, int32_t *u_out, int32_t *v_out, int64_t b0, int64_t b1) {
+               uint8_t *n_out, int32_t *u_out, int32_t *v_out, int64_t b0, int64_t b1) {
     int64_t nblocks = (N + BLOCK - 1) / BLOCK;
     fast = fast && cu == 0 && cv == 4096;
     for (int64_t b = b0; b < b1; b++) {
@@ -116,7 +116,7 @@ int qblif_scan(const void *a, int a_dtype, int a_static, int in_wrap, int fast,
                     if (vv > th) { n = (vv - 1) / th; if (n > K) n = K; }
                     v[i - i0] = subtract ? vv - n * th : (n > 0 ? 0 : vv);
                     u[i - i0] = uu;
-                    n_out[orow + i] = (int32_t)n;
+                    n_out[orow + i] = (uint8_t)n;
                     if (u_out) { u_out[orow + i] = (int32_t)uu; v_out[orow + i] = (int32_t)v[i - i0]; }
                 }
             }
