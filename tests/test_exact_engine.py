@@ -389,3 +389,42 @@ def test_cuda_equals_cpu():
             steps = int(net.ir.graph["timesteps"])
             _assert_same(ExactEngine(net.ir, device="cuda").run(frames, steps, record_uv=True),
                          ExactEngine(net.ir).run(frames, steps, record_uv=True), path)
+
+
+def test_fused_pooling_equals_oracle(tmp_path, monkeypatch):
+    """Pooling computed inside the native kernel (uniform kernel, stride = kernel, du = 4095,
+    dv = 0): on the frame itself (static, int32) and on counts (uint8), per-channel thresholds,
+    a bias, both resets, an odd input size (the last row and column unused)."""
+    if not HAVE_NATIVE:
+        pytest.skip("no C compiler")
+    rng = np.random.default_rng(21)
+    calls = []
+    real = native.qblif_scan_pool
+    monkeypatch.setattr(native, "qblif_scan_pool", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def pool_layer(c, side, reset, k):
+        neuron = dict(qblif_neuron(rng, c, k, reset, True, 100), iDecay=4096, vDecay=0)
+        return {"type": "pool", "shape": np.array([c, side, side]),
+                "kernelSize": np.array([2, 2]), "stride": np.array([2, 2]),
+                "padding": np.array([0, 0]), "dilation": np.array([1, 1]),
+                "weight": np.full((1, 1, 2, 2), 6, np.float32), "neuron": neuron}
+    specs = [{"type": "input", "shape": np.array([3, 9, 9])}, pool_layer(3, 4, "subtract", 3),
+             {"type": "conv", "shape": np.array([4, 4, 4]), "inChannels": 3, "outChannels": 4,
+              "kernelSize": np.array([3, 3]), "stride": np.array([1, 1]),
+              "padding": np.array([1, 1]), "dilation": np.array([1, 1]), "groups": 1,
+              "weight": even_weights(rng, (4, 3, 3, 3)),
+              "neuron": dict(qblif_neuron(rng, 4, 2, "zero", True, 150), iDecay=4096, vDecay=0)},
+             pool_layer(4, 2, "zero", 2),
+             {"type": "flatten", "shape": np.array([16, 1, 1])},
+             {"type": "dense", "shape": np.array([5]), "inFeatures": 16, "outFeatures": 5,
+              "weight": even_weights(rng, (5, 16)),
+              "neuron": qblif_neuron(rng, 5, 2, "subtract", False, 100)}]
+    specs[3]["bias"] = rng.integers(-30, 30, size=4)
+    path = write_net(tmp_path / "pool.net", specs, (3, 9, 9))
+    with compiler.compile(path) as net:
+        frames = rng.integers(0, 16, size=(4, 3, 9, 9))
+        want = forward(net.ir, frames, 5, record_uv=True)
+        got = ExactEngine(net.ir, native=True, batch_size=3).run(frames, 5, record_uv=True)
+    _assert_same(got, want, "fused")
+    assert len(calls) == 4, "both pooling layers fused, in both chunks"
+    assert want[1].max() > 1 and want[3].sum() > 0

@@ -484,11 +484,41 @@ def _neuron(ctx: Ctx, ly, raw: torch.Tensor, wrap: int, static: bool,
         else:
             res = qblif_scan(p, as_int32(raw, wrap), static, steps, ctx.record_uv, narrow)
         flow = Flow(res["n"], False, int(ly.neuron.max_burst))
+    _record(ctx, ly, res)
+    return flow
+
+
+def _record(ctx: Ctx, ly, res: dict) -> None:
     if ly.index in ctx.record:
         ctx.out[ly.index] = res["n"]
         if ctx.record_uv and "u" in res:
             ctx.out[("u", ly.index)], ctx.out[("v", ly.index)] = res["u"], res["v"]
-    return flow
+
+
+def _fused_pool(ctx: Ctx, ly, syn: Synapse, flow: Flow) -> Optional[Flow]:
+    """A pooling layer's synapse and QB-LIF neuron in one native pass, where the kernel's fast
+    variant applies (uniform kernel, stride = kernel, no padding, dilation 1; ``du = 4095``,
+    ``dv = 0``; the bound proves ``|a| < 2^17`` and no wrap); else None."""
+    eng = ctx.engine
+    if not eng.use_native or ly.kind != "pool" or ly.neuron.kind == "SDNN" or \
+            flow.x.dtype not in (torch.uint8, torch.int32):
+        return None
+    k = syn.weight
+    (kh, kw), (oh, ow) = k.shape, (int(ly.shape[1]), int(ly.shape[2]))
+    if len(set(k.reshape(-1).tolist())) != 1 or tuple(ly.stride) != (kh, kw) or \
+            tuple(ly.padding) != (0, 0) or tuple(ly.dilation) != (1, 1) or \
+            oh * kh > flow.x.shape[-3] or ow * kw > flow.x.shape[-2]:
+        return None
+    p = eng.params(ly, numpy=True)
+    if p.cu != 0 or p.cv != reference.DECAY_UNITY or p.bias_abs >= F32_EXACT or \
+            syn.abs_sum * flow.xmax >= NARROW_INPUT:
+        return None
+    from compiler.engine import native
+    res = native.qblif_scan_pool(p, flow.x, flow.static, (kh, kw), (oh, ow), int(k.flat[0]),
+                                 ctx.layer_steps.get(ly.index, ctx.steps), ctx.record_uv,
+                                 eng.threads)
+    _record(ctx, ly, res)
+    return Flow(res["n"], False, int(ly.neuron.max_burst))
 
 
 def layer_input(ctx: Ctx, ly, flow: Flow) -> Flow:
@@ -511,6 +541,9 @@ def layer_synaptic(ctx: Ctx, ly, flow: Flow) -> Flow:
     apply = SYNAPSES[ly.kind][1]
     if ly.index in ctx.layer_steps and not flow.static:    # only the first k steps
         flow = Flow(flow.x[:, :ctx.layer_steps[ly.index]], False, flow.xmax)
+    fused = _fused_pool(ctx, ly, syn, flow)
+    if fused is not None:
+        return fused
     lead = flow.x.shape[:1] if flow.static else flow.x.shape[:2]
     x = flow.x.reshape((-1,) + tuple(flow.x.shape[len(lead):]))
     raw, wrap = apply(syn, x, flow.xmax)

@@ -65,7 +65,8 @@ def _build() -> Optional[ctypes.CDLL]:
     f = lib.qblif_scan
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     f.argtypes = [ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, i64, i64,
-                  ptr, i64, ptr, i64, i64, ctypes.c_int, ptr, ptr, ptr, i64, i64]
+                  ptr, i64, ptr, i64, i64, ctypes.c_int, ptr, ptr, ptr, i64, i64,
+                  ptr, ctypes.c_int, i64, i64, i64, i64, i64, i64, ctypes.c_int32]
     f.restype = ctypes.c_int
     return lib
 
@@ -99,10 +100,30 @@ def qblif_scan(p, a: torch.Tensor, static: bool, in_wrap: int, steps: int, recor
     wrap) and ``|bias| < 2^24``, which allows the int32 fast variant. ``threads``: sample
     ranges run on that many threads. Returns ``{"n": uint8 (B, T, *shape)}`` (counts
     0..K <= 255; + int32 ``u``, ``v``)."""
-    lib = library()
     a = a.contiguous()
-    b = a.shape[0]
     shape = tuple(a.shape[1:] if static else a.shape[2:])
+    return _scan(p, a.data_ptr(), _DTYPES[a.dtype], a.shape[0], shape, static, in_wrap, steps,
+                 record_uv, threads, narrow, (None, 0, 0, 0, 0, 0, 0, 0, 0))
+
+
+def qblif_scan_pool(p, x: torch.Tensor, static: bool, kernel, out_hw, weight: int, steps: int,
+                    record_uv: bool, threads: int) -> dict:
+    """:func:`qblif_scan` of a layer whose synapse is a pooling with a uniform kernel of
+    ``weight``, stride = ``kernel``, no padding, dilation 1, computed inside the kernel from the
+    counts ``x`` ((B, [T,] H, W, C) uint8 or int32, channels-last). The caller proved the
+    fast variant's conditions (``|a| < 2^17``: ``weight * kH * kW * max x``; du = 4095,
+    dv = 0, ``|bias| < 2^24``)."""
+    x = x.contiguous()
+    h, w, c = x.shape[-3:]
+    shape = (int(out_hw[0]), int(out_hw[1]), int(c))
+    code = {torch.uint8: 4, torch.int32: 0}[x.dtype]
+    return _scan(p, None, 0, x.shape[0], shape, static, 0, steps, record_uv, threads, True,
+                 (x.data_ptr(), code, h, w, c, int(kernel[0]), int(kernel[1]), shape[1],
+                  int(weight)))
+
+
+def _scan(p, a_ptr, a_code, b, shape, static, in_wrap, steps, record_uv, threads, narrow, pool):
+    lib = library()
     n_el = int(np.prod(shape))
     if not hasattr(p, "_native"):
         p._native = _param(p.theta, n_el) + _param(p.bias, n_el)
@@ -111,7 +132,7 @@ def qblif_scan(p, a: torch.Tensor, static: bool, in_wrap: int, steps: int, recor
     if record_uv:
         out["u"] = torch.empty((b, steps) + shape, dtype=torch.int32)
         out["v"] = torch.empty_like(out["u"])
-    args = (a.data_ptr(), _DTYPES[a.dtype], int(static), int(in_wrap), int(narrow), b,
+    args = (a_ptr, a_code, int(static), int(in_wrap), int(narrow), b,
             int(steps), n_el, p.cu, p.cv, theta.data_ptr(), theta_n, bias.data_ptr(), bias_n,
             p.k, int(p.subtract), out["n"].data_ptr(),
             out["u"].data_ptr() if record_uv else None,
@@ -119,10 +140,12 @@ def qblif_scan(p, a: torch.Tensor, static: bool, in_wrap: int, steps: int, recor
     parts = max(1, min(int(threads), b))
     cuts = [b * j // parts for j in range(parts + 1)]
     if parts == 1:
-        lib.qblif_scan(*args, 0, b)
+        rcs = [lib.qblif_scan(*args, 0, b, *pool)]
     else:       # ctypes releases the GIL: sample ranges run in parallel
-        list(_pool(parts).map(lambda j: lib.qblif_scan(*args, cuts[j], cuts[j + 1]),
-                              range(parts)))
+        rcs = list(_pool(parts).map(lambda j: lib.qblif_scan(*args, cuts[j], cuts[j + 1], *pool),
+                                    range(parts)))
+    if any(rcs):
+        raise RuntimeError("qblif_scan: fused pooling outside the fast variant")
     return out
 
 
