@@ -50,6 +50,18 @@ def engine_refusal(ir) -> Optional[str]:
     return None
 
 
+def _neuron_sums(c: torch.Tensor) -> torch.Tensor:
+    """Per-neuron sums of a chunk's counts ``(B, k, *shape)`` (the engine's layout), int64 on
+    the CPU. torch reduces int16 and int32 several times faster than uint8 into a wider type:
+    int16 where the chunk cannot overflow it (counts <= 255)."""
+    c = c.reshape(-1, c[0, 0].numel())
+    if c.dtype == torch.uint8 and c.shape[0] * 255 < 2 ** 15:
+        s = c.to(torch.int16).sum(0, dtype=torch.int16)
+    else:
+        s = c.int().sum(0, dtype=torch.int32)       # a chunk's sums fit int32
+    return s.cpu().long()
+
+
 def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
                 threads: Optional[int] = None, device="cpu",
                 batch_size: Optional[int] = None) -> dict:
@@ -68,9 +80,8 @@ def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
     labels = np.asarray(labels)
     for start, chunk in eng.chunks(frames, total, layer_steps=win, file_order=False,
                                    batch_size=batch_size or eng.default_batch(total)):
-        for i in sums:      # the engine's layout; a chunk's sums fit int32 (fast reduction)
-            c = chunk[i]
-            sums[i] = sums[i] + c.reshape(-1, c[0, 0].numel()).sum(0, dtype=torch.int32).cpu().long()
+        for i in sums:
+            sums[i] = sums[i] + _neuron_sums(chunk[i])
         o = chunk[out_ly.index]
         score = o[:, :total - out_ly.depth].reshape(o.shape[0], total - out_ly.depth, -1).sum(1)
         pred = score.argmax(1).cpu().numpy()
