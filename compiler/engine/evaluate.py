@@ -50,12 +50,12 @@ def engine_refusal(ir) -> Optional[str]:
     return None
 
 
-def _neuron_sums(c: torch.Tensor) -> torch.Tensor:
-    """Per-neuron sums of a chunk's counts ``(B, k, *shape)`` (the engine's layout), int64 on
-    the CPU. torch reduces int16 and int32 several times faster than uint8 into a wider type:
-    int16 where the chunk cannot overflow it (counts <= 255)."""
+def _neuron_sums(c: torch.Tensor, k: int) -> torch.Tensor:
+    """Per-neuron sums of a chunk's counts ``(B, steps, *shape)`` (the engine's layout; counts
+    0..k), int64 on the CPU. torch reduces int16 and int32 several times faster than uint8 into
+    a wider type: int16 where the chunk cannot overflow it."""
     c = c.reshape(-1, c[0, 0].numel())
-    if c.dtype == torch.uint8 and c.shape[0] * 255 < 2 ** 15:
+    if c.dtype == torch.uint8 and c.shape[0] * k < 2 ** 15:
         s = c.to(torch.int16).sum(0, dtype=torch.int16)
     else:
         s = c.int().sum(0, dtype=torch.int32)       # a chunk's sums fit int32
@@ -80,8 +80,8 @@ def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
     labels = np.asarray(labels)
     for start, chunk in eng.chunks(frames, total, layer_steps=win, file_order=False,
                                    batch_size=batch_size or eng.default_batch(total)):
-        for i in sums:
-            sums[i] = sums[i] + _neuron_sums(chunk[i])
+        for ly in syn_layers:
+            sums[ly.index] = sums[ly.index] + _neuron_sums(chunk[ly.index], ly.max_burst)
         o = chunk[out_ly.index]
         score = o[:, :total - out_ly.depth].reshape(o.shape[0], total - out_ly.depth, -1).sum(1)
         pred = score.argmax(1).cpu().numpy()
