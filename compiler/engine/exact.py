@@ -19,12 +19,14 @@ Exactness, by construction:
   float32, float64 or int64 (int64 products run on the CPU). Conv never goes through a
   library convolution (Winograd / FFT algorithms are not exact); dense wraps to int32 as
   Lava ``Dense``, conv and pool to 24 bits as Lava ``Conv`` (:mod:`compiler.numeric`).
-* The neuron (spec section 1, :mod:`qblif_lava.reference`) has two step functions: a wide
-  one mirroring the reference's int32 casts and wraps in int64, for any input; and a narrow
-  int32 one, used for a chunk when its largest synaptic input is below 2^17 and the bias
-  below 2^24: u then stays within 24 bits and no int32 sum can overflow, so the 24-bit wrap
-  of ``u`` is the only wrap (none when ``du = 4095``). The burst is counted by K compares
-  (``n = sum_j [v > j*theta]``, for K <= 8) or by a floor division.
+* The neuron (spec section 1, :mod:`qblif_lava.reference`): on the CPU the native kernel
+  (:mod:`compiler.engine.native`, one pass per layer, uint8 counts, pooling fused where it
+  can be); else (and on CUDA) two torch step functions: a wide one mirroring the reference's
+  int32 casts and wraps in int64, for any input; and a narrow int32 one, used for a chunk
+  when its largest synaptic input is below 2^17 and the bias below 2^24: u then stays within
+  24 bits and no int32 sum can overflow, so the 24-bit wrap of ``u`` is the only wrap (none
+  when ``du = 4095``). The burst is counted by K compares (``n = sum_j [v > j*theta]``, for
+  K <= 8) or by a floor division.
 * SDNN layers (Lava's sigma-delta models, as :class:`compiler.forward.SDNNState`) are never
   reset: their state runs from sample to sample and chunk to chunk, starting from the state
   the oracle's warm-up (``compiler.forward._warmup``) leaves.
