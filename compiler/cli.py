@@ -2,12 +2,14 @@
 
 ``qblif compile MODEL.net [--encoding graded|binary] [--graph FILE] [--graphml FILE]``
 prints the resource report. ``qblif run MODEL.net --dataset NAME --samples N
-[--encoding E] [--steps T] [--check] [--models fast|stock] [--plot FILE.png]`` streams N
-test images through one Lava run (with the fast process models, or Lava's stock ones), prints
-accuracy and the report (with measured SynOps); ``--check`` also runs
-the SLAYER quantized forward of the same file and demands identical output
-counts (exit 1 otherwise); ``--plot`` saves the run's raster, burst histogram and activity
-(:mod:`compiler.plots`, docs/plots.md). A :class:`compiler.CompileError` is one line on
+[--encoding E] [--steps T] [--engine lava|exact] [--models fast|stock] [--check]
+[--plot FILE.png]`` streams N test images through one Lava run (with the fast process models,
+or Lava's stock ones), or the batched exact engine (``--engine exact``: the same counts,
+computed in torch); prints accuracy and the report (with measured SynOps); ``--check`` also
+runs the SLAYER quantized forward of the same file and demands identical output counts (exit 1
+otherwise), and a Lava run is also compared with the exact engine; ``--plot`` saves the run's
+raster, burst histogram and activity (:mod:`compiler.plots`, docs/plots.md). A
+:class:`compiler.CompileError` is one line on
 stderr and exit code 2 (``qblif_lava.cli``).
 
 NIR files (``.nir``, docs/nir.md) compile and run the same way (``--dt``, ``--weight-bits``
@@ -56,9 +58,13 @@ def register(sub):
                    help="spike encoding between layers (spec section 4)")
     r.add_argument("--steps", type=int, default=None,
                    help="timesteps T per sample, >= 1 (default: the file's /qblif/timesteps)")
+    r.add_argument("--engine", choices=("lava", "exact"), default="lava",
+                   help="lava: the compiled Lava process graph; exact: the batched "
+                        "exact engine (torch), the same counts much faster")
     r.add_argument("--check", action="store_true",
                    help="compare every layer's counts with the SLAYER quantized forward "
-                        "(needs torch), exit 1 on a mismatch; for a NIR file: report the "
+                        "(needs torch), exit 1 on a mismatch, and a Lava run with the exact "
+                        "engine; for a NIR file: report the "
                         "per-layer spike agreement with its float simulation")
     r.add_argument("--force", action="store_true",
                    help="run even past the OS-process / memory limits of the pre-flight estimate")
@@ -149,11 +155,12 @@ def cmd_run(args):
         frames, labels = dataset_frames(net, args.dataset, args.samples)
         readouts = net.ir.graph.get("nir_readouts", [])   # NIR LI layers: read v
         out = net.run(frames, steps, progress=True, record_uv=bool(readouts), force=args.force,
-                      models=args.models)
+                      models=args.models, engine=args.engine)
         acc = accuracy(net, out, labels)
         print(net.report())
+        how = "exact engine" if args.engine == "exact" else f"{args.encoding} encoding"
         print(f"accuracy: {acc:.4f} on {len(frames)} {args.dataset} test samples "
-              f"({steps} steps each, {args.encoding} encoding)")
+              f"({steps} steps each, {how})")
         if args.plot:
             from compiler.plots import save_run_plot
             save_run_plot(net, out, args.plot, args.plot_layer, args.plot_samples)
@@ -161,21 +168,31 @@ def cmd_run(args):
         if args.check and "nir_dt" in net.ir.graph:
             return _check_nir(net, frames, out, steps)
         if args.check:
-            return _check(args.model, net, frames, out, steps)
+            return _check(args.model, net, frames, out, steps, args.engine)
     return 0
 
 
-def _check(path, net, frames, out, steps):
-    """Compare every layer's counts with SLAYER's quantized forward; print the first mismatch."""
-    from compiler.verify import first_mismatch, slayer_counts
+def _check(path, net, frames, out, steps, engine="lava"):
+    """Compare every layer's counts with SLAYER's quantized forward (and a Lava run's with the
+    exact engine); print the first mismatch."""
+    from compiler.verify import exact_counts, first_mismatch, slayer_counts
+    name = "Lava" if engine == "lava" else "exact engine"
     want = slayer_counts(path, net.ir, frames, steps)
-    bad = first_mismatch(out, want)
+    bad = first_mismatch(out, want, (name, "SLAYER"))
     if bad is not None:
-        print(f"check: MISMATCH (SLAYER vs Lava), first at {bad}")
+        print(f"check: MISMATCH (SLAYER vs {name}), first at {bad}")
         return 1
     total = sum(v.size for v in want.values())
     print(f"check: every layer's counts equal SLAYER's quantized forward "
           f"({total} counts in {len(want)} layers)")
+    if engine == "lava":
+        exact = exact_counts(net.ir, frames, steps)
+        bad = first_mismatch(out, exact, ("Lava", "exact engine"))
+        if bad is not None:
+            print(f"check: MISMATCH (exact engine vs Lava), first at {bad}")
+            return 1
+        print(f"check: every layer's counts equal the exact engine's "
+              f"({sum(v.size for v in exact.values())} counts in {len(exact)} layers)")
     return 0
 
 

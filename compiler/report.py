@@ -50,7 +50,11 @@ def text_report(net) -> str:
                  f"synapses per core, {LOIHI2_CORES_PER_CHIP} cores per chip)")
     est = run.get("host_estimate") or host_estimate(g, 1, g.graph.get("timesteps") or 1)
     lines.append(describe_host_estimate(est) + ("" if run else ", for 1 sample"))
-    if run:
+    if run and run.get("engine") == "exact":
+        lines.append(f"measured: {tot_ops:.1f} SynOps/step over {run['samples']} sample(s) x "
+                     f"{run['steps']} steps; exact engine ({run['device']}, {run['threads']} "
+                     f"thread(s)) {run['samples'] / max(run['wall_s'], 1e-9):.1f} samples/s")
+    elif run:
         lines.append(f"measured: {tot_ops:.1f} SynOps/step over {run['samples']} sample(s) x "
                      f"{run['steps']} steps; Lava CPU {run['steps_per_s']:.1f} steps/s "
                      f"({run['processes']} processes)")

@@ -14,6 +14,7 @@ from compiler.reader import read
 from qblif_lava.lava_session import LavaSession, stop_runtime
 
 DEFAULT_INPUT_BITS = 8
+ENGINES = ("lava", "exact")
 
 
 def compile(path, encoding: str = "graded", input_bits=None,  # noqa: A001
@@ -189,7 +190,7 @@ class CompiledNetwork:
     # running -----------------------------------------------------------
     def run(self, samples, steps_per_sample: int, record_uv: bool = False,
             layers_to_record=None, progress: bool = False, force: bool = False,
-            models: str = "fast") -> dict:
+            models: str = "fast", engine: str = "lava") -> dict:
         """Stream ``samples`` through one Lava run.
 
         samples: ints ``(S, *input_shape)`` (file order, ``(C, H, W)`` or ``(N,)``) in
@@ -214,7 +215,15 @@ class CompiledNetwork:
         ``layers_to_record`` indices, or frames of the wrong size or range.
         ``models``: ``"fast"`` (default) or ``"stock"`` process models, bit-identical
         results (:func:`run_config`).
+        ``engine``: ``"lava"`` (default) or ``"exact"``: the same counts from the batched
+        exact engine (:mod:`compiler.engine.exact`, torch) instead of a Lava run;
+        ``last_run["lava_steps"]`` is then the Lava run's length it stands for.
         """
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
+        if engine == "exact":
+            return self._run_exact(samples, steps_per_sample, record_uv, layers_to_record,
+                                   progress)
         from lava.magma.core.run_conditions import RunSteps
         from compiler.emit import emit
 
@@ -263,6 +272,23 @@ class CompiledNetwork:
         self.last_run = dict(samples=n_s, steps=steps, lava_steps=em.total_steps,
                              wall_s=wall, steps_per_s=em.total_steps / wall,
                              processes=len(em.processes), host_estimate=est, models=models)
+        self._measure(frames, out)
+        return out
+
+    def _run_exact(self, samples, steps_per_sample, record_uv, layers_to_record, progress):
+        from compiler.engine import ExactEngine
+        steps = self._check_steps(steps_per_sample)
+        record = self._check_record(layers_to_record)
+        frames = self.check_frames(samples)
+        eng = ExactEngine(self.ir)
+        out = eng.run(frames, steps, record_uv=record_uv, layers_to_record=record,
+                      progress=progress)
+        total = frames.shape[0] * steps + int(self.ir.graph["depth"])
+        wall = eng.last_run["wall_s"]
+        self.last_run = dict(samples=frames.shape[0], steps=steps, lava_steps=total, wall_s=wall,
+                             steps_per_s=total / wall if wall > 0 else float("inf"),
+                             processes=0, engine="exact", device=eng.last_run["device"],
+                             threads=eng.threads)
         self._measure(frames, out)
         return out
 

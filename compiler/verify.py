@@ -1,4 +1,5 @@
-"""Spike-for-spike comparison of a compiled Lava run with SLAYER's quantized forward.
+"""Spike-for-spike comparison of a compiled Lava run with SLAYER's quantized forward, and
+with the batched exact engine (:func:`exact_counts`, the fast reference of any compiled IR).
 
 :func:`slayer_counts` runs the exported network (``qblif_lava.slayer.load_network``)
 in quantized mode and cuts each layer's output to the window that
@@ -26,10 +27,11 @@ class Mismatch:
     neuron: tuple
     lava: int
     slayer: int
+    labels: tuple = ("Lava", "SLAYER")
 
     def __str__(self) -> str:
         return (f"layer {self.layer}, sample {self.sample}, step {self.step}, neuron {self.neuron}: "
-                f"Lava {self.lava} vs SLAYER {self.slayer}")
+                f"{self.labels[0]} {self.lava} vs {self.labels[1]} {self.slayer}")
 
 
 def slayer_counts(path, ir, frames: np.ndarray, steps: int) -> dict:
@@ -61,14 +63,24 @@ def slayer_counts(path, ir, frames: np.ndarray, steps: int) -> dict:
     return out
 
 
-def first_mismatch(lava: dict, slayer: dict) -> Optional[Mismatch]:
-    """The first differing count over layers (in order), samples, steps, neurons; None if equal."""
-    for idx in sorted(slayer):
+def exact_counts(ir, frames: np.ndarray, steps: int, layers_to_record=None) -> dict:
+    """Counts ``{layer index: int32 (S, T, *shape)}`` of the batched exact engine
+    (:class:`compiler.engine.ExactEngine`, CPU): what ``CompiledNetwork.run`` must return,
+    computed without Lava (SDNN layers included)."""
+    from compiler.engine import ExactEngine
+    return ExactEngine(ir).run(frames, steps, layers_to_record=layers_to_record)
+
+
+def first_mismatch(lava: dict, slayer: dict, labels=("Lava", "SLAYER")) -> Optional[Mismatch]:
+    """The first differing count over layers (in order), samples, steps, neurons; None if equal.
+    ``labels``: the names of the two sides, for the message."""
+    for idx in sorted(k for k in slayer if not isinstance(k, tuple)):
         a, b = lava[idx], slayer[idx]
         if a.shape != b.shape:
-            raise ValueError(f"layer {idx}: Lava counts {a.shape} vs SLAYER {b.shape}")
+            raise ValueError(f"layer {idx}: {labels[0]} counts {a.shape} vs {labels[1]} {b.shape}")
         bad = np.argwhere(a != b)
         if len(bad):
             s, t, *n = (int(i) for i in bad[0])
-            return Mismatch(idx, s, t, tuple(n), int(a[(s, t, *n)]), int(b[(s, t, *n)]))
+            return Mismatch(idx, s, t, tuple(n), int(a[(s, t, *n)]), int(b[(s, t, *n)]),
+                            tuple(labels))
     return None

@@ -15,8 +15,15 @@ a non-zero exit code, never a traceback:
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import signal
 import sys
+
+# torch's OpenMP threads sleep instead of spinning between parallel regions: on a shared or
+# busy machine, spinning threads of a 2-thread run took 3-5x its wall time (the exact engine,
+# bench/bench_engine.py). Must be set before torch loads (the command modules import it).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from qblif_lava.errors import QblifError
 

@@ -24,6 +24,7 @@ RESUME_FROM_CHECKPOINT = ("dataset", "neuron", "arch", "timesteps", "max_burst",
                           "current_decay", "voltage_decay", "reset_mode", "per_channel",
                           "fixed_threshold", "input_bits", "loss_scale", "lr_schedule", "threads",
                           "cuba_impl", "crop_pad", "hflip")
+EVAL_ENGINES = ("auto", "exact", "slayer")
 
 
 def register(sub):
@@ -221,16 +222,44 @@ def argv_of(args, parser, skip=()) -> list:
 
 def register_evaluate(sub):
     p = sub.add_parser(
-        "evaluate", help="measure a NetX model's test accuracy, spikes and SynOps (SLAYER, quantized)",
-        description="Load a NetX HDF5 model written by 'qblif train' (QB-LIF or CUBA), run SLAYER's "
-                    "quantized forward over the test split of its dataset and print accuracy, "
-                    "spikes/neuron/step and SynOps/sample, as the model card defines them.")
+        "evaluate", help="measure a NetX model's test accuracy, spikes and SynOps (quantized)",
+        description="Load a NetX HDF5 model written by 'qblif train' (QB-LIF or CUBA), run its "
+                    "exact integer forward over the test split of its dataset and print accuracy, "
+                    "spikes/neuron/step and SynOps/sample, as the model card defines them. "
+                    "Engines: the compiler's batched exact engine (fast), or SLAYER's quantized "
+                    "forward; both compute the same integers.")
     p.add_argument("model", help="NAME.net (its card NAME.json, if present, names the dataset)")
     p.add_argument("--test-limit", type=int, default=None, help="first N test samples (default all)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--engine", choices=EVAL_ENGINES, default="auto",
+                   help="exact: the compiled network through the batched exact engine "
+                        "(docs/exact_engine.md); slayer: SLAYER's quantized forward; auto "
+                        "(default): exact, or slayer where the engine cannot stand for it "
+                        "(a bias)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: every core for exact, 1 for slayer)")
     p.add_argument("--update-card", action="store_true",
                    help="write the measured test fields into NAME.json / NAME.md")
     p.set_defaults(func=run_evaluate)
+
+
+def _evaluate(args, card):
+    """The card fields by the chosen engine (see ``register_evaluate``)."""
+    from qblif_lava.training import train as tr
+    if args.threads is not None and args.threads < 1:
+        raise QblifError(f"--threads {args.threads} is invalid: expected >= 1")
+    if args.engine != "slayer":
+        # the CLI layer may use the compiler; the training library never imports it
+        from compiler.engine.evaluate import EngineRefused, evaluate_file
+        try:
+            return evaluate_file(args.model, test_limit=args.test_limit, threads=args.threads,
+                                 card=card)
+        except EngineRefused as exc:
+            if args.engine == "exact":
+                raise
+            print(f"qblif evaluate: SLAYER's forward, not the exact engine: {exc.reason}",
+                  file=sys.stderr)
+    return tr.evaluate_file(args.model, test_limit=args.test_limit, threads=args.threads or 1,
+                            card=card)
 
 
 def run_evaluate(args) -> int:
@@ -248,8 +277,7 @@ def run_evaluate(args) -> int:
             card = json.load(f)
     elif args.update_card:
         raise QblifError(f"--update-card: no model card {jpath} beside {args.model}")
-    res = tr.evaluate_file(args.model, test_limit=args.test_limit, threads=args.threads,
-                           card=card)
+    res = _evaluate(args, card)
     print(f"{args.model}: test accuracy {res['test_accuracy'] * 100:.2f}% on "
           f"{res['test_samples']} {res['dataset']} test images (quantized), "
           f"{res['spikes_per_neuron_step']:.4f} spikes/neuron/step, "

@@ -1,0 +1,5 @@
+"""Execution engines of a compiled IR other than Lava: :mod:`compiler.engine.exact`, the
+batched exact engine (torch, CPU or CUDA)."""
+from compiler.engine.exact import ExactEngine, run_exact
+
+__all__ = ["ExactEngine", "run_exact"]
