@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.ir import layers
+from compiler.ir import in_message, layers, synaptic_layers
 
 
 def to_lava(shape) -> tuple:
@@ -78,19 +78,19 @@ def _neuron_proc(ly, steps):
                  reset_offset=ly.reset_offset, name=f"layer{ly.index}_qblif")
 
 
-def _synapse_proc(ly):
+def _synapse_proc(ly, msg):
+    """Lava ``Dense`` / ``Conv`` of ``ly``'s :class:`compiler.ir.Synapse`, receiving ``msg``."""
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
-    s = ly.syn
+    s = ly.synapse
     if ly.kind == "dense":
-        return Dense(weights=s["weight"], weight_exp=ly.weight_exp,
-                     num_weight_bits=ly.weight_bits, num_message_bits=s["message_bits"],
-                     name=f"layer{ly.index}_dense")
+        return Dense(weights=s.weight, weight_exp=s.exp, num_weight_bits=s.bits,
+                     num_message_bits=msg.wire_bits, name=f"layer{ly.index}_dense")
     in_shape = to_lava(ly.in_shape)
-    in_shape = in_shape[:-1] + (in_shape[-1] * s["lanes"],)
-    return Conv(weight=s["weight"], input_shape=in_shape, stride=ly.stride[::-1],
-                padding=ly.padding[::-1], dilation=ly.dilation[::-1], groups=s["groups"],
-                num_message_bits=s["message_bits"], name=f"layer{ly.index}_{ly.kind}")
+    in_shape = in_shape[:-1] + (in_shape[-1] * msg.lanes,)
+    return Conv(weight=s.weight, input_shape=in_shape, stride=ly.stride[::-1],
+                padding=ly.padding[::-1], dilation=ly.dilation[::-1], groups=s.groups,
+                num_message_bits=msg.wire_bits, name=f"layer{ly.index}_{ly.kind}")
 
 
 def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
@@ -109,10 +109,11 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
 
     samples = frames_lava.shape[0]
     total = samples * steps + g.graph["depth"]
-    first = [ly for ly in layers(g) if ly.kind in ("dense", "conv", "pool")][0]
+    first = synaptic_layers(g)[0]
     encoder = layers(g)[0] if layers(g)[0].proc == "Delta" else None
     src = FrameSource(frames=frames_lava, steps=steps,
-                      lanes=1 if encoder is not None else first.syn["lanes"], name="input")
+                      lanes=1 if encoder is not None else in_message(g, first.index).lanes,
+                      name="input")
     em = Emitted(source=src, total_steps=total, processes=[src])
     port, lanes_ready = src.s_out, True   # current output port; True: already in lanes
 
@@ -141,13 +142,14 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             if len(ly.in_shape) == 3:
                 port = port.transpose([2, 1, 0]).flatten()
             continue
-        lanes = ly.syn["lanes"]
+        msg = in_message(g, ly.index)
+        lanes = msg.lanes
         if lanes > 1 and not lanes_ready:
             th = Thermometer(shape=port.shape, lanes=lanes, name=f"layer{ly.index}_lanes")
             port.connect(th.s_in)
             port = th.s_out
             em.processes.append(th)
-        syn = _synapse_proc(ly)
+        syn = _synapse_proc(ly, msg)
         neu = _neuron_proc(ly, steps)
         port.connect(syn.s_in)
         syn.a_out.connect(neu.a_in)

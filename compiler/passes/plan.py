@@ -23,17 +23,21 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.ir import layers
+from compiler.passes.declare import declare
 
 
 SDNN_PROC = {False: "SigmaDelta", True: "Sigma"}
 
 
+@declare(reads=("layer.neuron", "layer.synapse"),
+         writes=("layer.depth", "layer.reset_offset", "layer.proc", "graph.depth",
+                 "graph.stateful"))
 def plan_emission(g):
     depth = 0
     for ly in layers(g):
         if ly.kind == "input" and ly.neuron is not None:   # SDNN delta encoder
             ly.depth, ly.reset_offset, ly.proc = 0, 1, "Delta"
-        if ly.kind in ("dense", "conv", "pool"):
+        if ly.synaptic:
             depth += 1
             ly.depth = depth
             ly.reset_offset = depth + 1

@@ -21,7 +21,8 @@ import numpy as np
 from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
 
 from compiler.errors import CompileError
-from compiler.ir import layers
+from compiler.ir import Synapse, synaptic_layers
+from compiler.passes.declare import declare
 
 
 def netx_optimize_weight_bits(weight: np.ndarray):
@@ -63,18 +64,17 @@ def dense_effective(scaled, num_weight_bits, weight_exp, sign_mode) -> np.ndarra
     return np.right_shift(w, -weight_exp), w
 
 
+@declare(reads=("layer.weight", "layer.in_shape"), writes=("layer.synapse",))
 def quantize(g):
-    """Set ``lava_weight``, ``weight_bits``, ``weight_exp``, ``sign_mode`` per synaptic layer."""
-    for ly in layers(g):
-        if ly.kind not in ("dense", "conv", "pool"):
-            continue
+    """Set ``layer.synapse`` (:class:`compiler.ir.Synapse`: NetX-scaled weights, exponent,
+    weight bits, groups) per synaptic layer."""
+    for ly in synaptic_layers(g):
         w = np.asarray(ly.weight, np.int64)
         if w.min() < -256 or w.max() > 255:
             raise CompileError(f"weights in [{w.min()}, {w.max()}] are not representable in "
                                "8 bits (allowed [-256, 255])", ly.index, "weight")
         if not np.any(w):
-            ly.lava_weight, ly.weight_bits, ly.weight_exp = w.copy(), 1, 0
-            ly.sign_mode = SignMode.EXCITATORY
+            ly.synapse = Synapse(weight=w.copy(), exp=0, bits=1, groups=ly.groups)
             continue
         scaled, bits, exp, mode = netx_optimize_weight_bits(w)
         eff, lava_w = dense_effective(scaled, bits, exp, mode)
@@ -85,8 +85,8 @@ def quantize(g):
             raise CompileError(f"weights are not representable exactly by an 8-bit Loihi "
                                f"synapse in {mode.name} sign mode with weight exponent {exp}"
                                f"{where}; mixed-sign weights must be even", ly.index, "weight")
-        ly.weight_bits, ly.weight_exp, ly.sign_mode = bits, exp, mode
-        ly.lava_weight = scaled if ly.kind == "dense" else w
-        if ly.kind != "dense":
-            ly.weight_exp = 0
+        if ly.kind == "dense":
+            ly.synapse = Synapse(weight=scaled, exp=exp, bits=bits, groups=1)
+        else:   # Lava's Conv applies no exponent: the file's weights themselves
+            ly.synapse = Synapse(weight=w, exp=0, bits=bits, groups=ly.groups)
     return g

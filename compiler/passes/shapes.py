@@ -9,6 +9,7 @@ import numpy as np
 
 from compiler.errors import CompileError
 from compiler.ir import layers
+from compiler.passes.declare import declare
 
 
 def conv_out(size, k, s, p, d):
@@ -27,6 +28,8 @@ def _input_shape(g, first):
                        first.index, "shape")
 
 
+@declare(reads=("layer.shape", "layer.weight", "layer.stride"),
+         writes=("layer.in_shape", "layer.shape", "layer.weight", "graph.input_shape"))
 def infer_shapes(g):
     """Propagate shapes layer by layer; raise on any inconsistency."""
     lys = layers(g)

@@ -1,14 +1,20 @@
-"""Validation pass: reject every malformed, inconsistent or unsupported layer.
+"""Validation (a pure check) and normalization (fills defaults) of the read graph.
 
-Ranges are those of spec section 1 (``qblif_lava.params``); each failure is one
-:class:`CompileError` naming the layer index and the key.
+``validate`` rejects every malformed, inconsistent or unsupported layer and changes
+nothing; ``normalize`` then writes the values the later passes use (per-neuron
+threshold and bias broadcasts, ``bias_exp``, pool strides, the burst fields of CUBA and
+SDNN neurons). Both derive those values with the same functions (:func:`neuron_values`),
+so what is checked is what is written. Ranges are those of spec section 1
+(``qblif_lava.params``); each failure is one :class:`CompileError` naming the layer index
+and the key.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from compiler.errors import CompileError
-from compiler.ir import LAYER_KINDS, layers
+from compiler.ir import LAYER_KINDS, SYNAPTIC_KINDS, check_graph, layers
+from compiler.passes.declare import declare
 from qblif_lava import params as P
 
 UNSUPPORTED_NEURONS = {}
@@ -46,7 +52,7 @@ def _per_channel(value, layer, key, shape, lo, hi):
     return _check(P.check_int_range, layer, key, key, arr, lo, hi, shape=shape).copy()
 
 
-def _validate_sdnn(ly):
+def _sdnn_values(ly) -> dict:
     """A sigma-delta neuron group, as stock NetX reads it (see ``compiler.reader``)."""
     n, i = ly.neuron, ly.index
     foreign = sorted(k for k in n.raw if k in FOREIGN_SDNN_KEYS)
@@ -64,6 +70,7 @@ def _validate_sdnn(ly):
         if n.raw.get(k):
             raise CompileError("cumulative-error sigma-delta is unsupported (stock NetX "
                                "ignores the key; expected 0 or absent)", i, f"neuron/{k}")
+    out = dict(max_burst=1, reset_mode="zero")
     if n.sigma_output:
         if not n.raw["sigma_output"]:
             raise CompileError("sigma_output=0 is ambiguous: stock NetX emits a Sigma "
@@ -74,18 +81,18 @@ def _validate_sdnn(ly):
                                "neuron/sigma_output")
         if ly.bias is not None:
             raise CompileError("a sigma output (Lava Sigma) has no bias", i, "bias")
-        n.vth = 0
+        out["vth"] = 0
     else:
         vth = np.asarray(n.vth)
         if vth.size != 1:
             raise CompileError(f"expected a scalar threshold, found shape {vth.shape} (Lava's "
                                "SigmaDelta has one vth per layer)", i, "neuron/vThMant")
-        n.vth = int(_check(P.check_int_range, i, "neuron/vThMant", "vThMant",
-                           vth.reshape(-1)[0], *SDNN_VTH_RANGE))
-    n.max_burst, n.reset_mode = 1, "zero"
+        out["vth"] = int(_check(P.check_int_range, i, "neuron/vThMant", "vThMant",
+                                vth.reshape(-1)[0], *SDNN_VTH_RANGE))
+    return out
 
 
-def _validate_input(ly):
+def _check_input(ly):
     """An input layer; with a neuron only a sigma-delta encoder (Lava ``Delta``)."""
     i = ly.index
     if ly.neuron is None:
@@ -94,7 +101,6 @@ def _validate_input(ly):
         raise CompileError(f"input layers with a {ly.neuron.kind} neuron are unsupported "
                            "(inputs are direct graded frames, or an SDNN delta encoder)",
                            i, "neuron")
-    _validate_sdnn(ly)
     for key, default in INPUT_TRANSFORM.items():
         value = getattr(ly, key)
         if value is not None and (np.asarray(value).size != 1
@@ -103,18 +109,16 @@ def _validate_input(ly):
                                "(stock NetX reads it but never applies it)", i, key)
 
 
-def _validate_neuron(ly):
+def _spiking_values(ly) -> dict:
     n, i = ly.neuron, ly.index
     if n.kind in UNSUPPORTED_NEURONS:
         raise CompileError(UNSUPPORTED_NEURONS[n.kind], i, "neuron/type")
-    if n.kind not in ("QBLIF", "CUBA", "SDNN"):
+    if n.kind not in ("QBLIF", "CUBA"):
         raise CompileError(f"unknown neuron type {n.kind!r} (expected QBLIF, CUBA, LOIHI, "
                            "SDNN)", i, "neuron/type")
-    if n.kind == "SDNN":
-        return _validate_sdnn(ly)
     _check(P.check_int_range, i, "neuron/iDecay", "iDecay", n.du + 1, 1, P.DECAY_RANGE[1] + 1)
     _check(P.check_int_range, i, "neuron/vDecay", "vDecay", n.dv, *P.DECAY_RANGE)
-    n.vth = _per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.VTH_RANGE)
+    out = dict(vth=_per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.VTH_RANGE))
     if n.ref_delay not in (0, 1):
         raise CompileError(f"refDelay={n.ref_delay} is unsupported (refractory periods "
                            "are not modelled; expected 0 or 1)", i, "neuron/refDelay")
@@ -124,18 +128,49 @@ def _validate_neuron(ly):
         if n.message_bits not in (None, 0):
             raise CompileError(f"messageBits={n.message_bits} is unsupported for CUBA "
                                "(binary spikes, expected 0)", i, "neuron/messageBits")
-        n.max_burst, n.reset_mode = 1, "zero"
-        return
+        out.update(max_burst=1, reset_mode="zero")
+        return out
     _check(P.check_int_range, i, "neuron/maxBurst", "maxBurst", n.max_burst, *P.MAX_BURST_RANGE)
     _check(P.check_reset_mode, i, "neuron/resetMode", n.reset_mode)
     want = P.message_bits(n.max_burst)
     if n.message_bits is not None and n.message_bits != want:
         raise CompileError(f"messageBits={n.message_bits} is inconsistent with "
                            f"maxBurst={n.max_burst} (expected {want})", i, "neuron/messageBits")
+    return out
 
 
+def neuron_values(ly) -> dict:
+    """The normalized neuron fields of ``ly`` (raises :class:`CompileError` if invalid):
+    ``vth`` (int or per-neuron array), ``max_burst``, ``reset_mode``, and for a layer with a
+    bias ``bias_mant`` (int or per-neuron array) and ``bias_exp`` = 6 (NetX scales the bias
+    mantissa by 2^6, as the weights)."""
+    if ly.kind == "input":
+        _check_input(ly)
+    out = _sdnn_values(ly) if ly.neuron.kind == "SDNN" else _spiking_values(ly)
+    if ly.bias is not None and ly.kind != "input":
+        out["bias_mant"] = _per_channel(ly.bias, ly.index, "bias", ly.shape,
+                                        *P.BIAS_MANT_RANGE)
+        out["bias_exp"] = 6
+    return out
+
+
+def _check_geometry(ly):
+    i = ly.index
+    if ly.kernel is None:
+        raise CompileError("missing", i, "kernelSize")
+    stride = ly.kernel if ly.stride is None else ly.stride
+    for key, val, lo in (("kernelSize", ly.kernel, 1), ("stride", stride, 1),
+                         ("padding", ly.padding, 0), ("dilation", ly.dilation, 1)):
+        if min(val) < lo or max(val) > 1024:
+            raise CompileError(f"{key}={val} is out of range [{lo}, 1024]", i, key)
+    if ly.groups < 1:
+        raise CompileError(f"groups={ly.groups} must be >= 1", i, "groups")
+
+
+@declare(reads=("layer.kind", "layer.shape", "layer.neuron"), writes=())
 def validate(g):
-    """Check kinds, required keys, parameter ranges; normalise neuron params in place."""
+    """Check kinds, required keys, parameter ranges and the graph's structure (pure)."""
+    check_graph(g)
     lys = layers(g)
     for ly in lys:
         i = ly.index
@@ -153,30 +188,16 @@ def validate(g):
                                "positive ints)", i, "shape")
         if ly.kind != "flatten" and np.prod(ly.shape, dtype=float) > MAX_NEURONS:
             raise CompileError(f"shape {ly.shape} is too large", i, "shape")
-        if ly.kind == "input":
-            _validate_input(ly)
-            continue
         if ly.kind == "flatten":
             if ly.neuron is not None:
                 raise CompileError("a flatten layer has no neuron", i, "neuron")
             continue
-        if ly.neuron is None:
+        if ly.kind in SYNAPTIC_KINDS and ly.neuron is None:
             raise CompileError(f"a {ly.kind} layer needs a neuron group", i, "neuron")
-        _validate_neuron(ly)
-        if ly.bias is not None:
-            ly.neuron.bias_mant = _per_channel(ly.bias, i, "bias", ly.shape, *P.BIAS_MANT_RANGE)
-            ly.neuron.bias_exp = 6   # NetX: bias mantissa scaled by 2^6, as the weights
+        if ly.neuron is not None:
+            neuron_values(ly)
         if ly.kind in ("conv", "pool"):
-            if ly.kernel is None:
-                raise CompileError("missing", i, "kernelSize")
-            if ly.stride is None:
-                ly.stride = ly.kernel   # lava-dl pool: stride defaults to the kernel
-            for key, val, lo in (("kernelSize", ly.kernel, 1), ("stride", ly.stride, 1),
-                                 ("padding", ly.padding, 0), ("dilation", ly.dilation, 1)):
-                if min(val) < lo or max(val) > 1024:
-                    raise CompileError(f"{key}={val} is out of range [{lo}, 1024]", i, key)
-            if ly.groups < 1:
-                raise CompileError(f"groups={ly.groups} must be >= 1", i, "groups")
+            _check_geometry(ly)
     if lys[-1].kind in ("flatten", "input"):
         raise CompileError(f"the last layer cannot be {lys[-1].kind!r}", lys[-1].index, "type")
     bits = g.graph.get("input_bits")
@@ -186,4 +207,18 @@ def validate(g):
     t = g.graph.get("timesteps")
     if t is not None and not 1 <= t <= 100000:
         raise CompileError(f"timesteps={t} is out of range [1, 100000]", "qblif", "timesteps")
+    return g
+
+
+@declare(reads=("layer.neuron", "layer.bias", "layer.kernel"),
+         writes=("layer.neuron", "layer.stride"))
+def normalize(g):
+    """Fill defaults on a validated graph: :func:`neuron_values` into each neuron, a pool's
+    stride (lava-dl: the kernel) where the file has none."""
+    for ly in layers(g):
+        if ly.neuron is not None:
+            for k, v in neuron_values(ly).items():
+                setattr(ly.neuron, k, v)
+        if ly.kind in ("conv", "pool") and ly.stride is None:
+            ly.stride = ly.kernel
     return g
