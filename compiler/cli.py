@@ -1,7 +1,9 @@
 """``qblif compile`` and ``qblif run``.
 
 ``qblif compile MODEL.net [--encoding graded|binary] [--graph FILE] [--graphml FILE]``
-prints the resource report. ``qblif run MODEL.net --dataset NAME --samples N
+prints the resource report. ``qblif run MODEL.net --input FILE.npy [--steps T]
+[--reset sample|none|netx]`` runs the samples or streams of a .npy file (docs/coverage.md).
+``qblif run MODEL.net --dataset NAME --samples N
 [--encoding E] [--steps T] [--check]`` streams N test images through one Lava run,
 prints accuracy and the report (with measured SynOps); ``--check`` also runs
 the SLAYER quantized forward of the same file and demands identical output
@@ -9,6 +11,8 @@ counts (exit 1 otherwise). A :class:`compiler.CompileError` is one line on
 stderr and exit code 2 (``qblif_lava.cli``).
 """
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -23,11 +27,21 @@ def register(sub):
 
     r = sub.add_parser("run", help="run a compiled model on test images in Lava (CPU)")
     r.add_argument("model")
-    r.add_argument("--dataset", choices=("digits", "fashion-mnist"), required=True)
+    src = r.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", choices=("digits", "fashion-mnist"))
+    src.add_argument("--input", metavar="FILE.npy",
+                     help="run these samples instead of a dataset: ints (S, *input shape) "
+                          "held for --steps each, or a stream (S, T_in, *input shape); for "
+                          "an input layer with a neuron, its bias mantissas")
     r.add_argument("--samples", type=int, default=10, help="number of test images (default 10)")
     r.add_argument("--encoding", choices=("graded", "binary"), default="graded")
     r.add_argument("--steps", type=int, default=None,
                    help="timesteps per sample (default: the file's /qblif/timesteps)")
+    r.add_argument("--reset", choices=("sample", "none", "netx"), default="sample",
+                   help="per-sample reset (default), none (continuous), or stock NetX's "
+                        "reset_interval/reset_offset schedule (--reset-interval/--reset-offset)")
+    r.add_argument("--reset-interval", type=int, default=None)
+    r.add_argument("--reset-offset", type=int, default=0)
     r.add_argument("--check", action="store_true",
                    help="compare with the SLAYER quantized forward (needs torch)")
     r.set_defaults(func=cmd_run)
@@ -55,6 +69,8 @@ def cmd_run(args):
 
     if args.samples < 1:
         raise ValueError(f"--samples={args.samples} must be >= 1")
+    if args.input:
+        return _run_input(args)
     with compile_net(args.model, encoding=args.encoding) as net:
         steps = args.steps or net.ir.graph.get("timesteps")
         if not steps:
@@ -80,6 +96,32 @@ def cmd_run(args):
               f"({steps} steps each, {args.encoding} encoding)")
         if args.check:
             return _check(args.model, net, frames, out, steps)
+    return 0
+
+
+def _run_input(args):
+    """``qblif run MODEL --input FILE.npy``: run the samples of a .npy file; print the
+    report and each sample's output counts summed over its steps."""
+    from compiler import compile as compile_net
+    from compiler.errors import CompileError
+
+    try:
+        samples = np.load(args.input, allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(f"{args.input}: not a .npy array ({exc})") from None
+    with compile_net(args.model, encoding=args.encoding) as net:
+        stream = samples.ndim == len(net.input_shape) + 2
+        steps = args.steps or (samples.shape[1] if stream else net.ir.graph.get("timesteps"))
+        if not steps:
+            raise CompileError("the file has no /qblif/timesteps; pass --steps", "qblif",
+                               "timesteps")
+        out = net.run(samples, steps, progress=sys.stderr.isatty(), stream=stream, reset=args.reset,
+                      reset_interval=args.reset_interval, reset_offset=args.reset_offset)
+        print(net.report())
+        last = max(k for k in out if isinstance(k, int))
+        sums = out[last].reshape(out[last].shape[0], steps, -1).sum(axis=1)
+        for s, row in enumerate(sums):
+            print(f"sample {s}: layer {last} counts {row.tolist()}")
     return 0
 
 

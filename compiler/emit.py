@@ -61,28 +61,52 @@ def _sdnn_proc(ly):
                       name=f"layer{ly.index}_sigmadelta")
 
 
-def _neuron_proc(ly, steps):
-    from lava.proc.lif.process import LIFReset
+def _neuron_proc(ly, sched):
+    """The neuron process of ``ly``; sched: ``(reset_interval, reset_offset)`` or None."""
+    from lava.proc.lif.process import LIF, LIFReset
     from qblif_lava.process import QBLIF
     if ly.neuron.kind == "SDNN":
         return _sdnn_proc(ly)
     n, shape = ly.neuron, to_lava(ly.shape)
+    interval, offset = sched if sched is not None else (None, 0)
     if ly.proc == "LIF":
-        return LIFReset(shape=shape, du=n.du, dv=n.dv, vth=int(n.vth),
-                        bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
-                        reset_interval=steps, reset_offset=ly.reset_offset,
-                        name=f"layer{ly.index}_lif")
+        kw = dict(shape=shape, du=n.du, dv=n.dv, vth=int(n.vth),
+                  bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
+                  name=f"layer{ly.index}_lif")
+        if interval is None:
+            return LIF(**kw)
+        return LIFReset(reset_interval=interval, reset_offset=offset, **kw)
     return QBLIF(shape=shape, du=n.du, dv=n.dv, vth=_full(n.vth, ly.shape),
                  bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
-                 max_burst=n.max_burst, reset_mode=n.reset_mode, reset_interval=steps,
-                 reset_offset=ly.reset_offset, name=f"layer{ly.index}_qblif")
+                 max_burst=n.max_burst, reset_mode=n.reset_mode, reset_interval=interval,
+                 reset_offset=offset, name=f"layer{ly.index}_qblif")
+
+
+def _per_synapse_delays(delay) -> bool:
+    """Delays that differ within a row (per input): only Lava's ``DelayDense`` has them.
+    One delay per output neuron (lava-dl's axonal delay) is a :class:`DelayLine` after the
+    synapse: the same sums, and far faster than ``DelayDense`` in Lava's CPU model."""
+    return delay is not None and bool(np.any(delay != delay[:, :1]))
+
+
+def _output_delays(ly):
+    """Per-output-neuron delays of ``ly`` (file order, ``ly.shape``), or None."""
+    d = ly.synapse.delay
+    if d is None or (ly.kind == "dense" and _per_synapse_delays(d)):
+        return None
+    return d[:, 0] if ly.kind == "dense" else d
 
 
 def _synapse_proc(ly, msg):
     """Lava ``Dense`` / ``Conv`` of ``ly``'s :class:`compiler.ir.Synapse`, receiving ``msg``."""
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
+    from lava.proc.dense.process import DelayDense
     s = ly.synapse
+    if ly.kind == "dense" and _per_synapse_delays(s.delay):   # as stock: Lava's DelayDense
+        return DelayDense(weights=s.weight, delays=s.delay.astype(int), weight_exp=s.exp,
+                          num_weight_bits=s.bits, num_message_bits=msg.wire_bits,
+                          name=f"layer{ly.index}_delaydense")
     if ly.kind == "dense":
         return Dense(weights=s.weight, weight_exp=s.exp, num_weight_bits=s.bits,
                      num_message_bits=msg.wire_bits, name=f"layer{ly.index}_dense")
@@ -94,14 +118,20 @@ def _synapse_proc(ly, msg):
 
 
 def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
-         record_uv: bool = False) -> Emitted:
-    """Build the process graph for ``frames_lava`` (ints ``(samples, *Lava input shape)``).
+         record_uv: bool = False, *, stream: bool = False, reset: str = "sample",
+         reset_interval=None, reset_offset: int = 0) -> Emitted:
+    """Build the process graph for ``frames_lava`` (ints ``(samples, *Lava input shape)``,
+    or with ``stream`` ``(samples, T_in, *Lava input shape)``).
 
     record: layer indices whose counts are recorded (None: every neuron layer), each into
-    a file in ``workdir`` (see :mod:`compiler.procs.recorder`).
+    a file in ``workdir`` (see :mod:`compiler.procs.recorder`). reset, reset_interval,
+    reset_offset: :func:`compiler.passes.plan.reset_schedule`.
     """
     import os
 
+    from compiler.passes.plan import reset_schedule
+    from compiler.procs.bias_neuron import BiasNeuron
+    from compiler.procs.delay_line import DelayLine
     from compiler.procs.recorder import Recorder
     from compiler.procs.recorder.process import create_recording
     from compiler.procs.source import FrameSource
@@ -110,10 +140,21 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
     samples = frames_lava.shape[0]
     total = samples * steps + g.graph["depth"]
     first = synaptic_layers(g)[0]
-    encoder = layers(g)[0] if layers(g)[0].proc == "Delta" else None
-    src = FrameSource(frames=frames_lava, steps=steps,
-                      lanes=1 if encoder is not None else in_message(g, first.index).lanes,
-                      name="input")
+    head = layers(g)[0]
+
+    def sched(ly):
+        return reset_schedule(g, ly, steps, reset, reset_interval, reset_offset)
+
+    if head.proc == "BiasNeuron":   # the frames drive the input neuron's bias
+        n = head.neuron
+        interval, offset = sched(head) or (None, 0)
+        src = BiasNeuron(frames=frames_lava, steps=steps, du=n.du, dv=n.dv,
+                         vth=_full(n.vth, head.shape), stream=stream, reset_interval=interval,
+                         reset_offset=offset, name=f"layer{head.index}_bias_neuron")
+    else:
+        lanes = 1 if head.proc == "Delta" else in_message(g, first.index).lanes
+        src = FrameSource(frames=frames_lava, steps=steps, lanes=lanes, stream=stream,
+                          name="input")
     em = Emitted(source=src, total_steps=total, processes=[src])
     port, lanes_ready = src.s_out, True   # current output port; True: already in lanes
 
@@ -126,17 +167,29 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             (out.transpose([2, 1, 0]).flatten() if len(ly.shape) == 3 else out).connect(sink.a_in)
             em.sinks[ly.index] = (sink, path, ly.size)
             em.processes.append(sink)
+        if record_uv and ly.neuron.kind != "SDNN":   # sigma-delta has no u, v
+            from lava.proc.monitor.process import Monitor
+            for var in ("u", "v"):
+                mon = Monitor()
+                mon.probe(getattr(neu, var), total)
+                em.monitors[(var, ly.index)] = mon
+                em.processes.append(mon)
 
     for ly in layers(g):
-        if ly is encoder:
-            neu = _neuron_proc(ly, steps)
+        if ly is head and ly.proc == "BiasNeuron":
+            em.neurons[ly.index] = src
+            record_out(ly, src)
+            port, lanes_ready = src.s_out, False
+            continue
+        if ly is head and ly.proc == "Delta":
+            neu = _neuron_proc(ly, None)
             port.connect(neu.a_in)
             em.processes.append(neu)
             em.neurons[ly.index] = neu
             record_out(ly, neu)
             port, lanes_ready = neu.s_out, False
             continue
-        if ly.kind == "input":
+        if ly.kind in ("input", "average"):   # average: read out on the host (runtime)
             continue
         if ly.kind == "flatten":
             if len(ly.in_shape) == 3:
@@ -150,18 +203,18 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             port = th.s_out
             em.processes.append(th)
         syn = _synapse_proc(ly, msg)
-        neu = _neuron_proc(ly, steps)
+        neu = _neuron_proc(ly, sched(ly))
         port.connect(syn.s_in)
-        syn.a_out.connect(neu.a_in)
+        a_out = syn.a_out
         em.processes += [syn, neu]
+        if _output_delays(ly) is not None:   # (stock NetX drops conv delays)
+            line = DelayLine(delays=_full(_output_delays(ly), ly.shape),
+                             name=f"layer{ly.index}_delay")
+            a_out.connect(line.a_in)
+            a_out = line.a_out
+            em.processes.append(line)
+        a_out.connect(neu.a_in)
         em.neurons[ly.index] = neu
         record_out(ly, neu)
         port, lanes_ready = neu.s_out, False
-        if record_uv and ly.neuron.kind != "SDNN":   # sigma-delta has no u, v
-            from lava.proc.monitor.process import Monitor
-            for var in ("u", "v"):
-                mon = Monitor()
-                mon.probe(getattr(neu, var), total)
-                em.monitors[(var, ly.index)] = mon
-                em.processes.append(mon)
     return em

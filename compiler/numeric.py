@@ -54,16 +54,23 @@ def signed_clamp(x, bits):
     return (x + base // 2) % base - base // 2
 
 
+def wrap_synapse(ly, y):
+    """The synapse output's integer width: int32 for Lava ``Dense``, 24 bits for ``Conv``."""
+    if ly.kind == "dense":
+        return np.asarray(y).astype(np.int32)
+    return signed_clamp(np.asarray(y, np.int64), 24)
+
+
 def synapse(ly, x):
     """Synaptic input (weight units) of layer ``ly`` for presynaptic values ``x`` (in_shape):
     dense ``W @ x`` (int32 as Lava ``Dense``); conv / pool wrapped to 24 bits as Lava ``Conv``."""
     if ly.kind == "dense":
-        return (np.asarray(ly.weight, np.int64) @ np.asarray(x, np.int64).reshape(-1)).astype(np.int32)
+        return wrap_synapse(ly, np.asarray(ly.weight, np.int64) @ np.asarray(x, np.int64).reshape(-1))
     if ly.kind == "conv":
         y = conv2d(x, ly.weight, ly.stride, ly.padding, ly.dilation, ly.groups, ly.shape[1:])
     else:
         y = pool2d(x, ly.weight, ly.stride, ly.padding, ly.dilation, ly.shape[1:])
-    return signed_clamp(y, 24)
+    return wrap_synapse(ly, y)
 
 
 def fan_out(ly) -> np.ndarray:

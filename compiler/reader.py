@@ -195,10 +195,8 @@ def read_layer(group, i) -> Layer:
         layer.weight = read_array(group, "weight", i)
         if "bias" in group:
             layer.bias = read_array(group, "bias", i)
-        if "delay" in group:
-            delay = read_array(group, "delay", i)
-            if np.any(delay != 0):
-                raise CompileError("synaptic delays are unsupported", i, "delay")
+        if "delay" in group:   # axonal delays (steps), checked by the validate pass
+            layer.delay = read_array(group, "delay", i)
     if kind in ("conv", "pool"):
         layer.kernel = read_pair(group, "kernelSize", i, None)
         layer.stride = read_pair(group, "stride", i, (1, 1) if kind == "conv" else None)

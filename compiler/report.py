@@ -9,7 +9,7 @@ from compiler.passes.resources import (LOIHI2_CORES_PER_CHIP, LOIHI2_NEURONS_PER
 
 
 def _label(ly) -> str:
-    if ly.kind in ("input", "flatten"):
+    if ly.kind in ("input", "flatten", "average"):
         enc = "/SDNN" if ly.neuron is not None else ""
         return f"{ly.index}:{ly.kind}{enc} {'x'.join(map(str, ly.shape))}"
     k = f" K={ly.neuron.max_burst}" if ly.neuron.kind == "QBLIF" else ""

@@ -195,7 +195,8 @@ BAD = [  # (neuron group, bias, input neuron, input extras, layer, key)
     (GOOD, np.full(4, 10 ** 5), None, {}, 1, "bias"),
     (GOOD, None, dict(GOOD, sigma_output=True), {}, 0, "neuron/sigma_output"),
     (GOOD, None, dict(GOOD, vThMant=-3), {}, 0, "neuron/vThMant"),
-    (GOOD, None, {"type": "CUBA", "vThMant": 5, "iDecay": 1, "vDecay": 1}, {}, 0, "neuron"),
+    (GOOD, None, {"type": "QBLIF", "vThMant": 5, "iDecay": 1, "vDecay": 1, "maxBurst": 2},
+     {}, 0, "neuron"),   # (a CUBA input neuron is supported: driven by its bias)
     (GOOD, None, GOOD, {"weight": 3}, 0, "weight"),
     (GOOD, None, GOOD, {"bias": 1}, 0, "bias"),
 ]

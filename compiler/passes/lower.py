@@ -43,6 +43,8 @@ def lower_bursts(g):
         w = syn.weight
         if ly.kind == "dense":
             lw = np.repeat(w, lanes, axis=1)
+            if syn.delay is not None:   # (out, in) -> one delay per lane
+                syn.delay = np.repeat(syn.delay, lanes, axis=1)
         elif ly.kind == "conv":
             lw = lava_conv_weight(np.repeat(w, lanes, axis=1))
         else:  # pool: per-channel kernel as a depthwise conv

@@ -31,12 +31,13 @@ SDNN_PROC = {False: "SigmaDelta", True: "Sigma"}
 
 @declare(reads=("layer.neuron", "layer.synapse"),
          writes=("layer.depth", "layer.reset_offset", "layer.proc", "graph.depth",
-                 "graph.stateful"))
+                 "graph.stateful", "graph.input_neuron"))
 def plan_emission(g):
     depth = 0
     for ly in layers(g):
-        if ly.kind == "input" and ly.neuron is not None:   # SDNN delta encoder
-            ly.depth, ly.reset_offset, ly.proc = 0, 1, "Delta"
+        if ly.kind == "input" and ly.neuron is not None:   # depth 0: adds no step
+            ly.depth, ly.reset_offset = 0, 1
+            ly.proc = "Delta" if ly.neuron.kind == "SDNN" else "BiasNeuron"
         if ly.synaptic:
             depth += 1
             ly.depth = depth
@@ -47,7 +48,37 @@ def plan_emission(g):
                 ly.proc = SDNN_PROC[n.sigma_output]
             else:
                 ly.proc = "LIF" if (n.kind == "CUBA" and scalar) else "QBLIF"
+        if ly.kind == "average":   # read out on the host from its producer's window
+            prev = g.nodes[ly.index - 1]["layer"]
+            ly.depth, ly.reset_offset, ly.proc = prev.depth, prev.reset_offset, "host"
     g.graph["depth"] = depth
+    g.graph["input_neuron"] = layers(g)[0].proc
     g.graph["stateful"] = any(ly.neuron is not None and ly.neuron.kind == "SDNN"
                               for ly in layers(g))
     return g
+
+
+RESET_MODES = ("sample", "none", "netx")
+
+
+def reset_schedule(g, ly, steps: int, reset: str = "sample", reset_interval=None,
+                   reset_offset: int = 0):
+    """``(interval, offset)`` of layer ``ly``'s periodic u/v reset (zeroed before every
+    timestep t with ``t % interval == offset % interval``), or None (never reset).
+
+    ``sample``: every sample starts from zero state (interval ``steps``, offset the
+    layer's ``reset_offset``, above). ``none``: continuous, never reset. ``netx``: stock
+    NetX's ``Network(reset_interval=R, reset_offset=o)``: its blocks, numbered p = 0, 1, ...
+    (an input layer with a neuron is block 0), reset at ``t % R == (o + 1 + p) % R``.
+    Sigma-delta layers are never reset (stock NetX ignores the reset for them too).
+    """
+    if reset not in RESET_MODES:
+        raise ValueError(f"reset={reset!r} (expected one of {', '.join(RESET_MODES)})")
+    if ly.neuron is None or ly.neuron.kind == "SDNN" or reset == "none":
+        return None
+    if reset == "sample":
+        return int(steps), int(ly.reset_offset)
+    if reset_interval is None or int(reset_interval) < 1:
+        raise ValueError(f"reset='netx' needs reset_interval >= 1, got {reset_interval}")
+    block = ly.depth if g.graph.get("input_neuron") else ly.depth - 1
+    return int(reset_interval), int(reset_offset) + 1 + block

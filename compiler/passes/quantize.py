@@ -64,7 +64,7 @@ def dense_effective(scaled, num_weight_bits, weight_exp, sign_mode) -> np.ndarra
     return np.right_shift(w, -weight_exp), w
 
 
-@declare(reads=("layer.weight", "layer.in_shape"), writes=("layer.synapse",))
+@declare(reads=("layer.weight", "layer.in_shape", "layer.delay"), writes=("layer.synapse",))
 def quantize(g):
     """Set ``layer.synapse`` (:class:`compiler.ir.Synapse`: NetX-scaled weights, exponent,
     weight bits, groups) per synaptic layer."""
@@ -74,7 +74,8 @@ def quantize(g):
             raise CompileError(f"weights in [{w.min()}, {w.max()}] are not representable in "
                                "8 bits (allowed [-256, 255])", ly.index, "weight")
         if not np.any(w):
-            ly.synapse = Synapse(weight=w.copy(), exp=0, bits=1, groups=ly.groups)
+            ly.synapse = Synapse(weight=w.copy(), exp=0, bits=1, groups=ly.groups,
+                                 delay=ly.delay)
             continue
         scaled, bits, exp, mode = netx_optimize_weight_bits(w)
         eff, lava_w = dense_effective(scaled, bits, exp, mode)
@@ -86,7 +87,7 @@ def quantize(g):
                                f"synapse in {mode.name} sign mode with weight exponent {exp}"
                                f"{where}; mixed-sign weights must be even", ly.index, "weight")
         if ly.kind == "dense":
-            ly.synapse = Synapse(weight=scaled, exp=exp, bits=bits, groups=1)
+            ly.synapse = Synapse(weight=scaled, exp=exp, bits=bits, groups=1, delay=ly.delay)
         else:   # Lava's Conv applies no exponent: the file's weights themselves
-            ly.synapse = Synapse(weight=w, exp=0, bits=bits, groups=ly.groups)
+            ly.synapse = Synapse(weight=w, exp=0, bits=bits, groups=ly.groups, delay=ly.delay)
     return g

@@ -46,6 +46,14 @@ def infer_shapes(g):
             continue
         ly.in_shape = cur
         w = ly.weight
+        if ly.kind == "average":   # groups of consecutive (file-order) neurons
+            n_out, n_in = int(np.prod(ly.shape)), int(np.prod(cur))
+            if n_in % n_out:
+                raise CompileError(f"{n_in} inputs do not split into {n_out} equal groups",
+                                   i, "shape")
+            ly.shape = (n_out,)
+            cur = ly.shape
+            continue
         if ly.kind == "flatten":
             flat = (int(np.prod(cur)),)
             if ly.shape and int(np.prod(ly.shape)) != flat[0]:

@@ -10,10 +10,12 @@ and the key.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from compiler.errors import CompileError
-from compiler.ir import LAYER_KINDS, SYNAPTIC_KINDS, check_graph, layers
+from compiler.ir import LAYER_KINDS, Neuron, check_graph, layers
 from compiler.passes.declare import declare
 from qblif_lava import params as P
 
@@ -93,20 +95,28 @@ def _sdnn_values(ly) -> dict:
 
 
 def _check_input(ly):
-    """An input layer; with a neuron only a sigma-delta encoder (Lava ``Delta``)."""
+    """An input layer with a neuron: an SDNN delta encoder (Lava ``Delta``, fed the frames as
+    events), or a CUBA/LOIHI neuron fed the frames as its bias (stock NetX's convention;
+    the file's transform ``weight``/``bias`` is kept for ``run(input_transform=True)``)."""
     i = ly.index
-    if ly.neuron is None:
+    if ly.neuron.kind == "CUBA":
+        for key in INPUT_TRANSFORM:
+            value = getattr(ly, key)
+            if value is not None and np.asarray(value).size != 1:
+                raise CompileError(f"expected a scalar input transform, found shape "
+                                   f"{np.shape(value)}", i, key)
         return
     if ly.neuron.kind != "SDNN":
         raise CompileError(f"input layers with a {ly.neuron.kind} neuron are unsupported "
-                           "(inputs are direct graded frames, or an SDNN delta encoder)",
-                           i, "neuron")
+                           "(inputs are direct graded frames, a CUBA/LOIHI neuron driven by "
+                           "its bias, or an SDNN delta encoder)", i, "neuron")
     for key, default in INPUT_TRANSFORM.items():
         value = getattr(ly, key)
         if value is not None and (np.asarray(value).size != 1
                                   or float(np.asarray(value).reshape(-1)[0]) != default):
             raise CompileError(f"an input transform {key} other than {default} is unsupported "
-                               "(stock NetX reads it but never applies it)", i, key)
+                               "for an SDNN input (stock NetX reads it but never applies it)",
+                               i, key)
 
 
 def _spiking_values(ly) -> dict:
@@ -116,20 +126,14 @@ def _spiking_values(ly) -> dict:
     if n.kind not in ("QBLIF", "CUBA"):
         raise CompileError(f"unknown neuron type {n.kind!r} (expected QBLIF, CUBA, LOIHI, "
                            "SDNN)", i, "neuron/type")
-    _check(P.check_int_range, i, "neuron/iDecay", "iDecay", n.du + 1, 1, P.DECAY_RANGE[1] + 1)
-    _check(P.check_int_range, i, "neuron/vDecay", "vDecay", n.dv, *P.DECAY_RANGE)
-    out = dict(vth=_per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.VTH_RANGE))
     if n.ref_delay not in (0, 1):
         raise CompileError(f"refDelay={n.ref_delay} is unsupported (refractory periods "
                            "are not modelled; expected 0 or 1)", i, "neuron/refDelay")
     if n.kind == "CUBA":
-        if n.raw.get("gradedSpike"):
-            raise CompileError("graded-spike CUBA neurons are unsupported", i, "neuron/gradedSpike")
-        if n.message_bits not in (None, 0):
-            raise CompileError(f"messageBits={n.message_bits} is unsupported for CUBA "
-                               "(binary spikes, expected 0)", i, "neuron/messageBits")
-        out.update(max_burst=1, reset_mode="zero")
-        return out
+        return _cuba_values(ly)
+    _check(P.check_int_range, i, "neuron/iDecay", "iDecay", n.du + 1, 1, P.DECAY_RANGE[1] + 1)
+    _check(P.check_int_range, i, "neuron/vDecay", "vDecay", n.dv, *P.DECAY_RANGE)
+    out = dict(vth=_per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.VTH_RANGE))
     _check(P.check_int_range, i, "neuron/maxBurst", "maxBurst", n.max_burst, *P.MAX_BURST_RANGE)
     _check(P.check_reset_mode, i, "neuron/resetMode", n.reset_mode)
     want = P.message_bits(n.max_burst)
@@ -139,11 +143,88 @@ def _spiking_values(ly) -> dict:
     return out
 
 
+def _cuba_values(ly) -> dict:
+    """A CUBA/LOIHI neuron: Lava LIF's ranges (``params.LIF_*``) with a scalar threshold;
+    a per-neuron threshold runs on the QB-LIF process (K = 1) and needs its ranges."""
+    n, i = ly.neuron, ly.index
+    if n.raw.get("gradedSpike"):
+        raise CompileError("graded-spike CUBA neurons are unsupported", i, "neuron/gradedSpike")
+    if n.message_bits not in (None, 0):
+        raise CompileError(f"messageBits={n.message_bits} is unsupported for CUBA "
+                           "(binary spikes, expected 0)", i, "neuron/messageBits")
+    _check(P.check_int_range, i, "neuron/iDecay", "iDecay", n.du + 1, *P.LIF_IDECAY_RANGE)
+    _check(P.check_int_range, i, "neuron/vDecay", "vDecay", n.dv, *P.LIF_VDECAY_RANGE)
+    if np.asarray(n.vth).size == 1:
+        vth = _per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.LIF_VTH_RANGE)
+    else:
+        for key, val, lo, hi in (("iDecay", n.du + 1, 1, P.DECAY_RANGE[1] + 1),
+                                 ("vDecay", n.dv, *P.DECAY_RANGE)):
+            if not lo <= val <= hi:
+                raise CompileError(f"{key}={val} needs a scalar vThMant (Lava's LIF); a "
+                                   "per-neuron threshold runs on the QB-LIF process, range "
+                                   f"[{lo}, {hi}]", i, f"neuron/{key}")
+        vth = _per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.VTH_RANGE)
+    return dict(vth=vth, max_burst=1, reset_mode="zero")
+
+
+def _delay_values(ly):
+    """Axonal delays (steps) as stock NetX reads them: a dense layer's ``delay`` of shape
+    ``(out,)`` delays each output neuron's synaptic input, ``(in,)`` each input, a full
+    ``(out, in)`` each synapse; a conv layer's ``(C_out,)`` each output channel (stock NetX
+    drops conv delays). Returns the full ``(out, in)`` matrix (dense) or an array of the
+    layer's shape (conv), int64, or None."""
+    d, i = ly.delay, ly.index
+    if d is None or not np.any(d):
+        return None
+    d = np.asarray(d, np.int64)
+    if d.min() < 0 or d.max() > P.MAX_AXON_DELAY:
+        raise CompileError(f"delays in [{d.min()}, {d.max()}] are out of range "
+                           f"[0, {P.MAX_AXON_DELAY}] (stock NetX clamps them silently)",
+                           i, "delay")
+    if ly.kind == "dense":
+        n_out = int(np.prod(ly.shape))
+        w = np.asarray(ly.weight)
+        n_in = w.size // n_out if w.size % n_out == 0 else -1
+        if d.size == 1:
+            return np.full((n_out, n_in), int(d.reshape(-1)[0]), np.int64)
+        if d.size == n_out:
+            return np.repeat(d.reshape(-1, 1), n_in, axis=1)
+        if d.size == n_in:
+            return np.repeat(d.reshape(1, -1), n_out, axis=0)
+        if d.size == n_out * n_in:
+            return d.reshape(n_out, n_in)
+    elif ly.kind == "conv":
+        if d.size == 1:
+            return np.full(ly.shape, int(d.reshape(-1)[0]), np.int64)
+        if d.size == ly.shape[0]:
+            return np.broadcast_to(d.reshape((-1,) + (1,) * (len(ly.shape) - 1)),
+                                   ly.shape).copy()
+        if d.size == int(np.prod(ly.shape)):
+            return d.reshape(ly.shape)
+    else:
+        raise CompileError(f"axonal delays on a {ly.kind} layer are unsupported", i, "delay")
+    raise CompileError(f"delay of shape {d.shape} fits neither the outputs nor the inputs "
+                       f"of the layer", i, "delay")
+
+
+def implicit_neuron() -> Neuron:
+    """The neuron of a dense layer that has none, as stock NetX builds it: a non-leaky
+    integrator (CUBA, iDecay 0: u sums the synaptic input; vDecay 4096: v = u + bias) with
+    ``vThMant = 1 << 17`` (stock writes ``1 << 18 - 1``), which ``v`` (24 bits) never
+    crosses: it never spikes; its output is ``u`` / ``v`` (``record_uv``)."""
+    return Neuron(kind="CUBA", du=-1, dv=4096, vth=1 << 17, raw={"implicit": True})
+
+
 def neuron_values(ly) -> dict:
     """The normalized neuron fields of ``ly`` (raises :class:`CompileError` if invalid):
     ``vth`` (int or per-neuron array), ``max_burst``, ``reset_mode``, and for a layer with a
     bias ``bias_mant`` (int or per-neuron array) and ``bias_exp`` = 6 (NetX scales the bias
     mantissa by 2^6, as the weights)."""
+    if ly.neuron is None:
+        if ly.kind != "dense":
+            return {}
+        ly = copy.copy(ly)
+        ly.neuron = implicit_neuron()
     if ly.kind == "input":
         _check_input(ly)
     out = _sdnn_values(ly) if ly.neuron.kind == "SDNN" else _spiking_values(ly)
@@ -167,6 +248,21 @@ def _check_geometry(ly):
         raise CompileError(f"groups={ly.groups} must be >= 1", i, "groups")
 
 
+def _check_average(g, ly):
+    """``average`` (lava-dl's Average block): a host-side readout of the previous neuron
+    layer, so it must come last and follow a neuron layer."""
+    i = ly.index
+    if ly.neuron is not None:
+        raise CompileError("an average layer has no neuron", i, "neuron")
+    if i != max(g.nodes):
+        raise CompileError("an average layer is a host-side readout and must be the last "
+                           "layer", i, "type")
+    prev = g.nodes[i - 1]["layer"] if i - 1 in g.nodes else None
+    if prev is None or prev.kind not in ("dense", "conv", "pool"):
+        raise CompileError("an average layer must follow a dense, conv or pool layer", i,
+                           "type")
+
+
 @declare(reads=("layer.kind", "layer.shape", "layer.neuron"), writes=())
 def validate(g):
     """Check kinds, required keys, parameter ranges and the graph's structure (pure)."""
@@ -178,8 +274,8 @@ def validate(g):
             raise CompileError(f"unknown layer type {ly.kind!r} (expected one of "
                                f"{', '.join(LAYER_KINDS)})", i, "type")
         if ly.kind == "average":
-            raise CompileError("'average' layers (a float mean of spike counts) are "
-                               "unsupported on the integer chip", i, "type")
+            _check_average(g, ly)
+            continue
         if ly.kind == "input" and i != 0:
             raise CompileError("an input layer must be layer 0", i, "type")
         if ly.kind != "flatten" and (len(ly.shape) not in (1, 3)
@@ -192,10 +288,10 @@ def validate(g):
             if ly.neuron is not None:
                 raise CompileError("a flatten layer has no neuron", i, "neuron")
             continue
-        if ly.kind in SYNAPTIC_KINDS and ly.neuron is None:
+        if ly.kind in ("conv", "pool") and ly.neuron is None:
             raise CompileError(f"a {ly.kind} layer needs a neuron group", i, "neuron")
-        if ly.neuron is not None:
-            neuron_values(ly)
+        neuron_values(ly)
+        _delay_values(ly)
         if ly.kind in ("conv", "pool"):
             _check_geometry(ly)
     if lys[-1].kind in ("flatten", "input"):
@@ -211,14 +307,22 @@ def validate(g):
 
 
 @declare(reads=("layer.neuron", "layer.bias", "layer.kernel"),
-         writes=("layer.neuron", "layer.stride"))
+         writes=("layer.neuron", "layer.stride", "layer.delay", "layer.shape"))
 def normalize(g):
-    """Fill defaults on a validated graph: :func:`neuron_values` into each neuron, a pool's
-    stride (lava-dl: the kernel) where the file has none."""
+    """Fill defaults on a validated graph: :func:`neuron_values` into each neuron (and
+    :func:`implicit_neuron` into a dense layer without one), delays as full arrays
+    (:func:`_delay_values`; None when all are 0), a pool's stride (lava-dl: the kernel)
+    where the file has none."""
     for ly in layers(g):
+        if ly.kind == "dense":
+            ly.shape = (int(np.prod(ly.shape)),)   # lava-dl writes (N, 1, 1) too
+            if ly.neuron is None:
+                ly.neuron = implicit_neuron()
         if ly.neuron is not None:
             for k, v in neuron_values(ly).items():
                 setattr(ly.neuron, k, v)
+        if ly.kind in ("dense", "conv"):
+            ly.delay = _delay_values(ly)
         if ly.kind in ("conv", "pool") and ly.stride is None:
             ly.stride = ly.kernel
     return g
