@@ -136,6 +136,7 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
     from compiler.procs.recorder.process import create_recording
     from compiler.procs.source import FrameSource
     from compiler.procs.thermometer import Thermometer
+    from lava.proc.dense.process import Dense
 
     samples = frames_lava.shape[0]
     total = samples * steps + g.graph["depth"]
@@ -214,6 +215,21 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             a_out = line.a_out
             em.processes.append(line)
         a_out.connect(neu.a_in)
+        if ly.synapse.weight_rec is not None:   # dense_rec: the layer's spikes onto itself
+            own = g.edges[ly.index, ly.index]["message"]
+            rec_port = neu.s_out
+            if own.lanes > 1:
+                th = Thermometer(shape=rec_port.shape, lanes=own.lanes,
+                                 name=f"layer{ly.index}_rec_lanes")
+                rec_port.connect(th.s_in)
+                rec_port = th.s_out
+                em.processes.append(th)
+            rec = Dense(weights=ly.synapse.weight_rec, weight_exp=ly.synapse.exp,
+                        num_weight_bits=ly.synapse.bits, num_message_bits=own.wire_bits,
+                        name=f"layer{ly.index}_dense_rec")
+            rec_port.connect(rec.s_in)
+            rec.a_out.connect(neu.a_in)          # Lava sums both inputs of a_in
+            em.processes.append(rec)
         em.neurons[ly.index] = neu
         record_out(ly, neu)
         port, lanes_ready = neu.s_out, False

@@ -8,7 +8,8 @@ It simulates the streamed Lava pipeline on its global timeline, step by step, as
 or a stream's value); an input layer with a neuron (an SDNN ``Delta`` encoder fed the
 input as events, or a CUBA neuron fed it as its bias) answers in the same step; every
 synapse adds one step plus its axonal delay (a neuron of a synaptic layer at step t
-receives its producer's output of step ``t - 1 - delay``); each neuron resets on the
+receives its producer's output of step ``t - 1 - delay``; a recurrent dense layer adds
+its weights onto its own output of step ``t - 1``); each neuron resets on the
 schedule :func:`compiler.passes.plan.reset_schedule` gives (per sample by default; SDNN
 never). A layer's window for sample s is its steps ``s*T + reset_offset .. + T - 1``, as
 :meth:`compiler.runtime.CompiledNetwork.run` reads them.
@@ -108,6 +109,9 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
                 a = cur[tau]                     # same step: events (Delta) or bias
             else:
                 a = _synaptic_input(ly, cur, tau)
+                if ly.weight_rec is not None and tau >= 1:   # its own output, one step on
+                    a = a.astype(np.int64) + numeric.wrap_synapse(
+                        ly, np.asarray(ly.weight_rec, np.int64) @ res[tau - 1])
             if sd is not None:
                 res[tau] = sd.step(a)
                 continue

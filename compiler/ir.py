@@ -70,14 +70,16 @@ class Synapse:
     file weights (conv/pool); after ``lower_bursts`` Lava's layout with the input's lanes
     tiled in (dense ``(out, in*lanes)``; conv ``(C_out, kW, kH, C_in*lanes/groups)``).
     exp: Lava ``weight_exp`` (dense; 0 for conv); bits: ``num_weight_bits``; groups: conv
-    groups (pool: one per channel). delay: axonal delay in steps per output neuron (file
-    order, int array of the layer's shape) or None.
+    groups (pool: one per channel). delay: axonal delays in steps (dense ``(out, in)``, conv
+    the layer's shape; file order) or None. weight_rec: a recurrent dense layer's
+    ``(out, out)`` weights onto itself (same exponent and bits, as stock NetX) or None.
     """
     weight: np.ndarray
     exp: int = 0
     bits: int = 8
     groups: int = 1
     delay: Optional[np.ndarray] = None
+    weight_rec: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -132,6 +134,7 @@ class Layer:
     dilation: tuple = (1, 1)
     groups: int = 1
     delay: Optional[np.ndarray] = None
+    weight_rec: Optional[np.ndarray] = None   # dense_rec: (out, out) recurrent weights
     in_shape: Optional[tuple] = None
     synapse: Optional[Synapse] = None
     depth: int = 0

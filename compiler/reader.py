@@ -178,19 +178,41 @@ def read_neuron(group, i) -> Neuron:
     return Neuron(kind=kind, du=0, dv=0, vth=1, raw=raw)
 
 
+def _is_group(group, key) -> bool:
+    import h5py
+    try:
+        return isinstance(group[key], h5py.Group)
+    except Exception:   # unreadable: _dataset reports it
+        return False
+
+
 def read_layer(group, i) -> Layer:
     kind = read_string(group, "type", i).lower()
+    if kind == "dense_rec":   # lava-dl cuba.Recurrent: a dense layer + weights onto itself
+        layer = read_layer_kind(group, i, "dense")
+        layer.weight_rec = read_array(group, "weight_rec", i)
+        return layer
+    return read_layer_kind(group, i, kind)
+
+
+def read_layer_kind(group, i, kind) -> Layer:
     if kind == "flatten":
         shape = tuple(int(s) for s in read_array(group, "shape", i).reshape(-1)) \
             if "shape" in group else ()
         return Layer(index=i, kind=kind, shape=shape)
-    shape = tuple(int(s) for s in read_array(group, "shape", i).reshape(-1))
+    known = ("input", "dense", "conv", "pool", "average")
+    shape = tuple(int(s) for s in read_array(group, "shape", i).reshape(-1)) \
+        if kind in known or "shape" in group else ()   # (the validate pass refuses others)
     layer = Layer(index=i, kind=kind, shape=shape)
     if kind == "input":   # an input neuron's transform (stock NetX reads, never applies it)
         if "weight" in group:
             layer.weight = read_array(group, "weight", i, integer=False)
         if "bias" in group:
             layer.bias = read_array(group, "bias", i, integer=False)
+    if kind in ("dense", "conv", "pool", "dense_comp") and "weight" in group and \
+            _is_group(group, "weight"):
+        raise CompileError("complex weights (weight/real, weight/imag: a resonate-and-fire "
+                           "layer) are unsupported", i, "weight")
     if kind in ("dense", "conv", "pool"):
         layer.weight = read_array(group, "weight", i)
         if "bias" in group:
@@ -256,5 +278,7 @@ def _read_file(f, path):
         g.add_node(k, layer=layer)
         if prev is not None:
             g.add_edge(prev, k)
+        if layer.weight_rec is not None:
+            g.add_edge(k, k, recurrent=True)
         prev = k
     return g

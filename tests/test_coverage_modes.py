@@ -201,3 +201,43 @@ def test_cli_run_input_npy(tmp_path, capsys):
     bad.write_bytes(b"not hdf5")
     assert main(["run", str(bad), "--input", str(tmp_path / "x.npy")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def _recurrent_file(tmp_path, seed):
+    """Two lava-dl ``cuba.Recurrent`` blocks (dense_rec), exported by lava-dl."""
+    torch = pytest.importorskip("torch")
+    import h5py
+    from lava.lib.dl import slayer
+    torch.manual_seed(seed)
+    p = {"threshold": 0.5, "current_decay": 0.25, "voltage_decay": 0.1, "requires_grad": False}
+    blocks = [slayer.block.cuba.Recurrent(p, 6, 5, weight_scale=2, pre_hook_fx=None),
+              slayer.block.cuba.Recurrent(p, 5, 4, weight_scale=2, pre_hook_fx=None)]
+    x = torch.rand(1, 6, 3)
+    for b in blocks:
+        x = b(x)
+    path = tmp_path / f"rec{seed}.net"
+    with h5py.File(path, "w") as f:
+        for i, b in enumerate(blocks):
+            b.export_hdf5(f.create_group(f"layer/{i}"))
+    return path
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dense_rec_equals_stock_netx(tmp_path, seed):
+    """lava-dl's cuba.Recurrent (``dense_rec``): a spike stream, every layer and step equal
+    to stock NetX's RecurrentDense (both continuous) and to the oracle."""
+    path = _recurrent_file(tmp_path, seed)
+    steps = 16
+    spikes = (np.random.default_rng(seed).random((steps, 6)) < 0.5).astype(int)
+    ref = stock_timeline(path, steps, data=spikes.T)
+    with compiler.compile(path, input_bits=1) as net:
+        assert (0, 0) in net.ir.edges and net.ir.edges[0, 0]["recurrent"]
+        tl = net.run(spikes[None], steps, reset="none", timeline=True)
+        oracle = simulate(net.ir, spikes[None], steps, stream=True, reset="none")
+        for i in (0, 1):
+            np.testing.assert_array_equal(tl[i][:steps], ref[i], err_msg=f"layer {i}")
+            np.testing.assert_array_equal(tl[i], oracle[i])
+        assert ref[0].sum() > 0 and ref[1].sum() > 0
+        net.ir.nodes[0]["layer"].weight_rec = None        # the recurrence matters
+        assert np.any(simulate(net.ir, spikes[None], steps, stream=True, reset="none")[0]
+                      != oracle[0])

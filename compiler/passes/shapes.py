@@ -70,6 +70,12 @@ def infer_shapes(g):
             if w.ndim != 2 or w.shape != (n_out, n_in):
                 raise CompileError(f"shape {w.shape} != (out={n_out}, in={n_in})", i, "weight")
             ly.weight, ly.shape = w, (n_out,)
+            if ly.weight_rec is not None:
+                wr = np.asarray(ly.weight_rec)
+                if wr.size != n_out * n_out:
+                    raise CompileError(f"shape {wr.shape} != (out={n_out}, out={n_out})", i,
+                                       "weight_rec")
+                ly.weight_rec = wr.reshape(n_out, n_out)
         elif ly.kind in ("conv", "pool"):
             if len(cur) != 3:
                 raise CompileError(f"a {ly.kind} layer needs a (C, H, W) input, found {cur}",

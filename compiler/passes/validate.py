@@ -19,7 +19,24 @@ from compiler.ir import LAYER_KINDS, Neuron, check_graph, layers
 from compiler.passes.declare import declare
 from qblif_lava import params as P
 
-UNSUPPORTED_NEURONS = {}
+UNSUPPORTED_NEURONS = {
+    "ALIF": "ALIF (adaptive threshold) neurons are unsupported: stock NetX has no mapping "
+            "for them, and Lava 0.10's ATRLIF process, which models them, is not emitted by "
+            "this compiler (its fixed-point match with lava-dl's ALIF is unverified)",
+    "RF_PHASE": "resonate-and-fire neurons are unsupported (stock NetX builds Lava's RF "
+                "process for them; not yet emitted here)",
+    "RF_IZHIKEVICH": "resonate-and-fire (Izhikevich) neurons are unsupported (stock NetX "
+                     "builds Lava's RF_IZ process for them; not yet emitted here)",
+    "ADRF_PHASE": "adaptive resonate-and-fire neurons are unsupported (stock NetX has no "
+                  "mapping and Lava 0.10 no process for them)",
+}
+UNSUPPORTED_LAYERS = {
+    "dense_comp": "complex dense layers (resonate-and-fire) are unsupported",
+    "concat": "concat layers are unsupported (several inputs per layer are not yet emitted; "
+              "stock NetX has none either)",
+    "convT": "transposed convolutions are unsupported (stock NetX has none either)",
+    "unpool": "unpool layers are unsupported (stock NetX has none either)",
+}
 MAX_INPUT_BITS = 8
 # SDNN (emitted as Lava's SigmaDelta / Delta / Sigma with spike_exp = state_exp = 6, as
 # stock NetX): vThMant is a scalar (the process's vth Var has shape (1,)); 17-bit like
@@ -148,7 +165,10 @@ def _cuba_values(ly) -> dict:
     a per-neuron threshold runs on the QB-LIF process (K = 1) and needs its ranges."""
     n, i = ly.neuron, ly.index
     if n.raw.get("gradedSpike"):
-        raise CompileError("graded-spike CUBA neurons are unsupported", i, "neuron/gradedSpike")
+        raise CompileError("graded-spike CUBA neurons are unsupported: lava-dl sends the "
+                           "voltage at threshold crossing, which needs a graded LIF process "
+                           "(stock NetX ignores the key and sends binary spikes)",
+                           i, "neuron/gradedSpike")
     if n.message_bits not in (None, 0):
         raise CompileError(f"messageBits={n.message_bits} is unsupported for CUBA "
                            "(binary spikes, expected 0)", i, "neuron/messageBits")
@@ -252,11 +272,11 @@ def _check_average(g, ly):
     """``average`` (lava-dl's Average block): a host-side readout of the previous neuron
     layer, so it must come last and follow a neuron layer."""
     i = ly.index
-    if ly.neuron is not None:
-        raise CompileError("an average layer has no neuron", i, "neuron")
     if i != max(g.nodes):
         raise CompileError("an average layer is a host-side readout and must be the last "
                            "layer", i, "type")
+    if ly.neuron is not None:
+        raise CompileError("an average layer has no neuron", i, "neuron")
     prev = g.nodes[i - 1]["layer"] if i - 1 in g.nodes else None
     if prev is None or prev.kind not in ("dense", "conv", "pool"):
         raise CompileError("an average layer must follow a dense, conv or pool layer", i,
@@ -270,6 +290,8 @@ def validate(g):
     lys = layers(g)
     for ly in lys:
         i = ly.index
+        if ly.kind in UNSUPPORTED_LAYERS:
+            raise CompileError(UNSUPPORTED_LAYERS[ly.kind], i, "type")
         if ly.kind not in LAYER_KINDS:
             raise CompileError(f"unknown layer type {ly.kind!r} (expected one of "
                                f"{', '.join(LAYER_KINDS)})", i, "type")
