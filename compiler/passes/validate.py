@@ -34,7 +34,7 @@ UNSUPPORTED_LAYERS = {
     "dense_comp": "complex dense layers (resonate-and-fire) are unsupported",
     "concat": "concat layers are unsupported (several inputs per layer are not yet emitted; "
               "stock NetX has none either)",
-    "convT": "transposed convolutions are unsupported (stock NetX has none either)",
+    "convt": "transposed convolutions are unsupported (stock NetX has none either)",
     "unpool": "unpool layers are unsupported (stock NetX has none either)",
 }
 MAX_INPUT_BITS = 8
@@ -294,7 +294,7 @@ def validate(g):
             raise CompileError(UNSUPPORTED_LAYERS[ly.kind], i, "type")
         if ly.kind not in LAYER_KINDS:
             raise CompileError(f"unknown layer type {ly.kind!r} (expected one of "
-                               f"{', '.join(LAYER_KINDS)})", i, "type")
+                               f"{', '.join(LAYER_KINDS)}, dense_rec)", i, "type")
         if ly.kind == "average":
             _check_average(g, ly)
             continue
