@@ -115,10 +115,18 @@ def _run_input(args):
         if not steps:
             raise CompileError("the file has no /qblif/timesteps; pass --steps", "qblif",
                                "timesteps")
-        out = net.run(samples, steps, progress=sys.stderr.isatty(), stream=stream, reset=args.reset,
-                      reset_interval=args.reset_interval, reset_offset=args.reset_offset)
+        last = max(net.ir.nodes)
+        neuron = net.ir.nodes[last]["layer"].neuron
+        readout = neuron is not None and neuron.raw.get("implicit")   # never spikes: show v
+        out = net.run(samples, steps, progress=sys.stderr.isatty(), stream=stream,
+                      reset=args.reset, reset_interval=args.reset_interval,
+                      reset_offset=args.reset_offset, record_uv=bool(readout),
+                      layers_to_record=[last] if readout else None)
         print(net.report())
-        last = max(k for k in out if isinstance(k, int))
+        if readout:
+            for s, row in enumerate(out[("v", last)][:, -1].reshape(len(out[last]), -1)):
+                print(f"sample {s}: layer {last} (integrator readout) v {row.tolist()}")
+            return 0
         sums = out[last].reshape(out[last].shape[0], steps, -1).sum(axis=1)
         for s, row in enumerate(sums):
             print(f"sample {s}: layer {last} counts {row.tolist()}")

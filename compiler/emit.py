@@ -1,14 +1,18 @@
 """Emission: instantiate the Lava process graph of a compiled IR.
 
-Per neuron layer: a synapse (Lava ``Dense``, or ``Conv`` for conv and pool) and
-a neuron (``QBLIF``, ``LIFReset``, or Lava's sigma-delta ``SigmaDelta`` / ``Sigma``
-with stock NetX's parameters; an SDNN input layer is a ``Delta`` encoder between the
-source and the first synapse), plus a ``Thermometer`` in front of the
-synapse where the ``binary`` encoding needs lanes. One ``FrameSource`` feeds
-the first synapse; each recorded neuron's ``s_out`` (transposed to file order and
-flattened) feeds its own ``Recorder`` (a memory-mapped sink: Lava 0.10 cannot
-concatenate ports into one sink, and reads Vars back one element at a time). Flatten layers are port reshapes (``transpose([2, 1, 0]).flatten()``,
-as NetX). Lava order is ``(W, H, C)``; the file order ``(C, H, W)``.
+Per neuron layer: a synapse (Lava ``Dense``; ``DelayDense`` for per-input delays; ``Conv``
+for conv and pool) and a neuron (``QBLIF``, ``LIF``/``LIFReset``, or Lava's sigma-delta
+``SigmaDelta`` / ``Sigma`` with stock NetX's parameters), plus a ``Thermometer`` in front of
+the synapse where the ``binary`` encoding needs lanes, a ``DelayLine`` between synapse and
+neuron for per-output-neuron axonal delays, and a second ``Dense`` from the neuron onto
+itself for a recurrent (``dense_rec``) layer. The source is a ``FrameSource`` (frames or
+streams), an SDNN input layer a ``Delta`` encoder behind it, or, for an input layer with a
+CUBA neuron, that neuron itself (``BiasNeuron``, driven by its bias). Each recorded
+neuron's ``s_out`` (transposed to file order and flattened) feeds its own ``Recorder`` (a
+memory-mapped sink: Lava 0.10 cannot concatenate ports into one sink, and reads Vars back
+one element at a time). Flatten layers are port reshapes (``transpose([2, 1, 0]).flatten()``,
+as NetX); average layers are read out on the host. Lava order is ``(W, H, C)``; the file
+order ``(C, H, W)``.
 """
 from __future__ import annotations
 
