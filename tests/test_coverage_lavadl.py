@@ -79,12 +79,15 @@ def test_pilotnet_lif_ground_truth_every_layer():
                 spiked = s > 0
                 np.testing.assert_array_equal(v[~spiked], gv[:24][~spiked], err_msg=name)
                 assert np.all(gv[:24][spiked] == 128)
-        # the compiled Lava graph equals the oracle on every layer (spikes) through the
-        # resets of steps 18 and 19 (fewer steps: Lava's CPU conv is slow; the first 19
-        # steps of a 19-step run and of the 24-step oracle run see the same input)
-        tl = net.run(image, 19, timeline=True, **modes)
+        # the compiled Lava graph equals the oracle on every layer (spikes; fewer steps:
+        # Lava's CPU conv is slow; a layer at depth d sees the same input for its first
+        # 6 + d steps in a 6-step run as in the 24-step oracle run; stock's resets in
+        # Lava: tiny.net's test)
+        tl = net.run(image, 6, timeline=True, **modes)
         for i in names:
-            np.testing.assert_array_equal(tl[i][:19], ref[i][:19], err_msg=str(i))
+            n = 6 + net.ir.nodes[i]["layer"].depth
+            np.testing.assert_array_equal(tl[i][:n], ref[i][:n], err_msg=str(i))
+            assert i == 10 or tl[i][:n].sum() > 0
 
 
 def test_ntidigits_axonal_delays_ground_truth():
