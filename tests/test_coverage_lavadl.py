@@ -122,3 +122,19 @@ def test_pilotnet_sdnn_ground_truth():
     with compiler.compile(d / "network.net") as net:
         tl = net.run(inp[None], 9, layers_to_record=[9], timeline=True)
         np.testing.assert_array_equal(tl[9][:9].T, gt)
+
+
+@pytest.mark.parametrize("name,shape,lo,hi,steps", [
+    ("tiny.net", (2, 3, 16, 16), 0, 60, 4),                 # bias mantissas of the input neuron
+    ("mnist.net", (1, 784), 0, 100, 3),                     # + an integrator readout
+    ("gts/ntidigits/ntidigits.net", (1, 12, 1, 1, 64), 0, 2, 12),   # a spike stream
+    ("gts/pilotnet_sdnn/square_network.net", (1, 3, 33, 33), -50, 60, 2),   # signed input
+])
+def test_cli_runs_shipped_nets(tmp_path, capsys, name, shape, lo, hi, steps):
+    from qblif_lava.cli import main
+    x = np.random.default_rng(0).integers(lo, hi, size=shape)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(NETX / name), "--input", str(tmp_path / "x.npy"),
+                 "--steps", str(steps)]) == 0
+    out = capsys.readouterr().out
+    assert "sample 0: layer" in out and "total:" in out
