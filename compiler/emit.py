@@ -73,6 +73,8 @@ def _neuron_proc(ly, sched):
         return _sdnn_proc(ly)
     n, shape = ly.neuron, to_lava(ly.shape)
     interval, offset = sched if sched is not None else (None, 0)
+    if ly.proc == "ATRLIF":
+        return _atrlif_proc(ly, interval)
     if ly.proc == "LIF":
         kw = dict(shape=shape, du=n.du, dv=n.dv, vth=int(n.vth),
                   bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
@@ -84,6 +86,22 @@ def _neuron_proc(ly, sched):
                  bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
                  max_burst=n.max_burst, reset_mode=n.reset_mode, reset_interval=interval,
                  reset_offset=offset, name=f"layer{ly.index}_qblif")
+
+
+def _atrlif_proc(ly, interval):
+    """Lava's ATRLIF for an ALIF layer: decays as fractions of 4096 (exact in float: the
+    model multiplies them back by 4096), ``theta_0 = vThMant``, ``theta_step = vThStep``."""
+    from lava.proc.atrlif.process import ATRLIF
+    if interval is not None:
+        raise ValueError(f"layer {ly.index}: ALIF runs on Lava's ATRLIF, which has no state "
+                         "reset: run with reset='none'")
+    n, a = ly.neuron, ly.neuron.adaptive
+    bias = _full(n.bias_mant, ly.shape)
+    return ATRLIF(shape=to_lava(ly.shape), delta_i=n.du / 4096, delta_v=n.dv / 4096,
+                  delta_theta=a["thDecay"] / 4096, delta_r=a["refDecay"] / 4096,
+                  theta_0=int(n.vth), theta_step=a["vThStep"],
+                  bias_mant=bias if np.ndim(bias) == 0 else bias.astype(np.int16),
+                  bias_exp=n.bias_exp, name=f"layer{ly.index}_atrlif")
 
 
 def _per_synapse_delays(delay) -> bool:
@@ -176,7 +194,8 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             from lava.proc.monitor.process import Monitor
             for var in ("u", "v"):
                 mon = Monitor()
-                mon.probe(getattr(neu, var), total)
+                lava_var = "i" if (var == "u" and ly.proc == "ATRLIF") else var
+                mon.probe(getattr(neu, lava_var), total)
                 em.monitors[(var, ly.index)] = mon
                 em.processes.append(mon)
 

@@ -54,6 +54,35 @@ class SDNNState:
         return s >> 6            # state_exp
 
 
+class ALIFState:
+    """Lava's ATRLIF fixed-point state (``lava.proc.atrlif.models``), for an ALIF layer:
+    u (their ``i``) and v as a LIF's; theta relaxes to ``theta_0 = vth << 6`` and r to 0 with
+    12-bit decays; a spike when ``v - r >= theta``, then ``r += 2 theta`` and
+    ``theta += vThStep << 6``; v is not reset."""
+
+    def __init__(self, ly):
+        n = ly.neuron
+        self.n, self.a = n, n.adaptive
+        self.theta0 = np.int64(int(n.vth) << 6)
+        self.u = np.zeros(ly.shape, np.int32)
+        self.v = np.zeros(ly.shape, np.int32)
+        self.theta = np.full(ly.shape, self.theta0, np.int64)
+        self.r = np.zeros(ly.shape, np.int64)
+
+    def step(self, a):
+        n = self.n
+        self.u = reference.current_update(self.u, a, n.du)
+        self.v = reference.voltage_update(self.v, self.u, n.dv,
+                                          reference.effective_bias(n.bias_mant, n.bias_exp))
+        self.theta = reference.rtz_shift((self.theta - self.theta0) *
+                                         (4096 - self.a["thDecay"])) + self.theta0
+        self.r = reference.rtz_shift(self.r * (4096 - self.a["refDecay"]))
+        s = (self.v.astype(np.int64) - self.r) >= self.theta
+        self.r = np.where(s, self.r + 2 * self.theta, self.r)
+        self.theta = np.where(s, self.theta + (int(self.a["vThStep"]) << 6), self.theta)
+        return s.astype(np.int64)
+
+
 def _synaptic_input(ly, hist, tau):
     """Synaptic input of ``ly`` at 0-based step ``tau`` from its producer's outputs ``hist``
     (``(total, *in_shape)``): ``synapse(hist[tau - 1 - delay])``, per neuron delay."""
@@ -103,7 +132,10 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
         us = np.zeros_like(res) if record_uv else None
         vs = np.zeros_like(res) if record_uv else None
         sd = SDNNState(ly) if n.kind == "SDNN" else None
-        st = reference.QBLIFState.zeros(ly.shape)
+        if n.kind == "ALIF" and sched is not None:
+            raise ValueError(f"layer {ly.index}: ALIF (Lava's ATRLIF) has no state reset: "
+                             "use reset='none'")
+        st = ALIFState(ly) if n.kind == "ALIF" else reference.QBLIFState.zeros(ly.shape)
         for tau in range(total):
             if ly.kind == "input":
                 a = cur[tau]                     # same step: events (Delta) or bias
@@ -115,15 +147,15 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
             if sd is not None:
                 res[tau] = sd.step(a)
                 continue
-            if sched is not None and (tau + 1) % sched[0] == sched[1] % sched[0]:
-                st = reference.QBLIFState.zeros(ly.shape)
-            if ly.kind == "input":               # CUBA driven by its bias
-                res[tau] = reference.step(st, 0, du=n.du, dv=n.dv, vth=n.vth, bias_mant=a,
-                                          bias_exp=INPUT_BIAS_EXP, max_burst=1,
-                                          reset_mode="zero")
+            if n.kind == "ALIF":
+                res[tau] = st.step(a)
             else:
-                res[tau] = reference.step(st, a, du=n.du, dv=n.dv, vth=n.vth,
-                                          bias_mant=n.bias_mant, bias_exp=n.bias_exp,
+                if sched is not None and (tau + 1) % sched[0] == sched[1] % sched[0]:
+                    st = reference.QBLIFState.zeros(ly.shape)
+                bias, exp = (a, INPUT_BIAS_EXP) if ly.kind == "input" else \
+                    (n.bias_mant, n.bias_exp)                # an input neuron: driven by its bias
+                res[tau] = reference.step(st, 0 if ly.kind == "input" else a, du=n.du,
+                                          dv=n.dv, vth=n.vth, bias_mant=bias, bias_exp=exp,
                                           max_burst=n.max_burst, reset_mode=n.reset_mode)
             if record_uv:
                 us[tau], vs[tau] = st.u, st.v

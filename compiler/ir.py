@@ -108,6 +108,10 @@ class Neuron:
     # (lava-dl writes the torch function's name; Lava's SigmaDelta runs ReLU).
     sigma_output: bool = False
     activation: str = "relu"
+    # ALIF only (lava-dl's adaptive LIF, run as Lava's ATRLIF): ``thDecay``, ``refDecay``
+    # (12-bit decays of the threshold excess and the refractory state) and ``vThStep``
+    # (threshold increase per spike, mantissa like ``vThMant``).
+    adaptive: dict = field(default_factory=dict)
 
 
 @dataclass

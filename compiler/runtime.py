@@ -171,7 +171,7 @@ class CompiledNetwork:
             out[ly.index] = np.moveaxis(block, 0, -1).reshape(cols.shape + tuple(ly.shape))
             for var in ("u", "v") if record_uv and ("u", ly.index) in uv else ():
                 neu = em.neurons[ly.index]
-                series = np.asarray(uv[(var, ly.index)][neu.name][var])   # (total, *lava shape)
+                series = np.asarray(next(iter(uv[(var, ly.index)][neu.name].values())))
                 series = series.reshape((series.shape[0],) + tuple(ly.shape)[::-1])
                 series = series.transpose((0,) + tuple(range(series.ndim - 1, 0, -1)))
                 out[(var, ly.index)] = series[cols].astype(np.int32)

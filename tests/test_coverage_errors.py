@@ -49,7 +49,7 @@ def _delay(value):
 
 
 CASES = [
-    (_neuron("ALIF"), 2, "neuron/type", "ATRLIF"),
+    (_neuron("ADRF_PHASE"), 2, "neuron/type", "adaptive resonate"),
     (_neuron("RF_PHASE"), 2, "neuron/type", "resonate-and-fire"),
     (_complex, 1, "weight", "complex weights"),
     (_graded, 2, "neuron/gradedSpike", "binary spikes"),

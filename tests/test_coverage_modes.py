@@ -241,3 +241,36 @@ def test_dense_rec_equals_stock_netx(tmp_path, seed):
         net.ir.nodes[0]["layer"].weight_rec = None        # the recurrence matters
         assert np.any(simulate(net.ir, spikes[None], steps, stream=True, reset="none")[0]
                       != oracle[0])
+
+
+def _alif_net(tmp_path, rng):
+    specs, shape = dense_net(rng, sizes=(6, 5, 4))
+    specs[1]["neuron"] = {"type": "ALIF", "vThMant": int(rng.integers(60, 120)),
+                          "iDecay": int(rng.integers(200, 2000)),
+                          "vDecay": int(rng.integers(100, 1000)),
+                          "thDecay": int(rng.integers(100, 800)),
+                          "refDecay": int(rng.integers(100, 800)),
+                          "vThStep": int(rng.integers(10, 60)), "refDelay": 1}
+    specs[1]["bias"] = rng.integers(-5, 20, size=5).astype(np.float32)
+    return write_net(tmp_path / "alif.net", specs, input_shape=shape), shape
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_alif_runs_on_lava_atrlif_equal_to_the_oracle(tmp_path, seed):
+    """ALIF (lava-dl's adaptive LIF; stock NetX cannot build it) on Lava's ATRLIF, a stream,
+    continuous: spikes, u (ATRLIF's i) and v of every layer equal the oracle."""
+    rng = np.random.default_rng(seed)
+    path, shape = _alif_net(tmp_path, rng)
+    stream = rng.integers(0, 3, size=(1, 12) + shape)
+    with compiler.compile(path) as net:
+        assert net.ir.nodes[1]["layer"].proc == "ATRLIF"
+        out = net.run(stream, 12, record_uv=True, reset="none")
+        ref = forward(net.ir, stream, 12, record_uv=True, stream=True, reset="none")
+        assert set(out) == set(ref)
+        for key in ref:
+            np.testing.assert_array_equal(out[key], ref[key], err_msg=str(key))
+        assert ref[1].sum() > 0
+        with pytest.raises(ValueError, match="reset='none'"):
+            net.run(stream, 12)
+        net.ir.nodes[1]["layer"].neuron.adaptive["vThStep"] = 0     # adaptation matters
+        assert np.any(forward(net.ir, stream, 12, stream=True, reset="none")[1] != ref[1])

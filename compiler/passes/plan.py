@@ -46,6 +46,8 @@ def plan_emission(g):
             scalar = np.ndim(n.vth) == 0
             if n.kind == "SDNN":
                 ly.proc = SDNN_PROC[n.sigma_output]
+            elif n.kind == "ALIF":
+                ly.proc = "ATRLIF"
             else:
                 ly.proc = "LIF" if (n.kind == "CUBA" and scalar) else "QBLIF"
         if ly.kind == "average":   # read out on the host from its producer's window

@@ -20,9 +20,6 @@ from compiler.passes.declare import declare
 from qblif_lava import params as P
 
 UNSUPPORTED_NEURONS = {
-    "ALIF": "ALIF (adaptive threshold) neurons are unsupported: stock NetX has no mapping "
-            "for them, and Lava 0.10's ATRLIF process, which models them, is not emitted by "
-            "this compiler (its fixed-point match with lava-dl's ALIF is unverified)",
     "RF_PHASE": "resonate-and-fire neurons are unsupported (stock NetX builds Lava's RF "
                 "process for them; not yet emitted here)",
     "RF_IZHIKEVICH": "resonate-and-fire (Izhikevich) neurons are unsupported (stock NetX "
@@ -140,14 +137,16 @@ def _spiking_values(ly) -> dict:
     n, i = ly.neuron, ly.index
     if n.kind in UNSUPPORTED_NEURONS:
         raise CompileError(UNSUPPORTED_NEURONS[n.kind], i, "neuron/type")
-    if n.kind not in ("QBLIF", "CUBA"):
+    if n.kind not in ("QBLIF", "CUBA", "ALIF"):
         raise CompileError(f"unknown neuron type {n.kind!r} (expected QBLIF, CUBA, LOIHI, "
-                           "SDNN)", i, "neuron/type")
+                           "ALIF, SDNN)", i, "neuron/type")
     if n.ref_delay not in (0, 1):
         raise CompileError(f"refDelay={n.ref_delay} is unsupported (refractory periods "
                            "are not modelled; expected 0 or 1)", i, "neuron/refDelay")
     if n.kind == "CUBA":
         return _cuba_values(ly)
+    if n.kind == "ALIF":
+        return _alif_values(ly)
     _check(P.check_int_range, i, "neuron/iDecay", "iDecay", n.du + 1, 1, P.DECAY_RANGE[1] + 1)
     _check(P.check_int_range, i, "neuron/vDecay", "vDecay", n.dv, *P.DECAY_RANGE)
     out = dict(vth=_per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.VTH_RANGE))
@@ -184,6 +183,27 @@ def _cuba_values(ly) -> dict:
                                    "per-neuron threshold runs on the QB-LIF process, range "
                                    f"[{lo}, {hi}]", i, f"neuron/{key}")
         vth = _per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.VTH_RANGE)
+    return dict(vth=vth, max_burst=1, reset_mode="zero")
+
+
+def _alif_values(ly) -> dict:
+    """An ALIF neuron (run as Lava's ATRLIF, whose parameters are scalars): 12-bit decays,
+    a scalar threshold and threshold step (17-bit mantissas), binary spikes."""
+    n, i = ly.neuron, ly.index
+    if ly.kind == "input":
+        raise CompileError("an input layer cannot be ALIF", i, "neuron")
+    if n.raw.get("gradedSpike"):
+        raise CompileError("graded-spike ALIF neurons are unsupported", i, "neuron/gradedSpike")
+    _check(P.check_int_range, i, "neuron/iDecay", "iDecay", n.du + 1, 1, P.DECAY_RANGE[1] + 1)
+    _check(P.check_int_range, i, "neuron/vDecay", "vDecay", n.dv, *P.DECAY_RANGE)
+    for k in ("thDecay", "refDecay"):
+        _check(P.check_int_range, i, f"neuron/{k}", k, n.adaptive[k], *P.DECAY_RANGE)
+    _check(P.check_int_range, i, "neuron/vThStep", "vThStep", n.adaptive["vThStep"], 0,
+           P.VTH_RANGE[1])
+    if np.asarray(n.vth).size != 1:
+        raise CompileError("ALIF needs a scalar threshold (Lava's ATRLIF has one theta_0)", i,
+                           "neuron/vThMant")
+    vth = _per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.VTH_RANGE)
     return dict(vth=vth, max_burst=1, reset_mode="zero")
 
 
