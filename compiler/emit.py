@@ -95,7 +95,7 @@ def _atrlif_proc(ly, interval):
     if interval is not None:
         raise ValueError(f"layer {ly.index}: ALIF runs on Lava's ATRLIF, which has no state "
                          "reset: run with reset='none'")
-    n, a = ly.neuron, ly.neuron.adaptive
+    n, a = ly.neuron, ly.neuron.params
     bias = _full(n.bias_mant, ly.shape)
     return ATRLIF(shape=to_lava(ly.shape), delta_i=n.du / 4096, delta_v=n.dv / 4096,
                   delta_theta=a["thDecay"] / 4096, delta_r=a["refDecay"] / 4096,

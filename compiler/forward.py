@@ -62,7 +62,7 @@ class ALIFState:
 
     def __init__(self, ly):
         n = ly.neuron
-        self.n, self.a = n, n.adaptive
+        self.n, self.a = n, n.params
         self.theta0 = np.int64(int(n.vth) << 6)
         self.u = np.zeros(ly.shape, np.int32)
         self.v = np.zeros(ly.shape, np.int32)

@@ -108,10 +108,11 @@ class Neuron:
     # (lava-dl writes the torch function's name; Lava's SigmaDelta runs ReLU).
     sigma_output: bool = False
     activation: str = "relu"
-    # ALIF only (lava-dl's adaptive LIF, run as Lava's ATRLIF): ``thDecay``, ``refDecay``
-    # (12-bit decays of the threshold excess and the refractory state) and ``vThStep``
-    # (threshold increase per spike, mantissa like ``vThMant``).
-    adaptive: dict = field(default_factory=dict)
+    # model-specific parameters, as read: ALIF (lava-dl's adaptive LIF, run as Lava's
+    # ATRLIF): ``thDecay``, ``refDecay`` (12-bit decays of the threshold excess and the
+    # refractory state), ``vThStep`` (threshold increase per spike, a mantissa like
+    # ``vThMant``); RF (resonate-and-fire, Lava's RF): ``sinDecay``, ``cosDecay``.
+    params: dict = field(default_factory=dict)
 
 
 @dataclass

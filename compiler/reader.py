@@ -152,7 +152,7 @@ def read_neuron(group, i) -> Neuron:
     if kind == "ALIF":
         return Neuron(kind="ALIF", du=integer("iDecay") - 1, dv=integer("vDecay"),
                       vth=arr("vThMant"), ref_delay=integer("refDelay", 1), raw=raw,
-                      adaptive={k: integer(k) for k in ("thDecay", "refDecay", "vThStep")})
+                      params={k: integer(k) for k in ("thDecay", "refDecay", "vThStep")})
     if kind == "QBLIF":
         return Neuron(kind="QBLIF", du=integer("iDecay") - 1, dv=integer("vDecay"),
                       vth=arr("vThMant"), max_burst=integer("maxBurst"),

@@ -272,5 +272,5 @@ def test_alif_runs_on_lava_atrlif_equal_to_the_oracle(tmp_path, seed):
         assert ref[1].sum() > 0
         with pytest.raises(ValueError, match="reset='none'"):
             net.run(stream, 12)
-        net.ir.nodes[1]["layer"].neuron.adaptive["vThStep"] = 0     # adaptation matters
+        net.ir.nodes[1]["layer"].neuron.params["vThStep"] = 0     # adaptation matters
         assert np.any(forward(net.ir, stream, 12, stream=True, reset="none")[1] != ref[1])

@@ -197,8 +197,8 @@ def _alif_values(ly) -> dict:
     _check(P.check_int_range, i, "neuron/iDecay", "iDecay", n.du + 1, 1, P.DECAY_RANGE[1] + 1)
     _check(P.check_int_range, i, "neuron/vDecay", "vDecay", n.dv, *P.DECAY_RANGE)
     for k in ("thDecay", "refDecay"):
-        _check(P.check_int_range, i, f"neuron/{k}", k, n.adaptive[k], *P.DECAY_RANGE)
-    _check(P.check_int_range, i, "neuron/vThStep", "vThStep", n.adaptive["vThStep"], 0,
+        _check(P.check_int_range, i, f"neuron/{k}", k, n.params[k], *P.DECAY_RANGE)
+    _check(P.check_int_range, i, "neuron/vThStep", "vThStep", n.params["vThStep"], 0,
            P.VTH_RANGE[1])
     if np.asarray(n.vth).size != 1:
         raise CompileError("ALIF needs a scalar threshold (Lava's ATRLIF has one theta_0)", i,
