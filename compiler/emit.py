@@ -75,6 +75,8 @@ def _neuron_proc(ly, sched):
     interval, offset = sched if sched is not None else (None, 0)
     if ly.proc == "ATRLIF":
         return _atrlif_proc(ly, interval)
+    if ly.proc == "RF":
+        return _rf_proc(ly, interval)
     if ly.proc == "LIF":
         kw = dict(shape=shape, du=n.du, dv=n.dv, vth=int(n.vth),
                   bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
@@ -102,6 +104,18 @@ def _atrlif_proc(ly, interval):
                   theta_0=int(n.vth), theta_step=a["vThStep"],
                   bias_mant=bias if np.ndim(bias) == 0 else bias.astype(np.int16),
                   bias_exp=n.bias_exp, name=f"layer{ly.index}_atrlif")
+
+
+def _rf_proc(ly, interval):
+    """Lava's RF for a resonate-and-fire layer, exactly as stock NetX builds it."""
+    from lava.proc.rf.process import RF
+    from compiler.numeric import rf_process_params
+    if interval is not None:
+        raise ValueError(f"layer {ly.index}: resonate-and-fire runs on Lava's RF, which has "
+                         "no state reset: run with reset='none'")
+    period, alpha = rf_process_params(ly.neuron.params["sinDecay"], ly.neuron.params["cosDecay"])
+    return RF(shape=to_lava(ly.shape), period=period, alpha=alpha, state_exp=6, decay_bits=12,
+              vth=int(ly.neuron.vth), name=f"layer{ly.index}_rf")
 
 
 def _per_synapse_delays(delay) -> bool:
@@ -190,7 +204,7 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             (out.transpose([2, 1, 0]).flatten() if len(ly.shape) == 3 else out).connect(sink.a_in)
             em.sinks[ly.index] = (sink, path, ly.size)
             em.processes.append(sink)
-        if record_uv and ly.neuron.kind != "SDNN":   # sigma-delta has no u, v
+        if record_uv and ly.neuron.kind not in ("SDNN", "RF"):   # these have no u, v
             from lava.proc.monitor.process import Monitor
             for var in ("u", "v"):
                 mon = Monitor()
@@ -231,6 +245,18 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
         port.connect(syn.s_in)
         a_out = syn.a_out
         em.processes += [syn, neu]
+        if ly.synapse.imag is not None:   # stock's ComplexDense: real and imaginary synapses
+            im = ly.synapse.imag
+            syn_i = Dense(weights=im.weight, weight_exp=im.exp, num_weight_bits=im.bits,
+                          num_message_bits=msg.wire_bits, name=f"layer{ly.index}_dense_imag")
+            port.connect(syn_i.s_in)
+            syn_i.a_out.connect(neu.a_imag_in)
+            a_out.connect(neu.a_real_in)
+            em.processes.append(syn_i)
+            em.neurons[ly.index] = neu
+            record_out(ly, neu)
+            port, lanes_ready = neu.s_out, False
+            continue
         if _output_delays(ly) is not None:   # (stock NetX drops conv delays)
             line = DelayLine(delays=_full(_output_delays(ly), ly.shape),
                              name=f"layer{ly.index}_delay")

@@ -83,6 +83,33 @@ class ALIFState:
         return s.astype(np.int64)
 
 
+class RFState:
+    """Lava's RF fixed-point state (``lava.proc.rf.models.PyRFModelFixed``, state_exp 6,
+    decay_bits 12), from stock NetX's parameters: inputs ``<< 6``; ``re, im`` rotate by the
+    integer sin/cos decays (each product shifted right by 12, toward zero), clipped to
+    ``±(2^23 - 1)``; a spike when ``re >= vth << 6`` and im crosses from negative to >= 0."""
+
+    LIMIT = 2 ** 23 - 1
+
+    def __init__(self, ly):
+        period, alpha = numeric.rf_process_params(ly.neuron.params["sinDecay"],
+                                                  ly.neuron.params["cosDecay"])
+        self.sin, self.cos = numeric.rf_fixed_decays(period, alpha)
+        self.vth = int(int(ly.neuron.vth) * (1 << 6))
+        self.re = np.zeros(ly.shape, np.int64)
+        self.im = np.zeros(ly.shape, np.int64)
+
+    def step(self, a_re, a_im):
+        def sv(x):
+            return reference.rtz_shift(x, 12)
+        re = sv(self.cos * self.re) - sv(self.sin * self.im) + (np.asarray(a_re, np.int64) << 6)
+        im = sv(self.sin * self.re) + sv(self.cos * self.im) + (np.asarray(a_im, np.int64) << 6)
+        re, im = np.clip(re, -self.LIMIT, self.LIMIT), np.clip(im, -self.LIMIT, self.LIMIT)
+        s = (re >= self.vth) & (im >= 0) & (self.im < 0)
+        self.re, self.im = re, im
+        return s.astype(np.int64)
+
+
 def _synaptic_input(ly, hist, tau):
     """Synaptic input of ``ly`` at 0-based step ``tau`` from its producer's outputs ``hist``
     (``(total, *in_shape)``): ``synapse(hist[tau - 1 - delay])``, per neuron delay."""
@@ -135,7 +162,11 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
         if n.kind == "ALIF" and sched is not None:
             raise ValueError(f"layer {ly.index}: ALIF (Lava's ATRLIF) has no state reset: "
                              "use reset='none'")
-        st = ALIFState(ly) if n.kind == "ALIF" else reference.QBLIFState.zeros(ly.shape)
+        st = ALIFState(ly) if n.kind == "ALIF" else RFState(ly) if n.kind == "RF" else \
+            reference.QBLIFState.zeros(ly.shape)
+        if n.kind == "RF" and sched is not None:
+            raise ValueError(f"layer {ly.index}: resonate-and-fire (Lava's RF) has no state "
+                             "reset: use reset='none'")
         for tau in range(total):
             if ly.kind == "input":
                 a = cur[tau]                     # same step: events (Delta) or bias
@@ -149,6 +180,11 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
                 continue
             if n.kind == "ALIF":
                 res[tau] = st.step(a)
+            elif n.kind == "RF":
+                x = cur[tau - 1] if tau >= 1 else np.zeros(cur.shape[1:], cur.dtype)
+                res[tau] = st.step(a, numeric.wrap_synapse(
+                    ly, np.asarray(ly.weight_imag, np.int64) @ np.asarray(x, np.int64).reshape(-1)))
+                continue
             else:
                 if sched is not None and (tau + 1) % sched[0] == sched[1] % sched[0]:
                     st = reference.QBLIFState.zeros(ly.shape)
@@ -160,7 +196,7 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
             if record_uv:
                 us[tau], vs[tau] = st.u, st.v
         out[ly.index] = cur = res
-        if record_uv and sd is None:
+        if record_uv and sd is None and n.kind != "RF":
             out[("u", ly.index)], out[("v", ly.index)] = us, vs
     return out
 

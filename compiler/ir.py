@@ -73,6 +73,8 @@ class Synapse:
     groups (pool: one per channel). delay: axonal delays in steps (dense ``(out, in)``, conv
     the layer's shape; file order) or None. weight_rec: a recurrent dense layer's
     ``(out, out)`` weights onto itself (same exponent and bits, as stock NetX) or None.
+    imag: a complex dense layer's imaginary weights, a Synapse of their own (quantized apart,
+    as stock NetX's ComplexDense); ``weight`` is then the real part.
     """
     weight: np.ndarray
     exp: int = 0
@@ -80,6 +82,7 @@ class Synapse:
     groups: int = 1
     delay: Optional[np.ndarray] = None
     weight_rec: Optional[np.ndarray] = None
+    imag: Optional["Synapse"] = None   # complex (RF) dense: the imaginary part's synapse
 
 
 @dataclass
@@ -140,6 +143,7 @@ class Layer:
     groups: int = 1
     delay: Optional[np.ndarray] = None
     weight_rec: Optional[np.ndarray] = None   # dense_rec: (out, out) recurrent weights
+    weight_imag: Optional[np.ndarray] = None  # complex dense (RF): weight is the real part
     in_shape: Optional[tuple] = None
     synapse: Optional[Synapse] = None
     depth: int = 0

@@ -99,3 +99,18 @@ def fan_out(ly) -> np.ndarray:
                     np.add.at(fo, (slice(g * cg, (g + 1) * cg), ih[:, None], iw[None, :]),
                               cnt[:, None, None])
     return fo
+
+
+def rf_process_params(sin_decay: int, cos_decay: int):
+    """``(period, alpha)`` of Lava's RF process from a NetX RF neuron's ``sinDecay`` and
+    ``cosDecay`` (units of 1/4096), as stock NetX derives them (lava-dl
+    ``slayer.neuron.rf.neuron_params``)."""
+    s, c = sin_decay / 4096, cos_decay / 4096
+    return 1 / (np.arctan2(s, c) / 2 / np.pi), 1 - np.sqrt(s ** 2 + c ** 2)
+
+
+def rf_fixed_decays(period: float, alpha: float, decay_bits: int = 12):
+    """The integer sin/cos decays Lava's RF process computes from ``period`` and ``alpha``."""
+    sin_decay = (1 - alpha) * np.sin(np.pi * 2 * 1 / period)
+    cos_decay = (1 - alpha) * np.cos(np.pi * 2 * 1 / period)
+    return int(np.int32(sin_decay * (1 << decay_bits))), int(np.int32(cos_decay * (1 << decay_bits)))

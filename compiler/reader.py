@@ -149,6 +149,9 @@ def read_neuron(group, i) -> Neuron:
                       vth=arr("vThMant"), ref_delay=integer("refDelay", 1),
                       message_bits=integer("messageBits") if "messageBits" in ng else None,
                       raw=raw)
+    if kind == "RF_PHASE":   # as stock NetX: Lava's RF from vThMant, sinDecay, cosDecay
+        return Neuron(kind="RF", du=0, dv=0, vth=arr("vThMant"), raw=raw,
+                      params={k: integer(k) for k in ("sinDecay", "cosDecay")})
     if kind == "ALIF":
         return Neuron(kind="ALIF", du=integer("iDecay") - 1, dv=integer("vDecay"),
                       vth=arr("vThMant"), ref_delay=integer("refDelay", 1), raw=raw,
@@ -213,11 +216,16 @@ def read_layer_kind(group, i, kind) -> Layer:
             layer.weight = read_array(group, "weight", i, integer=False)
         if "bias" in group:
             layer.bias = read_array(group, "bias", i, integer=False)
-    if kind in ("dense", "conv", "pool", "dense_comp") and "weight" in group and \
-            _is_group(group, "weight"):
-        raise CompileError("complex weights (weight/real, weight/imag: a resonate-and-fire "
-                           "layer) are unsupported", i, "weight")
-    if kind in ("dense", "conv", "pool"):
+    complex_w = kind in ("dense", "conv", "pool", "dense_comp") and "weight" in group and \
+        _is_group(group, "weight")
+    if complex_w and kind != "dense":
+        raise CompileError(f"complex weights (weight/real, weight/imag) on a {kind} layer are "
+                           "unsupported (stock NetX builds them for dense layers only)",
+                           i, "weight")
+    if complex_w:   # a resonate-and-fire layer (stock NetX's ComplexDense)
+        layer.weight = read_array(group, "weight/real", i)
+        layer.weight_imag = read_array(group, "weight/imag", i)
+    elif kind in ("dense", "conv", "pool"):
         layer.weight = read_array(group, "weight", i)
         if "bias" in group:
             layer.bias = read_array(group, "bias", i)

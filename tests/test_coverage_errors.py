@@ -22,6 +22,10 @@ def _neuron(kind):
     return f
 
 
+def _rf_on_real_weights(specs):
+    specs[2]["neuron"] = {"type": "RF_PHASE", "vThMant": 10, "sinDecay": 500, "cosDecay": 3500}
+
+
 def _complex(specs):
     w = specs[1].pop("weight")
     specs[1]["weight/real"], specs[1]["weight/imag"] = w, w
@@ -50,8 +54,9 @@ def _delay(value):
 
 CASES = [
     (_neuron("ADRF_PHASE"), 2, "neuron/type", "adaptive resonate"),
-    (_neuron("RF_PHASE"), 2, "neuron/type", "resonate-and-fire"),
-    (_complex, 1, "weight", "complex weights"),
+    (_neuron("RF_IZHIKEVICH"), 2, "neuron/type", "Izhikevich"),
+    (_rf_on_real_weights, 2, "neuron/type", "needs complex dense weights"),
+    (_complex, 1, "weight", "need a resonate-and-fire"),
     (_graded, 2, "neuron/gradedSpike", "binary spikes"),
     (_kind("convT"), 2, "type", "transposed"),
     (_kind("concat"), 2, "type", "concat"),

@@ -32,7 +32,7 @@ PASSES = [
 # what the reader provides (compiler.reader): every layer's own fields, the file's metadata
 READER_PROVIDES = frozenset({"layer.kind", "layer.shape", "layer.weight", "layer.bias",
                              "layer.neuron", "layer.kernel", "layer.stride", "layer.padding",
-                             "layer.dilation", "layer.groups", "layer.delay", "layer.weight_rec",
+                             "layer.dilation", "layer.groups", "layer.delay", "layer.weight_rec", "layer.weight_imag",
                              "graph.input_bits", "graph.encoding", "graph.path"})
 _DEFAULTS = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
              for f in dataclasses.fields(Layer)

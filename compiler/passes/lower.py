@@ -45,6 +45,8 @@ def lower_bursts(g):
             lw = np.repeat(w, lanes, axis=1)
             if syn.delay is not None:   # (out, in) -> one delay per lane
                 syn.delay = np.repeat(syn.delay, lanes, axis=1)
+            if syn.imag is not None:
+                syn.imag.weight = np.repeat(syn.imag.weight, lanes, axis=1).astype(np.int32)
             if syn.weight_rec is not None:   # the layer's own events, on their own lanes
                 own = g.edges[ly.index, ly.index]["message"].lanes
                 syn.weight_rec = np.repeat(syn.weight_rec, own, axis=1).astype(np.int32)

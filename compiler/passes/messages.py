@@ -22,7 +22,7 @@ def out_message(g, ly, encoding: str = "graded") -> Message:
     if ly is None or ly.kind == "input":
         bits = int(g.graph["input_bits"])
         return Message(bits, 2 ** bits - 1, encoding=encoding)
-    if ly.neuron.kind in ("CUBA", "ALIF"):
+    if ly.neuron.kind in ("CUBA", "ALIF", "RF"):
         return Message(0, 1, encoding=encoding)
     k = int(ly.neuron.max_burst)
     return Message(message_bits(k), k, encoding=encoding)

@@ -48,6 +48,8 @@ def plan_emission(g):
                 ly.proc = SDNN_PROC[n.sigma_output]
             elif n.kind == "ALIF":
                 ly.proc = "ATRLIF"
+            elif n.kind == "RF":
+                ly.proc = "RF"
             else:
                 ly.proc = "LIF" if (n.kind == "CUBA" and scalar) else "QBLIF"
         if ly.kind == "average":   # read out on the host from its producer's window

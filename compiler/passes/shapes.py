@@ -70,6 +70,12 @@ def infer_shapes(g):
             if w.ndim != 2 or w.shape != (n_out, n_in):
                 raise CompileError(f"shape {w.shape} != (out={n_out}, in={n_in})", i, "weight")
             ly.weight, ly.shape = w, (n_out,)
+            if ly.weight_imag is not None:
+                wi = np.asarray(ly.weight_imag)
+                if wi.size != w.size:
+                    raise CompileError(f"shape {wi.shape} != the real part's {w.shape}", i,
+                                       "weight/imag")
+                ly.weight_imag = wi.reshape(w.shape)
             if ly.weight_rec is not None:
                 wr = np.asarray(ly.weight_rec)
                 if wr.size != n_out * n_out:

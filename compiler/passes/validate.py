@@ -20,15 +20,15 @@ from compiler.passes.declare import declare
 from qblif_lava import params as P
 
 UNSUPPORTED_NEURONS = {
-    "RF_PHASE": "resonate-and-fire neurons are unsupported (stock NetX builds Lava's RF "
-                "process for them; not yet emitted here)",
     "RF_IZHIKEVICH": "resonate-and-fire (Izhikevich) neurons are unsupported (stock NetX "
                      "builds Lava's RF_IZ process for them; not yet emitted here)",
     "ADRF_PHASE": "adaptive resonate-and-fire neurons are unsupported (stock NetX has no "
                   "mapping and Lava 0.10 no process for them)",
 }
 UNSUPPORTED_LAYERS = {
-    "dense_comp": "complex dense layers (resonate-and-fire) are unsupported",
+    "dense_comp": "dense_comp layers are unsupported (stock NetX fails on them too: it calls "
+                  "a create_complex_dense it does not have); write complex weights on a "
+                  "dense layer",
     "concat": "concat layers are unsupported (several inputs per layer are not yet emitted; "
               "stock NetX has none either)",
     "convt": "transposed convolutions are unsupported (stock NetX has none either)",
@@ -137,9 +137,9 @@ def _spiking_values(ly) -> dict:
     n, i = ly.neuron, ly.index
     if n.kind in UNSUPPORTED_NEURONS:
         raise CompileError(UNSUPPORTED_NEURONS[n.kind], i, "neuron/type")
-    if n.kind not in ("QBLIF", "CUBA", "ALIF"):
+    if n.kind not in ("QBLIF", "CUBA", "ALIF", "RF"):
         raise CompileError(f"unknown neuron type {n.kind!r} (expected QBLIF, CUBA, LOIHI, "
-                           "ALIF, SDNN)", i, "neuron/type")
+                           "ALIF, RF_PHASE, SDNN)", i, "neuron/type")
     if n.ref_delay not in (0, 1):
         raise CompileError(f"refDelay={n.ref_delay} is unsupported (refractory periods "
                            "are not modelled; expected 0 or 1)", i, "neuron/refDelay")
@@ -147,6 +147,8 @@ def _spiking_values(ly) -> dict:
         return _cuba_values(ly)
     if n.kind == "ALIF":
         return _alif_values(ly)
+    if n.kind == "RF":
+        return _rf_values(ly)
     _check(P.check_int_range, i, "neuron/iDecay", "iDecay", n.du + 1, 1, P.DECAY_RANGE[1] + 1)
     _check(P.check_int_range, i, "neuron/vDecay", "vDecay", n.dv, *P.DECAY_RANGE)
     out = dict(vth=_per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.VTH_RANGE))
@@ -207,6 +209,27 @@ def _alif_values(ly) -> dict:
     return dict(vth=vth, max_burst=1, reset_mode="zero")
 
 
+def _rf_values(ly) -> dict:
+    """A resonate-and-fire neuron (Lava's RF, as stock NetX builds it) behind complex dense
+    weights: scalar threshold, 12-bit sin/cos decays, no bias, binary spikes."""
+    n, i = ly.neuron, ly.index
+    if ly.kind != "dense" or ly.weight_imag is None:
+        raise CompileError("a resonate-and-fire neuron needs complex dense weights "
+                           "(weight/real, weight/imag)", i, "neuron/type")
+    if ly.bias is not None:
+        raise CompileError("a resonate-and-fire layer has no bias (stock NetX ignores it)", i,
+                           "bias")
+    if np.asarray(n.vth).size != 1:
+        raise CompileError("expected a scalar threshold (Lava's RF has one vth)", i,
+                           "neuron/vThMant")
+    for k in ("sinDecay", "cosDecay"):
+        _check(P.check_int_range, i, f"neuron/{k}", k, n.params[k], -4096, 4096)
+    if n.params["sinDecay"] == 0 and n.params["cosDecay"] <= 0:
+        raise CompileError("sinDecay = 0 with cosDecay <= 0 has no period", i, "neuron/sinDecay")
+    vth = _per_channel(n.vth, i, "neuron/vThMant", ly.shape, *P.VTH_RANGE)
+    return dict(vth=vth, max_burst=1, reset_mode="zero")
+
+
 def _delay_values(ly):
     """Axonal delays (steps) as stock NetX reads them: a dense layer's ``delay`` of shape
     ``(out,)`` delays each output neuron's synaptic input, ``(in,)`` each input, a full
@@ -221,6 +244,9 @@ def _delay_values(ly):
         raise CompileError(f"delays in [{d.min()}, {d.max()}] are out of range "
                            f"[0, {P.MAX_AXON_DELAY}] (stock NetX clamps them silently)",
                            i, "delay")
+    if ly.weight_imag is not None:
+        raise CompileError("delays on a complex (resonate-and-fire) layer are unsupported "
+                           "(stock NetX ignores them)", i, "delay")
     if ly.kind == "dense":
         n_out = int(np.prod(ly.shape))
         w = np.asarray(ly.weight)
@@ -332,6 +358,9 @@ def validate(g):
             continue
         if ly.kind in ("conv", "pool") and ly.neuron is None:
             raise CompileError(f"a {ly.kind} layer needs a neuron group", i, "neuron")
+        if ly.weight_imag is not None and (ly.neuron is None or ly.neuron.kind != "RF"):
+            raise CompileError("complex weights (weight/real, weight/imag) need a "
+                               "resonate-and-fire (RF_PHASE) neuron", i, "weight")
         neuron_values(ly)
         _delay_values(ly)
         if ly.kind in ("conv", "pool"):
