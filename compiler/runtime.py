@@ -114,6 +114,8 @@ class CompiledNetwork:
         - ``reset``: ``"sample"`` (default: every sample starts from zero state),
           ``"none"`` (continuous: never reset), ``"netx"`` (stock NetX's
           ``Network(reset_interval=, reset_offset=)`` schedule, to reproduce a stock run).
+          ALIF (Lava ATRLIF) and resonate-and-fire (Lava RF) layers have no reset: networks
+          with them run with ``"none"`` (other modes raise ValueError).
         - An input layer with a CUBA neuron (lava-dl's ``Input`` block) is driven by its
           bias, as stock NetX drives it: the samples are the bias mantissas (ints, signed),
           or with ``input_transform`` real values x mapped by the file's transform to
