@@ -5,6 +5,12 @@ Lava ``LIFReset`` (bit-accurate model), except where the threshold is per-neuron
 (Lava's LIF holds a scalar ``vth``): those become a ``QBLIF`` with K = 1 and
 ``reset_mode="zero"``, bit-identical to LIF by spec section 1.
 
+ALIF layers -> Lava's ``ATRLIF``; resonate-and-fire layers -> Lava's ``RF`` (both without
+a reset: continuous runs only). An input layer with a CUBA neuron -> ``BiasNeuron`` (the
+frames drive its bias; depth 0). A neuron-less dense layer has stock's integrator neuron
+(``normalize``) and runs as ``LIF``. An ``average`` layer -> ``host`` (read out on the host
+from its producer's window).
+
 SDNN layers -> Lava's ``SigmaDelta`` (ReLU, ``spike_exp = state_exp = 6``, as stock
 NetX), ``Sigma`` for a ``sigma_output`` layer, ``Delta`` for an SDNN input layer
 (depth 0: a neuron adds no step). These processes have no reset: their state
