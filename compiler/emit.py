@@ -77,6 +77,12 @@ def _neuron_proc(ly, sched):
         return _atrlif_proc(ly, interval)
     if ly.proc == "RF":
         return _rf_proc(ly, interval)
+    if ly.proc == "GradedLIF":
+        from compiler.procs.graded_lif import GradedLIF
+        return GradedLIF(shape=shape, du=n.du, dv=n.dv, vth=_full(n.vth, ly.shape),
+                         bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
+                         reset_interval=interval, reset_offset=offset,
+                         name=f"layer{ly.index}_graded_lif")
     if ly.proc == "LIF":
         kw = dict(shape=shape, du=n.du, dv=n.dv, vth=int(n.vth),
                   bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler import numeric
-from compiler.ir import layers
+from compiler.ir import in_message, layers
 from compiler.passes.plan import reset_schedule
 from compiler.procs.source.process import frame_at
 from qblif_lava import reference
@@ -159,6 +159,8 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
         us = np.zeros_like(res) if record_uv else None
         vs = np.zeros_like(res) if record_uv else None
         sd = SDNNState(ly) if n.kind == "SDNN" else None
+        shift = in_message(g, ly.index).scale_exp if ly.kind != "input" else 0
+        graded = n.kind == "CUBA" and bool(n.raw.get("gradedSpike"))
         if n.kind == "ALIF" and sched is not None:
             raise ValueError(f"layer {ly.index}: ALIF (Lava's ATRLIF) has no state reset: "
                              "use reset='none'")
@@ -172,6 +174,8 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
                 a = cur[tau]                     # same step: events (Delta) or bias
             else:
                 a = _synaptic_input(ly, cur, tau)
+                if shift:       # a graded-spike CUBA's payload: Dense's exponent, floor
+                    a = np.right_shift(a.astype(np.int64), shift)
                 if ly.weight_rec is not None and tau >= 1:   # its own output, one step on
                     a = a.astype(np.int64) + numeric.wrap_synapse(
                         ly, np.asarray(ly.weight_rec, np.int64) @ res[tau - 1])
@@ -188,6 +192,12 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
             else:
                 if sched is not None and (tau + 1) % sched[0] == sched[1] % sched[0]:
                     st = reference.QBLIFState.zeros(ly.shape)
+                if graded:
+                    res[tau] = numeric.graded_step(st, a, du=n.du, dv=n.dv, vth=n.vth,
+                                                   bias_mant=n.bias_mant, bias_exp=n.bias_exp)
+                    if record_uv:
+                        us[tau], vs[tau] = st.u, st.v
+                    continue
                 bias, exp = (a, INPUT_BIAS_EXP) if ly.kind == "input" else \
                     (n.bias_mant, n.bias_exp)                # an input neuron: driven by its bias
                 res[tau] = reference.step(st, 0 if ly.kind == "input" else a, du=n.du,

@@ -36,12 +36,15 @@ class Message:
     spike; 0 for SDNN's unbounded signed values). signed: values may be negative (SDNN).
     graded_only: has no thermometer code, stays graded in every encoding (SDNN).
     encoding: the burst encoding the synapse receives (``graded`` or ``binary``).
+    scale_exp: the receiving synapse divides its sum by ``2**scale_exp`` (floor): 6 for a
+    graded-spike CUBA's voltage payload (``v >> 6``), else 0.
     """
     bits: int
     max: int
     signed: bool = False
     graded_only: bool = False
     encoding: str = "graded"
+    scale_exp: int = 0
 
     def __post_init__(self):
         if self.bits < 0 or self.max < 0 or self.encoding not in ENCODINGS:

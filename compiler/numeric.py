@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from qblif_lava import reference
+
 
 def _taps(size_in, size_out, k, s, p, d):
     """For kernel tap ``t``: (output index slice, input index slice) of valid positions."""
@@ -114,3 +116,14 @@ def rf_fixed_decays(period: float, alpha: float, decay_bits: int = 12):
     sin_decay = (1 - alpha) * np.sin(np.pi * 2 * 1 / period)
     cos_decay = (1 - alpha) * np.cos(np.pi * 2 * 1 / period)
     return int(np.int32(sin_decay * (1 << decay_bits))), int(np.int32(cos_decay * (1 << decay_bits)))
+
+
+def graded_step(state, a, *, du, dv, vth, bias_mant, bias_exp):
+    """One step of a graded-spike CUBA population (in place): the payload ``v >> 6`` where
+    ``v > vth << 6`` (then v = 0), else 0."""
+    state.u = reference.current_update(state.u, a, du)
+    v = reference.voltage_update(state.v, state.u, dv,
+                                 reference.effective_bias(bias_mant, bias_exp))
+    spike = v > (np.asarray(vth, np.int64) << 6)
+    state.v = np.where(spike, 0, v).astype(np.int32)
+    return np.where(spike, np.right_shift(v, 6), 0).astype(np.int32)

@@ -31,10 +31,6 @@ def _complex(specs):
     specs[1]["weight/real"], specs[1]["weight/imag"] = w, w
 
 
-def _graded(specs):
-    specs[2]["neuron"] = dict(cuba_neuron(np.random.default_rng(1)), gradedSpike=True)
-
-
 def _kind(kind):
     def f(specs):
         specs[2]["type"] = kind
@@ -57,7 +53,6 @@ CASES = [
     (_neuron("RF_IZHIKEVICH"), 2, "neuron/type", "Izhikevich"),
     (_rf_on_real_weights, 2, "neuron/type", "needs complex dense weights"),
     (_complex, 1, "weight", "need a resonate-and-fire"),
-    (_graded, 2, "neuron/gradedSpike", "binary spikes"),
     (_kind("convT"), 2, "type", "transposed"),
     (_kind("concat"), 2, "type", "concat"),
     (_per_neuron_slow_lif, 2, "neuron/iDecay", "scalar vThMant"),

@@ -310,3 +310,31 @@ def test_resonate_and_fire_equals_stock_netx(tmp_path, seed):
             np.testing.assert_array_equal(tl[i][:steps], ref[i - 1], err_msg=f"layer {i}")
             np.testing.assert_array_equal(tl[i], oracle[i])
         assert ref[0].sum() > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("enc", ["graded", "binary"])
+def test_graded_spike_cuba_equals_the_oracle(tmp_path, seed, enc):
+    """gradedSpike CUBA (stock NetX sends binary spikes instead): a spike carries v >> 6
+    and the receiving Dense divides by 2^6; every layer, step, u and v equal the oracle."""
+    from test_compiler_writer import cuba_neuron
+    rng = np.random.default_rng(seed)
+    specs, shape = dense_net(rng, sizes=(6, 5, 4))
+    specs[1]["neuron"] = dict(cuba_neuron(rng, 100), gradedSpike=True)
+    path = write_net(tmp_path / "g.net", specs, input_shape=shape)
+    frames = rng.integers(0, 16, size=(2,) + shape)
+    with compiler.compile(path, encoding=enc) as net:
+        assert net.ir.nodes[1]["layer"].proc == "GradedLIF"
+        out = net.run(frames, 6, record_uv=True)
+        ref = forward(net.ir, frames, 6, record_uv=True)
+        for key in ref:
+            np.testing.assert_array_equal(out[key], ref[key], err_msg=str(key))
+        assert out[1].max() > 1, "no graded payload"
+    specs[2] = {"type": "flatten", "shape": np.array([5])}    # a graded CUBA into a conv:
+    specs[1]["shape"] = np.array([5, 1, 1])
+    specs.append({"type": "conv", "shape": np.array([2, 1, 1]), "kernelSize": np.array([1, 1]),
+                  "weight": even_weights(rng, (2, 5, 1, 1)), "neuron": cuba_neuron(rng)})
+    specs.pop(2)
+    with pytest.raises(CompileError) as err:
+        compiler.compile(write_net(tmp_path / "c.net", specs, input_shape=shape))
+    assert err.value.key == "type" and "exponent" in str(err.value)

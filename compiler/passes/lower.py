@@ -42,6 +42,7 @@ def lower_bursts(g):
         lanes, syn = msg.lanes, ly.synapse
         w = syn.weight
         if ly.kind == "dense":
+            syn.exp -= msg.scale_exp        # a graded CUBA's voltage payload: / 2^6
             lw = np.repeat(w, lanes, axis=1)
             if syn.delay is not None:   # (out, in) -> one delay per lane
                 syn.delay = np.repeat(syn.delay, lanes, axis=1)

@@ -13,6 +13,8 @@ from compiler.ir import ENCODINGS, Message, producer
 from compiler.passes.declare import declare
 from qblif_lava.params import message_bits
 
+GRADED_CUBA_BITS = 24   # a graded-spike CUBA sends v >> 6 (v: 24-bit state)
+
 
 def out_message(g, ly, encoding: str = "graded") -> Message:
     """The :class:`Message` layer ``ly`` (or the input, None) emits."""
@@ -22,6 +24,8 @@ def out_message(g, ly, encoding: str = "graded") -> Message:
     if ly is None or ly.kind == "input":
         bits = int(g.graph["input_bits"])
         return Message(bits, 2 ** bits - 1, encoding=encoding)
+    if ly.neuron.kind == "CUBA" and ly.neuron.raw.get("gradedSpike"):
+        return Message(GRADED_CUBA_BITS, 0, graded_only=True, encoding=encoding, scale_exp=6)
     if ly.neuron.kind in ("CUBA", "ALIF", "RF"):
         return Message(0, 1, encoding=encoding)
     k = int(ly.neuron.max_burst)

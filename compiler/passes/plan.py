@@ -56,6 +56,8 @@ def plan_emission(g):
                 ly.proc = "ATRLIF"
             elif n.kind == "RF":
                 ly.proc = "RF"
+            elif n.kind == "CUBA" and n.raw.get("gradedSpike"):
+                ly.proc = "GradedLIF"
             else:
                 ly.proc = "LIF" if (n.kind == "CUBA" and scalar) else "QBLIF"
         if ly.kind == "average":   # read out on the host from its producer's window

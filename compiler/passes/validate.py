@@ -15,7 +15,7 @@ import copy
 import numpy as np
 
 from compiler.errors import CompileError
-from compiler.ir import LAYER_KINDS, Neuron, check_graph, layers
+from compiler.ir import LAYER_KINDS, Neuron, check_graph, layers, producer
 from compiler.passes.declare import declare
 from qblif_lava import params as P
 
@@ -165,12 +165,10 @@ def _cuba_values(ly) -> dict:
     """A CUBA/LOIHI neuron: Lava LIF's ranges (``params.LIF_*``) with a scalar threshold;
     a per-neuron threshold runs on the QB-LIF process (K = 1) and needs its ranges."""
     n, i = ly.neuron, ly.index
-    if n.raw.get("gradedSpike"):
-        raise CompileError("graded-spike CUBA neurons are unsupported: lava-dl sends the "
-                           "voltage at threshold crossing, which needs a graded LIF process "
-                           "(stock NetX ignores the key and sends binary spikes)",
-                           i, "neuron/gradedSpike")
-    if n.message_bits not in (None, 0):
+    if n.raw.get("gradedSpike") and ly.kind == "input":
+        raise CompileError("a graded-spike input neuron is unsupported", i,
+                           "neuron/gradedSpike")
+    if n.message_bits not in (None, 0) and not n.raw.get("gradedSpike"):
         raise CompileError(f"messageBits={n.message_bits} is unsupported for CUBA "
                            "(binary spikes, expected 0)", i, "neuron/messageBits")
     _check(P.check_int_range, i, "neuron/iDecay", "iDecay", n.du + 1, *P.LIF_IDECAY_RANGE)
@@ -358,6 +356,17 @@ def validate(g):
             continue
         if ly.kind in ("conv", "pool") and ly.neuron is None:
             raise CompileError(f"a {ly.kind} layer needs a neuron group", i, "neuron")
+        src = producer(g, i)
+        if src is not None and src.neuron is not None and src.neuron.raw.get("gradedSpike") \
+                and src.neuron.kind == "CUBA":
+            if ly.kind != "dense":
+                raise CompileError(f"a {ly.kind} layer cannot receive graded-spike CUBA "
+                                   "output (Lava's Conv has no weight exponent to divide the "
+                                   "voltage payload by 2^6)", i, "type")
+            if ly.delay is not None and np.ndim(ly.delay) and np.asarray(ly.delay).size > 1 \
+                    and np.any(np.asarray(ly.delay) != np.asarray(ly.delay).reshape(-1)[0]):
+                raise CompileError("per-synapse delays with graded-spike input are "
+                                   "unsupported", i, "delay")
         if ly.weight_imag is not None and (ly.neuron is None or ly.neuron.kind != "RF"):
             raise CompileError("complex weights (weight/real, weight/imag) need a "
                                "resonate-and-fire (RF_PHASE) neuron", i, "weight")
