@@ -75,7 +75,7 @@ def _neuron_proc(ly, sched):
     interval, offset = sched if sched is not None else (None, 0)
     if ly.proc == "ATRLIF":
         return _atrlif_proc(ly, interval)
-    if ly.proc == "RF":
+    if ly.proc in ("RF", "RF_IZ"):
         return _rf_proc(ly, interval)
     if ly.proc == "GradedLIF":
         from compiler.procs.graded_lif import GradedLIF
@@ -115,13 +115,15 @@ def _atrlif_proc(ly, interval):
 def _rf_proc(ly, interval):
     """Lava's RF for a resonate-and-fire layer, exactly as stock NetX builds it."""
     from lava.proc.rf.process import RF
+    from lava.proc.rf_iz.process import RF_IZ
     from compiler.numeric import rf_process_params
     if interval is not None:
         raise ValueError(f"layer {ly.index}: resonate-and-fire runs on Lava's RF, which has "
                          "no state reset: run with reset='none'")
     period, alpha = rf_process_params(ly.neuron.params["sinDecay"], ly.neuron.params["cosDecay"])
-    return RF(shape=to_lava(ly.shape), period=period, alpha=alpha, state_exp=6, decay_bits=12,
-              vth=int(ly.neuron.vth), name=f"layer{ly.index}_rf")
+    proc = RF_IZ if ly.proc == "RF_IZ" else RF
+    return proc(shape=to_lava(ly.shape), period=period, alpha=alpha, state_exp=6,
+                decay_bits=12, vth=int(ly.neuron.vth), name=f"layer{ly.index}_rf")
 
 
 def _per_synapse_delays(delay) -> bool:

@@ -87,7 +87,8 @@ class RFState:
     """Lava's RF fixed-point state (``lava.proc.rf.models.PyRFModelFixed``, state_exp 6,
     decay_bits 12), from stock NetX's parameters: inputs ``<< 6``; ``re, im`` rotate by the
     integer sin/cos decays (each product shifted right by 12, toward zero), clipped to
-    ``±(2^23 - 1)``; a spike when ``re >= vth << 6`` and im crosses from negative to >= 0."""
+    ``±(2^23 - 1)``; a spike when ``re >= vth << 6`` and im crosses from negative to >= 0
+    (RF_IZ, ``lava.proc.rf_iz``: when ``im >= vth << 6``, then re = 0, im = vth - 1)."""
 
     LIMIT = 2 ** 23 - 1
 
@@ -98,6 +99,7 @@ class RFState:
         self.vth = int(int(ly.neuron.vth) * (1 << 6))
         self.re = np.zeros(ly.shape, np.int64)
         self.im = np.zeros(ly.shape, np.int64)
+        self.iz = bool(ly.neuron.params.get("izhikevich"))
 
     def step(self, a_re, a_im):
         def sv(x):
@@ -105,6 +107,10 @@ class RFState:
         re = sv(self.cos * self.re) - sv(self.sin * self.im) + (np.asarray(a_re, np.int64) << 6)
         im = sv(self.sin * self.re) + sv(self.cos * self.im) + (np.asarray(a_im, np.int64) << 6)
         re, im = np.clip(re, -self.LIMIT, self.LIMIT), np.clip(im, -self.LIMIT, self.LIMIT)
+        if self.iz:     # RF_IZ: a spike when im reaches vth; re -> 0, im -> vth - 1
+            s = im >= self.vth
+            self.re, self.im = np.where(s, 0, re), np.where(s, self.vth - 1, im)
+            return s.astype(np.int64)
         s = (re >= self.vth) & (im >= 0) & (self.im < 0)
         self.re, self.im = re, im
         return s.astype(np.int64)

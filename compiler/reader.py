@@ -149,9 +149,10 @@ def read_neuron(group, i) -> Neuron:
                       vth=arr("vThMant"), ref_delay=integer("refDelay", 1),
                       message_bits=integer("messageBits") if "messageBits" in ng else None,
                       raw=raw)
-    if kind == "RF_PHASE":   # as stock NetX: Lava's RF from vThMant, sinDecay, cosDecay
-        return Neuron(kind="RF", du=0, dv=0, vth=arr("vThMant"), raw=raw,
-                      params={k: integer(k) for k in ("sinDecay", "cosDecay")})
+    if kind in ("RF_PHASE", "RF_IZHIKEVICH"):   # as stock NetX: Lava's RF / RF_IZ
+        params = {k: integer(k) for k in ("sinDecay", "cosDecay")}
+        params["izhikevich"] = int(kind == "RF_IZHIKEVICH")
+        return Neuron(kind="RF", du=0, dv=0, vth=arr("vThMant"), raw=raw, params=params)
     if kind == "ALIF":
         return Neuron(kind="ALIF", du=integer("iDecay") - 1, dv=integer("vDecay"),
                       vth=arr("vThMant"), ref_delay=integer("refDelay", 1), raw=raw,

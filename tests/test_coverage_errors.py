@@ -50,7 +50,6 @@ def _delay(value):
 
 CASES = [
     (_neuron("ADRF_PHASE"), 2, "neuron/type", "adaptive resonate"),
-    (_neuron("RF_IZHIKEVICH"), 2, "neuron/type", "Izhikevich"),
     (_rf_on_real_weights, 2, "neuron/type", "needs complex dense weights"),
     (_complex, 1, "weight", "need a resonate-and-fire"),
     (_kind("convT"), 2, "type", "transposed"),

@@ -276,13 +276,13 @@ def test_alif_runs_on_lava_atrlif_equal_to_the_oracle(tmp_path, seed):
         assert np.any(forward(net.ir, stream, 12, stream=True, reset="none")[1] != ref[1])
 
 
-def _rf_net(tmp_path, rng):
+def _rf_net(tmp_path, rng, kind="RF_PHASE"):
     """input 6 -> complex dense 5 (resonate-and-fire) -> dense 4 (CUBA)."""
     specs = [{"type": "input", "shape": np.array([6])},
              {"type": "dense", "shape": np.array([5]),
               "weight/real": even_weights(rng, (5, 6), 80),
               "weight/imag": even_weights(rng, (5, 6), 80),
-              "neuron": {"type": "RF_PHASE", "vThMant": int(rng.integers(20, 60)),
+              "neuron": {"type": kind, "vThMant": int(rng.integers(20, 60)),
                          "sinDecay": int(rng.integers(400, 1500)),
                          "cosDecay": int(rng.integers(3000, 3900))}},
              {"type": "dense", "shape": np.array([4]), "weight": even_weights(rng, (4, 5), 120),
@@ -291,19 +291,19 @@ def _rf_net(tmp_path, rng):
     return write_net(tmp_path / "rf.net", specs, input_shape=(6,))
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_resonate_and_fire_equals_stock_netx(tmp_path, seed):
+@pytest.mark.parametrize("seed,kind", [(0, "RF_PHASE"), (1, "RF_PHASE"), (2, "RF_IZHIKEVICH")])
+def test_resonate_and_fire_equals_stock_netx(tmp_path, seed, kind):
     """Complex dense weights + an RF_PHASE neuron: Lava's RF behind a real and an imaginary
     Dense, as stock NetX's ComplexDense; a spike stream, continuous; every layer and step
     equal to stock NetX and to the oracle."""
     pytest.importorskip("torch")   # stock NetX's RF parameters come from lava-dl's slayer
     rng = np.random.default_rng(seed)
-    path = _rf_net(tmp_path, rng)
+    path = _rf_net(tmp_path, rng, kind)
     steps = 20
     spikes = (rng.random((steps, 6)) < 0.4).astype(int)
     ref = stock_timeline(path, steps, data=spikes.T)
     with compiler.compile(path, input_bits=1) as net:
-        assert net.ir.nodes[1]["layer"].proc == "RF"
+        assert net.ir.nodes[1]["layer"].proc == ("RF" if kind == "RF_PHASE" else "RF_IZ")
         tl = net.run(spikes[None], steps, reset="none", timeline=True)
         oracle = simulate(net.ir, spikes[None], steps, stream=True, reset="none")
         for i in (1, 2):

@@ -55,7 +55,7 @@ def plan_emission(g):
             elif n.kind == "ALIF":
                 ly.proc = "ATRLIF"
             elif n.kind == "RF":
-                ly.proc = "RF"
+                ly.proc = "RF_IZ" if n.params.get("izhikevich") else "RF"
             elif n.kind == "CUBA" and n.raw.get("gradedSpike"):
                 ly.proc = "GradedLIF"
             else:

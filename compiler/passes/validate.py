@@ -20,8 +20,6 @@ from compiler.passes.declare import declare
 from qblif_lava import params as P
 
 UNSUPPORTED_NEURONS = {
-    "RF_IZHIKEVICH": "resonate-and-fire (Izhikevich) neurons are unsupported (stock NetX "
-                     "builds Lava's RF_IZ process for them; not yet emitted here)",
     "ADRF_PHASE": "adaptive resonate-and-fire neurons are unsupported (stock NetX has no "
                   "mapping and Lava 0.10 no process for them)",
 }
