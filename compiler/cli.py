@@ -1,7 +1,9 @@
 """``qblif compile`` and ``qblif run``.
 
 ``qblif compile MODEL.net [--encoding graded|binary] [--graph FILE] [--graphml FILE]``
-prints the resource report. ``qblif run MODEL.net --dataset NAME --samples N
+prints the resource report. ``qblif run MODEL.net --input FILE.npy [--steps T]
+[--reset sample|none|netx]`` runs the samples or streams of a .npy file (docs/coverage.md).
+``qblif run MODEL.net --dataset NAME --samples N
 [--encoding E] [--steps T] [--engine lava|exact] [--models fast|stock] [--check]
 [--plot FILE.png]`` streams N test images through one Lava run (with the fast process models,
 or Lava's stock ones), or the batched exact engine (``--engine exact``: the same counts,
@@ -18,6 +20,8 @@ spike agreement with a float simulation of the NIR graph). ``qblif export-nir MO
 OUT.nir [--dt DT]`` writes a NetX model as NIR.
 """
 from __future__ import annotations
+
+import sys
 
 
 def register(sub):
@@ -51,8 +55,13 @@ def register(sub):
                "--samples 20 --check")
     r.add_argument("model", help="NetX HDF5 file (docs/netx_format.md), e.g. one written by "
                                  "'qblif train'")
-    r.add_argument("--dataset", choices=("digits", "fashion-mnist"), required=True,
-                   help="test images to stream (quantized to the file's inputBits)")
+    src = r.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", choices=("digits", "fashion-mnist"),
+                     help="test images to stream (quantized to the file's inputBits)")
+    src.add_argument("--input", metavar="FILE.npy",
+                     help="run these samples instead of a dataset: ints (S, *input shape) "
+                          "held for --steps each, or a stream (S, T_in, *input shape); for "
+                          "an input layer with a neuron, its bias mantissas")
     r.add_argument("--samples", type=int, default=10, help="number of test images")
     r.add_argument("--encoding", choices=("graded", "binary"), default="graded",
                    help="spike encoding between layers (spec section 4)")
@@ -61,6 +70,13 @@ def register(sub):
     r.add_argument("--engine", choices=("lava", "exact"), default="lava",
                    help="lava: the compiled Lava process graph; exact: the batched "
                         "exact engine (torch), the same counts much faster")
+    r.add_argument("--reset", choices=("sample", "none", "netx"), default="sample",
+                   help="per-sample reset, none (continuous), or stock NetX's "
+                        "reset_interval/reset_offset schedule (--reset-interval/--reset-offset)")
+    r.add_argument("--reset-interval", type=int, default=None,
+                   help="with --reset netx: steps between resets (stock NetX's reset_interval)")
+    r.add_argument("--reset-offset", type=int, default=0,
+                   help="with --reset netx: stock NetX's reset_offset")
     r.add_argument("--check", action="store_true",
                    help="compare every layer's counts with the SLAYER quantized forward "
                         "(needs torch), exit 1 on a mismatch, and a Lava run with the exact "
@@ -143,6 +159,8 @@ def cmd_run(args):
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps={args.steps} must be >= 1 (omit it to use the file's "
                          f"/qblif/timesteps)")
+    if args.input:
+        return _run_input(args)
     with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
                      nir_options=_nir_options(args)) as net:
         steps = file_steps(net, args.steps)
@@ -169,6 +187,43 @@ def cmd_run(args):
             return _check_nir(net, frames, out, steps)
         if args.check:
             return _check(args.model, net, frames, out, steps, args.engine)
+    return 0
+
+
+def _run_input(args):
+    """``qblif run MODEL --input FILE.npy``: run the samples of a .npy file; print the
+    report and each sample's output counts summed over its steps."""
+    import numpy as np
+
+    from compiler import compile as compile_net
+    from compiler.errors import CompileError
+
+    try:
+        samples = np.load(args.input, allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(f"{args.input}: not a .npy array ({exc})") from None
+    with compile_net(args.model, encoding=args.encoding) as net:
+        stream = samples.ndim == len(net.input_shape) + 2
+        steps = args.steps or (samples.shape[1] if stream else net.ir.graph.get("timesteps"))
+        if not steps:
+            raise CompileError("the file has no /qblif/timesteps; pass --steps", "qblif",
+                               "timesteps")
+        last = max(net.ir.nodes)
+        neuron = net.ir.nodes[last]["layer"].neuron
+        readout = neuron is not None and neuron.raw.get("implicit")   # never spikes: show v
+        out = net.run(samples, steps, progress=sys.stderr.isatty(), stream=stream,
+                      reset=args.reset, reset_interval=args.reset_interval,
+                      reset_offset=args.reset_offset, record_uv=bool(readout),
+                      force=args.force, models=args.models,
+                      layers_to_record=[last] if readout else None)
+        print(net.report())
+        if readout:
+            for s, row in enumerate(out[("v", last)][:, -1].reshape(len(out[last]), -1)):
+                print(f"sample {s}: layer {last} (integrator readout) v {row.tolist()}")
+            return 0
+        sums = out[last].reshape(out[last].shape[0], steps, -1).sum(axis=1)
+        for s, row in enumerate(sums):
+            print(f"sample {s}: layer {last} counts {row.tolist()}")
     return 0
 
 

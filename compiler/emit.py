@@ -1,14 +1,18 @@
 """Emission: instantiate the Lava process graph of a compiled IR.
 
-Per neuron layer: a synapse (Lava ``Dense``, or ``Conv`` for conv and pool) and
-a neuron (``QBLIF``, ``LIFReset``, or Lava's sigma-delta ``SigmaDelta`` / ``Sigma``
-with stock NetX's parameters; an SDNN input layer is a ``Delta`` encoder between the
-source and the first synapse), plus a ``Thermometer`` in front of the
-synapse where the ``binary`` encoding needs lanes. One ``FrameSource`` feeds
-the first synapse; each recorded neuron's ``s_out`` (transposed to file order and
-flattened) feeds its own ``Recorder`` (a memory-mapped sink: Lava 0.10 cannot
-concatenate ports into one sink, and reads Vars back one element at a time). Flatten layers are port reshapes (``transpose([2, 1, 0]).flatten()``,
-as NetX). Lava order is ``(W, H, C)``; the file order ``(C, H, W)``.
+Per neuron layer: a synapse (Lava ``Dense``; ``DelayDense`` for per-input delays; ``Conv``
+for conv and pool) and a neuron (``QBLIF``, ``LIF``/``LIFReset``, or Lava's sigma-delta
+``SigmaDelta`` / ``Sigma`` with stock NetX's parameters), plus a ``Thermometer`` in front of
+the synapse where the ``binary`` encoding needs lanes, a ``DelayLine`` between synapse and
+neuron for per-output-neuron axonal delays, and a second ``Dense`` from the neuron onto
+itself for a recurrent (``dense_rec``) layer. The source is a ``FrameSource`` (frames or
+streams), an SDNN input layer a ``Delta`` encoder behind it, or, for an input layer with a
+CUBA neuron, that neuron itself (``BiasNeuron``, driven by its bias). Each recorded
+neuron's ``s_out`` (transposed to file order and flattened) feeds its own ``Recorder`` (a
+memory-mapped sink: Lava 0.10 cannot concatenate ports into one sink, and reads Vars back
+one element at a time). Flatten layers are port reshapes (``transpose([2, 1, 0]).flatten()``,
+as NetX); average layers are read out on the host. Lava order is ``(W, H, C)``; the file
+order ``(C, H, W)``.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.ir import layers
+from compiler.ir import in_message, layers, synaptic_layers
 
 
 def to_lava(shape) -> tuple:
@@ -61,58 +65,141 @@ def _sdnn_proc(ly):
                       name=f"layer{ly.index}_sigmadelta")
 
 
-def _neuron_proc(ly, steps):
-    from lava.proc.lif.process import LIFReset
+def _neuron_proc(ly, sched):
+    """The neuron process of ``ly``; sched: ``(reset_interval, reset_offset)`` or None."""
+    from lava.proc.lif.process import LIF, LIFReset
     from qblif_lava.process import QBLIF
     if ly.neuron.kind == "SDNN":
         return _sdnn_proc(ly)
     n, shape = ly.neuron, to_lava(ly.shape)
+    interval, offset = sched if sched is not None else (None, 0)
+    if ly.proc == "ATRLIF":
+        return _atrlif_proc(ly, interval)
+    if ly.proc in ("RF", "RF_IZ"):
+        return _rf_proc(ly, interval)
+    if ly.proc == "GradedLIF":
+        from compiler.procs.graded_lif import GradedLIF
+        return GradedLIF(shape=shape, du=n.du, dv=n.dv, vth=_full(n.vth, ly.shape),
+                         bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
+                         reset_interval=interval, reset_offset=offset,
+                         name=f"layer{ly.index}_graded_lif")
     if ly.proc == "LIF":
-        return LIFReset(shape=shape, du=n.du, dv=n.dv, vth=int(n.vth),
-                        bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
-                        reset_interval=steps, reset_offset=ly.reset_offset,
-                        name=f"layer{ly.index}_lif")
+        kw = dict(shape=shape, du=n.du, dv=n.dv, vth=int(n.vth),
+                  bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
+                  name=f"layer{ly.index}_lif")
+        if interval is None:
+            return LIF(**kw)
+        return LIFReset(reset_interval=interval, reset_offset=offset, **kw)
     return QBLIF(shape=shape, du=n.du, dv=n.dv, vth=_full(n.vth, ly.shape),
                  bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
-                 max_burst=n.max_burst, reset_mode=n.reset_mode, reset_interval=steps,
-                 reset_offset=ly.reset_offset, name=f"layer{ly.index}_qblif")
+                 max_burst=n.max_burst, reset_mode=n.reset_mode, reset_interval=interval,
+                 reset_offset=offset, name=f"layer{ly.index}_qblif")
 
 
-def _synapse_proc(ly):
+def _atrlif_proc(ly, interval):
+    """Lava's ATRLIF for an ALIF layer: decays as fractions of 4096 (exact in float: the
+    model multiplies them back by 4096), ``theta_0 = vThMant``, ``theta_step = vThStep``."""
+    from lava.proc.atrlif.process import ATRLIF
+    if interval is not None:
+        raise ValueError(f"layer {ly.index}: ALIF runs on Lava's ATRLIF, which has no state "
+                         "reset: run with reset='none'")
+    n, a = ly.neuron, ly.neuron.params
+    bias = _full(n.bias_mant, ly.shape)
+    return ATRLIF(shape=to_lava(ly.shape), delta_i=n.du / 4096, delta_v=n.dv / 4096,
+                  delta_theta=a["thDecay"] / 4096, delta_r=a["refDecay"] / 4096,
+                  theta_0=int(n.vth), theta_step=a["vThStep"],
+                  bias_mant=bias if np.ndim(bias) == 0 else bias.astype(np.int16),
+                  bias_exp=n.bias_exp, name=f"layer{ly.index}_atrlif")
+
+
+def _rf_proc(ly, interval):
+    """Lava's RF for a resonate-and-fire layer, exactly as stock NetX builds it."""
+    from lava.proc.rf.process import RF
+    from lava.proc.rf_iz.process import RF_IZ
+    from compiler.numeric import rf_process_params
+    if interval is not None:
+        raise ValueError(f"layer {ly.index}: resonate-and-fire runs on Lava's RF, which has "
+                         "no state reset: run with reset='none'")
+    period, alpha = rf_process_params(ly.neuron.params["sinDecay"], ly.neuron.params["cosDecay"])
+    proc = RF_IZ if ly.proc == "RF_IZ" else RF
+    return proc(shape=to_lava(ly.shape), period=period, alpha=alpha, state_exp=6,
+                decay_bits=12, vth=int(ly.neuron.vth), name=f"layer{ly.index}_rf")
+
+
+def _per_synapse_delays(delay) -> bool:
+    """Delays that differ within a row (per input): only Lava's ``DelayDense`` has them.
+    One delay per output neuron (lava-dl's axonal delay) is a :class:`DelayLine` after the
+    synapse: the same sums, and far faster than ``DelayDense`` in Lava's CPU model."""
+    return delay is not None and bool(np.any(delay != delay[:, :1]))
+
+
+def _output_delays(ly):
+    """Per-output-neuron delays of ``ly`` (file order, ``ly.shape``), or None."""
+    d = ly.synapse.delay
+    if d is None or (ly.kind == "dense" and _per_synapse_delays(d)):
+        return None
+    return d[:, 0] if ly.kind == "dense" else d
+
+
+def _synapse_proc(ly, msg):
+    """Lava ``Dense`` / ``Conv`` of ``ly``'s :class:`compiler.ir.Synapse`, receiving ``msg``."""
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
-    s = ly.syn
+    from lava.proc.dense.process import DelayDense
+    s = ly.synapse
+    if ly.kind == "dense" and _per_synapse_delays(s.delay):   # as stock: Lava's DelayDense
+        return DelayDense(weights=s.weight, delays=s.delay.astype(int), weight_exp=s.exp,
+                          num_weight_bits=s.bits, num_message_bits=msg.wire_bits,
+                          name=f"layer{ly.index}_delaydense")
     if ly.kind == "dense":
-        return Dense(weights=s["weight"], weight_exp=ly.weight_exp,
-                     num_weight_bits=ly.weight_bits, num_message_bits=s["message_bits"],
-                     name=f"layer{ly.index}_dense")
+        return Dense(weights=s.weight, weight_exp=s.exp, num_weight_bits=s.bits,
+                     num_message_bits=msg.wire_bits, name=f"layer{ly.index}_dense")
     in_shape = to_lava(ly.in_shape)
-    in_shape = in_shape[:-1] + (in_shape[-1] * s["lanes"],)
-    return Conv(weight=s["weight"], input_shape=in_shape, stride=ly.stride[::-1],
-                padding=ly.padding[::-1], dilation=ly.dilation[::-1], groups=s["groups"],
-                num_message_bits=s["message_bits"], name=f"layer{ly.index}_{ly.kind}")
+    in_shape = in_shape[:-1] + (in_shape[-1] * msg.lanes,)
+    return Conv(weight=s.weight, input_shape=in_shape, stride=ly.stride[::-1],
+                padding=ly.padding[::-1], dilation=ly.dilation[::-1], groups=s.groups,
+                num_message_bits=msg.wire_bits, name=f"layer{ly.index}_{ly.kind}")
 
 
 def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
-         record_uv: bool = False) -> Emitted:
-    """Build the process graph for ``frames_lava`` (ints ``(samples, *Lava input shape)``).
+         record_uv: bool = False, *, stream: bool = False, reset: str = "sample",
+         reset_interval=None, reset_offset: int = 0) -> Emitted:
+    """Build the process graph for ``frames_lava`` (ints ``(samples, *Lava input shape)``,
+    or with ``stream`` ``(samples, T_in, *Lava input shape)``).
 
     record: layer indices whose counts are recorded (None: every neuron layer), each into
-    a file in ``workdir`` (see :mod:`compiler.procs.recorder`).
+    a file in ``workdir`` (see :mod:`compiler.procs.recorder`). reset, reset_interval,
+    reset_offset: :func:`compiler.passes.plan.reset_schedule`.
     """
     import os
 
+    from compiler.passes.plan import reset_schedule
+    from compiler.procs.bias_neuron import BiasNeuron
+    from compiler.procs.delay_line import DelayLine
     from compiler.procs.recorder import Recorder
     from compiler.procs.recorder.process import create_recording
     from compiler.procs.source import FrameSource
     from compiler.procs.thermometer import Thermometer
+    from lava.proc.dense.process import Dense
 
     samples = frames_lava.shape[0]
     total = samples * steps + g.graph["depth"]
-    first = [ly for ly in layers(g) if ly.kind in ("dense", "conv", "pool")][0]
-    encoder = layers(g)[0] if layers(g)[0].proc == "Delta" else None
-    src = FrameSource(frames=frames_lava, steps=steps,
-                      lanes=1 if encoder is not None else first.syn["lanes"], name="input")
+    first = synaptic_layers(g)[0]
+    head = layers(g)[0]
+
+    def sched(ly):
+        return reset_schedule(g, ly, steps, reset, reset_interval, reset_offset)
+
+    if head.proc == "BiasNeuron":   # the frames drive the input neuron's bias
+        n = head.neuron
+        interval, offset = sched(head) or (None, 0)
+        src = BiasNeuron(frames=frames_lava, steps=steps, du=n.du, dv=n.dv,
+                         vth=_full(n.vth, head.shape), stream=stream, reset_interval=interval,
+                         reset_offset=offset, name=f"layer{head.index}_bias_neuron")
+    else:
+        lanes = 1 if head.proc == "Delta" else in_message(g, first.index).lanes
+        src = FrameSource(frames=frames_lava, steps=steps, lanes=lanes, stream=stream,
+                          name="input")
     em = Emitted(source=src, total_steps=total, processes=[src])
     port, lanes_ready = src.s_out, True   # current output port; True: already in lanes
 
@@ -125,41 +212,82 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             (out.transpose([2, 1, 0]).flatten() if len(ly.shape) == 3 else out).connect(sink.a_in)
             em.sinks[ly.index] = (sink, path, ly.size)
             em.processes.append(sink)
+        if record_uv and ly.neuron.kind not in ("SDNN", "RF"):   # these have no u, v
+            from lava.proc.monitor.process import Monitor
+            for var in ("u", "v"):
+                mon = Monitor()
+                lava_var = "i" if (var == "u" and ly.proc == "ATRLIF") else var
+                mon.probe(getattr(neu, lava_var), total)
+                em.monitors[(var, ly.index)] = mon
+                em.processes.append(mon)
 
     for ly in layers(g):
-        if ly is encoder:
-            neu = _neuron_proc(ly, steps)
+        if ly is head and ly.proc == "BiasNeuron":
+            em.neurons[ly.index] = src
+            record_out(ly, src)
+            port, lanes_ready = src.s_out, False
+            continue
+        if ly is head and ly.proc == "Delta":
+            neu = _neuron_proc(ly, None)
             port.connect(neu.a_in)
             em.processes.append(neu)
             em.neurons[ly.index] = neu
             record_out(ly, neu)
             port, lanes_ready = neu.s_out, False
             continue
-        if ly.kind == "input":
+        if ly.kind in ("input", "average"):   # average: read out on the host (runtime)
             continue
         if ly.kind == "flatten":
             if len(ly.in_shape) == 3:
                 port = port.transpose([2, 1, 0]).flatten()
             continue
-        lanes = ly.syn["lanes"]
+        msg = in_message(g, ly.index)
+        lanes = msg.lanes
         if lanes > 1 and not lanes_ready:
             th = Thermometer(shape=port.shape, lanes=lanes, name=f"layer{ly.index}_lanes")
             port.connect(th.s_in)
             port = th.s_out
             em.processes.append(th)
-        syn = _synapse_proc(ly)
-        neu = _neuron_proc(ly, steps)
+        syn = _synapse_proc(ly, msg)
+        neu = _neuron_proc(ly, sched(ly))
         port.connect(syn.s_in)
-        syn.a_out.connect(neu.a_in)
+        a_out = syn.a_out
         em.processes += [syn, neu]
+        if ly.synapse.imag is not None:   # stock's ComplexDense: real and imaginary synapses
+            im = ly.synapse.imag
+            syn_i = Dense(weights=im.weight, weight_exp=im.exp, num_weight_bits=im.bits,
+                          num_message_bits=msg.wire_bits, name=f"layer{ly.index}_dense_imag")
+            port.connect(syn_i.s_in)
+            syn_i.a_out.connect(neu.a_imag_in)
+            a_out.connect(neu.a_real_in)
+            em.processes.append(syn_i)
+            em.neurons[ly.index] = neu
+            record_out(ly, neu)
+            port, lanes_ready = neu.s_out, False
+            continue
+        if _output_delays(ly) is not None:   # (stock NetX drops conv delays)
+            line = DelayLine(delays=_full(_output_delays(ly), ly.shape),
+                             name=f"layer{ly.index}_delay")
+            a_out.connect(line.a_in)
+            a_out = line.a_out
+            em.processes.append(line)
+        a_out.connect(neu.a_in)
+        if ly.synapse.weight_rec is not None:   # dense_rec: the layer's spikes onto itself
+            own = g.edges[ly.index, ly.index]["message"]
+            rec_port = neu.s_out
+            if own.lanes > 1:
+                th = Thermometer(shape=rec_port.shape, lanes=own.lanes,
+                                 name=f"layer{ly.index}_rec_lanes")
+                rec_port.connect(th.s_in)
+                rec_port = th.s_out
+                em.processes.append(th)
+            rec = Dense(weights=ly.synapse.weight_rec, weight_exp=ly.synapse.exp,
+                        num_weight_bits=ly.synapse.bits, num_message_bits=own.wire_bits,
+                        name=f"layer{ly.index}_dense_rec")
+            rec_port.connect(rec.s_in)
+            rec.a_out.connect(neu.a_in)          # Lava sums both inputs of a_in
+            em.processes.append(rec)
         em.neurons[ly.index] = neu
         record_out(ly, neu)
         port, lanes_ready = neu.s_out, False
-        if record_uv and ly.neuron.kind != "SDNN":   # sigma-delta has no u, v
-            from lava.proc.monitor.process import Monitor
-            for var in ("u", "v"):
-                mon = Monitor()
-                mon.probe(getattr(neu, var), total)
-                em.monitors[(var, ly.index)] = mon
-                em.processes.append(mon)
     return em

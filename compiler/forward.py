@@ -1,27 +1,32 @@
 """Numpy forward of a compiled IR: the exact oracle of what the emitted Lava graph
-computes, built from :mod:`qblif_lava.reference` (spec section 1).
+computes, built from :mod:`qblif_lava.reference` (spec section 1) and Lava's sigma-delta
+arithmetic (mirrored below).
 
-Per sample, every neuron layer runs T steps from zero state; its step j receives
-the synaptic sum of the previous layer's counts at step j (the input frame,
-unchanged, at every step). See :mod:`compiler.passes.plan` for why this is the
-streamed Lava pipeline's semantics.
-
-SDNN layers (Lava's sigma-delta models, fixed point, mirrored here) are never reset:
-their state runs on from sample to sample, and also through the ``depth`` steps before
-the layer's first window, where it sees what the upstream layers emit before theirs
-(zero unless a bias drives them). Those warm-up steps are simulated too (every layer's,
-with its periodic resets), so the oracle is exact for any mix of layers.
+It simulates the streamed Lava pipeline on its global timeline, step by step, as
+:mod:`compiler.passes.plan` describes it: the source sends the input of timestep t
+(:func:`compiler.procs.source.process.frame_at`: a frame held for its sample's T steps,
+or a stream's value); an input layer with a neuron (an SDNN ``Delta`` encoder fed the
+input as events, or a CUBA neuron fed it as its bias) answers in the same step; every
+synapse adds one step plus its axonal delay (a neuron of a synaptic layer at step t
+receives its producer's output of step ``t - 1 - delay``; a recurrent dense layer adds
+its weights onto its own output of step ``t - 1``); each neuron resets on the
+schedule :func:`compiler.passes.plan.reset_schedule` gives (per sample by default; SDNN
+never). A layer's window for sample s is its steps ``s*T + reset_offset .. + T - 1``, as
+:meth:`compiler.runtime.CompiledNetwork.run` reads them.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from compiler import numeric
-from compiler.ir import layers
+from compiler.ir import in_message, layers
+from compiler.passes.plan import reset_schedule
+from compiler.procs.source.process import frame_at
 from qblif_lava import reference
 
 
 SDNN_SCALE = 6 + 6   # spike_exp + state_exp (compiler.emit)
+INPUT_BIAS_EXP = 6   # compiler.procs.bias_neuron (stock NetX's bias_exp)
 
 
 class SDNNState:
@@ -49,75 +54,201 @@ class SDNNState:
         return s >> 6            # state_exp
 
 
-def _warmup(ly, a_in, steps):
-    """Outputs of ``ly`` on global steps ``1..len(a_in)`` (before its first window), and
-    the SDNN state it enters its window with (None for QB-LIF/CUBA, reset there)."""
-    n, outs = ly.neuron, []
-    if n.kind == "SDNN":
-        st = SDNNState(ly)
-        return [st.step(a) for a in a_in], st
-    st = reference.QBLIFState.zeros(ly.shape)
-    for k, a in enumerate(a_in, start=1):
-        if (k - ly.reset_offset) % steps == 0:
-            st = reference.QBLIFState.zeros(ly.shape)
-        outs.append(reference.step(st, a, du=n.du, dv=n.dv, vth=n.vth, bias_mant=n.bias_mant,
-                                   bias_exp=n.bias_exp, max_burst=n.max_burst,
-                                   reset_mode=n.reset_mode).astype(np.int64))
-    return outs, None
+class ALIFState:
+    """Lava's ATRLIF fixed-point state (``lava.proc.atrlif.models``), for an ALIF layer:
+    u (their ``i``) and v as a LIF's; theta relaxes to ``theta_0 = vth << 6`` and r to 0 with
+    12-bit decays; a spike when ``v - r >= theta``, then ``r += 2 theta`` and
+    ``theta += vThStep << 6``; v is not reset."""
+
+    def __init__(self, ly):
+        n = ly.neuron
+        self.n, self.a = n, n.params
+        self.theta0 = np.int64(int(n.vth) << 6)
+        self.u = np.zeros(ly.shape, np.int32)
+        self.v = np.zeros(ly.shape, np.int32)
+        self.theta = np.full(ly.shape, self.theta0, np.int64)
+        self.r = np.zeros(ly.shape, np.int64)
+
+    def step(self, a):
+        n = self.n
+        self.u = reference.current_update(self.u, a, n.du)
+        self.v = reference.voltage_update(self.v, self.u, n.dv,
+                                          reference.effective_bias(n.bias_mant, n.bias_exp))
+        self.theta = reference.rtz_shift((self.theta - self.theta0) *
+                                         (4096 - self.a["thDecay"])) + self.theta0
+        self.r = reference.rtz_shift(self.r * (4096 - self.a["refDecay"]))
+        s = (self.v.astype(np.int64) - self.r) >= self.theta
+        self.r = np.where(s, self.r + 2 * self.theta, self.r)
+        self.theta = np.where(s, self.theta + (int(self.a["vThStep"]) << 6), self.theta)
+        return s.astype(np.int64)
 
 
-def forward(g, frames, steps: int, record_uv: bool = False) -> dict:
-    """frames: ints ``(samples, *input_shape)``. Returns ``{layer index: counts}`` with
-    counts int32 ``(samples, steps, *shape)`` for every neuron layer (SDNN layers: the
-    graded messages; an SDNN input encoder is layer 0), and, with ``record_uv``,
-    ``{("u", i): ..., ("v", i): ...}`` of the same shapes (SDNN nets: NotImplementedError)."""
+class RFState:
+    """Lava's RF fixed-point state (``lava.proc.rf.models.PyRFModelFixed``, state_exp 6,
+    decay_bits 12), from stock NetX's parameters: inputs ``<< 6``; ``re, im`` rotate by the
+    integer sin/cos decays (each product shifted right by 12, toward zero), clipped to
+    ``±(2^23 - 1)``; a spike when ``re >= vth << 6`` and im crosses from negative to >= 0
+    (RF_IZ, ``lava.proc.rf_iz``: when ``im >= vth << 6``, then re = 0, im = vth - 1)."""
+
+    LIMIT = 2 ** 23 - 1
+
+    def __init__(self, ly):
+        period, alpha = numeric.rf_process_params(ly.neuron.params["sinDecay"],
+                                                  ly.neuron.params["cosDecay"])
+        self.sin, self.cos = numeric.rf_fixed_decays(period, alpha)
+        self.vth = int(int(ly.neuron.vth) * (1 << 6))
+        self.re = np.zeros(ly.shape, np.int64)
+        self.im = np.zeros(ly.shape, np.int64)
+        self.iz = bool(ly.neuron.params.get("izhikevich"))
+
+    def step(self, a_re, a_im):
+        def sv(x):
+            return reference.rtz_shift(x, 12)
+        re = sv(self.cos * self.re) - sv(self.sin * self.im) + (np.asarray(a_re, np.int64) << 6)
+        im = sv(self.sin * self.re) + sv(self.cos * self.im) + (np.asarray(a_im, np.int64) << 6)
+        re, im = np.clip(re, -self.LIMIT, self.LIMIT), np.clip(im, -self.LIMIT, self.LIMIT)
+        if self.iz:     # RF_IZ: a spike when im reaches vth; re -> 0, im -> vth - 1
+            s = im >= self.vth
+            self.re, self.im = np.where(s, 0, re), np.where(s, self.vth - 1, im)
+            return s.astype(np.int64)
+        s = (re >= self.vth) & (im >= 0) & (self.im < 0)
+        self.re, self.im = re, im
+        return s.astype(np.int64)
+
+
+def _synaptic_input(ly, hist, tau):
+    """Synaptic input of ``ly`` at 0-based step ``tau`` from its producer's outputs ``hist``
+    (``(total, *in_shape)``): ``synapse(hist[tau - 1 - delay])``, per neuron delay."""
+    if ly.delay is None:
+        x = hist[tau - 1] if tau >= 1 else np.zeros(hist.shape[1:], hist.dtype)
+        return numeric.synapse(ly, x).reshape(ly.shape)
+    if ly.kind == "dense":     # gather x[tau - 1 - D[o, i], i] per synapse
+        flat = hist.reshape(hist.shape[0], -1)
+        src = tau - 1 - ly.delay
+        x = np.where(src >= 0, flat[np.maximum(src, 0), np.arange(flat.shape[1])], 0)
+        return numeric.wrap_synapse(ly, (np.asarray(ly.weight, np.int64) * x).sum(axis=1))
+    total = np.zeros(ly.shape, np.int64)
+    for d in np.unique(ly.delay):
+        src = tau - 1 - int(d)
+        if src >= 0:
+            total += np.where(ly.delay == d, numeric.synapse(ly, hist[src]).reshape(ly.shape), 0)
+    return numeric.wrap_synapse(ly, total)
+
+
+def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sample",
+             reset_interval=None, reset_offset: int = 0, record_uv: bool = False) -> dict:
+    """Every layer's outputs on the global timeline: ``{index: (total, *shape)}`` (and
+    ``("u", i)``, ``("v", i)`` with ``record_uv``) for ``total = S*T + depth`` steps.
+
+    frames: ints ``(S, *input_shape)`` held for T = ``steps`` steps each, or with ``stream``
+    ``(S, T_in, *input_shape)``. reset / reset_interval / reset_offset:
+    :func:`compiler.passes.plan.reset_schedule`."""
     frames = np.asarray(frames, np.int64)
-    n_s = frames.shape[0]
+    total = frames.shape[0] * int(steps) + int(g.graph["depth"])
     if record_uv and any(ly.neuron is not None and ly.neuron.kind == "SDNN"
                          for ly in layers(g)):
         raise NotImplementedError("SDNN layers have no u, v states to record")
-    out = {}
-    # the values flowing out of the previous layer, (samples, steps, *shape), and what it
-    # emitted on the global steps before its first window (1..depth)
-    cur = np.broadcast_to(frames[:, None], (n_s, steps) + frames.shape[1:])
-    warm = []
+    src = np.stack([frame_at(frames, t, steps, stream) for t in range(1, total + 1)])
+    out, cur = {}, src
     for ly in layers(g):
-        if ly.kind == "input":
-            if ly.neuron is not None:    # SDNN delta encoder, depth 0: no warm-up
-                st = SDNNState(ly)
-                cur = np.stack([np.stack([st.step(cur[s, t]) for t in range(steps)])
-                                for s in range(n_s)]).astype(np.int32)
-                out[ly.index] = cur
-            continue
         if ly.kind == "flatten":
-            cur = cur.reshape(n_s, steps, -1)
-            warm = [w.reshape(-1) for w in warm]
+            cur = cur.reshape(total, -1)
+            continue
+        if ly.kind == "input" and ly.neuron is None:
+            continue
+        if ly.kind == "average":
+            out[ly.index] = average_counts(cur, ly.shape[0])
             continue
         n = ly.neuron
-        a_warm = [np.zeros(ly.shape, np.int64)] + \
-            [numeric.synapse(ly, w).reshape(ly.shape) for w in warm]
-        warm, sd = _warmup(ly, a_warm, steps)
-        if sd is not None:
-            counts = np.zeros((n_s, steps) + tuple(ly.shape), np.int32)
-            for s in range(n_s):
-                for t in range(steps):
-                    counts[s, t] = sd.step(numeric.synapse(ly, cur[s, t]).reshape(ly.shape))
-            out[ly.index] = cur = counts
-            continue
-        states = [reference.QBLIFState.zeros(ly.shape) for _ in range(n_s)]
-        counts = np.zeros((n_s, steps) + tuple(ly.shape), np.int32)
-        us = np.zeros_like(counts) if record_uv else None
-        vs = np.zeros_like(counts) if record_uv else None
-        for s in range(n_s):
-            for t in range(steps):
-                a = numeric.synapse(ly, cur[s, t]).reshape(ly.shape)
-                counts[s, t] = reference.step(
-                    states[s], a, du=n.du, dv=n.dv, vth=n.vth, bias_mant=n.bias_mant,
-                    bias_exp=n.bias_exp, max_burst=n.max_burst, reset_mode=n.reset_mode)
-                if record_uv:
-                    us[s, t], vs[s, t] = states[s].u, states[s].v
-        out[ly.index] = counts
-        if record_uv:
+        sched = reset_schedule(g, ly, steps, reset, reset_interval, reset_offset)
+        res = np.zeros((total,) + tuple(ly.shape), np.int64)
+        us = np.zeros_like(res) if record_uv else None
+        vs = np.zeros_like(res) if record_uv else None
+        sd = SDNNState(ly) if n.kind == "SDNN" else None
+        shift = in_message(g, ly.index).scale_exp if ly.kind != "input" else 0
+        graded = n.kind == "CUBA" and bool(n.raw.get("gradedSpike"))
+        if n.kind == "ALIF" and sched is not None:
+            raise ValueError(f"layer {ly.index}: ALIF (Lava's ATRLIF) has no state reset: "
+                             "use reset='none'")
+        st = ALIFState(ly) if n.kind == "ALIF" else RFState(ly) if n.kind == "RF" else \
+            reference.QBLIFState.zeros(ly.shape)
+        if n.kind == "RF" and sched is not None:
+            raise ValueError(f"layer {ly.index}: resonate-and-fire (Lava's RF) has no state "
+                             "reset: use reset='none'")
+        for tau in range(total):
+            if ly.kind == "input":
+                a = cur[tau]                     # same step: events (Delta) or bias
+            else:
+                a = _synaptic_input(ly, cur, tau)
+                if shift:       # a graded-spike CUBA's payload: Dense's exponent, floor
+                    a = np.right_shift(a.astype(np.int64), shift)
+                if ly.weight_rec is not None and tau >= 1:   # its own output, one step on
+                    a = a.astype(np.int64) + numeric.wrap_synapse(
+                        ly, np.asarray(ly.weight_rec, np.int64) @ res[tau - 1])
+            if sd is not None:
+                res[tau] = sd.step(a)
+                continue
+            if n.kind == "ALIF":
+                res[tau] = st.step(a)
+            elif n.kind == "RF":
+                x = cur[tau - 1] if tau >= 1 else np.zeros(cur.shape[1:], cur.dtype)
+                res[tau] = st.step(a, numeric.wrap_synapse(
+                    ly, np.asarray(ly.weight_imag, np.int64) @ np.asarray(x, np.int64).reshape(-1)))
+                continue
+            else:
+                if sched is not None and (tau + 1) % sched[0] == sched[1] % sched[0]:
+                    st = reference.QBLIFState.zeros(ly.shape)
+                if graded:
+                    res[tau] = numeric.graded_step(st, a, du=n.du, dv=n.dv, vth=n.vth,
+                                                   bias_mant=n.bias_mant, bias_exp=n.bias_exp)
+                    if record_uv:
+                        us[tau], vs[tau] = st.u, st.v
+                    continue
+                bias, exp = (a, INPUT_BIAS_EXP) if ly.kind == "input" else \
+                    (n.bias_mant, n.bias_exp)                # an input neuron: driven by its bias
+                res[tau] = reference.step(st, 0 if ly.kind == "input" else a, du=n.du,
+                                          dv=n.dv, vth=n.vth, bias_mant=bias, bias_exp=exp,
+                                          max_burst=n.max_burst, reset_mode=n.reset_mode)
+            if record_uv:
+                us[tau], vs[tau] = st.u, st.v
+        out[ly.index] = cur = res
+        if record_uv and sd is None and n.kind != "RF":
             out[("u", ly.index)], out[("v", ly.index)] = us, vs
-        cur = counts
     return out
+
+
+def average_counts(counts: np.ndarray, groups: int, lead: int = 1) -> np.ndarray:
+    """lava-dl's ``average`` as an exact integer readout: the sum of each group of
+    ``n / groups`` consecutive neurons (file order), per step: ``(*lead axes, *shape)`` ->
+    ``(*lead axes, groups)``; lava-dl's mean is this sum divided by the group size."""
+    c = np.asarray(counts)
+    return c.reshape(c.shape[:lead] + (groups, -1)).sum(axis=-1).astype(c.dtype)
+
+
+def input_steps(frames, steps: int, stream: bool) -> np.ndarray:
+    """What the source sends on each step of each sample: ``(S, T, *shape)``."""
+    frames = np.asarray(frames)
+    return np.stack([np.stack([frame_at(frames, s * steps + j + 1, steps, stream)
+                               for j in range(steps)]) for s in range(frames.shape[0])])
+
+
+def windows(g, timeline: dict, samples: int, steps: int) -> dict:
+    """Cut global timelines into per-sample windows ``(S, T, *shape)`` int32: layer i's
+    steps ``s*T + reset_offset - 1 + j`` (0-based)."""
+    out = {}
+    for key, series in timeline.items():
+        ly = g.nodes[key if isinstance(key, int) else key[1]]["layer"]
+        cols = np.arange(samples)[:, None] * steps + ly.reset_offset - 1 + np.arange(steps)
+        out[key] = series[cols].astype(np.int32)
+    return out
+
+
+def forward(g, frames, steps: int, record_uv: bool = False, **modes) -> dict:
+    """frames: ints ``(samples, *input_shape)`` (or a stream, ``stream=True``). Returns
+    ``{layer index: counts}`` with counts int32 ``(samples, steps, *shape)`` for every
+    neuron layer (SDNN layers: the graded messages; an input layer with a neuron is layer
+    0), and, with ``record_uv``, ``{("u", i): ..., ("v", i): ...}`` of the same shapes
+    (SDNN nets: NotImplementedError). ``modes``: :func:`simulate`'s keywords."""
+    frames = np.asarray(frames)
+    tl = simulate(g, frames, steps, record_uv=record_uv, **modes)
+    return windows(g, tl, frames.shape[0], steps)

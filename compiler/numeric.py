@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from qblif_lava import reference
+
 
 def _taps(size_in, size_out, k, s, p, d):
     """For kernel tap ``t``: (output index slice, input index slice) of valid positions."""
@@ -54,16 +56,23 @@ def signed_clamp(x, bits):
     return (x + base // 2) % base - base // 2
 
 
+def wrap_synapse(ly, y):
+    """The synapse output's integer width: int32 for Lava ``Dense``, 24 bits for ``Conv``."""
+    if ly.kind == "dense":
+        return np.asarray(y).astype(np.int32)
+    return signed_clamp(np.asarray(y, np.int64), 24)
+
+
 def synapse(ly, x):
     """Synaptic input (weight units) of layer ``ly`` for presynaptic values ``x`` (in_shape):
     dense ``W @ x`` (int32 as Lava ``Dense``); conv / pool wrapped to 24 bits as Lava ``Conv``."""
     if ly.kind == "dense":
-        return (np.asarray(ly.weight, np.int64) @ np.asarray(x, np.int64).reshape(-1)).astype(np.int32)
+        return wrap_synapse(ly, np.asarray(ly.weight, np.int64) @ np.asarray(x, np.int64).reshape(-1))
     if ly.kind == "conv":
         y = conv2d(x, ly.weight, ly.stride, ly.padding, ly.dilation, ly.groups, ly.shape[1:])
     else:
         y = pool2d(x, ly.weight, ly.stride, ly.padding, ly.dilation, ly.shape[1:])
-    return signed_clamp(y, 24)
+    return wrap_synapse(ly, y)
 
 
 def fan_out(ly) -> np.ndarray:
@@ -92,3 +101,29 @@ def fan_out(ly) -> np.ndarray:
                     np.add.at(fo, (slice(g * cg, (g + 1) * cg), ih[:, None], iw[None, :]),
                               cnt[:, None, None])
     return fo
+
+
+def rf_process_params(sin_decay: int, cos_decay: int):
+    """``(period, alpha)`` of Lava's RF process from a NetX RF neuron's ``sinDecay`` and
+    ``cosDecay`` (units of 1/4096), as stock NetX derives them (lava-dl
+    ``slayer.neuron.rf.neuron_params``)."""
+    s, c = sin_decay / 4096, cos_decay / 4096
+    return 1 / (np.arctan2(s, c) / 2 / np.pi), 1 - np.sqrt(s ** 2 + c ** 2)
+
+
+def rf_fixed_decays(period: float, alpha: float, decay_bits: int = 12):
+    """The integer sin/cos decays Lava's RF process computes from ``period`` and ``alpha``."""
+    sin_decay = (1 - alpha) * np.sin(np.pi * 2 * 1 / period)
+    cos_decay = (1 - alpha) * np.cos(np.pi * 2 * 1 / period)
+    return int(np.int32(sin_decay * (1 << decay_bits))), int(np.int32(cos_decay * (1 << decay_bits)))
+
+
+def graded_step(state, a, *, du, dv, vth, bias_mant, bias_exp):
+    """One step of a graded-spike CUBA population (in place): the payload ``v >> 6`` where
+    ``v > vth << 6`` (then v = 0), else 0."""
+    state.u = reference.current_update(state.u, a, du)
+    v = reference.voltage_update(state.v, state.u, dv,
+                                 reference.effective_bias(bias_mant, bias_exp))
+    spike = v > (np.asarray(vth, np.int64) << 6)
+    state.v = np.where(spike, 0, v).astype(np.int32)
+    return np.where(spike, np.right_shift(v, 6), 0).astype(np.int32)

@@ -57,6 +57,14 @@ def read_neuron(group, i) -> Neuron:
                       vth=arr("vThMant"), ref_delay=integer("refDelay", 1),
                       message_bits=integer("messageBits") if "messageBits" in ng else None,
                       raw=raw)
+    if kind in ("RF_PHASE", "RF_IZHIKEVICH"):   # as stock NetX: Lava's RF / RF_IZ
+        params = {k: integer(k) for k in ("sinDecay", "cosDecay")}
+        params["izhikevich"] = int(kind == "RF_IZHIKEVICH")
+        return Neuron(kind="RF", du=0, dv=0, vth=arr("vThMant"), raw=raw, params=params)
+    if kind == "ALIF":
+        return Neuron(kind="ALIF", du=integer("iDecay") - 1, dv=integer("vDecay"),
+                      vth=arr("vThMant"), ref_delay=integer("refDelay", 1), raw=raw,
+                      params={k: integer(k) for k in ("thDecay", "refDecay", "vThStep")})
     if kind == "QBLIF":
         return Neuron(kind="QBLIF", du=integer("iDecay") - 1, dv=integer("vDecay"),
                       vth=arr("vThMant"), max_burst=integer("maxBurst"),
@@ -86,27 +94,52 @@ def read_neuron(group, i) -> Neuron:
     return Neuron(kind=kind, du=0, dv=0, vth=1, raw=raw)
 
 
+def _is_group(group, key) -> bool:
+    import h5py
+    try:
+        return isinstance(group[key], h5py.Group)
+    except Exception:   # unreadable: _dataset reports it
+        return False
+
+
 def read_layer(group, i) -> Layer:
     kind = read_string(group, "type", i).lower()
+    if kind == "dense_rec":   # lava-dl cuba.Recurrent: a dense layer + weights onto itself
+        layer = read_layer_kind(group, i, "dense")
+        layer.weight_rec = read_array(group, "weight_rec", i)
+        return layer
+    return read_layer_kind(group, i, kind)
+
+
+def read_layer_kind(group, i, kind) -> Layer:
     if kind == "flatten":
         shape = tuple(int(s) for s in read_array(group, "shape", i).reshape(-1)) \
             if "shape" in group else ()
         return Layer(index=i, kind=kind, shape=shape)
-    shape = tuple(int(s) for s in read_array(group, "shape", i).reshape(-1))
+    known = ("input", "dense", "conv", "pool", "average")
+    shape = tuple(int(s) for s in read_array(group, "shape", i).reshape(-1)) \
+        if kind in known or "shape" in group else ()   # (the validate pass refuses others)
     layer = Layer(index=i, kind=kind, shape=shape)
     if kind == "input":   # an input neuron's transform (stock NetX reads, never applies it)
         if "weight" in group:
             layer.weight = read_array(group, "weight", i, integer=False)
         if "bias" in group:
             layer.bias = read_array(group, "bias", i, integer=False)
-    if kind in ("dense", "conv", "pool"):
+    complex_w = kind in ("dense", "conv", "pool", "dense_comp") and "weight" in group and \
+        _is_group(group, "weight")
+    if complex_w and kind != "dense":
+        raise CompileError(f"complex weights (weight/real, weight/imag) on a {kind} layer are "
+                           "unsupported (stock NetX builds them for dense layers only)",
+                           i, "weight")
+    if complex_w:   # a resonate-and-fire layer (stock NetX's ComplexDense)
+        layer.weight = read_array(group, "weight/real", i)
+        layer.weight_imag = read_array(group, "weight/imag", i)
+    elif kind in ("dense", "conv", "pool"):
         layer.weight = read_array(group, "weight", i)
         if "bias" in group:
             layer.bias = read_array(group, "bias", i)
-        if "delay" in group:
-            delay = read_array(group, "delay", i)
-            if np.any(delay != 0):
-                raise CompileError("synaptic delays are unsupported", i, "delay")
+        if "delay" in group:   # axonal delays (steps), checked by the validate pass
+            layer.delay = read_array(group, "delay", i)
     if kind in ("conv", "pool"):
         layer.kernel = read_pair(group, "kernelSize", i, None)
         layer.stride = read_pair(group, "stride", i, (1, 1) if kind == "conv" else None)
@@ -166,5 +199,7 @@ def _read_file(f, path):
         g.add_node(k, layer=layer)
         if prev is not None:
             g.add_edge(prev, k)
+        if layer.weight_rec is not None:
+            g.add_edge(k, k, recurrent=True)
         prev = k
     return g

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import networkx as nx
 
-from compiler.ir import layers
+from compiler.ir import in_message, layers
 from compiler.passes.resources import (LOIHI2_CORES_PER_CHIP, LOIHI2_NEURONS_PER_CORE,
                                        LOIHI2_SYNAPSES_PER_CORE, describe_host_estimate,
                                        host_estimate)
 
 
 def _label(ly) -> str:
-    if ly.kind in ("input", "flatten"):
+    if ly.kind in ("input", "flatten", "average"):
         enc = "/SDNN" if ly.neuron is not None else ""
         return f"{ly.index}:{ly.kind}{enc} {'x'.join(map(str, ly.shape))}"
     k = f" K={ly.neuron.max_burst}" if ly.neuron.kind == "QBLIF" else ""
@@ -31,7 +31,7 @@ def text_report(net) -> str:
     tot_ops = 0.0
     for ly in layers(g):
         r = ly.resources
-        if ly.kind not in ("dense", "conv", "pool"):
+        if not ly.synaptic:
             lines.append(f"{_label(ly):<26}")
             continue
         st = stats.get(ly.index)
@@ -40,9 +40,10 @@ def text_report(net) -> str:
         tot_n += r["neurons"]
         tot_s += r["synapses"]
         tot_ops += st["synops_per_step"] if st else 0.0
+        msg = in_message(g, ly.index)
         lines.append(f"{_label(ly):<26}{r['neurons']:>8}{r['synapses']:>10}{r['fan_in']:>8.1f}"
-                     f"{r['fan_out']:>8.1f}{r['message_bits']:>9}{r['lanes']:>6}"
-                     f"{r['weight_bits']:>7}{r['weight_exp']:>6}{r['cores']:>6}{act}")
+                     f"{r['fan_out']:>8.1f}{msg.wire_bits:>9}{msg.lanes:>6}"
+                     f"{ly.weight_bits:>7}{ly.weight_exp:>6}{r['cores']:>6}{act}")
     lines.append("-" * len(hdr))
     lines.append(f"total: {tot_n} neurons, {tot_s} synapses, Loihi 2 estimate "
                  f"{g.graph['cores']} neurocore(s) on {g.graph['chips']} chip(s) "
@@ -82,10 +83,14 @@ def export_graph(g) -> nx.DiGraph:
         for k, v in ly.resources.items():
             if isinstance(v, (int, float, str)):
                 attrs[k] = v
+        if ly.synapse is not None:
+            attrs.update(weight_bits=ly.weight_bits, weight_exp=ly.weight_exp)
         h.add_node(ly.index, **attrs)
     for u, v, d in g.edges(data=True):
-        h.add_edge(u, v, **{k: (x if isinstance(x, (int, float, str)) else str(x))
-                            for k, x in d.items()})
+        m = d["message"]
+        h.add_edge(u, v, bits=m.bits, max=m.max, signed=m.signed, graded_only=m.graded_only,
+                   encoding=m.encoding, lanes=m.lanes, message_bits=m.wire_bits,
+                   recurrent=bool(d.get("recurrent")))
     return h
 
 

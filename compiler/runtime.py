@@ -155,7 +155,8 @@ class CompiledNetwork:
         """None (every neuron layer) or a set of known neuron-layer indices."""
         if layers_to_record is None:
             return None
-        known = [ly.index for ly in layers(self.ir) if ly.neuron is not None]
+        known = [ly.index for ly in layers(self.ir)
+                 if ly.neuron is not None or ly.kind == "average"]
         try:
             record = {int(i) for i in layers_to_record}
         except (TypeError, ValueError):
@@ -190,7 +191,9 @@ class CompiledNetwork:
     # running -----------------------------------------------------------
     def run(self, samples, steps_per_sample: int, record_uv: bool = False,
             layers_to_record=None, progress: bool = False, force: bool = False,
-            models: str = "fast", engine: str = "lava") -> dict:
+            models: str = "fast", engine: str = "lava", *, stream=None,
+            reset: str = "sample", reset_interval=None, reset_offset: int = 0,
+            input_transform: bool = False, timeline: bool = False) -> dict:
         """Stream ``samples`` through one Lava run.
 
         samples: ints ``(S, *input_shape)`` (file order, ``(C, H, W)`` or ``(N,)``) in
@@ -198,7 +201,7 @@ class CompiledNetwork:
         steps T. Returns ``{layer index: counts}`` for every neuron layer, counts int32
         ``(S, T, *layer shape)`` (file order): the burst count n of each neuron at each
         of its T steps of each sample (for SDNN layers: the graded message sent, in
-        units of 2**-6, signed; the input encoder of an SDNN net is layer 0); with
+        units of 2**-6, signed; an input layer with a neuron is layer 0); with
         ``record_uv`` also ``("u", i)`` and ``("v", i)`` of the same shape (states after
         each step; not for SDNN layers, which have none). SDNN layers are never reset:
         their samples are not independent (``ir.graph["stateful"]``). Lava runs
@@ -218,10 +221,32 @@ class CompiledNetwork:
         ``engine``: ``"lava"`` (default) or ``"exact"``: the same counts from the batched
         exact engine (:mod:`compiler.engine.exact`, torch) instead of a Lava run;
         ``last_run["lava_steps"]`` is then the Lava run's length it stands for.
+
+        Time-varying input and other modes (``docs/coverage.md``):
+
+        - ``stream``: samples are ``(S, T_in, *input_shape)``, one input per step (spikes,
+          graded values; signed for an SDNN input), zeros for steps ``T_in .. T-1``
+          (``T_in <= T``). None (default): a stream when ``samples`` has that many axes.
+        - ``reset``: ``"sample"`` (default: every sample starts from zero state),
+          ``"none"`` (continuous: never reset), ``"netx"`` (stock NetX's
+          ``Network(reset_interval=, reset_offset=)`` schedule, to reproduce a stock run).
+          ALIF (Lava ATRLIF) and resonate-and-fire (Lava RF) layers have no reset: networks
+          with them run with ``"none"`` (other modes raise ValueError).
+        - An input layer with a CUBA neuron (lava-dl's ``Input`` block) is driven by its
+          bias, as stock NetX drives it: the samples are the bias mantissas (ints, signed),
+          or with ``input_transform`` real values x mapped by the file's transform to
+          ``rint(weight * x + bias)``.
+        - ``timeline``: return every recorded layer's whole run instead of per-sample
+          windows: ``{i: (S*T + depth, *shape)}`` (row k = Lava timestep k + 1), as a stock
+          NetX run's sinks record it; average layers are left out.
         """
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
         if engine == "exact":
+            if stream or reset != "sample" or input_transform or timeline:
+                raise ValueError("the exact engine runs static frames with a reset every "
+                                 "sample (stream, reset, input_transform and timeline need "
+                                 "engine='lava')")
             return self._run_exact(samples, steps_per_sample, record_uv, layers_to_record,
                                    progress)
         from lava.magma.core.run_conditions import RunSteps
@@ -231,15 +256,21 @@ class CompiledNetwork:
         cfg = run_config(models)
         steps = self._check_steps(steps_per_sample)
         record = self._check_record(layers_to_record)
-        frames = self.check_frames(samples)
+        frames, stream = self._input_frames(samples, steps, stream, input_transform)
         n_s = frames.shape[0]
         est = host_estimate(self.ir, n_s, steps, record, record_uv)
         check_host_estimate(est, force)
-        lava_frames = frames.transpose((0,) + tuple(range(frames.ndim - 1, 0, -1)))
+        lead = 2 if stream else 1
+        lava_frames = frames.transpose(tuple(range(lead)) +
+                                       tuple(range(frames.ndim - 1, lead - 1, -1)))
+        averages = [ly for ly in layers(self.ir) if ly.kind == "average"]
+        if record is not None:   # an average is read out from its producer's counts
+            record |= {ly.index - 1 for ly in averages if ly.index in record}
         em = None
         with _Session() as session:
             em = emit(self.ir, np.ascontiguousarray(lava_frames), steps, session.workdir,
-                      record, record_uv)
+                      record, record_uv, stream=stream, reset=reset,
+                      reset_interval=reset_interval, reset_offset=reset_offset)
             session.proc = em.source
             self._live.append(em.source)
             t0 = time.perf_counter()
@@ -261,18 +292,30 @@ class CompiledNetwork:
                 continue
             cols = (np.arange(n_s)[:, None] * steps + ly.reset_offset - 1
                     + np.arange(steps)[None, :])
+            if timeline:
+                cols = np.arange(em.total_steps)[None, :]
             block = data[ly.index][:, cols]             # (size, S, T)
-            out[ly.index] = np.moveaxis(block, 0, -1).reshape((n_s, steps) + tuple(ly.shape))
+            out[ly.index] = np.moveaxis(block, 0, -1).reshape(cols.shape + tuple(ly.shape))
             for var in ("u", "v") if record_uv and ("u", ly.index) in uv else ():
                 neu = em.neurons[ly.index]
-                series = np.asarray(uv[(var, ly.index)][neu.name][var])   # (total, *lava shape)
+                series = np.asarray(next(iter(uv[(var, ly.index)][neu.name].values())))
                 series = series.reshape((series.shape[0],) + tuple(ly.shape)[::-1])
                 series = series.transpose((0,) + tuple(range(series.ndim - 1, 0, -1)))
                 out[(var, ly.index)] = series[cols].astype(np.int32)
+        for ly in averages if not timeline else ():
+            if ly.index - 1 in out and (layers_to_record is None or ly.index in record):
+                from compiler.forward import average_counts
+                out[ly.index] = average_counts(out[ly.index - 1], ly.shape[0], lead=2)
+        if layers_to_record is not None:
+            out = {k: v for k, v in out.items()
+                   if (k if isinstance(k, int) else k[1]) in {int(i) for i in layers_to_record}}
         self.last_run = dict(samples=n_s, steps=steps, lava_steps=em.total_steps,
                              wall_s=wall, steps_per_s=em.total_steps / wall,
                              processes=len(em.processes), host_estimate=est, models=models)
-        self._measure(frames, out)
+        if timeline:
+            return {k: v[0] for k, v in out.items()}
+        from compiler.forward import input_steps
+        self._measure(input_steps(frames, steps, stream), out)
         return out
 
     def _run_exact(self, samples, steps_per_sample, record_uv, layers_to_record, progress):
@@ -289,11 +332,58 @@ class CompiledNetwork:
                              steps_per_s=total / wall if wall > 0 else float("inf"),
                              processes=0, engine="exact", device=eng.last_run["device"],
                              threads=eng.threads)
-        self._measure(frames, out)
+        from compiler.forward import input_steps
+        self._measure(input_steps(frames, steps, False), out)
         return out
 
-    def _measure(self, frames, out):
-        """Activity statistics of the last run: spikes and SynOps per step per layer."""
+    def _input_frames(self, samples, steps: int, stream, input_transform: bool):
+        """Checked int32 input ``(S, *shape)`` or stream ``(S, T_in, *shape)``, and whether it
+        is a stream (see :meth:`run`)."""
+        shape = self.input_shape
+        arr = np.asarray(samples)
+        if stream is None:
+            stream = arr.ndim == len(shape) + 2
+        head = layers(self.ir)[0]
+        bias_driven = head.proc == "BiasNeuron"
+        signed = head.proc == "Delta" or (head.kind != "input" and head.neuron is not None
+                                          and head.neuron.kind == "SDNN")
+        if not stream and not bias_driven and not input_transform and not signed:
+            return self.check_frames(arr), False
+        if not stream and arr.shape == shape:
+            arr = arr[None]
+        lead = 2 if stream else 1
+        if arr.ndim != len(shape) + lead or arr.shape[lead:] != shape or arr.shape[0] < 1:
+            want = "(samples, steps, " if stream else "(samples, "
+            raise ValueError(f"input {'stream' if stream else 'frames'} have shape "
+                             f"{arr.shape}, expected {want}{', '.join(map(str, shape))})")
+        if stream and not 1 <= arr.shape[1] <= steps:
+            raise ValueError(f"a stream of {arr.shape[1]} steps does not fit "
+                             f"steps_per_sample={steps}")
+        if input_transform:
+            if not bias_driven:
+                raise ValueError("input_transform applies to an input layer with a CUBA "
+                                 "neuron (driven by its bias); this network has none")
+            if arr.dtype.kind not in "iubf" or not np.all(np.isfinite(arr)):
+                raise ValueError("input values must be finite numbers")
+            w = 64.0 if head.weight is None else float(np.asarray(head.weight).reshape(-1)[0])
+            b = 0.0 if head.bias is None else float(np.asarray(head.bias).reshape(-1)[0])
+            arr = np.rint(w * arr.astype(np.float64) + b)
+        elif arr.dtype.kind not in "iub":
+            raise ValueError(f"input values must be integers, found dtype {arr.dtype}")
+        if bias_driven:
+            lo, hi, what = -(2 ** 24) + 1, 2 ** 24 - 1, "bias mantissas of the input neuron"
+        elif signed:
+            lo, hi, what = -(2 ** 23), 2 ** 23 - 1, "signed values of an SDNN input"
+        else:
+            lo, hi = 0, 2 ** int(self.ir.graph["input_bits"]) - 1
+            what = f"integers (inputBits={self.ir.graph['input_bits']})"
+        if arr.size and (arr.min() < lo or arr.max() > hi):
+            raise ValueError(f"input values must be {what} in [{lo}, {hi}]")
+        return arr.astype(np.int32), bool(stream)
+
+    def _measure(self, per_step, out):
+        """Activity statistics of the last run: spikes and SynOps per step per layer.
+        per_step: the input the source sent on each step of each sample ``(S, T, *shape)``."""
         from compiler.passes.resources import synops_per_step
         n_s, steps = self.last_run["samples"], self.last_run["steps"]
         stats = {}
@@ -303,7 +393,7 @@ class CompiledNetwork:
             return (values != 0).astype(np.int64) if sd else values
 
         for ly in layers(self.ir):
-            if ly.index not in out:
+            if ly.index not in out or ly.kind == "average":
                 continue
             if ly.kind == "input":   # SDNN delta encoder: no synapse of its own
                 stats[ly.index] = dict(spikes_per_step=float(
@@ -311,7 +401,7 @@ class CompiledNetwork:
                 continue
             src = producer(self.ir, ly.index)
             if src is None or (src.kind == "input" and src.neuron is None):
-                cin = np.broadcast_to(frames[:, None], (n_s, steps) + frames.shape[1:])
+                cin = np.abs(per_step)
             elif src.index in out:
                 cin = events(src, out[src.index])
             else:                    # producer not recorded: no SynOps for this one

@@ -171,14 +171,14 @@ def check_neuron(layer, kind: str, i_decay: int, v_decay: int, max_burst=None,
                              f"maxBurst={max_burst} (expected {want})", layer, "neuron/messageBits")
 
 
-def check_weight(layer, weight) -> None:
+def check_weight(layer, weight, key: str = "weight") -> None:
     """Synaptic weights (integer mantissas, 2^6 = one unit of the float weight): in
     :data:`qblif_lava.params.WEIGHT_RANGE` (8-bit Loihi synapses; NetX clips outside)."""
     w = np.asarray(weight)
     lo, hi = P.WEIGHT_RANGE
     if w.size and (w.min() < lo or w.max() > hi):
         raise ModelFileError(f"weights in [{w.min()}, {w.max()}] are not representable in "
-                             f"8 bits (allowed [{lo}, {hi}])", layer, "weight")
+                             f"8 bits (allowed [{lo}, {hi}])", layer, key)
 
 
 def check_meta(input_bits=None, timesteps=None, input_shape=None) -> None:

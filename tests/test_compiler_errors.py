@@ -73,7 +73,7 @@ CASES = [  # (edit, layer, key fragment)
     (_replace("layer/1/shape", np.array([4])), None, None),
     (_replace("layer/1/shape", np.array([0])), 1, "shape"),
     (_replace("layer/1/bias", np.full(5, 5000)), 1, "bias"),
-    (_replace("layer/1/delay", np.ones(5)), 1, "delay"),
+    (_replace("layer/1/delay", np.full(5, 99.0)), 1, "delay"),   # (delays <= 62 are supported)
     (_replace("qblif/inputBits", 9), None, "inputBits"),
     (_delete("layer/0"), None, "layer"),
 ]

@@ -115,7 +115,7 @@ def test_lava_dl_sdnn_matches_stock_netx(tmp_path, make):
         assert "SDNN" in net.report()
     for ly in compiler.ir.layers(net.ir):   # SDNN edges are graded, stock's 16 bits
         if ly.kind in ("dense", "conv"):
-            assert ly.syn["message_bits"] == (IN_BITS if ly.index == 1 and not encoder else 16)
+            assert compiler.ir.in_message(net.ir, ly.index).wire_bits == (IN_BITS if ly.index == 1 and not encoder else 16)
     ref = _stock_netx(path, frames, STEPS, total, first.neuron.vth if encoder else None)
     cols = np.arange(SAMPLES)[:, None] * STEPS + last.reset_offset - 1 + np.arange(STEPS)
     want = ref[cols]                                      # (S, T, *shape)
@@ -195,7 +195,8 @@ BAD = [  # (neuron group, bias, input neuron, input extras, layer, key)
     (GOOD, np.full(4, 10 ** 5), None, {}, 1, "bias"),
     (GOOD, None, dict(GOOD, sigma_output=True), {}, 0, "neuron/sigma_output"),
     (GOOD, None, dict(GOOD, vThMant=-3), {}, 0, "neuron/vThMant"),
-    (GOOD, None, {"type": "CUBA", "vThMant": 5, "iDecay": 1, "vDecay": 1}, {}, 0, "neuron"),
+    (GOOD, None, {"type": "QBLIF", "vThMant": 5, "iDecay": 1, "vDecay": 1, "maxBurst": 2},
+     {}, 0, "neuron"),   # (a CUBA input neuron is supported: driven by its bias)
     (GOOD, None, GOOD, {"weight": 3}, 0, "weight"),
     (GOOD, None, GOOD, {"bias": 1}, 0, "bias"),
 ]
@@ -218,7 +219,7 @@ def test_sdnn_defaults_as_stock_netx(tmp_path):
     ly = net.ir.nodes[1]["layer"]
     assert ly.neuron.message_bits == 16 and ly.neuron.activation == "relu"
     assert ly.proc == "SigmaDelta" and net.ir.nodes[0]["layer"].proc == "Delta"
-    assert ly.syn["message_bits"] == 16    # the encoder's default messageBits
+    assert compiler.ir.in_message(net.ir, ly.index).wire_bits == 16    # the encoder's default messageBits
     with pytest.raises(NotImplementedError):
         forward(net.ir, np.zeros((1, 6), int), 2, record_uv=True)
 

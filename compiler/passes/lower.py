@@ -14,16 +14,16 @@ SDNN outputs (signed graded values, up to ``messageBits`` bits) have no thermome
 code: they stay graded (``num_message_bits = messageBits``) under ``binary`` too; the
 graph attribute ``graded_sdnn_edges`` lists those edges for the report.
 
-Sets ``layer.syn = dict(weight=<Lava layout>, message_bits=, lanes=, groups=)``.
+Rewrites ``layer.synapse.weight`` into Lava's layout with the input's lanes tiled in
+(and ``groups`` of a pool: one per channel); the lanes and message bits are the input
+edge's :class:`compiler.ir.Message` (``lanes``, ``wire_bits``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from compiler.errors import CompileError
-from compiler.ir import layers
-
-ENCODINGS = ("graded", "binary")
+from compiler.ir import in_message, synaptic_layers
+from compiler.passes.declare import declare
 
 
 def lava_conv_weight(w_file: np.ndarray) -> np.ndarray:
@@ -32,38 +32,30 @@ def lava_conv_weight(w_file: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w_file[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
 
 
+@declare(reads=("layer.synapse", "edge.message", "graph.input_message"),
+         writes=("layer.synapse", "graph.graded_sdnn_edges"))
 def lower_bursts(g):
-    enc = g.graph.get("encoding", "graded")
-    if enc not in ENCODINGS:
-        raise CompileError(f"unknown encoding {enc!r} (expected graded or binary)")
-    for ly in layers(g):
-        if ly.kind not in ("dense", "conv", "pool"):
-            continue
-        bits, vmax = ly.resources["in_bits"], ly.resources["in_max"]
-        if ly.resources.get("in_graded_only"):
-            lanes, msg_bits = 1, bits
-            if enc == "binary":
-                g.graph.setdefault("graded_sdnn_edges", []).append(ly.index)
-        else:
-            lanes = vmax if (enc == "binary" and vmax > 1) else 1
-            msg_bits = 0 if (enc == "binary" or bits == 0) else bits
-        w = ly.lava_weight
-        groups = ly.groups
+    for ly in synaptic_layers(g):
+        msg = in_message(g, ly.index)
+        if msg.graded_only and msg.encoding == "binary":
+            g.graph.setdefault("graded_sdnn_edges", []).append(ly.index)
+        lanes, syn = msg.lanes, ly.synapse
+        w = syn.weight
         if ly.kind == "dense":
+            syn.exp -= msg.scale_exp        # a graded CUBA's voltage payload: / 2^6
             lw = np.repeat(w, lanes, axis=1)
+            if syn.delay is not None:   # (out, in) -> one delay per lane
+                syn.delay = np.repeat(syn.delay, lanes, axis=1)
+            if syn.imag is not None:
+                syn.imag.weight = np.repeat(syn.imag.weight, lanes, axis=1).astype(np.int32)
+            if syn.weight_rec is not None:   # the layer's own events, on their own lanes
+                own = g.edges[ly.index, ly.index]["message"].lanes
+                syn.weight_rec = np.repeat(syn.weight_rec, own, axis=1).astype(np.int32)
         elif ly.kind == "conv":
             lw = lava_conv_weight(np.repeat(w, lanes, axis=1))
         else:  # pool: per-channel kernel as a depthwise conv
             c = ly.shape[0]
             lw = lava_conv_weight(np.broadcast_to(w, (c, lanes) + w.shape).copy())
-            groups = c
-        ly.syn = dict(weight=lw.astype(np.int32), message_bits=msg_bits, lanes=lanes,
-                      groups=groups)
-        for u in g.predecessors(ly.index):
-            g.edges[u, ly.index].update(encoding=enc, lanes=lanes, message_bits=msg_bits)
-    for u, v in g.edges:   # an edge into a flatten carries what its consumer receives
-        if g.nodes[v]["layer"].kind == "flatten":
-            for w in g.successors(v):
-                g.edges[u, v].update({k: g.edges[v, w][k] for k in
-                                      ("encoding", "lanes", "message_bits") if k in g.edges[v, w]})
+            syn.groups = c
+        syn.weight = lw.astype(np.int32)
     return g

@@ -21,7 +21,8 @@ import numpy as np
 from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
 
 from compiler.errors import CompileError
-from compiler.ir import layers
+from compiler.ir import Synapse, synaptic_layers
+from compiler.passes.declare import declare
 from qblif_lava.netx_check import ModelFileError, check_weight
 
 
@@ -64,31 +65,49 @@ def dense_effective(scaled, num_weight_bits, weight_exp, sign_mode) -> np.ndarra
     return np.right_shift(w, -weight_exp), w
 
 
+def netx_weights(w: np.ndarray, layer: int, key: str):
+    """``(scaled weights, num_weight_bits, weight_exp)`` as NetX hands ``w`` (file ints) to
+    Lava's ``Dense``; :class:`CompileError` unless that synapse adds exactly ``w``."""
+    try:
+        check_weight(layer, w, key)
+    except ModelFileError as exc:
+        raise CompileError.of(exc) from None
+    if not np.any(w):
+        return w.copy(), 1, 0
+    scaled, bits, exp, mode = netx_optimize_weight_bits(w)
+    eff, _ = dense_effective(scaled, bits, exp, mode)
+    if bits > 8 or eff is None or not np.array_equal(eff, w):
+        bad = np.argwhere(eff != w) if eff is not None else np.zeros((0, 2))
+        where = f" (first at index {tuple(int(x) for x in bad[0])})" if len(bad) else ""
+        where += f"; it would need {bits} weight bits" if bits > 8 else ""
+        raise CompileError(f"weights are not representable exactly by an 8-bit Loihi "
+                           f"synapse in {mode.name} sign mode with weight exponent {exp}"
+                           f"{where}; mixed-sign weights must be even", layer, key)
+    return scaled, bits, exp
+
+
+@declare(reads=("layer.weight", "layer.weight_rec", "layer.in_shape", "layer.delay"),
+         writes=("layer.synapse",))
 def quantize(g):
-    """Set ``lava_weight``, ``weight_bits``, ``weight_exp``, ``sign_mode`` per synaptic layer."""
-    for ly in layers(g):
-        if ly.kind not in ("dense", "conv", "pool"):
-            continue
+    """Set ``layer.synapse`` (:class:`compiler.ir.Synapse`: NetX-scaled weights, exponent,
+    weight bits, groups) per synaptic layer. A recurrent dense layer's input and recurrent
+    weights share one exponent and bit width, optimized over both (as stock NetX does); a
+    complex (RF) layer's real and imaginary parts are optimized apart (as stock NetX)."""
+    for ly in synaptic_layers(g):
         w = np.asarray(ly.weight, np.int64)
-        try:
-            check_weight(ly.index, w)
-        except ModelFileError as exc:
-            raise CompileError.of(exc) from None
-        if not np.any(w):
-            ly.lava_weight, ly.weight_bits, ly.weight_exp = w.copy(), 1, 0
-            ly.sign_mode = SignMode.EXCITATORY
+        if ly.kind != "dense":   # Lava's Conv applies no exponent: the file's weights
+            _, bits, _ = netx_weights(w, ly.index, "weight")
+            ly.synapse = Synapse(weight=w, exp=0, bits=bits, groups=ly.groups, delay=ly.delay)
             continue
-        scaled, bits, exp, mode = netx_optimize_weight_bits(w)
-        eff, lava_w = dense_effective(scaled, bits, exp, mode)
-        if bits > 8 or eff is None or not np.array_equal(eff, w):
-            bad = np.argwhere(eff != w) if eff is not None else np.zeros((0, 2))
-            where = f" (first at index {tuple(int(x) for x in bad[0])})" if len(bad) else ""
-            where += f"; it would need {bits} weight bits" if bits > 8 else ""
-            raise CompileError(f"weights are not representable exactly by an 8-bit Loihi "
-                               f"synapse in {mode.name} sign mode with weight exponent {exp}"
-                               f"{where}; mixed-sign weights must be even", ly.index, "weight")
-        ly.weight_bits, ly.weight_exp, ly.sign_mode = bits, exp, mode
-        ly.lava_weight = scaled if ly.kind == "dense" else w
-        if ly.kind != "dense":
-            ly.weight_exp = 0
+        rec = None if ly.weight_rec is None else np.asarray(ly.weight_rec, np.int64)
+        both = w if rec is None else np.hstack([w, rec])
+        scaled, bits, exp = netx_weights(both, ly.index,
+                                         "weight" if rec is None else "weight, weight_rec")
+        ly.synapse = Synapse(weight=scaled[:, :w.shape[1]], exp=exp, bits=bits, groups=1,
+                             delay=ly.delay,
+                             weight_rec=None if rec is None else scaled[:, w.shape[1]:])
+        if ly.weight_imag is not None:
+            wi, bi, ei = netx_weights(np.asarray(ly.weight_imag, np.int64), ly.index,
+                                      "weight/imag")
+            ly.synapse.imag = Synapse(weight=wi, exp=ei, bits=bi)
     return g

@@ -15,30 +15,30 @@ import numpy as np
 
 from compiler import numeric
 from compiler.ir import layers
-from qblif_lava.params import message_bits
+from compiler.passes.declare import declare
 
 LOIHI2_CORES_PER_CHIP = 128
 LOIHI2_NEURONS_PER_CORE = 8192
 LOIHI2_SYNAPSES_PER_CORE = 120_000_000 // 128
 
 
+@declare(reads=("layer.synapse", "layer.in_shape"),
+         writes=("layer.resources", "layer.fan_out_vec", "graph.cores", "graph.chips"))
 def estimate_resources(g):
+    """``layer.resources`` of each synaptic layer: neurons, synapses, fan-in/out, cores;
+    ``g.graph`` ``cores`` and ``chips``. (Message bits and lanes are the input edge's
+    :class:`compiler.ir.Message`; weight bits/exponent the :class:`compiler.ir.Synapse`.)"""
     total_cores = 0
     for ly in layers(g):
         r = ly.resources
-        if ly.kind not in ("dense", "conv", "pool"):
+        if not ly.synaptic:
             r.update(neurons=0, synapses=0, cores=0)
             continue
         fo = numeric.fan_out(ly)
         ly.fan_out_vec = fo
         syn = int(fo.sum())
         r.update(neurons=ly.size, synapses=syn,
-                 fan_in=syn / ly.size, fan_out=syn / max(1, fo.size),
-                 weight_bits=int(ly.weight_bits), weight_exp=int(ly.weight_exp),
-                 message_bits=int(ly.syn["message_bits"]), lanes=int(ly.syn["lanes"]),
-                 out_bits=(0 if ly.neuron.kind == "CUBA" else int(ly.neuron.message_bits)
-                           if ly.neuron.kind == "SDNN" else message_bits(ly.neuron.max_burst)),
-                 neuron=ly.neuron.kind, max_burst=int(ly.neuron.max_burst))
+                 fan_in=syn / ly.size, fan_out=syn / max(1, fo.size))
         r["cores"] = max(math.ceil(ly.size / LOIHI2_NEURONS_PER_CORE),
                          math.ceil(syn / LOIHI2_SYNAPSES_PER_CORE))
         total_cores += r["cores"]

@@ -9,6 +9,7 @@ import numpy as np
 
 from compiler.errors import CompileError
 from compiler.ir import layers
+from compiler.passes.declare import declare
 
 
 def conv_out(size, k, s, p, d):
@@ -27,6 +28,8 @@ def _input_shape(g, first):
                        first.index, "shape")
 
 
+@declare(reads=("layer.shape", "layer.weight", "layer.stride"),
+         writes=("layer.in_shape", "layer.shape", "layer.weight", "graph.input_shape"))
 def infer_shapes(g):
     """Propagate shapes layer by layer; raise on any inconsistency."""
     lys = layers(g)
@@ -43,6 +46,14 @@ def infer_shapes(g):
             continue
         ly.in_shape = cur
         w = ly.weight
+        if ly.kind == "average":   # groups of consecutive (file-order) neurons
+            n_out, n_in = int(np.prod(ly.shape)), int(np.prod(cur))
+            if n_in % n_out:
+                raise CompileError(f"{n_in} inputs do not split into {n_out} equal groups",
+                                   i, "shape")
+            ly.shape = (n_out,)
+            cur = ly.shape
+            continue
         if ly.kind == "flatten":
             flat = (int(np.prod(cur)),)
             if ly.shape and int(np.prod(ly.shape)) != flat[0]:
@@ -59,6 +70,18 @@ def infer_shapes(g):
             if w.ndim != 2 or w.shape != (n_out, n_in):
                 raise CompileError(f"shape {w.shape} != (out={n_out}, in={n_in})", i, "weight")
             ly.weight, ly.shape = w, (n_out,)
+            if ly.weight_imag is not None:
+                wi = np.asarray(ly.weight_imag)
+                if wi.size != w.size:
+                    raise CompileError(f"shape {wi.shape} != the real part's {w.shape}", i,
+                                       "weight/imag")
+                ly.weight_imag = wi.reshape(w.shape)
+            if ly.weight_rec is not None:
+                wr = np.asarray(ly.weight_rec)
+                if wr.size != n_out * n_out:
+                    raise CompileError(f"shape {wr.shape} != (out={n_out}, out={n_out})", i,
+                                       "weight_rec")
+                ly.weight_rec = wr.reshape(n_out, n_out)
         elif ly.kind in ("conv", "pool"):
             if len(cur) != 3:
                 raise CompileError(f"a {ly.kind} layer needs a (C, H, W) input, found {cur}",

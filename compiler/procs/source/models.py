@@ -6,7 +6,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from compiler.procs.source.process import FrameSource
+from compiler.procs.source.process import FrameSource, frame_at
 
 
 def thermometer(x: np.ndarray, lanes: int) -> np.ndarray:
@@ -25,7 +25,6 @@ class PyFrameSourceModel(PyLoihiProcessModel):
     frames: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
     def run_spk(self):
-        steps, lanes = self.proc_params["steps"], self.proc_params["lanes"]
-        s = (self.time_step - 1) // steps
-        x = self.frames[s] if s < self.frames.shape[0] else np.zeros(self.frames.shape[1:], np.int32)
-        self.s_out.send(thermometer(x, lanes))
+        p = self.proc_params
+        x = frame_at(self.frames, self.time_step, p["steps"], p["stream"])
+        self.s_out.send(thermometer(x, p["lanes"]))

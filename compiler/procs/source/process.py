@@ -7,6 +7,20 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
 
+def frame_at(frames: np.ndarray, t: int, steps: int, stream: bool) -> np.ndarray:
+    """The input value at global timestep ``t`` (1-based): sample ``s = (t-1) // steps``,
+    its step ``j = (t-1) % steps``. ``stream=False``: ``frames`` is ``(S, *shape)`` and
+    sample s is held for its ``steps`` steps; ``stream=True``: ``frames`` is
+    ``(S, T_in, *shape)`` and step j sends ``frames[s, j]`` (zeros for ``j >= T_in``).
+    Zeros after the last sample."""
+    s, j = divmod(int(t) - 1, int(steps))
+    if s >= frames.shape[0]:
+        return np.zeros(frames.shape[2 if stream else 1:], frames.dtype)
+    if not stream:
+        return frames[s]
+    return frames[s, j] if j < frames.shape[1] else np.zeros(frames.shape[2:], frames.dtype)
+
+
 def lane_shape(shape, lanes: int) -> tuple:
     """Shape of ``shape`` values sent on ``lanes`` thermometer lanes (last axis x lanes)."""
     return tuple(shape[:-1]) + (shape[-1] * lanes,)
@@ -15,15 +29,17 @@ def lane_shape(shape, lanes: int) -> tuple:
 class FrameSource(AbstractProcess):
     """Sends ``frames[s]`` on timesteps ``s*steps + 1 .. s*steps + steps`` (zeros after the last).
 
-    frames: ints ``(samples, *shape)`` in Lava order (``(W, H, C)`` or ``(N,)``).
+    frames: ints ``(samples, *shape)`` in Lava order (``(W, H, C)`` or ``(N,)``); with
+    ``stream=True`` ``(samples, T_in, *shape)``, one value per step (:func:`frame_at`).
     lanes: 1 sends the value itself (a graded event); M > 1 sends M one-bit lanes in
     thermometer code, lane j = (x > j), interleaved on the last axis (index ``c*M + j``).
     Port ``s_out`` of shape ``lane_shape(shape, lanes)``, int32.
     """
 
-    def __init__(self, *, frames: np.ndarray, steps: int, lanes: int = 1, name=None):
+    def __init__(self, *, frames: np.ndarray, steps: int, lanes: int = 1, stream: bool = False,
+                 name=None):
         frames = np.asarray(frames, np.int32)
-        shape = frames.shape[1:]
-        super().__init__(steps=int(steps), lanes=int(lanes), name=name)
+        shape = frames.shape[2 if stream else 1:]
+        super().__init__(steps=int(steps), lanes=int(lanes), stream=bool(stream), name=name)
         self.frames = Var(shape=frames.shape, init=frames)
         self.s_out = OutPort(shape=lane_shape(shape, int(lanes)))

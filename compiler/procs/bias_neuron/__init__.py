@@ -1,0 +1,3 @@
+from compiler.procs.bias_neuron.process import BiasNeuron
+
+__all__ = ["BiasNeuron"]

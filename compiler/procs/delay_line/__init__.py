@@ -1,0 +1,3 @@
+from compiler.procs.delay_line.process import DelayLine
+
+__all__ = ["DelayLine"]

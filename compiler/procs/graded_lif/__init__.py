@@ -1,0 +1,3 @@
+from compiler.procs.graded_lif.process import GradedLIF
+
+__all__ = ["GradedLIF"]
