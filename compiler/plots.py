@@ -25,7 +25,7 @@ def layer_meta(ir) -> tuple:
             continue
         n = ly.neuron
         names[ly.index] = f"{ly.index}: {ly.kind} {n.kind} {'x'.join(map(str, ly.shape))}"
-        kmax[ly.index] = None if n.graded else (int(n.max_burst) if n.kind == "QBLIF" else 1)
+        kmax[ly.index] = None if n.kind == "SDNN" else (int(n.max_burst) if n.kind == "QBLIF" else 1)
     return names, kmax
 
 

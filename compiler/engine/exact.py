@@ -561,6 +561,24 @@ LAYER_KINDS: dict = {"input": layer_input, "flatten": layer_flatten, "dense": la
 NEURONS = ("QBLIF", "CUBA", "LOIHI", "SDNN")
 
 
+def _unsupported(ly) -> Optional[str]:
+    """A feature of ``ly`` the engine does not model (the compiler's coverage features,
+    docs/coverage.md, run in Lava and the numpy oracle only), or None."""
+    syn = getattr(ly, "synapse", None)
+    if ly.delay is not None or (syn is not None and syn.delay is not None):
+        return "axonal delays"
+    if getattr(ly, "weight_rec", None) is not None:
+        return "recurrent (dense_rec) synapses"
+    if getattr(ly, "weight_imag", None) is not None:
+        return "complex (resonate-and-fire) synapses"
+    if ly.proc in ("BiasNeuron",):
+        return "bias-driven input neurons"
+    n = ly.neuron
+    if n is not None and (n.raw.get("gradedSpike") or n.raw.get("implicit")):
+        return "graded-spike CUBA" if n.raw.get("gradedSpike") else "neuron-less (integrator) layers"
+    return None
+
+
 # ------------------------------------------------------------------ the engine
 
 @contextlib.contextmanager
@@ -619,6 +637,10 @@ class ExactEngine:
             if ly.neuron is not None and ly.neuron.kind not in NEURONS:
                 raise NotImplementedError(f"layer {ly.index}: the exact engine has no "
                                           f"'{ly.neuron.kind}' neurons")
+            why = _unsupported(ly)
+            if why:
+                raise NotImplementedError(f"layer {ly.index}: the exact engine has no {why} "
+                                          "yet (run it with engine='lava')")
         self._syn, self._params = {}, {}
 
     # prepared per-layer data (lazily, cached) ------------------------------

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from compiler import numeric
-from compiler.ir import layers
+from compiler.ir import in_message, layers
 from compiler.passes.declare import declare
 
 LOIHI2_CORES_PER_CHIP = 128
@@ -71,19 +71,30 @@ RUNTIME_PROCESSES = 2          # Lava's runtime service + the shared-memory mana
 
 def _lava_processes(g, record=None, record_uv: bool = False) -> int:
     """Lava processes :func:`compiler.emit.emit` builds for ``g`` (same rules, counted)."""
-    n = 1                                            # FrameSource
+    from compiler.emit import _output_delays
+
+    def recorded(ly):   # a Recorder, plus two Monitors (u, v) for kinds that have them
+        rec = record is None or ly.index in record
+        return rec + 2 * (record_uv and ly.neuron.kind not in ("SDNN", "RF"))
+
+    n = 1                                            # FrameSource / BiasNeuron
     lanes_ready = True
-    for ly in layers(g):
-        rec = ly.neuron is not None and (record is None or ly.index in record)
-        if ly.kind == "input":
-            if ly.neuron is not None:                # SDNN delta encoder
-                n += 1 + rec
-                lanes_ready = False
+    lys = layers(g)
+    for ly in lys:
+        if ly is lys[0] and ly.proc in ("BiasNeuron", "Delta"):
+            n += recorded(ly) + (ly.proc == "Delta")
+            lanes_ready = False
             continue
-        if ly.kind not in ("dense", "conv", "pool"):
+        if not ly.synaptic:
             continue
-        n += 2 + rec + (ly.syn["lanes"] > 1 and not lanes_ready)
-        n += 2 * (record_uv and ly.neuron.kind != "SDNN")
+        n += 2 + recorded(ly)                        # synapse + neuron
+        n += in_message(g, ly.index).lanes > 1 and not lanes_ready   # Thermometer
+        if ly.synapse.imag is not None:
+            n += 1                                   # imaginary Dense
+        else:
+            n += _output_delays(ly) is not None      # DelayLine
+            if ly.synapse.weight_rec is not None:    # recurrent Dense (+ its Thermometer)
+                n += 1 + (g.edges[ly.index, ly.index]["message"].lanes > 1)
         lanes_ready = False
     return n
 
