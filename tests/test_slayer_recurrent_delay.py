@@ -282,7 +282,9 @@ def _trained_file(tmp_path):
     return path
 
 
-@pytest.mark.xfail(reason="needs dense_rec/delay support from the cov branch", strict=False)
+@pytest.mark.xfail(reason="delay alignment: SLAYER delays a block's output spikes, the "
+                   "compiler (as stock NetX) delays the layer's synaptic input; "
+                   "compiler.verify.slayer_counts does not shift by the delays yet", strict=False)
 def test_compiled_recurrent_delay_network_equals_slayer(tmp_path):
     """The compiled graph of a trained recurrent QB-LIF network with axonal delays equals
     SLAYER's quantized forward on every layer and step, in both encodings."""

@@ -19,8 +19,8 @@ from lava.lib.dl.slayer.block import cuba
 
 from qblif_lava import netx_check as nc
 from qblif_lava.netx_check import ModelFileError
-from qblif_lava.params import (INPUT_BITS_RANGE, TIMESTEPS_RANGE, VTH_RANGE, check_int_range,
-                               check_shape)
+from qblif_lava.params import (INPUT_BITS_RANGE, MAX_AXON_DELAY, TIMESTEPS_RANGE, VTH_RANGE,
+                               check_int_range, check_shape)
 from qblif_lava.slayer import block as qblock
 from qblif_lava.slayer.neuron import S_SCALE, W_SCALE
 
@@ -260,6 +260,9 @@ def _set_delay(b, g, i):
     """The ``delay`` dataset (integer steps, one per output neuron or channel) onto the
     block's axonal delay module."""
     d = nc.read_array(g, 'delay', i).astype(np.float64).reshape(-1)
+    if d.min() < 0 or d.max() > MAX_AXON_DELAY:
+        raise ModelFileError(f"delays in [{d.min():.0f}, {d.max():.0f}] are out of range "
+                             f"[0, {MAX_AXON_DELAY}]", i, "delay")
     if b.delay is None or not isinstance(b.delay, torch.nn.Module):
         raise ModelFileError("'delay' on a block without axonal delays", i, "delay")
     b.delay.delay.data = torch.tensor(d, dtype=torch.float32)
