@@ -29,7 +29,7 @@ Exactness, by construction:
   K <= 8) or by a floor division.
 * SDNN layers (Lava's sigma-delta models, as :class:`compiler.forward.SDNNState`) are never
   reset: their state runs from sample to sample and chunk to chunk, starting from the state
-  the oracle's warm-up (``compiler.forward._warmup``) leaves.
+  the oracle's warm-up (:func:`_warmup`) leaves.
 
 Extending: a layer kind is one function in :data:`LAYER_KINDS` (``flow -> flow``), a
 synaptic kind one in :data:`SYNAPSES`, a neuron kind one in :data:`NEURONS`.
@@ -561,6 +561,25 @@ LAYER_KINDS: dict = {"input": layer_input, "flatten": layer_flatten, "dense": la
 NEURONS = ("QBLIF", "CUBA", "LOIHI", "SDNN")
 
 
+def _warmup(ly, a_in, steps):
+    """Outputs of ``ly`` on global steps ``1..len(a_in)`` (before its first window), and the
+    SDNN state it enters its window with (None for QB-LIF/CUBA, which reset there): what the
+    streamed Lava pipeline computes before the layer's first window (numpy, exact)."""
+    from compiler.forward import SDNNState
+    n, outs = ly.neuron, []
+    if n.kind == "SDNN":
+        st = SDNNState(ly)
+        return [st.step(a) for a in a_in], st
+    st = reference.QBLIFState.zeros(ly.shape)
+    for k, a in enumerate(a_in, start=1):
+        if (k - ly.reset_offset) % steps == 0:
+            st = reference.QBLIFState.zeros(ly.shape)
+        outs.append(reference.step(st, a, du=n.du, dv=n.dv, vth=n.vth, bias_mant=n.bias_mant,
+                                   bias_exp=n.bias_exp, max_burst=n.max_burst,
+                                   reset_mode=n.reset_mode).astype(np.int64))
+    return outs, None
+
+
 def _unsupported(ly) -> Optional[str]:
     """A feature of ``ly`` the engine does not model (the compiler's coverage features,
     docs/coverage.md, run in Lava and the numpy oracle only), or None."""
@@ -667,7 +686,7 @@ class ExactEngine:
 
     def _sdnn_states(self, steps: int) -> dict:
         """SDNN states after the warm-up steps before each layer's first window (as the oracle)."""
-        from compiler.forward import SDNNState, _warmup
+        from compiler.forward import SDNNState
         states, warm = {}, []
         for ly in self.layers:
             if ly.kind == "input":

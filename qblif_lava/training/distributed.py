@@ -109,8 +109,11 @@ def barrier(ctx: Context) -> None:
 
 
 def finish() -> None:
-    """Leave the process group (if joined)."""
+    """Leave the process group (if joined), all ranks together: a rank that destroyed its gloo
+    group while rank 0 was still writing the outputs could hang in ``destroy_process_group``
+    (seen under load), so every rank first waits at a barrier for the others."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
