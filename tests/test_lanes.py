@@ -100,3 +100,26 @@ def test_lanes_refuse_stream_and_delays(tmp_path):
             net.run(_frames(net, rng, 2), 3, lanes=2)
         with pytest.raises(ValueError, match="stream"):
             net.run(rng.integers(0, 2, size=(2, 3) + shape), 3, lanes=2)
+
+
+def test_cli_run_lanes(tmp_path):
+    from qblif_lava.cli import main
+    rng = np.random.default_rng(4)
+    with compiler.compile(DIGITS) as net:
+        frames = _frames(net, rng, 3)
+    np.save(tmp_path / "x.npy", frames)
+    import contextlib
+    import io
+    outs = []
+    for lanes in ("1", "2"):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            assert main(["run", DIGITS, "--input", str(tmp_path / "x.npy"), "--steps", "4",
+                         "--lanes", lanes]) == 0
+        outs.append([ln for ln in buf.getvalue().splitlines() if ln.startswith("sample ")])
+    assert len(outs[0]) == 3 and outs[0] == outs[1]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(["run", DIGITS, "--input", str(tmp_path / "x.npy"), "--steps", "4",
+                   "--lanes", "2", "--reset", "none"])
+    assert rc != 0 and "lanes" in err.getvalue() and "Traceback" not in err.getvalue()
