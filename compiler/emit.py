@@ -68,12 +68,16 @@ def _sdnn_proc(ly):
 
 SAMPLE_LANE_NEURONS = ("QBLIF", "LIF")   # neuron processes that run with sample lanes
 SAMPLE_LANE_KINDS = ("input", "dense", "conv", "pool", "flatten", "average")
+STOCK_CONV_MAX_GROUPS = 127       # Lava's own Conv models keep ``groups`` in an int8 Var
+MAX_LANED_DENSE = 2 ** 25         # entries of a block-diagonal laned Dense weight matrix
 
 
-def check_sample_lanes(g) -> None:
-    """Raise ValueError naming the first feature of ``g`` that sample lanes do not cover
-    (lanes > 1 runs static frames through dense/conv/pool/flatten layers of QB-LIF or CUBA
-    neurons, without delays, recurrence or bias-driven input; ``docs/fast_execution.md``)."""
+def check_sample_lanes(g, lanes: int, stock_models: bool = False) -> None:
+    """Raise ValueError naming the first feature of ``g`` that ``lanes`` sample lanes do not
+    cover (lanes > 1 runs static frames through dense/conv/pool/flatten layers of QB-LIF or
+    CUBA neurons, without delays, recurrence or bias-driven input; ``docs/fast_execution.md``),
+    a laned dense weight past ``MAX_LANED_DENSE`` entries, or with ``stock_models`` a conv or
+    pool layer past ``STOCK_CONV_MAX_GROUPS`` groups."""
     if g.graph.get("stateful"):
         raise ValueError("lanes > 1: this network is stateful (SDNN); run with lanes=1")
     for ly in layers(g):
@@ -97,6 +101,15 @@ def check_sample_lanes(g) -> None:
             if value is not None:
                 raise ValueError(f"{where}: {what} are not supported with lanes; "
                                  "run with lanes=1")
+        if ly.kind == "dense" and s.weight.size * lanes ** 2 > MAX_LANED_DENSE:
+            most = int((MAX_LANED_DENSE // s.weight.size) ** 0.5)
+            raise ValueError(f"{where}: the block-diagonal weights of {lanes} lanes have "
+                             f"{s.weight.size * lanes ** 2:,} entries (limit "
+                             f"{MAX_LANED_DENSE:,}); use lanes <= {most}")
+        if stock_models and ly.kind != "dense" and s.groups * lanes > STOCK_CONV_MAX_GROUPS:
+            raise ValueError(f"{where}: {s.groups} groups x {lanes} lanes exceeds the "
+                             f"{STOCK_CONV_MAX_GROUPS} groups of Lava's stock Conv models; "
+                             "use models='fast' or fewer lanes")
 
 
 def _tile_lanes(value, sample_lanes: int):

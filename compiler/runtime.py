@@ -296,6 +296,8 @@ class CompiledNetwork:
         n_s = frames.shape[0]
         if lanes > 1:
             self._refuse_lanes(stream, reset, input_transform, timeline, record_uv)
+            from compiler.emit import check_sample_lanes
+            check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
         est = host_estimate(self.ir, n_s, steps, record, record_uv)
         check_host_estimate(est, force)
         lead = 2 if stream else 1
@@ -372,14 +374,12 @@ class CompiledNetwork:
         return int(lanes)
 
     def _refuse_lanes(self, stream, reset, input_transform, timeline, record_uv) -> None:
-        """ValueError naming the first run mode or network feature that lanes > 1 lacks."""
-        from compiler.emit import check_sample_lanes
+        """ValueError naming the first run mode that lanes > 1 lacks."""
         for on, what in ((stream, "input streams"), (reset != "sample", f"reset={reset!r}"),
                          (input_transform, "input_transform"), (timeline, "timeline"),
                          (record_uv, "record_uv")):
             if on:
                 raise ValueError(f"lanes > 1 does not support {what}; run with lanes=1")
-        check_sample_lanes(self.ir)
 
     def _run_exact(self, samples, steps_per_sample, record_uv, layers_to_record, progress):
         from compiler.engine import ExactEngine

@@ -123,3 +123,24 @@ def test_cli_run_lanes(tmp_path):
         rc = main(["run", DIGITS, "--input", str(tmp_path / "x.npy"), "--steps", "4",
                    "--lanes", "2", "--reset", "none"])
     assert rc != 0 and "lanes" in err.getvalue() and "Traceback" not in err.getvalue()
+
+
+FMNIST = "netx_models/fmnist_qblif_conv.net"
+
+
+def test_fmnist_conv_lanes_past_127_groups():
+    """2 lanes give the second pooling layer 128 groups: Lava's Conv models keep ``groups``
+    in an int8 Var (it wraps to -128), so the fast model reads the process parameter."""
+    with compiler.compile(FMNIST) as net:
+        pools = [ly for ly in layers(net.ir) if ly.kind == "pool"]
+        assert max(ly.synapse.groups for ly in pools) * 2 > 127
+        _same_as_one_lane(net, _frames(net, np.random.default_rng(6), 3), 3, (2,))
+
+
+def test_lanes_refuse_stock_conv_groups_and_huge_dense():
+    with compiler.compile(FMNIST) as net:
+        frames = _frames(net, np.random.default_rng(8), 2)
+        with pytest.raises(ValueError, match=r"layer 3 \(pool\).*groups.*models='fast'"):
+            net.run(frames, 2, lanes=2, models="stock")
+        with pytest.raises(ValueError, match=r"layer 5 \(dense\).*lanes <= 9"):
+            net.run(frames, 2, lanes=64)

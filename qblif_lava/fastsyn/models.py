@@ -90,6 +90,14 @@ class FastConvModel(PyConvModelFixed):
     def on_var_update(self):
         self._plan = None
 
+    def _groups(self) -> int:
+        """The process's ``groups``: Lava's models keep it in an int8 Var, which wraps past
+        127 (sample lanes multiply it), so it is read from the process parameters."""
+        try:
+            return int(self.proc_params["groups"])
+        except KeyError:          # (ProcessParameters has no ``in``)
+            return int(self.groups[0])
+
     def run_spk(self):
         self.a_out.send(self.a_buf)
         s_in = self.s_in.recv()
@@ -97,11 +105,11 @@ class FastConvModel(PyConvModelFixed):
             s_in = s_in.astype(bool)
         if not _integer(s_in):
             a_out = utils.conv(s_in, self.weight, self.kernel_size, self.stride, self.padding,
-                               self.dilation, self.groups[0])
+                               self.dilation, self._groups())
         else:
             if self._plan is None:
                 self._plan = conv_plan(s_in.shape, self.weight, self.stride, self.padding,
-                                       self.dilation, int(self.groups[0]))
+                                       self.dilation, self._groups())
             sums = conv_sums(s_in, self._plan)
             if sums.dtype != np.float32:            # float32 sums are below 2**24: no range
                 sums = np.asarray(sums, dtype=np.float64)   # issue; else cast as utils.conv
