@@ -199,16 +199,19 @@ class CompiledNetwork:
         return host_estimate(self.ir, samples, steps_per_sample,
                              self._check_record(layers_to_record), record_uv)
 
-    def predict(self, samples, steps_per_sample=None, force: bool = False) -> np.ndarray:
+    def predict(self, samples, steps_per_sample=None, force: bool = False,
+                lanes: int = 1) -> np.ndarray:
         """Predicted labels, int64 ``(S,)``: the output neuron with the most spikes (the sum of
         its burst counts over the T steps; ties go to the lowest index), as ``qblif run``.
-        ``steps_per_sample`` defaults to the file's ``/qblif/timesteps``."""
+        ``steps_per_sample`` defaults to the file's ``/qblif/timesteps``; ``lanes``: as
+        :meth:`run`."""
         if steps_per_sample is None:
             steps_per_sample = self.ir.graph.get("timesteps")
             if steps_per_sample is None:
                 raise ValueError("the file has no /qblif/timesteps: pass steps_per_sample")
         last = self.output_index
-        out = self.run(samples, steps_per_sample, layers_to_record=[last], force=force)[last]
+        out = self.run(samples, steps_per_sample, layers_to_record=[last], force=force,
+                       lanes=lanes)[last]
         return out.reshape(out.shape[0], out.shape[1], -1).sum(axis=1).argmax(axis=1)
 
     # running -----------------------------------------------------------

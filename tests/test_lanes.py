@@ -78,8 +78,10 @@ def test_lanes_record_subset_and_predict_shape():
         last = net.output_index
         one = net.run(frames, 5, layers_to_record=[last])
         two = net.run(frames, 5, layers_to_record=[last], lanes=2)
+        pred = net.predict(frames, 5, lanes=2)
     assert set(two) == {last}
     np.testing.assert_array_equal(two[last], one[last])
+    np.testing.assert_array_equal(pred, one[last].reshape(3, 5, -1).sum(1).argmax(1))
 
 
 @pytest.mark.parametrize("kw,word", [
