@@ -93,6 +93,11 @@ def register(sub):
     r.add_argument("--models", choices=("fast", "stock"), default="fast",
                    help="Lava process models: fast or Lava's stock ones, "
                         "bit-identical (docs/fast_execution.md)")
+    r.add_argument("--lanes", type=int, default=1, metavar="L",
+                   help="run L samples side by side in one Lava run (same counts, the "
+                        "per-process cost paid once per L samples; static frames through "
+                        "dense/conv/pool layers of QB-LIF/CUBA neurons; "
+                        "docs/fast_execution.md). Default 1")
     _nir_args(r)
     r.set_defaults(func=cmd_run)
 
@@ -173,7 +178,7 @@ def cmd_run(args):
         frames, labels = dataset_frames(net, args.dataset, args.samples)
         readouts = net.ir.graph.get("nir_readouts", [])   # NIR LI layers: read v
         out = net.run(frames, steps, progress=True, record_uv=bool(readouts), force=args.force,
-                      models=args.models, engine=args.engine)
+                      models=args.models, engine=args.engine, lanes=args.lanes)
         acc = accuracy(net, out, labels)
         print(net.report())
         how = "exact engine" if args.engine == "exact" else f"{args.encoding} encoding"
@@ -215,7 +220,7 @@ def _run_input(args):
                       reset=args.reset, reset_interval=args.reset_interval,
                       reset_offset=args.reset_offset, record_uv=bool(readout),
                       force=args.force, models=args.models,
-                      layers_to_record=[last] if readout else None)
+                      layers_to_record=[last] if readout else None, lanes=args.lanes)
         print(net.report())
         if readout:
             for s, row in enumerate(out[("v", last)][:, -1].reshape(len(out[last]), -1)):

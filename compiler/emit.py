@@ -34,6 +34,7 @@ def _full(value, shape):
     return np.asarray(value).reshape(shape).transpose(*range(len(shape) - 1, -1, -1)).copy()
 
 
+
 @dataclass
 class Emitted:
     source: object
@@ -65,13 +66,74 @@ def _sdnn_proc(ly):
                       name=f"layer{ly.index}_sigmadelta")
 
 
-def _neuron_proc(ly, sched):
-    """The neuron process of ``ly``; sched: ``(reset_interval, reset_offset)`` or None."""
+SAMPLE_LANE_NEURONS = ("QBLIF", "LIF")   # neuron processes that run with sample lanes
+SAMPLE_LANE_KINDS = ("input", "dense", "conv", "pool", "flatten", "average")
+STOCK_CONV_MAX_GROUPS = 127       # Lava's own Conv models keep ``groups`` in an int8 Var
+MAX_LANED_DENSE = 2 ** 25         # entries of a block-diagonal laned Dense weight matrix
+
+
+def check_sample_lanes(g, lanes: int, stock_models: bool = False) -> None:
+    """Raise ValueError naming the first feature of ``g`` that ``lanes`` sample lanes do not
+    cover (lanes > 1 runs static frames through dense/conv/pool/flatten layers of QB-LIF or
+    CUBA neurons, without delays, recurrence or bias-driven input; ``docs/fast_execution.md``),
+    a laned dense weight past ``MAX_LANED_DENSE`` entries, or with ``stock_models`` a conv or
+    pool layer past ``STOCK_CONV_MAX_GROUPS`` groups."""
+    if g.graph.get("stateful"):
+        raise ValueError("lanes > 1: this network is stateful (SDNN); run with lanes=1")
+    for ly in layers(g):
+        where = f"lanes > 1: layer {ly.index} ({ly.kind})"
+        if ly.kind not in SAMPLE_LANE_KINDS:
+            raise ValueError(f"{where}: layer kind {ly.kind!r} is not supported with lanes; "
+                             "run with lanes=1")
+        if ly.kind == "input":
+            if ly.neuron is not None:
+                raise ValueError(f"{where}: an input layer with a neuron ({ly.proc}) is not "
+                                 "supported with lanes; run with lanes=1")
+            continue
+        if ly.kind in ("flatten", "average"):
+            continue
+        if ly.proc not in SAMPLE_LANE_NEURONS:
+            raise ValueError(f"{where}: neuron process {ly.proc} is not supported with lanes "
+                             f"(only {', '.join(SAMPLE_LANE_NEURONS)}); run with lanes=1")
+        s = ly.synapse
+        for what, value in (("axonal delays", s.delay), ("recurrent weights", s.weight_rec),
+                            ("complex (imaginary) weights", s.imag)):
+            if value is not None:
+                raise ValueError(f"{where}: {what} are not supported with lanes; "
+                                 "run with lanes=1")
+        if ly.kind == "dense" and s.weight.size * lanes ** 2 > MAX_LANED_DENSE:
+            most = int((MAX_LANED_DENSE // s.weight.size) ** 0.5)
+            raise ValueError(f"{where}: the block-diagonal weights of {lanes} lanes have "
+                             f"{s.weight.size * lanes ** 2:,} entries (limit "
+                             f"{MAX_LANED_DENSE:,}); use lanes <= {most}")
+        if stock_models and ly.kind != "dense" and s.groups * lanes > STOCK_CONV_MAX_GROUPS:
+            raise ValueError(f"{where}: {s.groups} groups x {lanes} lanes exceeds the "
+                             f"{STOCK_CONV_MAX_GROUPS} groups of Lava's stock Conv models; "
+                             "use models='fast' or fewer lanes")
+
+
+def _tile_lanes(value, sample_lanes: int):
+    """A scalar unchanged, or a Lava-order array tiled ``sample_lanes`` times along its last
+    axis (lane-outer: index ``l*C + c``)."""
+    if sample_lanes == 1 or np.ndim(value) == 0:
+        return value
+    return np.concatenate([value] * sample_lanes, axis=-1)
+
+
+def _neuron_proc(ly, sched, sample_lanes: int = 1):
+    """The neuron process of ``ly``; sched: ``(reset_interval, reset_offset)`` or None.
+    sample_lanes: L samples side by side, lane-outer on the last Lava axis (QBLIF, LIF)."""
     from lava.proc.lif.process import LIF, LIFReset
     from qblif_lava.process import QBLIF
     if ly.neuron.kind == "SDNN":
         return _sdnn_proc(ly)
     n, shape = ly.neuron, to_lava(ly.shape)
+    if sample_lanes > 1:
+        from compiler.procs.source.process import lane_shape
+        shape = lane_shape(shape, sample_lanes)
+
+    def full(value, file_shape):   # Lava order, tiled per sample lane
+        return _tile_lanes(_full(value, file_shape), sample_lanes)
     interval, offset = sched if sched is not None else (None, 0)
     if ly.proc == "ATRLIF":
         return _atrlif_proc(ly, interval)
@@ -79,19 +141,19 @@ def _neuron_proc(ly, sched):
         return _rf_proc(ly, interval)
     if ly.proc == "GradedLIF":
         from compiler.procs.graded_lif import GradedLIF
-        return GradedLIF(shape=shape, du=n.du, dv=n.dv, vth=_full(n.vth, ly.shape),
-                         bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
+        return GradedLIF(shape=shape, du=n.du, dv=n.dv, vth=full(n.vth, ly.shape),
+                         bias_mant=full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
                          reset_interval=interval, reset_offset=offset,
                          name=f"layer{ly.index}_graded_lif")
     if ly.proc == "LIF":
         kw = dict(shape=shape, du=n.du, dv=n.dv, vth=int(n.vth),
-                  bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
+                  bias_mant=full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
                   name=f"layer{ly.index}_lif")
         if interval is None:
             return LIF(**kw)
         return LIFReset(reset_interval=interval, reset_offset=offset, **kw)
-    return QBLIF(shape=shape, du=n.du, dv=n.dv, vth=_full(n.vth, ly.shape),
-                 bias_mant=_full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
+    return QBLIF(shape=shape, du=n.du, dv=n.dv, vth=full(n.vth, ly.shape),
+                 bias_mant=full(n.bias_mant, ly.shape), bias_exp=n.bias_exp,
                  max_burst=n.max_burst, reset_mode=n.reset_mode, reset_interval=interval,
                  reset_offset=offset, name=f"layer{ly.index}_qblif")
 
@@ -141,8 +203,13 @@ def _output_delays(ly):
     return d[:, 0] if ly.kind == "dense" else d
 
 
-def _synapse_proc(ly, msg):
-    """Lava ``Dense`` / ``Conv`` of ``ly``'s :class:`compiler.ir.Synapse`, receiving ``msg``."""
+def _synapse_proc(ly, msg, sample_lanes: int = 1):
+    """Lava ``Dense`` / ``Conv`` of ``ly``'s :class:`compiler.ir.Synapse`, receiving ``msg``.
+
+    sample_lanes L > 1: a dense layer's weights become the block-diagonal ``(L*out, L*in)``
+    matrix (lane l reads inputs ``l*in ..`` and writes outputs ``l*out ..``, exactly Dense per
+    lane); a conv/pool layer gets ``groups*L`` groups and its weight tiled L times along the
+    output channels (group ``l*G + g`` reads lane l's channels of group g)."""
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
     from lava.proc.dense.process import DelayDense
@@ -152,24 +219,40 @@ def _synapse_proc(ly, msg):
                           num_weight_bits=s.bits, num_message_bits=msg.wire_bits,
                           name=f"layer{ly.index}_delaydense")
     if ly.kind == "dense":
-        return Dense(weights=s.weight, weight_exp=s.exp, num_weight_bits=s.bits,
-                     num_message_bits=msg.wire_bits, name=f"layer{ly.index}_dense")
+        weight = s.weight
+        if sample_lanes > 1:
+            weight = np.zeros((sample_lanes * s.weight.shape[0],
+                               sample_lanes * s.weight.shape[1]), s.weight.dtype)
+            n_out, n_in = s.weight.shape
+            for lane in range(sample_lanes):
+                weight[lane * n_out:(lane + 1) * n_out, lane * n_in:(lane + 1) * n_in] = s.weight
+        lanes_kw = {"sample_lanes": sample_lanes} if sample_lanes > 1 else {}
+        return Dense(weights=weight, weight_exp=s.exp, num_weight_bits=s.bits,
+                     num_message_bits=msg.wire_bits, name=f"layer{ly.index}_dense",
+                     **lanes_kw)   # FastDenseModel: one GEMM over the lanes
     in_shape = to_lava(ly.in_shape)
-    in_shape = in_shape[:-1] + (in_shape[-1] * msg.lanes,)
-    return Conv(weight=s.weight, input_shape=in_shape, stride=ly.stride[::-1],
-                padding=ly.padding[::-1], dilation=ly.dilation[::-1], groups=s.groups,
+    in_shape = in_shape[:-1] + (in_shape[-1] * msg.lanes * sample_lanes,)
+    weight = s.weight if sample_lanes == 1 else np.concatenate([s.weight] * sample_lanes, 0)
+    return Conv(weight=weight, input_shape=in_shape, stride=ly.stride[::-1],
+                padding=ly.padding[::-1], dilation=ly.dilation[::-1],
+                groups=s.groups * sample_lanes,
                 num_message_bits=msg.wire_bits, name=f"layer{ly.index}_{ly.kind}")
 
 
 def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
          record_uv: bool = False, *, stream: bool = False, reset: str = "sample",
-         reset_interval=None, reset_offset: int = 0) -> Emitted:
+         reset_interval=None, reset_offset: int = 0, sample_lanes: int = 1) -> Emitted:
     """Build the process graph for ``frames_lava`` (ints ``(samples, *Lava input shape)``,
     or with ``stream`` ``(samples, T_in, *Lava input shape)``).
 
     record: layer indices whose counts are recorded (None: every neuron layer), each into
     a file in ``workdir`` (see :mod:`compiler.procs.recorder`). reset, reset_interval,
     reset_offset: :func:`compiler.passes.plan.reset_schedule`.
+
+    sample_lanes L > 1 (:func:`check_sample_lanes` must pass): ``frames_lava`` is
+    ``(B, *Lava input shape with its last axis x L)``, batch b holding sample ``b*L + l`` in
+    lane l (lane-outer on the last axis); every process carries the L lanes the same way,
+    and each Recorder records ``L * size`` values per step (lane l at ``l*size ..``).
     """
     import os
 
@@ -207,10 +290,10 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
         out = neu.s_out
         if record is None or ly.index in record:
             path = os.path.join(workdir, f"layer{ly.index}.i32")
-            create_recording(path, ly.size, total)
-            sink = Recorder(size=ly.size, steps=total, path=path, name=f"layer{ly.index}_record")
+            create_recording(path, ly.size * sample_lanes, total)
+            sink = Recorder(size=ly.size * sample_lanes, steps=total, path=path, name=f"layer{ly.index}_record")
             (out.transpose([2, 1, 0]).flatten() if len(ly.shape) == 3 else out).connect(sink.a_in)
-            em.sinks[ly.index] = (sink, path, ly.size)
+            em.sinks[ly.index] = (sink, path, ly.size * sample_lanes)
             em.processes.append(sink)
         if record_uv and ly.neuron.kind not in ("SDNN", "RF"):   # these have no u, v
             from lava.proc.monitor.process import Monitor
@@ -248,8 +331,8 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             port.connect(th.s_in)
             port = th.s_out
             em.processes.append(th)
-        syn = _synapse_proc(ly, msg)
-        neu = _neuron_proc(ly, sched(ly))
+        syn = _synapse_proc(ly, msg, sample_lanes)
+        neu = _neuron_proc(ly, sched(ly), sample_lanes)
         port.connect(syn.s_in)
         a_out = syn.a_out
         em.processes += [syn, neu]

@@ -58,7 +58,10 @@ def text_report(net) -> str:
     elif run:
         lines.append(f"measured: {tot_ops:.1f} SynOps/step over {run['samples']} sample(s) x "
                      f"{run['steps']} steps; Lava CPU {run['steps_per_s']:.1f} steps/s "
-                     f"({run['processes']} processes)")
+                     f"({run['processes']} processes"
+                     + (f", {run['lanes']} sample lanes, "
+                        f"{run['samples'] / max(run['wall_s'], 1e-9):.1f} samples/s"
+                        if run.get("lanes", 1) > 1 else "") + ")")
     lines.append("SynOps = unit events x fan-out (a burst of n costs n x fan-out in both encodings)")
     if g.graph.get("stateful"):
         lines.append("SDNN: sigma-delta layers (Lava SigmaDelta/Sigma/Delta) send graded messages "

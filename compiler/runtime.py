@@ -68,6 +68,29 @@ def _chunks(total: int, parts: int) -> list:
     return [base + (i < extra) for i in range(parts)]
 
 
+def _to_sample_lanes(lava_frames: np.ndarray, lanes: int) -> np.ndarray:
+    """Frames ``(S, *shape)`` (Lava order) -> ``(ceil(S/L), *shape[:-1], L*shape[-1])``:
+    sample ``b*L + l`` in lane l of batch b (lane-outer on the last axis); a short last
+    batch is padded with zero frames."""
+    n_s, shape = lava_frames.shape[0], lava_frames.shape[1:]
+    batches = -(-n_s // lanes)
+    padded = np.zeros((batches * lanes,) + shape, lava_frames.dtype)
+    padded[:n_s] = lava_frames
+    laned = np.moveaxis(padded.reshape((batches, lanes) + shape), 1, -2)
+    return laned.reshape((batches,) + shape[:-1] + (lanes * shape[-1],))
+
+
+def _from_sample_lanes(rec: np.ndarray, lanes: int, n_s: int, steps: int, offset: int,
+                       shape) -> np.ndarray:
+    """A laned recording ``(L*size, total)`` (lane l at rows ``l*size ..``, file order) ->
+    counts ``(S, T, *shape)``: sample ``b*L + l`` is lane l at steps ``b*T + offset ..``."""
+    batches = -(-n_s // lanes)
+    cols = (np.arange(batches)[:, None] * steps + offset - 1 + np.arange(steps)[None, :])
+    block = rec.reshape(lanes, -1, rec.shape[1])[:, :, cols]       # (L, size, B, T)
+    block = block.transpose(2, 0, 3, 1).reshape((batches * lanes, steps, -1))[:n_s]
+    return np.ascontiguousarray(block).reshape((n_s, steps) + tuple(shape))
+
+
 class _Session(LavaSession):
     """A supervised session whose process (the source) is set once emitted."""
 
@@ -176,16 +199,19 @@ class CompiledNetwork:
         return host_estimate(self.ir, samples, steps_per_sample,
                              self._check_record(layers_to_record), record_uv)
 
-    def predict(self, samples, steps_per_sample=None, force: bool = False) -> np.ndarray:
+    def predict(self, samples, steps_per_sample=None, force: bool = False,
+                lanes: int = 1) -> np.ndarray:
         """Predicted labels, int64 ``(S,)``: the output neuron with the most spikes (the sum of
         its burst counts over the T steps; ties go to the lowest index), as ``qblif run``.
-        ``steps_per_sample`` defaults to the file's ``/qblif/timesteps``."""
+        ``steps_per_sample`` defaults to the file's ``/qblif/timesteps``; ``lanes``: as
+        :meth:`run`."""
         if steps_per_sample is None:
             steps_per_sample = self.ir.graph.get("timesteps")
             if steps_per_sample is None:
                 raise ValueError("the file has no /qblif/timesteps: pass steps_per_sample")
         last = self.output_index
-        out = self.run(samples, steps_per_sample, layers_to_record=[last], force=force)[last]
+        out = self.run(samples, steps_per_sample, layers_to_record=[last], force=force,
+                       lanes=lanes)[last]
         return out.reshape(out.shape[0], out.shape[1], -1).sum(axis=1).argmax(axis=1)
 
     # running -----------------------------------------------------------
@@ -193,7 +219,7 @@ class CompiledNetwork:
             layers_to_record=None, progress: bool = False, force: bool = False,
             models: str = "fast", engine: str = "lava", *, stream=None,
             reset: str = "sample", reset_interval=None, reset_offset: int = 0,
-            input_transform: bool = False, timeline: bool = False) -> dict:
+            input_transform: bool = False, timeline: bool = False, lanes: int = 1) -> dict:
         """Stream ``samples`` through one Lava run.
 
         samples: ints ``(S, *input_shape)`` (file order, ``(C, H, W)`` or ``(N,)``) in
@@ -239,10 +265,23 @@ class CompiledNetwork:
         - ``timeline``: return every recorded layer's whole run instead of per-sample
           windows: ``{i: (S*T + depth, *shape)}`` (row k = Lava timestep k + 1), as a stock
           NetX run's sinks record it; average layers are left out.
+
+        ``lanes``: L >= 1 samples side by side in one Lava run (every process carries L
+        lanes on its last Lava axis), so the per-process cost is paid once per L samples;
+        Lava then runs ``ceil(S/L)*T + depth`` steps (``last_run["lava_steps"]``) and the
+        counts equal ``lanes=1``'s. L > 1 covers static frames with ``reset="sample"``
+        through input/dense/conv/pool/flatten/average layers of QB-LIF or CUBA neurons;
+        anything else (stream, other resets, input_transform, timeline, record_uv,
+        engine="exact", SDNN, delays, recurrence, bias-driven input, other neurons)
+        raises ValueError naming it (``docs/fast_execution.md``).
         """
+        lanes = self._check_lanes(lanes)
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
         if engine == "exact":
+            if lanes > 1:
+                raise ValueError("lanes > 1 applies to engine='lava' (the exact engine "
+                                 "batches samples itself); run with lanes=1")
             if stream or reset != "sample" or input_transform or timeline:
                 raise ValueError("the exact engine runs static frames with a reset every "
                                  "sample (stream, reset, input_transform and timeline need "
@@ -258,11 +297,17 @@ class CompiledNetwork:
         record = self._check_record(layers_to_record)
         frames, stream = self._input_frames(samples, steps, stream, input_transform)
         n_s = frames.shape[0]
+        if lanes > 1:
+            self._refuse_lanes(stream, reset, input_transform, timeline, record_uv)
+            from compiler.emit import check_sample_lanes
+            check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
         est = host_estimate(self.ir, n_s, steps, record, record_uv)
         check_host_estimate(est, force)
         lead = 2 if stream else 1
         lava_frames = frames.transpose(tuple(range(lead)) +
                                        tuple(range(frames.ndim - 1, lead - 1, -1)))
+        if lanes > 1:
+            lava_frames = _to_sample_lanes(lava_frames, lanes)
         averages = [ly for ly in layers(self.ir) if ly.kind == "average"]
         if record is not None:   # an average is read out from its producer's counts
             record |= {ly.index - 1 for ly in averages if ly.index in record}
@@ -270,7 +315,8 @@ class CompiledNetwork:
         with _Session() as session:
             em = emit(self.ir, np.ascontiguousarray(lava_frames), steps, session.workdir,
                       record, record_uv, stream=stream, reset=reset,
-                      reset_interval=reset_interval, reset_offset=reset_offset)
+                      reset_interval=reset_interval, reset_offset=reset_offset,
+                      sample_lanes=lanes)
             session.proc = em.source
             self._live.append(em.source)
             t0 = time.perf_counter()
@@ -294,6 +340,10 @@ class CompiledNetwork:
                     + np.arange(steps)[None, :])
             if timeline:
                 cols = np.arange(em.total_steps)[None, :]
+            if lanes > 1:
+                out[ly.index] = _from_sample_lanes(data[ly.index], lanes, n_s, steps,
+                                                   ly.reset_offset, ly.shape)
+                continue
             block = data[ly.index][:, cols]             # (size, S, T)
             out[ly.index] = np.moveaxis(block, 0, -1).reshape(cols.shape + tuple(ly.shape))
             for var in ("u", "v") if record_uv and ("u", ly.index) in uv else ():
@@ -311,12 +361,28 @@ class CompiledNetwork:
                    if (k if isinstance(k, int) else k[1]) in {int(i) for i in layers_to_record}}
         self.last_run = dict(samples=n_s, steps=steps, lava_steps=em.total_steps,
                              wall_s=wall, steps_per_s=em.total_steps / wall,
-                             processes=len(em.processes), host_estimate=est, models=models)
+                             processes=len(em.processes), host_estimate=est, models=models,
+                             lanes=lanes)
         if timeline:
             return {k: v[0] for k, v in out.items()}
         from compiler.forward import input_steps
         self._measure(input_steps(frames, steps, stream), out)
         return out
+
+    def _check_lanes(self, lanes) -> int:
+        if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)):
+            raise TypeError(f"lanes must be an int, got {type(lanes).__name__}")
+        if lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {lanes}")
+        return int(lanes)
+
+    def _refuse_lanes(self, stream, reset, input_transform, timeline, record_uv) -> None:
+        """ValueError naming the first run mode that lanes > 1 lacks."""
+        for on, what in ((stream, "input streams"), (reset != "sample", f"reset={reset!r}"),
+                         (input_transform, "input_transform"), (timeline, "timeline"),
+                         (record_uv, "record_uv")):
+            if on:
+                raise ValueError(f"lanes > 1 does not support {what}; run with lanes=1")
 
     def _run_exact(self, samples, steps_per_sample, record_uv, layers_to_record, progress):
         from compiler.engine import ExactEngine

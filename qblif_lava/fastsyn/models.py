@@ -39,7 +39,12 @@ def _integer(x: np.ndarray) -> bool:
 
 
 class FastDenseModel(PyDenseModelBitAcc):
-    """Lava ``Dense``, ``fixed_pt``: the stock model's arithmetic as one exact BLAS product."""
+    """Lava ``Dense``, ``fixed_pt``: the stock model's arithmetic as one exact BLAS product.
+
+    A ``Dense`` built with the extra process parameter ``sample_lanes=L`` (the compiler's
+    sample lanes) promises block-diagonal weights of L equal blocks ``(N_out, N_in)``: the
+    product is then one ``(L, N_in) @ (N_in, N_out)`` GEMM with the first block instead of
+    the whole ``(L*N_out, L*N_in)`` matrix (the same sums: the other entries are zero)."""
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -62,8 +67,12 @@ class FastDenseModel(PyDenseModelBitAcc):
         if not self.weights_set:
             self._scale_weights()
             self._matrix = None
+        lanes = int(self.proc_params.get("sample_lanes", 1))
         if self._matrix is None:
-            self._matrix = ExactMatrix(np.asarray(self.weights).T)     # (Nin, Nout)
+            w = np.asarray(self.weights)
+            if lanes > 1:      # block-diagonal of L equal blocks: one block is the matrix
+                w = w[:w.shape[0] // lanes, :w.shape[1] // lanes]
+            self._matrix = ExactMatrix(w.T)                             # (Nin, Nout)
         self.a_out.send(self.a_buff)
         s_in = self.s_in.recv()
         graded = self.num_message_bits.item() > 0
@@ -73,7 +82,7 @@ class FastDenseModel(PyDenseModelBitAcc):
         else:
             x = s_in if graded else (s_in != 0)
             tier = dense_tier(self._matrix, max_abs(x) if graded else 1)
-            sums = self._matrix.matmul(x.reshape(1, 1, -1), tier)[0, 0]
+            sums = self._matrix.matmul(x.reshape(1, lanes, -1), tier)[0].reshape(-1)
             acc = np.result_type(self.weights, s_in) if graded else np.int64
             a_accum = sums.astype(np.int64).astype(acc)     # numpy dot's wrap to acc width
         self.a_buff = (np.left_shift(a_accum, self.weight_exp) if self.weight_exp > 0
@@ -90,6 +99,14 @@ class FastConvModel(PyConvModelFixed):
     def on_var_update(self):
         self._plan = None
 
+    def _groups(self) -> int:
+        """The process's ``groups``: Lava's models keep it in an int8 Var, which wraps past
+        127 (sample lanes multiply it), so it is read from the process parameters."""
+        try:
+            return int(self.proc_params["groups"])
+        except KeyError:          # (ProcessParameters has no ``in``)
+            return int(self.groups[0])
+
     def run_spk(self):
         self.a_out.send(self.a_buf)
         s_in = self.s_in.recv()
@@ -97,11 +114,11 @@ class FastConvModel(PyConvModelFixed):
             s_in = s_in.astype(bool)
         if not _integer(s_in):
             a_out = utils.conv(s_in, self.weight, self.kernel_size, self.stride, self.padding,
-                               self.dilation, self.groups[0])
+                               self.dilation, self._groups())
         else:
             if self._plan is None:
                 self._plan = conv_plan(s_in.shape, self.weight, self.stride, self.padding,
-                                       self.dilation, int(self.groups[0]))
+                                       self.dilation, self._groups())
             sums = conv_sums(s_in, self._plan)
             if sums.dtype != np.float32:            # float32 sums are below 2**24: no range
                 sums = np.asarray(sums, dtype=np.float64)   # issue; else cast as utils.conv
