@@ -93,8 +93,9 @@ def _lava_processes(g, record=None, record_uv: bool = False) -> int:
             n += 1                                   # imaginary Dense
         else:
             n += _output_delays(ly) is not None      # DelayLine
-            if ly.synapse.weight_rec is not None:    # recurrent Dense (+ its Thermometer)
-                n += 1 + (g.edges[ly.index, ly.index]["message"].lanes > 1)
+            if ly.synapse.weight_rec is not None:    # recurrent Dense (+ its Thermometer),
+                # + the feedback gate of the sample mode (counted in every mode: an upper bound)
+                n += 2 + (g.edges[ly.index, ly.index]["message"].lanes > 1)
         lanes_ready = False
     return n
 
