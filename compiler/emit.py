@@ -135,7 +135,10 @@ def _per_synapse_delays(delay) -> bool:
 
 
 def _output_delays(ly):
-    """Per-output-neuron delays of ``ly`` (file order, ``ly.shape``), or None."""
+    """Per-output-neuron delays of ``ly`` (file order, ``ly.shape``), or None (also for a
+    layer without a synapse)."""
+    if ly.synapse is None:
+        return None
     d = ly.synapse.delay
     if d is None or (ly.kind == "dense" and _per_synapse_delays(d)):
         return None
