@@ -9,7 +9,10 @@ or a stream's value); an input layer with a neuron (an SDNN ``Delta`` encoder fe
 input as events, or a CUBA neuron fed it as its bias) answers in the same step; every
 synapse adds one step plus its axonal delay (a neuron of a synaptic layer at step t
 receives its producer's output of step ``t - 1 - delay``; a recurrent dense layer adds
-its weights onto its own output of step ``t - 1``); each neuron resets on the
+its weights onto its own output of step ``t - 1``, and its per-output delays shift its
+spikes instead of its input: lava-dl's output delay, docs/coverage.md); in the per-sample
+mode the delay lines and the recurrent feedback forget the previous sample at the
+layer's reset; each neuron resets on the
 schedule :func:`compiler.passes.plan.reset_schedule` gives (per sample by default; SDNN
 never). A layer's window for sample s is its steps ``s*T + reset_offset .. + T - 1``, as
 :meth:`compiler.runtime.CompiledNetwork.run` reads them.
