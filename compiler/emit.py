@@ -134,15 +134,18 @@ def _per_synapse_delays(delay) -> bool:
     return delay is not None and bool(np.any(delay != delay[:, :1]))
 
 
+def per_output_delays(delay, kind: str):
+    """One delay per output neuron (file order) of a layer of ``kind`` whose delays are
+    ``delay`` (dense ``(out, in)``, conv per output), or None (none, or per input/synapse)."""
+    if delay is None or (kind == "dense" and _per_synapse_delays(delay)):
+        return None
+    return delay[:, 0] if kind == "dense" else delay
+
+
 def _output_delays(ly):
-    """Per-output-neuron delays of ``ly`` (file order, ``ly.shape``), or None (also for a
-    layer without a synapse)."""
-    if ly.synapse is None:
-        return None
-    d = ly.synapse.delay
-    if d is None or (ly.kind == "dense" and _per_synapse_delays(d)):
-        return None
-    return d[:, 0] if ly.kind == "dense" else d
+    """Per-output-neuron delays of ``ly``'s synapse (file order, ``ly.shape``), or None (also
+    for a layer without a synapse)."""
+    return None if ly.synapse is None else per_output_delays(ly.synapse.delay, ly.kind)
 
 
 def _synapse_proc(ly, msg):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler import numeric
-from compiler.emit import _output_delays
+from compiler.emit import per_output_delays
 from compiler.ir import in_message, layers
 from compiler.passes.plan import reset_schedule
 from compiler.procs.source.process import frame_at
@@ -199,8 +199,9 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
         graded = n.kind == "CUBA" and bool(n.raw.get("gradedSpike"))
         # a per-output delay line (compiler.emit): forgets with its neuron in the sample
         # mode; on a dense_rec layer it delays the spikes (out_delay), else the input
-        line = sched if reset == "sample" and _output_delays(ly) is not None else None
-        out_delay = _output_delays(ly) if ly.weight_rec is not None else None
+        per_out = per_output_delays(ly.delay, ly.kind) if ly.kind != "input" else None
+        line = sched if reset == "sample" and per_out is not None else None
+        out_delay = per_out if ly.weight_rec is not None else None
         gate = sched if reset == "sample" else None
         if n.kind == "ALIF" and sched is not None:
             raise ValueError(f"layer {ly.index}: ALIF (Lava's ATRLIF) has no state reset: "

@@ -306,3 +306,27 @@ def test_compiled_recurrent_delay_network_equals_slayer(tmp_path):
         assert first_mismatch(out, want) is None
         assert first_mismatch(oracle, want, ("oracle", "SLAYER")) is None
         assert any(want[0][s].sum() > 0 for s in (1, 2))      # later samples say something
+
+
+def test_dense_rec_delays_shift_its_spikes_not_its_feedback(tmp_path):
+    """The oracle's reading of a dense_rec layer's ``delay`` (lava-dl's): a continuous run
+    gives each neuron's spikes of the undelayed layer, ``delay[j]`` steps later; the
+    feedback sees the undelayed spikes (else the shifted counts would not match)."""
+    pytest.importorskip("sklearn")
+    import compiler
+    from compiler.emit import _output_delays
+    from compiler.forward import simulate
+    path = _trained_file(tmp_path)
+    frames, _ = _digits("test", limit=2)
+    with compiler.compile(path) as net:
+        rec = net.ir.nodes[0]["layer"]
+        d = np.asarray(_output_delays(rec), int)
+        delayed = simulate(net.ir, frames, 6, reset="none")[0]
+        rec.delay = None
+        plain = simulate(net.ir, frames, 6, reset="none")[0]
+    assert d.max() > 0 and plain.sum() > 0
+    assert not np.array_equal(delayed, plain)
+    total = plain.shape[0]
+    for j in range(plain.shape[1]):
+        np.testing.assert_array_equal(delayed[d[j]:, j], plain[:total - d[j], j])
+        assert not delayed[:d[j], j].any()
