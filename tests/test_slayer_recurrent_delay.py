@@ -311,7 +311,8 @@ def test_compiled_recurrent_delay_network_equals_slayer(tmp_path):
 def test_dense_rec_delays_shift_its_spikes_not_its_feedback(tmp_path):
     """The oracle's reading of a dense_rec layer's ``delay`` (lava-dl's): a continuous run
     gives each neuron's spikes of the undelayed layer, ``delay[j]`` steps later; the
-    feedback sees the undelayed spikes (else the shifted counts would not match)."""
+    feedback sees the undelayed spikes (else the shifted counts would not match). The
+    compiled Lava graph, run continuously (no reset: no clearing), equals the oracle."""
     pytest.importorskip("sklearn")
     import compiler
     from compiler.emit import _output_delays
@@ -321,7 +322,11 @@ def test_dense_rec_delays_shift_its_spikes_not_its_feedback(tmp_path):
     with compiler.compile(path) as net:
         rec = net.ir.nodes[0]["layer"]
         d = np.asarray(_output_delays(rec), int)
-        delayed = simulate(net.ir, frames, 6, reset="none")[0]
+        whole = simulate(net.ir, frames, 6, reset="none")
+        lava = net.run(frames, 6, reset="none", timeline=True)
+        for i in (0, 1):
+            np.testing.assert_array_equal(lava[i], whole[i], err_msg=f"layer {i}")
+        delayed = whole[0]
         rec.delay = None
         plain = simulate(net.ir, frames, 6, reset="none")[0]
     assert d.max() > 0 and plain.sum() > 0

@@ -70,7 +70,8 @@ RUNTIME_PROCESSES = 2          # Lava's runtime service + the shared-memory mana
 
 
 def _lava_processes(g, record=None, record_uv: bool = False) -> int:
-    """Lava processes :func:`compiler.emit.emit` builds for ``g`` (same rules, counted)."""
+    """Lava processes :func:`compiler.emit.emit` builds for ``g`` (same rules, counted; a
+    dense_rec layer's feedback gate, built in the per-sample mode only, counted always)."""
     from compiler.emit import _output_delays
 
     def recorded(ly):   # a Recorder, plus two Monitors (u, v) for kinds that have them
