@@ -4,7 +4,8 @@ Per neuron layer: a synapse (Lava ``Dense``; ``DelayDense`` for per-input delays
 for conv and pool) and a neuron (``QBLIF``, ``LIF``/``LIFReset``, or Lava's sigma-delta
 ``SigmaDelta`` / ``Sigma`` with stock NetX's parameters), plus a ``Thermometer`` in front of
 the synapse where the ``binary`` encoding needs lanes, a ``DelayLine`` between synapse and
-neuron for per-output-neuron axonal delays, and a second ``Dense`` from the neuron onto
+neuron for per-output-neuron axonal delays (after the neuron, on its spikes, for a
+``dense_rec`` layer: lava-dl's output delay; docs/coverage.md), and a second ``Dense`` from the neuron onto
 itself for a recurrent (``dense_rec``) layer. The source is a ``FrameSource`` (frames or
 streams), an SDNN input layer a ``Delta`` encoder behind it, or, for an input layer with a
 CUBA neuron, that neuron itself (``BiasNeuron``, driven by its bias). Each recorded
@@ -195,12 +196,18 @@ def _per_synapse_delays(delay) -> bool:
     return delay is not None and bool(np.any(delay != delay[:, :1]))
 
 
-def _output_delays(ly):
-    """Per-output-neuron delays of ``ly`` (file order, ``ly.shape``), or None."""
-    d = ly.synapse.delay
-    if d is None or (ly.kind == "dense" and _per_synapse_delays(d)):
+def per_output_delays(delay, kind: str):
+    """One delay per output neuron (file order) of a layer of ``kind`` whose delays are
+    ``delay`` (dense ``(out, in)``, conv per output), or None (none, or per input/synapse)."""
+    if delay is None or (kind == "dense" and _per_synapse_delays(delay)):
         return None
-    return d[:, 0] if ly.kind == "dense" else d
+    return delay[:, 0] if kind == "dense" else delay
+
+
+def _output_delays(ly):
+    """Per-output-neuron delays of ``ly``'s synapse (file order, ``ly.shape``), or None (also
+    for a layer without a synapse)."""
+    return None if ly.synapse is None else per_output_delays(ly.synapse.delay, ly.kind)
 
 
 def _synapse_proc(ly, msg, sample_lanes: int = 1):
@@ -286,8 +293,9 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
     em = Emitted(source=src, total_steps=total, processes=[src])
     port, lanes_ready = src.s_out, True   # current output port; True: already in lanes
 
-    def record_out(ly, neu):
-        out = neu.s_out
+    def record_out(ly, neu, out=None):
+        """Record ``out`` (default the neuron's spikes) and, with record_uv, u and v."""
+        out = neu.s_out if out is None else out
         if record is None or ly.index in record:
             path = os.path.join(workdir, f"layer{ly.index}.i32")
             create_recording(path, ly.size * sample_lanes, total)
@@ -348,12 +356,19 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             record_out(ly, neu)
             port, lanes_ready = neu.s_out, False
             continue
+        line = None
         if _output_delays(ly) is not None:   # (stock NetX drops conv delays)
+            # per-sample mode: the line forgets with its neuron (nothing arrives late from
+            # the previous sample); stock's modes (none, netx) keep it, as DelayDense does
+            clear = sched(ly) if reset == "sample" else None
+            interval, offset = clear or (0, 0)
             line = DelayLine(delays=_full(_output_delays(ly), ly.shape),
+                             reset_interval=interval, reset_offset=offset,
                              name=f"layer{ly.index}_delay")
-            a_out.connect(line.a_in)
-            a_out = line.a_out
             em.processes.append(line)
+            if ly.synapse.weight_rec is None:   # the layer's synaptic input (stock's reading)
+                a_out.connect(line.a_in)
+                a_out = line.a_out
         a_out.connect(neu.a_in)
         if ly.synapse.weight_rec is not None:   # dense_rec: the layer's spikes onto itself
             own = g.edges[ly.index, ly.index]["message"]
@@ -368,9 +383,27 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
                         num_weight_bits=ly.synapse.bits, num_message_bits=own.wire_bits,
                         name=f"layer{ly.index}_dense_rec")
             rec_port.connect(rec.s_in)
-            rec.a_out.connect(neu.a_in)          # Lava sums both inputs of a_in
             em.processes.append(rec)
+            fb = rec.a_out
+            if reset == "sample" and sched(ly) is not None:
+                # each sample starts from zero state: the gate drops the feedback of the
+                # previous sample's last step on the neuron's reset step
+                interval, offset = sched(ly)
+                gate = DelayLine(delays=np.zeros(ly.shape, np.int32), reset_interval=interval,
+                                 reset_offset=offset, drop_on_reset=True,
+                                 name=f"layer{ly.index}_rec_gate")
+                fb.connect(gate.a_in)
+                fb = gate.a_out
+                em.processes.append(gate)
+            fb.connect(neu.a_in)          # Lava sums both inputs of a_in
         em.neurons[ly.index] = neu
+        if line is not None and ly.synapse.weight_rec is not None:
+            # dense_rec: lava-dl's output delay (the block's spikes, after the neuron; the
+            # feedback above is not delayed): the delayed spikes are the layer's output
+            neu.s_out.connect(line.a_in)
+            record_out(ly, neu, line.a_out)
+            port, lanes_ready = line.a_out, False
+            continue
         record_out(ly, neu)
         port, lanes_ready = neu.s_out, False
     return em

@@ -9,7 +9,10 @@ or a stream's value); an input layer with a neuron (an SDNN ``Delta`` encoder fe
 input as events, or a CUBA neuron fed it as its bias) answers in the same step; every
 synapse adds one step plus its axonal delay (a neuron of a synaptic layer at step t
 receives its producer's output of step ``t - 1 - delay``; a recurrent dense layer adds
-its weights onto its own output of step ``t - 1``); each neuron resets on the
+its weights onto its own output of step ``t - 1``, and its per-output delays shift its
+spikes instead of its input: lava-dl's output delay, docs/coverage.md); in the per-sample
+mode the delay lines and the recurrent feedback forget the previous sample at the
+layer's reset; each neuron resets on the
 schedule :func:`compiler.passes.plan.reset_schedule` gives (per sample by default; SDNN
 never). A layer's window for sample s is its steps ``s*T + reset_offset .. + T - 1``, as
 :meth:`compiler.runtime.CompiledNetwork.run` reads them.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler import numeric
+from compiler.emit import per_output_delays
 from compiler.ir import in_message, layers
 from compiler.passes.plan import reset_schedule
 from compiler.procs.source.process import frame_at
@@ -116,21 +120,47 @@ class RFState:
         return s.astype(np.int64)
 
 
-def _synaptic_input(ly, hist, tau):
+def _last_clear(sched, tau: int) -> int:
+    """The latest 0-based step ``<= tau`` at which a delay line on schedule ``sched``
+    (``(interval, offset)`` or None) forgot its contents (-1: never)."""
+    if sched is None:
+        return -1
+    interval, offset = sched
+    return tau - ((tau + 1 - offset) % interval)
+
+
+def _delayed_output(res, delay, sched):
+    """lava-dl's output delay of a ``dense_rec`` layer: ``res`` (``(total, *shape)``) with
+    neuron j's spikes ``delay[j]`` steps later; a line on ``sched`` drops what was sent
+    before its last clear (:class:`compiler.procs.delay_line.DelayLine`)."""
+    out = np.zeros_like(res)
+    cols = np.arange(res.shape[1])
+    for tau in range(res.shape[0]):
+        src = tau - delay
+        ok = src >= max(_last_clear(sched, tau), 0)
+        out[tau] = np.where(ok, res[np.maximum(src, 0), cols], 0)
+    return out
+
+
+def _synaptic_input(ly, hist, tau, clear=-1, undelayed=False):
     """Synaptic input of ``ly`` at 0-based step ``tau`` from its producer's outputs ``hist``
-    (``(total, *in_shape)``): ``synapse(hist[tau - 1 - delay])``, per neuron delay."""
-    if ly.delay is None:
+    (``(total, *in_shape)``): ``synapse(hist[tau - 1 - delay])``, per neuron delay; a
+    per-output delay line that forgot its contents at step ``clear`` passes only what it
+    received from then on (``tau - delay >= clear``). undelayed: ignore ``ly.delay`` (a
+    dense_rec layer delays its output instead)."""
+    if ly.delay is None or undelayed:
         x = hist[tau - 1] if tau >= 1 else np.zeros(hist.shape[1:], hist.dtype)
         return numeric.synapse(ly, x).reshape(ly.shape)
     if ly.kind == "dense":     # gather x[tau - 1 - D[o, i], i] per synapse
         flat = hist.reshape(hist.shape[0], -1)
         src = tau - 1 - ly.delay
-        x = np.where(src >= 0, flat[np.maximum(src, 0), np.arange(flat.shape[1])], 0)
+        ok = (src >= 0) & (src + 1 >= clear)
+        x = np.where(ok, flat[np.maximum(src, 0), np.arange(flat.shape[1])], 0)
         return numeric.wrap_synapse(ly, (np.asarray(ly.weight, np.int64) * x).sum(axis=1))
     total = np.zeros(ly.shape, np.int64)
     for d in np.unique(ly.delay):
         src = tau - 1 - int(d)
-        if src >= 0:
+        if src >= 0 and tau - int(d) >= clear:
             total += np.where(ly.delay == d, numeric.synapse(ly, hist[src]).reshape(ly.shape), 0)
     return numeric.wrap_synapse(ly, total)
 
@@ -167,6 +197,12 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
         sd = SDNNState(ly) if n.kind == "SDNN" else None
         shift = in_message(g, ly.index).scale_exp if ly.kind != "input" else 0
         graded = n.kind == "CUBA" and bool(n.raw.get("gradedSpike"))
+        # a per-output delay line (compiler.emit): forgets with its neuron in the sample
+        # mode; on a dense_rec layer it delays the spikes (out_delay), else the input
+        per_out = per_output_delays(ly.delay, ly.kind) if ly.kind != "input" else None
+        line = sched if reset == "sample" and per_out is not None else None
+        out_delay = per_out if ly.weight_rec is not None else None
+        gate = sched if reset == "sample" else None
         if n.kind == "ALIF" and sched is not None:
             raise ValueError(f"layer {ly.index}: ALIF (Lava's ATRLIF) has no state reset: "
                              "use reset='none'")
@@ -179,10 +215,12 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
             if ly.kind == "input":
                 a = cur[tau]                     # same step: events (Delta) or bias
             else:
-                a = _synaptic_input(ly, cur, tau)
+                a = _synaptic_input(ly, cur, tau, _last_clear(line, tau), out_delay is not None)
                 if shift:       # a graded-spike CUBA's payload: Dense's exponent, floor
                     a = np.right_shift(a.astype(np.int64), shift)
-                if ly.weight_rec is not None and tau >= 1:   # its own output, one step on
+                if ly.weight_rec is not None and tau >= 1 \
+                        and not (gate is not None and _last_clear(gate, tau) == tau):
+                    # its own output, one step on (the sample mode drops it on a reset step)
                     a = a.astype(np.int64) + numeric.wrap_synapse(
                         ly, np.asarray(ly.weight_rec, np.int64) @ res[tau - 1])
             if sd is not None:
@@ -211,6 +249,8 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
                                           max_burst=n.max_burst, reset_mode=n.reset_mode)
             if record_uv:
                 us[tau], vs[tau] = st.u, st.v
+        if out_delay is not None:
+            res = _delayed_output(res, np.asarray(out_delay, np.int64), line)
         out[ly.index] = cur = res
         if record_uv and sd is None and n.kind != "RF":
             out[("u", ly.index)], out[("v", ly.index)] = us, vs

@@ -6,7 +6,9 @@ in quantized mode and cuts each layer's output to the window that
 :meth:`CompiledNetwork.run` reports: the layer at synaptic depth d answers to
 sample input on SLAYER steps ``d .. d+T-1`` (each Dense/Conv adds one step, as
 lava-dl's ``delay_shift``). SLAYER is fed ``T + depth`` steps of each frame, so
-every window is complete. This imports torch: keep it out of Lava model modules.
+every window is complete. Axonal delays need no shift: the compiled graph delays what
+SLAYER delays (docs/coverage.md, "Axonal delays"); give ``steps`` room for them
+(``T_in + latency``). This imports torch: keep it out of Lava model modules.
 """
 from __future__ import annotations
 

@@ -70,7 +70,8 @@ RUNTIME_PROCESSES = 2          # Lava's runtime service + the shared-memory mana
 
 
 def _lava_processes(g, record=None, record_uv: bool = False) -> int:
-    """Lava processes :func:`compiler.emit.emit` builds for ``g`` (same rules, counted)."""
+    """Lava processes :func:`compiler.emit.emit` builds for ``g`` (same rules, counted; a
+    dense_rec layer's feedback gate, built in the per-sample mode only, counted always)."""
     from compiler.emit import _output_delays
 
     def recorded(ly):   # a Recorder, plus two Monitors (u, v) for kinds that have them
@@ -93,8 +94,9 @@ def _lava_processes(g, record=None, record_uv: bool = False) -> int:
             n += 1                                   # imaginary Dense
         else:
             n += _output_delays(ly) is not None      # DelayLine
-            if ly.synapse.weight_rec is not None:    # recurrent Dense (+ its Thermometer)
-                n += 1 + (g.edges[ly.index, ly.index]["message"].lanes > 1)
+            if ly.synapse.weight_rec is not None:    # recurrent Dense (+ its Thermometer),
+                # + the feedback gate of the sample mode (counted in every mode: an upper bound)
+                n += 2 + (g.edges[ly.index, ly.index]["message"].lanes > 1)
         lanes_ready = False
     return n
 
