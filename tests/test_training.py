@@ -164,19 +164,7 @@ def test_fanout_map():
 
 
 # ----------------------------------------------------------------------------- CLI
-@pytest.fixture
-def qblif(monkeypatch, capsys):
-    """``qblif_lava.cli.main`` with only the ``train`` sub-command (other commands belong to
-    other modules); returns (rc, stdout, stderr)."""
-    from qblif_lava import cli
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("qblif_lava.training.cli",))
-    capsys.readouterr()
-
-    def run(*argv):
-        rc = cli.main(["train", *argv])
-        out, err = capsys.readouterr()
-        return rc, out, err
-    return run
+# the `qblif` fixture (the `train` sub-command's runner) is in tests/conftest.py
 
 
 def _one_error_line(err, *needles):

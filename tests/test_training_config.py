@@ -42,17 +42,7 @@ def test_range_ends_are_accepted_and_come_from_params():
     check_config(TrainConfig(neuron="relu", threshold=0.0))   # no neuron fields for ReLU
 
 
-@pytest.fixture
-def qblif(monkeypatch, capsys):
-    from qblif_lava import cli
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("qblif_lava.training.cli",))
-    capsys.readouterr()
-
-    def run(*argv):
-        rc = cli.main(["train", *argv])
-        out, err = capsys.readouterr()
-        return rc, out, err
-    return run
+# the `qblif` fixture (the `train` sub-command's runner) is in tests/conftest.py
 
 
 @pytest.mark.parametrize("opt, value, needle", [

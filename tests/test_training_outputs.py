@@ -127,17 +127,7 @@ def test_full_disk_at_export_and_at_the_card(trained, tmp_path, tiny_disk):
 
 
 # ----------------------------------------------------------------------------- the CLI
-@pytest.fixture
-def qblif(monkeypatch, capsys):
-    from qblif_lava import cli
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("qblif_lava.training.cli",))
-    capsys.readouterr()
-
-    def run(*argv):
-        rc = cli.main(["train", *argv])
-        out, err = capsys.readouterr()
-        return rc, out, err
-    return run
+# the `qblif` fixture (the `train` sub-command's runner) is in tests/conftest.py
 
 
 TINY = ("--dataset", "digits", "--timesteps", "2", "--epochs", "1", "--limit", "32",

@@ -102,17 +102,7 @@ def test_resume_refuses_a_different_config_and_bad_files(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the CLI
-@pytest.fixture
-def qblif(monkeypatch, capsys):
-    from qblif_lava import cli
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("qblif_lava.training.cli",))
-    capsys.readouterr()
-
-    def run(*argv):
-        rc = cli.main(["train", *argv])
-        out, err = capsys.readouterr()
-        return rc, out, err
-    return run
+# the `qblif` fixture (the `train` sub-command's runner) is in tests/conftest.py
 
 
 ARGS = ("--dataset", "digits", "--timesteps", "2", "--epochs", "2", "--limit", "64",
