@@ -20,6 +20,9 @@ refusals (concat, dense_comp); those are pinned in ``tests/test_coverage_errors.
 """
 from __future__ import annotations
 
+import shutil
+
+import h5py
 import numpy as np
 import pytest
 
@@ -105,3 +108,16 @@ def test_lavadl_block_net_compiles_and_matches(tmp_path, feature, seed, enc):
         assert np.any(tl[1][:T] > 1), "no payload above 1: the check shows nothing"
         np.testing.assert_array_equal(tl[('u', 1)][:T], stock.u[1])
         np.testing.assert_array_equal(tl[('v', 1)][:T], stock.v[1])
+    elif feature == 'conv_delay':
+        # stock drops conv axonal delays: the same file with delays 0 compiles to stock's
+        # run, and the delays change ours (so the oracle is the reference here)
+        zero = tmp_path / "zero_delay.net"
+        shutil.copy(info['path'], zero)
+        with h5py.File(zero, 'r+') as f:
+            f['layer/1/delay'][...] = 0
+        stock = _stock(info, x, False)
+        with compiler.compile(zero, encoding=enc) as net:
+            tz = net.run(x[None], T, reset="none", timeline=True)
+        for i in stock:
+            np.testing.assert_array_equal(tz[i][:T], stock[i], err_msg=f"zero-delay {i}")
+        assert any(not np.array_equal(tl[i][:T], stock[i]) for i in stock)
