@@ -11,8 +11,8 @@ import numpy as np
 
 from compiler.errors import CompileError
 from compiler.ir import Layer, Neuron, new_graph
-from qblif_lava.netx_check import (ModelFileError, read_array, read_int, read_pair,
-                                   read_string, subgroup)
+from qblif_lava.netx_check import (ModelFileError, open_file, read_array, read_int,
+                                   read_pair, read_string, subgroup)
 
 MAX_LAYERS = 4096
 # decoding primitives: shared with qblif_lava.slayer.load_network (one validation per reader)
@@ -153,13 +153,10 @@ def read_layer_kind(group, i, kind) -> Layer:
 
 def read(path) -> "nx.DiGraph":  # noqa: F821
     """Read ``path`` into an IR graph; every failure is a :class:`CompileError`."""
-    import h5py
     try:
-        f = h5py.File(path, "r")
-    except FileNotFoundError:
-        raise CompileError(f"{path}: no such file") from None
-    except Exception as exc:
-        raise CompileError(f"{path}: not a readable HDF5 file ({type(exc).__name__})") from None
+        f = open_file(path)
+    except ModelFileError as exc:
+        raise CompileError.of(exc) from None
     try:
         return _read_file(f, str(path))
     except ModelFileError as exc:

@@ -43,6 +43,18 @@ class ModelFileError(QblifError):
 
 
 # ------------------------------------------------------------------ decoding
+def open_file(path):
+    """Open the NetX HDF5 file ``path`` for reading (an ``h5py.File``); a missing or
+    unreadable file is one :class:`ModelFileError` naming the path."""
+    import h5py
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    except Exception as exc:
+        raise ModelFileError(f"{path}: not a readable HDF5 file ({type(exc).__name__})") from None
+
+
 def subgroup(group, key, layer):
     """``group[key]``, which must be an HDF5 group."""
     import h5py

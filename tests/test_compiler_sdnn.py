@@ -132,10 +132,9 @@ def test_lava_dl_sdnn_matches_stock_netx(tmp_path, make):
         np.testing.assert_array_equal(out_b[i], out[i])
 
 
-def test_sdnn_streaming_matches_numpy_oracle(tmp_path):
-    """A mixed QB-LIF -> SDNN -> Sigma net: Lava equals compiler.forward (which carries
-    SDNN state across samples) in both encodings."""
-    rng = np.random.default_rng(3)
+def mixed_sdnn_net(path, input_bits, rng):
+    """A mixed QB-LIF -> SDNN -> QB-LIF -> Sigma dense net (8 inputs, random parameters from
+    ``rng``), written to ``path``."""
     specs = [{"type": "input", "shape": np.array([8])},
              {"type": "dense", "shape": np.array([7]), "weight": even_weights(rng, (7, 8)),
               "neuron": qblif_neuron(rng, 7, 3, "subtract", False, vth_scale=60)},
@@ -147,7 +146,14 @@ def test_sdnn_streaming_matches_numpy_oracle(tmp_path):
              {"type": "dense", "shape": np.array([4]), "weight": even_weights(rng, (4, 5)),
               "neuron": {"type": "SDNN", "activation": "relu", "vThMant": 0,
                          "sigma_output": True}}]
-    path = write_net(tmp_path / "mixed.net", specs, input_bits=IN_BITS)
+    return write_net(path, specs, input_bits=input_bits)
+
+
+def test_sdnn_streaming_matches_numpy_oracle(tmp_path):
+    """A mixed QB-LIF -> SDNN -> Sigma net: Lava equals compiler.forward (which carries
+    SDNN state across samples) in both encodings."""
+    rng = np.random.default_rng(3)
+    path = mixed_sdnn_net(tmp_path / "mixed.net", IN_BITS, rng)
     frames = rng.integers(0, 2 ** IN_BITS, size=(SAMPLES, 8))
     for enc in ("graded", "binary"):
         with compiler.compile(path, encoding=enc) as net:

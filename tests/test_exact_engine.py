@@ -269,20 +269,8 @@ def test_random_networks_equal_oracle(tmp_path):
 
 
 def _sdnn_nets(tmp_path):
-    from test_compiler_sdnn import _sdnn_conv, _sdnn_dense
-    rng = np.random.default_rng(3)
-    specs = [{"type": "input", "shape": np.array([8])},
-             {"type": "dense", "shape": np.array([7]), "weight": even_weights(rng, (7, 8)),
-              "neuron": qblif_neuron(rng, 7, 3, "subtract", False, vth_scale=60)},
-             {"type": "dense", "shape": np.array([6]), "weight": even_weights(rng, (6, 7)),
-              "bias": rng.integers(-20, 20, size=6),
-              "neuron": {"type": "SDNN", "activation": "relu", "vThMant": 0}},
-             {"type": "dense", "shape": np.array([5]), "weight": even_weights(rng, (5, 6)),
-              "neuron": qblif_neuron(rng, 5, 2, "zero", False, vth_scale=100)},
-             {"type": "dense", "shape": np.array([4]), "weight": even_weights(rng, (4, 5)),
-              "neuron": {"type": "SDNN", "activation": "relu", "vThMant": 0,
-                         "sigma_output": True}}]
-    mixed = write_net(tmp_path / "mixed.net", specs, input_bits=4)
+    from test_compiler_sdnn import _sdnn_conv, _sdnn_dense, mixed_sdnn_net
+    mixed = mixed_sdnn_net(tmp_path / "mixed.net", 4, np.random.default_rng(3))
     return [(mixed, (8,)), _sdnn_dense(tmp_path), _sdnn_conv(tmp_path)]
 
 

@@ -97,13 +97,9 @@ class AbstractQBLIF(torch.nn.Module):
                  and isinstance(syn, (synapse.Dense, synapse.Conv)))
         return _synapse64(syn, x) if exact else syn(x)
 
-    def forward(self, x):
-        """``NCT`` or ``NCHWT`` input (graded counts); returns counts, delayed by one step."""
-        dtype = x.dtype
-        if getattr(self, 'mask', None) is not None:
-            self.synapse.weight.data *= self.mask
-        z = self._synapse_forward(x)
-        x = self.neuron(z).to(dtype)
+    def _output(self, x):
+        """The block's output counts ``x`` after its one-step delay and axonal delays (the
+        delay is on the output spikes, as lava-dl), with the spike rate if ``count_log``."""
         if self.delay_shift is True:
             x = step_delay(self, x)
         if self.delay is not None:
@@ -111,6 +107,15 @@ class AbstractQBLIF(torch.nn.Module):
         if self.count_log is True:
             return x, torch.mean(x > 0)
         return x
+
+    def forward(self, x):
+        """``NCT`` or ``NCHWT`` input (graded counts); returns counts, delayed by one step."""
+        dtype = x.dtype
+        if getattr(self, 'mask', None) is not None:
+            self.synapse.weight.data *= self.mask
+        z = self._synapse_forward(x)
+        x = self.neuron(z).to(dtype)
+        return self._output(x)
 
 
 class Input(AbstractQBLIF, base.AbstractInput):
@@ -244,10 +249,4 @@ class Recurrent(AbstractQBLIF, base.AbstractRecurrent):
         dtype = x.dtype
         z = self._synapse_forward(x, self.input_synapse)
         x = self._dynamics(z).to(dtype)
-        if self.delay_shift is True:
-            x = step_delay(self, x)
-        if self.delay is not None:
-            x = self.delay(x)
-        if self.count_log is True:
-            return x, torch.mean(x > 0)
-        return x
+        return self._output(x)

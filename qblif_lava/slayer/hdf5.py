@@ -367,12 +367,7 @@ def load_network(path) -> Network:
     :class:`qblif_lava.netx_check.ModelFileError` (one line naming layer and key), never
     another exception.
     """
-    try:
-        f = h5py.File(path, 'r')
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such file") from None
-    except Exception as exc:
-        raise ModelFileError(f"{path}: not a readable HDF5 file ({type(exc).__name__})") from None
+    f = nc.open_file(path)
     try:
         with f:
             return _load_file(f)
