@@ -9,13 +9,16 @@ use, so that ``import compiler.cli`` (``qblif compile --help``) stays fast.
 """
 from compiler.errors import CompileError
 
-__all__ = ["CompileError", "CompiledNetwork", "compile", "PASSES"]
+__all__ = ["CompileError", "CompiledNetwork", "compile", "compile_ir", "PASSES"]
 
 
 def __getattr__(name):
     if name in ("compile", "CompiledNetwork"):
         from compiler import runtime
         return getattr(runtime, name)
+    if name == "compile_ir":
+        from compiler.build import compile_ir
+        return compile_ir
     if name == "PASSES":
         from compiler.passes import PASSES
         return PASSES

@@ -8,37 +8,20 @@ from tqdm.auto import tqdm
 
 from compiler.errors import CompileError
 from compiler.ir import layers, producer
-from compiler.passes import run_passes
 from compiler.procs.recorder.process import read_recording
-from compiler.reader import read
+from compiler.build import DEFAULT_INPUT_BITS, compile_ir  # noqa: F401 (re-exported)
 from qblif_lava.lava_session import LavaSession, stop_runtime
 
-DEFAULT_INPUT_BITS = 8
 ENGINES = ("lava", "exact")
 
 
 def compile(path, encoding: str = "graded", input_bits=None,  # noqa: A001
             nir_options=None) -> "CompiledNetwork":
     """Read ``path`` (NetX HDF5, or NIR for a ``.nir`` path), run every pass of
-    :data:`compiler.passes.PASSES`.
-
-    encoding: ``"graded"`` or ``"binary"`` (spec section 4). input_bits: bits of the
-    direct graded input; the file's ``/qblif/inputBits`` wins, else this, else 8.
-    nir_options: keyword arguments of :func:`compiler.nir.read_nir` (``dt``,
-    ``weight_bits``, ``input_scale``) for a ``.nir`` file. Raises :class:`CompileError` for any
-    malformed or unsupported file.
+    :data:`compiler.passes.PASSES` (:func:`compile_ir`), and wrap the IR for Lava and the
+    exact engine. Raises :class:`CompileError` for any malformed or unsupported file.
     """
-    if encoding not in ("graded", "binary"):
-        raise CompileError(f"unknown encoding {encoding!r} (expected graded or binary)")
-    if str(path).lower().endswith(".nir"):   # the NIR front end (docs/nir.md)
-        from compiler.nir import read_nir
-        g = read_nir(path, input_bits=input_bits, **(nir_options or {}))
-    else:
-        g = read(path)
-    if "input_bits" not in g.graph:
-        g.graph["input_bits"] = DEFAULT_INPUT_BITS if input_bits is None else int(input_bits)
-    g.graph["encoding"] = encoding
-    return CompiledNetwork(run_passes(g))
+    return CompiledNetwork(compile_ir(path, encoding, input_bits, nir_options))
 
 
 MODELS = ("fast", "stock")

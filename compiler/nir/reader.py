@@ -49,7 +49,7 @@ def options(graph, dt=None, input_bits=None, input_scale=None) -> tuple:
     """``(dt, input_bits, input_scale)``. dt, input_scale: the argument, else the file's
     metadata, else the default (1e-4, 1.0); input_bits as ``compiler.compile``: the file's
     metadata, else the argument, else 8."""
-    from compiler.runtime import DEFAULT_INPUT_BITS
+    from compiler.build import DEFAULT_INPUT_BITS
     meta = graph_meta(graph)
     if dt is None:
         dt = _scalar(meta["dt"]) if "dt" in meta else DEFAULT_DT
