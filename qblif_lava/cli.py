@@ -14,11 +14,17 @@ a non-zero exit code, never a traceback:
 """
 from __future__ import annotations
 
-import argparse
-import importlib
-import os
-import signal
 import sys
+
+from qblif_lava import interrupts   # standard library only: Ctrl-C is handled from here on
+
+if __name__ == "__main__":          # ``python -m qblif_lava.cli``: held until main() can report
+    interrupts.install()
+
+import argparse    # noqa: E402
+import importlib   # noqa: E402
+import os          # noqa: E402
+import signal      # noqa: E402
 
 # torch's OpenMP threads sleep instead of spinning between parallel regions: on a shared or
 # busy machine, spinning threads of a 2-thread run took 3-5x its wall time (the exact engine,
@@ -130,6 +136,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
 
 
 def _interrupted(command: str, signum: int) -> int:
+    interrupts.clear_unhandled_flag()       # else CPython may exit by SIGINT, not 128 + signum
     name = signal.Signals(signum).name
     print(f"qblif {command}: interrupted ({name})" if command else f"qblif: interrupted ({name})",
           file=sys.stderr)
@@ -137,39 +144,36 @@ def _interrupted(command: str, signum: int) -> int:
 
 
 def main(argv=None) -> int:
-    from qblif_lava import lava_session as ls
+    saved = interrupts.install()
     argv = sys.argv[1:] if argv is None else list(argv)
     command = _command_of(argv)
-    saved = {}
-    ls.forget_signals()
+    interrupts.forget_signals()
     try:
-        for sig, default in ((signal.SIGINT, signal.default_int_handler),
-                             (signal.SIGTERM, signal.SIG_DFL), (signal.SIGHUP, signal.SIG_DFL)):
-            if signal.getsignal(sig) is default:
-                saved[sig] = signal.signal(sig, ls.interrupt_handler)
+        interrupts.arm()            # raises now if a signal came while the modules loaded
+        from qblif_lava.lava_session import WorkerDied
         parser = build_parser(argv)
         args = parser.parse_args(argv)
         try:
             return int(args.func(args) or 0)
         except QblifError as exc:
-            if ls.last_signal() is not None:
+            if interrupts.last_signal() is not None:
                 raise
             print(f"qblif {args.command}: error: {exc}", file=sys.stderr)
             return getattr(exc, "exit_code", 1)
-        except (ValueError, OSError, ls.WorkerDied) as exc:
-            if ls.last_signal() is not None:
+        except (ValueError, OSError, WorkerDied) as exc:
+            if interrupts.last_signal() is not None:
                 raise
             print(f"qblif {args.command}: error: {exc}", file=sys.stderr)
             return 1
     except (Exception, KeyboardInterrupt) as exc:
-        signum = getattr(exc, "signum", None) or ls.last_signal() or (
+        signum = getattr(exc, "signum", None) or interrupts.last_signal() or (
             signal.SIGINT if isinstance(exc, KeyboardInterrupt) else None)
         if signum is None:
             raise
         return _interrupted(command, signum)
     finally:
-        for sig, old in saved.items():
-            signal.signal(sig, old)
+        interrupts.disarm()
+        interrupts.restore(saved)
 
 
 if __name__ == "__main__":  # pragma: no cover

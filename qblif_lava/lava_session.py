@@ -22,7 +22,9 @@ process, and the channels in POSIX shared memory (``/dev/shm/psm_*``) owned by a
   default, so every interruption unwinds the same way: the runtime is stopped at once
   (workers terminated, port threads released, shared memory unlinked), the session directory
   removed, and the exception re-raised. Signals that arrive during that cleanup are deferred
-  until it is done.
+  until it is done, and those that arrive while a module is being imported (Lava imports
+  process models while it compiles) until that import is done
+  (:func:`qblif_lava.interrupts.hold_back`).
 - **Leftovers**: each session owns a directory ``$TMPDIR/qblif-run-<pid>-*`` (recordings go
   there: :attr:`LavaSession.workdir`) listing its shared-memory segments. Every new session
   first removes the directories of dead owners and unlinks the segments they list
@@ -41,6 +43,9 @@ import signal
 import tempfile
 import threading
 
+from qblif_lava import interrupts
+from qblif_lava.interrupts import Terminated, forget_signals, last_signal  # noqa: F401 (API)
+
 STOP_TIMEOUT_S = 5.0
 POLL_S = 0.2
 RUN_DIR_PREFIX = "qblif-run-"
@@ -52,38 +57,6 @@ _WAKE_SIGNAL = signal.SIGUSR1
 
 class WorkerDied(RuntimeError):
     """A Lava worker process died during a run (killed, crashed, out of memory)."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP arrived during a session; ``signum`` is the signal."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-# ------------------------------------------------------------------ interruptions
-_received = []     # signals that interrupted this process (the CLI reports the last one)
-
-
-def interrupt_handler(signum, frame):
-    """Raise ``KeyboardInterrupt`` (SIGINT) or :class:`Terminated`, and remember the signal:
-    some libraries turn an interruption that arrives while they import into another error
-    (numpy raises ImportError), so the CLI asks :func:`last_signal` instead."""
-    _received.append(signum)
-    raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
-
-
-interrupt_handler.qblif = True
-
-
-def last_signal():
-    """The last signal that :func:`interrupt_handler` (or a session) turned into an exception."""
-    return _received[-1] if _received else None
-
-
-def forget_signals() -> None:
-    _received.clear()
 
 
 # ------------------------------------------------------------------ forked workers
@@ -311,20 +284,26 @@ class LavaSession:
         self._cleaning = False
         self._deferred = None
         self._shm_seen = 0
+        self._hook = None
 
     # signals ------------------------------------------------------------
     def _on_signal(self, signum, frame):
+        if not self._cleaning and interrupts.hold_back(signum, frame):
+            return                          # raised once the import under way is done
         if signum != _WAKE_SIGNAL:
-            _received.append(signum)
-        exc = KeyboardInterrupt() if signum == signal.SIGINT else (
-            WorkerDied(self.failure or "a Lava worker died") if signum == _WAKE_SIGNAL
-            else Terminated(signum))
+            interrupts.record(signum)
+        if signum == _WAKE_SIGNAL:
+            exc = WorkerDied(self.failure or "a Lava worker died")
+            exc.qblif_signal = signum       # sent again if swallowed (interrupts.watch_swallowed)
+        else:
+            exc = interrupts.exception_for(signum)
         if self._cleaning:
             self._deferred = self._deferred or exc
             return
         raise exc
 
     def _install(self):
+        self._hook = interrupts.watch_swallowed()
         wanted = {_WAKE_SIGNAL: None, signal.SIGTERM: signal.SIG_DFL,
                   signal.SIGHUP: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
         for sig, only_if in wanted.items():
@@ -334,6 +313,8 @@ class LavaSession:
                 signal.signal(sig, self._on_signal)
 
     def _restore(self):
+        interrupts.unwatch_swallowed(getattr(self, "_hook", None))
+        self._hook = None
         for sig, old in self._saved.items():
             with contextlib.suppress(Exception):
                 signal.signal(sig, old if old is not None else signal.SIG_DFL)

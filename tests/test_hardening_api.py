@@ -181,6 +181,19 @@ def test_top_level_help_imports_nothing_heavy():
         assert f"    {name} " in out.stdout
 
 
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_train_and_evaluate_help_import_neither_torch_nor_lava_dl(command):
+    """qblif_lava.training imports nothing itself; its CLI module needs neither."""
+    code = ("import sys\nfrom qblif_lava import cli\n"
+            f"try:\n    cli.main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY', [m for m in ('torch', 'lava.lib.dl', 'lava.magma') "
+            "if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+    assert f"example: qblif {command}" in " ".join(out.stdout.split())
+
+
 @pytest.mark.parametrize("command", ["compile", "run"])
 def test_subcommand_help_has_description_defaults_and_example(command, capsys):
     from qblif_lava import cli
