@@ -316,7 +316,7 @@ class CompiledNetwork:
             em = emit(self.ir, np.ascontiguousarray(lava_frames), steps, session.workdir,
                       record, record_uv, stream=stream, reset=reset,
                       reset_interval=reset_interval, reset_offset=reset_offset,
-                      sample_lanes=lanes)
+                      sample_lanes=lanes, stock_models=models == "stock")
             session.proc = em.source
             self._live.append(em.source)
             t0 = time.perf_counter()
