@@ -42,6 +42,7 @@ def compile(path, encoding: str = "graded", input_bits=None,  # noqa: A001
 
 
 MODELS = ("fast", "stock")
+AUTO_LANES = 32   # CompiledNetwork.auto_lanes: the fastest L measured for fmnist_qblif_conv
 
 
 def run_config(models: str = "fast") -> "Loihi2SimCfg":  # noqa: F821 (imported lazily)
@@ -368,6 +369,27 @@ class CompiledNetwork:
         from compiler.forward import input_steps
         self._measure(input_steps(frames, steps, stream), out)
         return out
+
+    def auto_lanes(self, samples, *, models: str = "fast", engine: str = "lava",
+                   stream=None, reset: str = "sample", input_transform: bool = False,
+                   timeline: bool = False, record_uv: bool = False) -> int:
+        """The sample lanes ``qblif run`` uses by default for a :meth:`run` of ``samples``
+        with these arguments: ``min(AUTO_LANES, S)`` where lanes cover the run (the counts
+        are the same at any L), else 1. ``AUTO_LANES`` is the fastest L measured for
+        ``fmnist_qblif_conv`` (docs/fast_execution.md)."""
+        arr = np.asarray(samples)
+        if stream is None:
+            stream = arr.ndim == len(self.input_shape) + 2
+        lanes = min(AUTO_LANES, int(arr.shape[0]) if arr.ndim else 1)
+        if lanes <= 1 or engine != "lava":
+            return 1
+        try:
+            self._refuse_lanes(stream, reset, input_transform, timeline, record_uv)
+            from compiler.emit import check_sample_lanes
+            check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
+        except ValueError:
+            return 1
+        return lanes
 
     def _check_lanes(self, lanes) -> int:
         if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)):

@@ -278,3 +278,44 @@ def test_fmnist_conv_lanes_16():
     equals lanes=1 on every layer and step."""
     with compiler.compile(FMNIST) as net:
         _same_as_one_lane(net, _frames(net, np.random.default_rng(12), 17), 2, (16,))
+
+
+def test_auto_lanes_where_lanes_cover_the_run():
+    from compiler.runtime import AUTO_LANES
+    with compiler.compile(DIGITS) as net:
+        frames = _frames(net, np.random.default_rng(13), 40)
+        assert net.auto_lanes(frames) == min(AUTO_LANES, 40) > 1
+        assert net.auto_lanes(frames[:5]) == 5 and net.auto_lanes(frames[:1]) == 1
+        for kw in (dict(engine="exact"), dict(reset="none"), dict(record_uv=True),
+                   dict(timeline=True)):
+            assert net.auto_lanes(frames, **kw) == 1, kw
+        assert net.auto_lanes(frames[:, None]) == 1                    # a stream
+    with compiler.compile(FMNIST) as net:                              # stock: 127 groups
+        frames = _frames(net, np.random.default_rng(13), 40)
+        assert net.auto_lanes(frames, models="stock") == 1
+        assert net.auto_lanes(frames) == min(AUTO_LANES, 40)
+
+
+def test_cli_run_default_lanes_same_counts_and_noted(tmp_path):
+    """``qblif run`` without --lanes runs the samples side by side where lanes cover the run
+    (a note on stderr) and prints what --lanes 1 prints; where they do not, one at a time."""
+    import contextlib
+    import io
+
+    from qblif_lava.cli import main
+    with compiler.compile(DIGITS) as net:
+        np.save(tmp_path / "x.npy", _frames(net, np.random.default_rng(14), 3))
+
+    def run(*extra):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            assert main(["run", DIGITS, "--input", str(tmp_path / "x.npy"), "--steps", "4",
+                         *extra]) == 0
+        return [ln for ln in out.getvalue().splitlines() if ln.startswith("sample ")], \
+            err.getvalue()
+    auto, note = run()
+    one, quiet = run("--lanes", "1")
+    assert len(auto) == 3 and auto == one
+    assert "ran 3 samples side by side" in note and "side by side" not in quiet
+    _, none_note = run("--reset", "none")
+    assert "side by side" not in none_note
