@@ -242,10 +242,8 @@ def _synapse_proc(ly, msg, sample_lanes: int = 1, stock_models: bool = False):
             n_out, n_in = s.weight.shape
             for lane in range(sample_lanes):
                 weight[lane * n_out:(lane + 1) * n_out, lane * n_in:(lane + 1) * n_in] = s.weight
-        lanes_kw = {"sample_lanes": sample_lanes} if sample_lanes > 1 else {}
         return Dense(weights=weight, weight_exp=s.exp, num_weight_bits=s.bits,
-                     num_message_bits=msg.wire_bits, name=f"layer{ly.index}_dense",
-                     **lanes_kw)   # FastDenseModel: one GEMM over the lanes
+                     num_message_bits=msg.wire_bits, name=f"layer{ly.index}_dense")
     in_shape = to_lava(ly.in_shape)
     in_shape = in_shape[:-1] + (in_shape[-1] * msg.lanes * sample_lanes,)
     weight = s.weight if sample_lanes == 1 else np.concatenate([s.weight] * sample_lanes, 0)

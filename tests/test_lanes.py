@@ -65,8 +65,8 @@ def test_mixed_cuba_qblif_dense_lanes(tmp_path):
         assert "LIF" in {net.ir.nodes[i]["layer"].proc for i in (1, 2, 3)}
         frames = _frames(net, rng, 5)
         one = _same_as_one_lane(net, frames, 4, (2,))
-        # Lava's stock Dense model multiplies the whole block-diagonal matrix; the fast one
-        # (sample_lanes hint) one block per lane: both equal lanes=1
+        # Lava's stock Dense model multiplies the whole block-diagonal matrix; the fast
+        # models' LanedDense one (N_out, N_in) block per lane: both equal lanes=1
         stock = net.run(frames, 4, lanes=2, models="stock")
     for i in one:
         np.testing.assert_array_equal(stock[i], one[i], err_msg=f"stock layer {i}")

@@ -88,14 +88,9 @@ def apply_weight_exp(a_accum: np.ndarray, weight_exp: int) -> np.ndarray:
 
 
 class FastDenseModel(PyDenseModelBitAcc):
-    """Lava ``Dense``, ``fixed_pt``: the stock model's arithmetic as one exact BLAS product.
-
-    A ``Dense`` built with the extra process parameter ``sample_lanes=L`` promises
-    block-diagonal weights of L equal blocks ``(N_out, N_in)``: the product is then one
-    ``(L, N_in) @ (N_in, N_out)`` GEMM with the first block instead of the whole
-    ``(L*N_out, L*N_in)`` matrix (the same sums: the other entries are zero). The compiler's
-    sample lanes use :class:`compiler.procs.laned_dense.LanedDense` instead, which holds
-    one block only."""
+    """Lava ``Dense``, ``fixed_pt``: the stock model's arithmetic as one exact BLAS product
+    (the compiler's sample lanes use :class:`compiler.procs.laned_dense.LanedDense`, whose
+    model shares this arithmetic)."""
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -111,19 +106,13 @@ class FastDenseModel(PyDenseModelBitAcc):
             self.weights = scale_dense_weights(self.weights, self.proc_params)
             self.weights_set = True
             self._matrix = None
-        lanes = int(self.proc_params.get("sample_lanes", 1))
-        w = self.weights
-        if lanes > 1:          # block-diagonal of L equal blocks: one block is the matrix
-            w = w[:w.shape[0] // lanes, :w.shape[1] // lanes]
         if self._matrix is None:
-            self._matrix = ExactMatrix(np.asarray(w).T)                 # (Nin, Nout)
+            self._matrix = ExactMatrix(np.asarray(self.weights).T)      # (Nin, Nout)
         self.a_out.send(self.a_buff)
         s_in = self.s_in.recv()
         graded = self.num_message_bits.item() > 0
-        if lanes > 1 and stock_path(w, s_in, graded):   # the stock expression, whole matrix
-            w, lanes = self.weights, 1
-        self.a_buff = apply_weight_exp(dense_accumulate(w, self._matrix, s_in, graded, lanes),
-                                       self.weight_exp)
+        self.a_buff = apply_weight_exp(
+            dense_accumulate(self.weights, self._matrix, s_in, graded), self.weight_exp)
 
 
 class FastConvModel(PyConvModelFixed):
