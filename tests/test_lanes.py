@@ -319,3 +319,22 @@ def test_cli_run_default_lanes_same_counts_and_noted(tmp_path):
     assert "ran 3 samples side by side" in note and "side by side" not in quiet
     _, none_note = run("--reset", "none")
     assert "side by side" not in none_note
+
+
+def test_lava_workers_fork_with_one_blas_thread_and_the_caller_keeps_its_own():
+    """CompiledNetwork.run forks Lava's workers inside ``_one_blas_thread`` (BLAS threads
+    would only spin against the other worker processes); the caller's setting is restored."""
+    from threadpoolctl import threadpool_info
+
+    from compiler.runtime import _one_blas_thread
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    before = blas_threads()
+    assert before, "numpy has no BLAS thread pool to limit"
+    with _one_blas_thread():
+        assert set(blas_threads()) == {1}
+    assert blas_threads() == before
+    with compiler.compile(DIGITS) as net:
+        net.run(_frames(net, np.random.default_rng(15), 2), 2, lanes=2)
+    assert blas_threads() == before
