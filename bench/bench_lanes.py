@@ -14,9 +14,9 @@ each L in ``--lanes``, measured alternately ``--repeats`` times (median). Two fi
 
 ``--full-set``: then the whole test set (``--full-samples``, default all of it) in one run at
 ``--full-lanes`` (default: the L with the best end-to-end figure), the output layer recorded
-(as ``qblif run``/``predict``), beside lanes=1 on the first ``--samples`` images recorded the
-same way (the in-run baseline, extrapolated to the set); the first ``--samples`` outputs of
-the big run must equal the baseline's. ``uptime`` is recorded before and after.
+(as ``predict``), beside lanes=1 on the first ``--samples // 2`` images recorded the same
+way (the in-run baseline, extrapolated to the set); the big run's first outputs must equal
+the baseline's. ``uptime`` is recorded before and after.
 
     python bench/bench_lanes.py [--model digits_qblif_mlp] [--samples 320] [--lanes 1 8 16]
                                 [--repeats 1] [--full-set [--full-lanes L]]
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
         full, full_same = [], True
         if args.full_set:
             best_l = args.full_lanes or max(lanes_list, key=lambda v: statistics.median(e2e[v]))
-            full, full_same = full_set(net, dataset, steps, best_l, args.full_samples, frames)
+            full, full_same = full_set(net, dataset, steps, best_l, args.full_samples, half)
     base_e, base_s = statistics.median(e2e[1]), statistics.median(steady[1])
     rows = ["| lanes | Lava steps | end to end samples/s | speedup | steady samples/s | "
             "speedup | identical to lanes=1 |", "|---:|---:|---:|---:|---:|---:|---|"]
