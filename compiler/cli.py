@@ -93,11 +93,12 @@ def register(sub):
     r.add_argument("--models", choices=("fast", "stock"), default="fast",
                    help="Lava process models: fast or Lava's stock ones, "
                         "bit-identical (docs/fast_execution.md)")
-    r.add_argument("--lanes", type=int, default=1, metavar="L",
+    r.add_argument("--lanes", type=int, default=None, metavar="L",
                    help="run L samples side by side in one Lava run (same counts, the "
                         "per-process cost paid once per L samples; static frames through "
                         "dense/conv/pool layers of QB-LIF/CUBA neurons; "
-                        "docs/fast_execution.md). Default 1")
+                        "docs/fast_execution.md). Default: up to 32 where lanes cover the "
+                        "run (noted on stderr), else 1")
     _nir_args(r)
     r.set_defaults(func=cmd_run)
 
@@ -177,8 +178,11 @@ def cmd_run(args):
         check_run_plot_args(args, net)
         frames, labels = dataset_frames(net, args.dataset, args.samples)
         readouts = net.ir.graph.get("nir_readouts", [])   # NIR LI layers: read v
+        lanes = _lanes(args, net, frames, models=args.models, engine=args.engine,
+                       record_uv=bool(readouts))
         out = net.run(frames, steps, progress=True, record_uv=bool(readouts), force=args.force,
-                      models=args.models, engine=args.engine, lanes=args.lanes)
+                      models=args.models, engine=args.engine, lanes=lanes)
+        _note_lanes(args, lanes)
         acc = accuracy(net, out, labels)
         print(net.report())
         how = "exact engine" if args.engine == "exact" else f"{args.encoding} encoding"
@@ -193,6 +197,18 @@ def cmd_run(args):
         if args.check:
             return _check(args.model, net, frames, out, steps, args.engine)
     return 0
+
+
+def _lanes(args, net, samples, **mode) -> int:
+    """``--lanes``, or by default :meth:`CompiledNetwork.auto_lanes`."""
+    return args.lanes if args.lanes is not None else net.auto_lanes(samples, **mode)
+
+
+def _note_lanes(args, lanes: int) -> None:
+    """After a run with default lanes > 1: say so on stderr."""
+    if args.lanes is None and lanes > 1:
+        print(f"qblif run: ran {lanes} samples side by side (sample lanes: the same counts; "
+              "--lanes 1 runs one at a time)", file=sys.stderr)
 
 
 def _run_input(args):
@@ -216,11 +232,14 @@ def _run_input(args):
         last = max(net.ir.nodes)
         neuron = net.ir.nodes[last]["layer"].neuron
         readout = neuron is not None and neuron.raw.get("implicit")   # never spikes: show v
+        lanes = _lanes(args, net, samples, models=args.models, stream=stream,
+                       reset=args.reset, record_uv=bool(readout))
         out = net.run(samples, steps, progress=sys.stderr.isatty(), stream=stream,
                       reset=args.reset, reset_interval=args.reset_interval,
                       reset_offset=args.reset_offset, record_uv=bool(readout),
                       force=args.force, models=args.models,
-                      layers_to_record=[last] if readout else None, lanes=args.lanes)
+                      layers_to_record=[last] if readout else None, lanes=lanes)
+        _note_lanes(args, lanes)
         print(net.report())
         if readout:
             for s, row in enumerate(out[("v", last)][:, -1].reshape(len(out[last]), -1)):

@@ -70,15 +70,16 @@ def _sdnn_proc(ly):
 SAMPLE_LANE_NEURONS = ("QBLIF", "LIF")   # neuron processes that run with sample lanes
 SAMPLE_LANE_KINDS = ("input", "dense", "conv", "pool", "flatten", "average")
 STOCK_CONV_MAX_GROUPS = 127       # Lava's own Conv models keep ``groups`` in an int8 Var
-MAX_LANED_DENSE = 2 ** 25         # entries of a block-diagonal laned Dense weight matrix
+MAX_LANED_DENSE = 2 ** 25         # entries of a block-diagonal laned Dense weight (stock models)
 
 
 def check_sample_lanes(g, lanes: int, stock_models: bool = False) -> None:
     """Raise ValueError naming the first feature of ``g`` that ``lanes`` sample lanes do not
     cover (lanes > 1 runs static frames through dense/conv/pool/flatten layers of QB-LIF or
     CUBA neurons, without delays, recurrence or bias-driven input; ``docs/fast_execution.md``),
-    a laned dense weight past ``MAX_LANED_DENSE`` entries, or with ``stock_models`` a conv or
-    pool layer past ``STOCK_CONV_MAX_GROUPS`` groups."""
+    or with ``stock_models`` (Lava's own models: a laned dense layer is then Lava's ``Dense``
+    with the block-diagonal weight) a dense weight past ``MAX_LANED_DENSE`` entries or a conv
+    or pool layer past ``STOCK_CONV_MAX_GROUPS`` groups."""
     if g.graph.get("stateful"):
         raise ValueError("lanes > 1: this network is stateful (SDNN); run with lanes=1")
     for ly in layers(g):
@@ -102,11 +103,13 @@ def check_sample_lanes(g, lanes: int, stock_models: bool = False) -> None:
             if value is not None:
                 raise ValueError(f"{where}: {what} are not supported with lanes; "
                                  "run with lanes=1")
-        if ly.kind == "dense" and s.weight.size * lanes ** 2 > MAX_LANED_DENSE:
+        if (stock_models and ly.kind == "dense"
+                and s.weight.size * lanes ** 2 > MAX_LANED_DENSE):
             most = int((MAX_LANED_DENSE // s.weight.size) ** 0.5)
             raise ValueError(f"{where}: the block-diagonal weights of {lanes} lanes have "
                              f"{s.weight.size * lanes ** 2:,} entries (limit "
-                             f"{MAX_LANED_DENSE:,}); use lanes <= {most}")
+                             f"{MAX_LANED_DENSE:,} with models='stock'); use "
+                             f"models='fast' or lanes <= {most}")
         if stock_models and ly.kind != "dense" and s.groups * lanes > STOCK_CONV_MAX_GROUPS:
             raise ValueError(f"{where}: {s.groups} groups x {lanes} lanes exceeds the "
                              f"{STOCK_CONV_MAX_GROUPS} groups of Lava's stock Conv models; "
@@ -210,12 +213,13 @@ def _output_delays(ly):
     return None if ly.synapse is None else per_output_delays(ly.synapse.delay, ly.kind)
 
 
-def _synapse_proc(ly, msg, sample_lanes: int = 1):
+def _synapse_proc(ly, msg, sample_lanes: int = 1, stock_models: bool = False):
     """Lava ``Dense`` / ``Conv`` of ``ly``'s :class:`compiler.ir.Synapse`, receiving ``msg``.
 
-    sample_lanes L > 1: a dense layer's weights become the block-diagonal ``(L*out, L*in)``
-    matrix (lane l reads inputs ``l*in ..`` and writes outputs ``l*out ..``, exactly Dense per
-    lane); a conv/pool layer gets ``groups*L`` groups and its weight tiled L times along the
+    sample_lanes L > 1: a dense layer is a :class:`compiler.procs.laned_dense.LanedDense`
+    (the ``(out, in)`` weight once; lane l reads inputs ``l*in ..`` and writes outputs
+    ``l*out ..``, exactly Dense per lane), or with ``stock_models`` Lava's ``Dense`` with the
+    block-diagonal ``(L*out, L*in)`` weight (the same sums); a conv/pool layer gets ``groups*L`` groups and its weight tiled L times along the
     output channels (group ``l*G + g`` reads lane l's channels of group g)."""
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
@@ -225,6 +229,11 @@ def _synapse_proc(ly, msg, sample_lanes: int = 1):
         return DelayDense(weights=s.weight, delays=s.delay.astype(int), weight_exp=s.exp,
                           num_weight_bits=s.bits, num_message_bits=msg.wire_bits,
                           name=f"layer{ly.index}_delaydense")
+    if ly.kind == "dense" and sample_lanes > 1 and not stock_models:
+        from compiler.procs.laned_dense import LanedDense
+        return LanedDense(weights=s.weight, lanes=sample_lanes, weight_exp=s.exp,
+                          num_weight_bits=s.bits, num_message_bits=msg.wire_bits,
+                          name=f"layer{ly.index}_dense")
     if ly.kind == "dense":
         weight = s.weight
         if sample_lanes > 1:
@@ -233,10 +242,8 @@ def _synapse_proc(ly, msg, sample_lanes: int = 1):
             n_out, n_in = s.weight.shape
             for lane in range(sample_lanes):
                 weight[lane * n_out:(lane + 1) * n_out, lane * n_in:(lane + 1) * n_in] = s.weight
-        lanes_kw = {"sample_lanes": sample_lanes} if sample_lanes > 1 else {}
         return Dense(weights=weight, weight_exp=s.exp, num_weight_bits=s.bits,
-                     num_message_bits=msg.wire_bits, name=f"layer{ly.index}_dense",
-                     **lanes_kw)   # FastDenseModel: one GEMM over the lanes
+                     num_message_bits=msg.wire_bits, name=f"layer{ly.index}_dense")
     in_shape = to_lava(ly.in_shape)
     in_shape = in_shape[:-1] + (in_shape[-1] * msg.lanes * sample_lanes,)
     weight = s.weight if sample_lanes == 1 else np.concatenate([s.weight] * sample_lanes, 0)
@@ -248,7 +255,8 @@ def _synapse_proc(ly, msg, sample_lanes: int = 1):
 
 def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
          record_uv: bool = False, *, stream: bool = False, reset: str = "sample",
-         reset_interval=None, reset_offset: int = 0, sample_lanes: int = 1) -> Emitted:
+         reset_interval=None, reset_offset: int = 0, sample_lanes: int = 1,
+         stock_models: bool = False) -> Emitted:
     """Build the process graph for ``frames_lava`` (ints ``(samples, *Lava input shape)``,
     or with ``stream`` ``(samples, T_in, *Lava input shape)``).
 
@@ -260,6 +268,8 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
     ``(B, *Lava input shape with its last axis x L)``, batch b holding sample ``b*L + l`` in
     lane l (lane-outer on the last axis); every process carries the L lanes the same way,
     and each Recorder records ``L * size`` values per step (lane l at ``l*size ..``).
+    Laned dense layers are ``LanedDense`` processes, or with ``stock_models`` (the in-run
+    baseline of Lava's own models) Lava ``Dense`` with block-diagonal weights.
     """
     import os
 
@@ -339,7 +349,7 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             port.connect(th.s_in)
             port = th.s_out
             em.processes.append(th)
-        syn = _synapse_proc(ly, msg, sample_lanes)
+        syn = _synapse_proc(ly, msg, sample_lanes, stock_models)
         neu = _neuron_proc(ly, sched(ly), sample_lanes)
         port.connect(syn.s_in)
         a_out = syn.a_out

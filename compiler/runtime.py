@@ -25,6 +25,7 @@ def compile(path, encoding: str = "graded", input_bits=None,  # noqa: A001
 
 
 MODELS = ("fast", "stock")
+AUTO_LANES = 32   # CompiledNetwork.auto_lanes: the fastest L measured for fmnist_qblif_conv
 
 
 def run_config(models: str = "fast") -> "Loihi2SimCfg":  # noqa: F821 (imported lazily)
@@ -49,6 +50,20 @@ def _chunks(total: int, parts: int) -> list:
     parts = max(1, min(int(parts), int(total)))
     base, extra = divmod(int(total), parts)
     return [base + (i < extra) for i in range(parts)]
+
+
+def _one_blas_thread():
+    """A context in which BLAS runs on one thread; Lava forks its worker processes inside it
+    (on the first ``run`` call), so each worker keeps one BLAS thread. Every leaf process is
+    already an OS process and a Lava graph fills the cores: more BLAS threads per process only
+    spin against the other processes (``fmnist_qblif_conv`` at 32 lanes: 20% less CPU per
+    step, docs/fast_execution.md). The caller's own setting is restored on exit."""
+    try:
+        from threadpoolctl import threadpool_limits    # a dependency of scikit-learn
+    except ImportError:                                # pragma: no cover
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _to_sample_lanes(lava_frames: np.ndarray, lanes: int) -> np.ndarray:
@@ -299,13 +314,13 @@ class CompiledNetwork:
             em = emit(self.ir, np.ascontiguousarray(lava_frames), steps, session.workdir,
                       record, record_uv, stream=stream, reset=reset,
                       reset_interval=reset_interval, reset_offset=reset_offset,
-                      sample_lanes=lanes)
+                      sample_lanes=lanes, stock_models=models == "stock")
             session.proc = em.source
             self._live.append(em.source)
             t0 = time.perf_counter()
             try:
                 with tqdm(total=em.total_steps, unit="step", desc="Lava", disable=not progress,
-                          leave=False) as bar:
+                          leave=False) as bar, _one_blas_thread():
                     for chunk in _chunks(em.total_steps, 50 if progress else 1):
                         em.source.run(condition=RunSteps(num_steps=chunk), run_cfg=cfg)
                         bar.update(chunk)
@@ -351,6 +366,27 @@ class CompiledNetwork:
         from compiler.forward import input_steps
         self._measure(input_steps(frames, steps, stream), out)
         return out
+
+    def auto_lanes(self, samples, *, models: str = "fast", engine: str = "lava",
+                   stream=None, reset: str = "sample", input_transform: bool = False,
+                   timeline: bool = False, record_uv: bool = False) -> int:
+        """The sample lanes ``qblif run`` uses by default for a :meth:`run` of ``samples``
+        with these arguments: ``min(AUTO_LANES, S)`` where lanes cover the run (the counts
+        are the same at any L), else 1. ``AUTO_LANES`` is the fastest L measured for
+        ``fmnist_qblif_conv`` (docs/fast_execution.md)."""
+        arr = np.asarray(samples)
+        if stream is None:
+            stream = arr.ndim == len(self.input_shape) + 2
+        lanes = min(AUTO_LANES, int(arr.shape[0]) if arr.ndim else 1)
+        if lanes <= 1 or engine != "lava":
+            return 1
+        try:
+            self._refuse_lanes(stream, reset, input_transform, timeline, record_uv)
+            from compiler.emit import check_sample_lanes
+            check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
+        except ValueError:
+            return 1
+        return lanes
 
     def _check_lanes(self, lanes) -> int:
         if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)):

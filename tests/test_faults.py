@@ -25,7 +25,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "netx_models" / "digits_qblif_mlp.net"
 # 100 samples x 100 steps: far longer than any test waits (each is interrupted early)
-LONG_RUN = ["run", str(MODEL), "--dataset", "digits", "--samples", "100", "--steps", "100"]
+LONG_RUN = ["run", str(MODEL), "--dataset", "digits", "--samples", "100", "--steps", "100",
+            "--lanes", "1"]       # one sample at a time: long enough to interrupt
 WORKERS = 9          # digits MLP: 7 Lava processes + runtime service + shared-memory manager
 TIMEOUT = 120
 

@@ -65,8 +65,8 @@ def test_mixed_cuba_qblif_dense_lanes(tmp_path):
         assert "LIF" in {net.ir.nodes[i]["layer"].proc for i in (1, 2, 3)}
         frames = _frames(net, rng, 5)
         one = _same_as_one_lane(net, frames, 4, (2,))
-        # Lava's stock Dense model multiplies the whole block-diagonal matrix; the fast one
-        # (sample_lanes hint) one block per lane: both equal lanes=1
+        # Lava's stock Dense model multiplies the whole block-diagonal matrix; the fast
+        # models' LanedDense one (N_out, N_in) block per lane: both equal lanes=1
         stock = net.run(frames, 4, lanes=2, models="stock")
     for i in one:
         np.testing.assert_array_equal(stock[i], one[i], err_msg=f"stock layer {i}")
@@ -146,9 +146,195 @@ def test_fmnist_conv_lanes_past_127_groups():
 
 
 def test_lanes_refuse_stock_conv_groups_and_huge_dense():
+    """Lava's own models (models='stock') run a laned dense layer as a block-diagonal Dense:
+    refused past MAX_LANED_DENSE entries (the fast models' LanedDense has no such limit)."""
     with compiler.compile(FMNIST) as net:
         frames = _frames(net, np.random.default_rng(8), 2)
         with pytest.raises(ValueError, match=r"layer 3 \(pool\).*groups.*models='fast'"):
             net.run(frames, 2, lanes=2, models="stock")
-        with pytest.raises(ValueError, match=r"layer 5 \(dense\).*lanes <= 9"):
-            net.run(frames, 2, lanes=64)
+    with compiler.compile(DIGITS) as net:          # 64 -> 128: 2**25 / 8192 = 64**2
+        frames = _frames(net, np.random.default_rng(8), 2)
+        with pytest.raises(ValueError, match=r"layer 0 \(dense\).*models='fast' or lanes <= 64"):
+            net.run(frames, 2, lanes=65, models="stock")
+
+
+# ------------------------------------------------------------ LanedDense
+
+
+def _laned_vs_dense(w, kwargs, bits, inputs, channel=np.int32):
+    """Drive one LanedDense model on ``inputs`` ``(steps, L, n_in)`` and one Lava Dense
+    (PyDenseModelBitAcc) per lane; every lane's a_out must be equal, dtype included."""
+    from lava.proc.dense.models import PyDenseModelBitAcc
+    from lava.proc.dense.process import Dense
+
+    from compiler.procs.laned_dense import LanedDense
+    from compiler.procs.laned_dense.models import PyLanedDenseModel
+    from qblif_lava.fastsyn.standin import build_model, drive
+    steps, n_lanes, _ = inputs.shape
+    proc = LanedDense(weights=w, lanes=n_lanes, num_message_bits=bits, **kwargs)
+    assert proc.weights.shape == w.shape and proc.a_out.shape == (n_lanes * w.shape[0],)
+    got = drive(build_model(PyLanedDenseModel, proc, channel), inputs.reshape(steps, -1))
+    got = got.reshape(steps, n_lanes, -1)
+    for lane in range(n_lanes):
+        dense = Dense(weights=w, num_message_bits=bits, **kwargs)
+        want = drive(build_model(PyDenseModelBitAcc, dense, channel), inputs[:, lane])
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got[:, lane], want, err_msg=f"lane {lane}")
+    return got
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_laned_dense_equals_lava_dense_per_lane(seed):
+    """Extreme and out-of-range weights, every sign mode, num_weight_bits 1..8, exponents
+    -8..8, binary and graded payloads up to 31 bits, 1 to 40 lanes."""
+    from lava.utils.weightutils import SignMode
+    from test_fast_models import _payloads
+    rng = np.random.default_rng(100 + seed)
+    n_in, n_out = int(rng.integers(1, 30)), int(rng.integers(1, 12))
+    n_lanes = [1, 2, 3, 7, 17, 40][seed % 6]
+    mode = seed % 4      # mixed, excitatory, inhibitory, out of 8-bit range (clipped)
+    w = rng.integers(-256, 256, (n_out, n_in))
+    w = [w, np.abs(w), -np.abs(w), w * 300][mode]
+    w.flat[0] = [-256, 255, -255, 2 ** 20][mode]
+    kwargs = dict(weight_exp=int(rng.integers(-8, 9)), num_weight_bits=int(rng.integers(1, 9)))
+    if seed % 7 == 0:
+        kwargs["sign_mode"] = SignMode.MIXED
+    bits = [0, 1, 8, 16, 24, 31][(seed // 2) % 6]
+    inputs = _payloads(rng, (n_lanes, n_in), max(bits, 3), 4)
+    if bits == 0:
+        inputs = (rng.random(inputs.shape) < 0.4).astype(np.int32) * inputs
+    got = _laned_vs_dense(w, kwargs, bits, inputs)
+    assert not got[0].any()                                   # the one-step delay
+
+
+def test_laned_dense_int32_wrap_int64_channel_and_int64_tier():
+    """Sums past int32 wrap as Lava's Dense (numpy's int32 dot), an int64 source sums in
+    int64, and past 2**53 the product runs in exact int64, per lane."""
+    w = np.array([[255, 255], [-256, 0], [1, 1]])
+    xs = np.array([[[2 ** 23, 2 ** 23], [np.iinfo(np.int32).max, 1]],
+                   [[np.iinfo(np.int32).max] * 2, [np.iinfo(np.int32).min, -1]]], np.int32)
+    for e in (-3, 0, 4):
+        _laned_vs_dense(w, dict(weight_exp=e), 24, xs)
+    w64 = np.array([[255, -256, 7]])
+    x64 = np.array([[[2 ** 40, 2 ** 35, 3], [-(2 ** 45), 1, 1]]] * 2, np.int64)
+    _laned_vs_dense(w64, dict(weight_exp=-7), 24, x64, channel=np.int64)
+    rng = np.random.default_rng(5)
+    wide = rng.integers(-256, 256, (2, 40_000))
+    wide[0] = 255                                            # row 0 sums past 2**53
+    x = rng.integers(2 ** 30, np.iinfo(np.int32).max, (1, 2, 40_000)).astype(np.int32)
+    x[..., 1] = 2 ** 30 + 1
+    _laned_vs_dense(wide, dict(weight_exp=-8), 24, x)
+
+
+def test_laned_dense_refuses_bad_arguments():
+    from compiler.procs.laned_dense import LanedDense
+    with pytest.raises(ValueError, match="2-D"):
+        LanedDense(weights=np.ones(3), lanes=2)
+    with pytest.raises(ValueError, match="lanes"):
+        LanedDense(weights=np.ones((2, 3)), lanes=0)
+
+
+def test_emit_laned_dense_holds_one_weight_block(tmp_path):
+    """With the fast models a laned dense layer is a LanedDense holding ``(N_out, N_in)``;
+    with the stock models, Lava's Dense with the block-diagonal weight."""
+    from lava.proc.dense.process import Dense
+
+    from compiler.emit import emit
+    from compiler.procs.laned_dense import LanedDense
+    from compiler.runtime import _to_sample_lanes
+    with compiler.compile(DIGITS) as net:
+        frames = _frames(net, np.random.default_rng(9), 3)
+        lava = _to_sample_lanes(frames.transpose(0, *range(frames.ndim - 1, 0, -1)), 3)
+        dense = [ly for ly in layers(net.ir) if ly.kind == "dense"]
+        for stock, cls in ((False, LanedDense), (True, Dense)):
+            em = emit(net.ir, lava, 2, str(tmp_path), set(), sample_lanes=3,
+                      stock_models=stock)
+            syn = [p for p in em.processes if type(p) is cls]
+            assert len(syn) == len(dense)
+            for p, ly in zip(syn, dense):
+                n_out, n_in = ly.synapse.weight.shape
+                assert p.s_in.shape == (3 * n_in,) and p.a_out.shape == (3 * n_out,)
+                assert p.weights.shape == ((n_out, n_in) if not stock
+                                           else (3 * n_out, 3 * n_in))
+
+
+def test_lanes_past_the_old_dense_limit(tmp_path):
+    """A small dense net at 33 lanes: its 600 -> 64 layer as a block-diagonal Dense would
+    have 33**2 * 38,400 > 2**25 entries (the old limit: 29 lanes); LanedDense gives lanes=1's
+    counts on every layer and step (35 samples: not a multiple of 33), and nothing leaks."""
+    from compiler.emit import MAX_LANED_DENSE
+    rng = np.random.default_rng(11)
+    specs, shape = dense_net(rng, (600, 64, 10), k=3, reset_mode="subtract")
+    path = write_net(tmp_path / "w.net", specs, shape)
+    before_pids, before_shm = child_pids(), shm_segments()
+    with compiler.compile(path) as net:
+        assert 600 * 64 * 33 ** 2 > MAX_LANED_DENSE
+        _same_as_one_lane(net, _frames(net, rng, 35), 3, (33,))
+    assert settled(before_pids, before_shm) == (set(), set())
+
+
+def test_fmnist_conv_lanes_16():
+    """fmnist_qblif_conv at 16 lanes (past the old limit of 9 for its 3136 -> 128 layer)
+    equals lanes=1 on every layer and step."""
+    with compiler.compile(FMNIST) as net:
+        _same_as_one_lane(net, _frames(net, np.random.default_rng(12), 17), 2, (16,))
+
+
+def test_auto_lanes_where_lanes_cover_the_run():
+    from compiler.runtime import AUTO_LANES
+    with compiler.compile(DIGITS) as net:
+        frames = _frames(net, np.random.default_rng(13), 40)
+        assert net.auto_lanes(frames) == min(AUTO_LANES, 40) > 1
+        assert net.auto_lanes(frames[:5]) == 5 and net.auto_lanes(frames[:1]) == 1
+        for kw in (dict(engine="exact"), dict(reset="none"), dict(record_uv=True),
+                   dict(timeline=True)):
+            assert net.auto_lanes(frames, **kw) == 1, kw
+        assert net.auto_lanes(frames[:, None]) == 1                    # a stream
+    with compiler.compile(FMNIST) as net:                              # stock: 127 groups
+        frames = _frames(net, np.random.default_rng(13), 40)
+        assert net.auto_lanes(frames, models="stock") == 1
+        assert net.auto_lanes(frames) == min(AUTO_LANES, 40)
+
+
+def test_cli_run_default_lanes_same_counts_and_noted(tmp_path):
+    """``qblif run`` without --lanes runs the samples side by side where lanes cover the run
+    (a note on stderr) and prints what --lanes 1 prints; where they do not, one at a time."""
+    import contextlib
+    import io
+
+    from qblif_lava.cli import main
+    with compiler.compile(DIGITS) as net:
+        np.save(tmp_path / "x.npy", _frames(net, np.random.default_rng(14), 3))
+
+    def run(*extra):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            assert main(["run", DIGITS, "--input", str(tmp_path / "x.npy"), "--steps", "4",
+                         *extra]) == 0
+        return [ln for ln in out.getvalue().splitlines() if ln.startswith("sample ")], \
+            err.getvalue()
+    auto, note = run()
+    one, quiet = run("--lanes", "1")
+    assert len(auto) == 3 and auto == one
+    assert "ran 3 samples side by side" in note and "side by side" not in quiet
+    _, none_note = run("--reset", "none")
+    assert "side by side" not in none_note
+
+
+def test_lava_workers_fork_with_one_blas_thread_and_the_caller_keeps_its_own():
+    """CompiledNetwork.run forks Lava's workers inside ``_one_blas_thread`` (BLAS threads
+    would only spin against the other worker processes); the caller's setting is restored."""
+    from threadpoolctl import threadpool_info
+
+    from compiler.runtime import _one_blas_thread
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    before = blas_threads()
+    assert before, "numpy has no BLAS thread pool to limit"
+    with _one_blas_thread():
+        assert set(blas_threads()) == {1}
+    assert blas_threads() == before
+    with compiler.compile(DIGITS) as net:
+        net.run(_frames(net, np.random.default_rng(15), 2), 2, lanes=2)
+    assert blas_threads() == before

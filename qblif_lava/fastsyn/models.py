@@ -38,13 +38,59 @@ def _integer(x: np.ndarray) -> bool:
     return x.dtype.kind in "iub"
 
 
-class FastDenseModel(PyDenseModelBitAcc):
-    """Lava ``Dense``, ``fixed_pt``: the stock model's arithmetic as one exact BLAS product.
+def scale_dense_weights(weights: np.ndarray, proc_params) -> np.ndarray:
+    """Lava ``Dense``'s first-step weight scaling (``PyDenseModelBitAcc``): clip to 8 bits,
+    truncate to ``num_weight_bits`` (default 8), with ``sign_mode`` from ``proc_params`` or
+    from the weights (Lava's own ``clip_weights``/``truncate_weights``). Mantissas in, the
+    weights the model multiplies out (same shape)."""
+    num_weight_bits = proc_params.get("num_weight_bits", 8)
+    sign_mode = proc_params.get("sign_mode") or determine_sign_mode(weights)
+    weights = clip_weights(weights, sign_mode, num_bits=8)
+    return truncate_weights(weights, sign_mode, num_weight_bits)
 
-    A ``Dense`` built with the extra process parameter ``sample_lanes=L`` (the compiler's
-    sample lanes) promises block-diagonal weights of L equal blocks ``(N_out, N_in)``: the
-    product is then one ``(L, N_in) @ (N_in, N_out)`` GEMM with the first block instead of
-    the whole ``(L*N_out, L*N_in)`` matrix (the same sums: the other entries are zero)."""
+
+def stock_path(weights: np.ndarray, s_in: np.ndarray, graded: bool) -> bool:
+    """True where ``Dense`` input takes the stock expression (not integer, or a graded
+    product numpy would not compute in integers)."""
+    return not _integer(s_in) or (graded and np.result_type(weights, s_in).kind != "i")
+
+
+def _stock_accumulate(weights: np.ndarray, s_in: np.ndarray, graded: bool) -> np.ndarray:
+    """``PyDenseModelBitAcc``'s own ``a_accum`` expression."""
+    return weights.dot(s_in) if graded else weights[:, s_in.astype(bool)].sum(axis=1)
+
+
+def dense_accumulate(weights: np.ndarray, matrix: ExactMatrix, s_in: np.ndarray,
+                     graded: bool, lanes: int = 1) -> np.ndarray:
+    """Lava ``Dense``'s ``a_accum`` (before the exponent) for ``lanes`` samples side by side.
+
+    weights: one lane's scaled weights ``(N_out, N_in)``; matrix: ``ExactMatrix(weights.T)``;
+    s_in: ``(lanes*N_in,)`` lane-outer (lane l at ``l*N_in ..``). Returns ``(lanes*N_out,)``
+    lane-outer: per lane what Lava's ``PyDenseModelBitAcc`` computes, graded
+    ``W @ s_in`` in ``result_type(W, s_in)`` (numpy's ``dot``: exact sum wrapped to that
+    width), binary ``W @ (s_in != 0)`` in int64, as one exact ``(lanes, N_in) @ (N_in,
+    N_out)`` product. Input that is not integer takes the stock expressions per lane."""
+    x = s_in.reshape(lanes, -1)
+    if stock_path(weights, s_in, graded):
+        return np.concatenate([_stock_accumulate(weights, xl, graded) for xl in x])
+    if not graded:
+        x = x != 0
+    tier = dense_tier(matrix, max_abs(x) if graded else 1)
+    sums = matrix.matmul(x[None], tier)[0].reshape(-1)
+    acc = np.result_type(weights, s_in) if graded else np.int64
+    return sums.astype(np.int64).astype(acc)          # numpy dot's wrap to acc width
+
+
+def apply_weight_exp(a_accum: np.ndarray, weight_exp: int) -> np.ndarray:
+    """Lava ``Dense``'s exponent: ``a << weight_exp``, or ``>>`` (floor) for a negative one."""
+    return (np.left_shift(a_accum, weight_exp) if weight_exp > 0
+            else np.right_shift(a_accum, -weight_exp))
+
+
+class FastDenseModel(PyDenseModelBitAcc):
+    """Lava ``Dense``, ``fixed_pt``: the stock model's arithmetic as one exact BLAS product
+    (the compiler's sample lanes use :class:`compiler.procs.laned_dense.LanedDense`, whose
+    model shares this arithmetic)."""
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -54,39 +100,19 @@ class FastDenseModel(PyDenseModelBitAcc):
         """A ``Var.set()`` (weights, say) invalidates the cached matrix."""
         self._matrix = None
 
-    def _scale_weights(self):
-        """The stock model's first-step weight scaling (clip to 8 bits, truncate)."""
-        num_weight_bits = self.proc_params.get("num_weight_bits", 8)
-        sign_mode = self.proc_params.get("sign_mode") or determine_sign_mode(self.weights)
-        self.weights = clip_weights(self.weights, sign_mode, num_bits=8)
-        self.weights = truncate_weights(self.weights, sign_mode, num_weight_bits)
-        self.weights_set = True
-
     def run_spk(self):
         self.weight_exp = self.proc_params.get("weight_exp", 0)
         if not self.weights_set:
-            self._scale_weights()
+            self.weights = scale_dense_weights(self.weights, self.proc_params)
+            self.weights_set = True
             self._matrix = None
-        lanes = int(self.proc_params.get("sample_lanes", 1))
         if self._matrix is None:
-            w = np.asarray(self.weights)
-            if lanes > 1:      # block-diagonal of L equal blocks: one block is the matrix
-                w = w[:w.shape[0] // lanes, :w.shape[1] // lanes]
-            self._matrix = ExactMatrix(w.T)                             # (Nin, Nout)
+            self._matrix = ExactMatrix(np.asarray(self.weights).T)      # (Nin, Nout)
         self.a_out.send(self.a_buff)
         s_in = self.s_in.recv()
         graded = self.num_message_bits.item() > 0
-        if not _integer(s_in) or (graded and np.result_type(self.weights, s_in).kind != "i"):
-            a_accum = (self.weights.dot(s_in) if graded
-                       else self.weights[:, s_in.astype(bool)].sum(axis=1))
-        else:
-            x = s_in if graded else (s_in != 0)
-            tier = dense_tier(self._matrix, max_abs(x) if graded else 1)
-            sums = self._matrix.matmul(x.reshape(1, lanes, -1), tier)[0].reshape(-1)
-            acc = np.result_type(self.weights, s_in) if graded else np.int64
-            a_accum = sums.astype(np.int64).astype(acc)     # numpy dot's wrap to acc width
-        self.a_buff = (np.left_shift(a_accum, self.weight_exp) if self.weight_exp > 0
-                       else np.right_shift(a_accum, -self.weight_exp))
+        self.a_buff = apply_weight_exp(
+            dense_accumulate(self.weights, self._matrix, s_in, graded), self.weight_exp)
 
 
 class FastConvModel(PyConvModelFixed):
