@@ -218,3 +218,23 @@ def test_engine_equals_lava(tmp_path):
             exact = net.run(frames, 6, record_uv=True, engine="exact")
         _assert_same(exact, lava, str(path))
         assert any(np.abs(v).sum() > 0 for k, v in lava.items() if isinstance(k, int))
+
+
+def test_evaluate_of_a_recurrent_delay_network_equals_slayer(tmp_path):
+    """``qblif evaluate`` through the engine (T + latency steps, the delays' share of the
+    latency included) gives SLAYER's card fields for a QB-LIF recurrent + delay network
+    (lava-dl's output delay on the dense_rec layer, an input delay on the dense layer)."""
+    pytest.importorskip("sklearn")
+    from compiler.engine.evaluate import evaluate_file
+    from qblif_lava.slayer.hdf5 import export_network
+    from qblif_lava.training.train import evaluate_file as slayer_evaluate
+    from test_slayer_recurrent_delay import IN_BITS, T_IN, _digits_model
+    path = tmp_path / "rec.net"
+    export_network(_digits_model(seed=1), path, input_shape=(64,), input_bits=IN_BITS,
+                   timesteps=T_IN, dataset="digits")
+    got = evaluate_file(str(path), test_limit=60)
+    want = slayer_evaluate(str(path), test_limit=60)
+    assert got["spikes_per_neuron_step"] > 0
+    for key in ("test_samples", "test_accuracy", "spikes_per_neuron_step"):
+        assert got[key] == want[key], key
+    assert got["synops_per_sample"] == pytest.approx(want["synops_per_sample"], rel=1e-6)

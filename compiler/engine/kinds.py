@@ -103,6 +103,13 @@ def refusal(ly) -> Optional[str]:
     return None
 
 
+def delay_steps(ir) -> int:
+    """The axonal delays' share of the latency from input to output: the sum of each layer's
+    largest delay (as :func:`qblif_lava.slayer.hdf5.latency` adds lava-dl's)."""
+    from compiler.ir import layers
+    return sum(int(np.max(ly.delay)) for ly in layers(ir) if ly.delay is not None)
+
+
 # ------------------------------------------------------------------ helpers
 
 def _flat_delays(delay, shape) -> np.ndarray:
