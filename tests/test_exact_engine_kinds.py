@@ -118,7 +118,7 @@ def _conv_delay_net(tmp_path, rng):
 
 def _sdnn_delay_net(tmp_path, rng):
     """QB-LIF -> SDNN (bias, per-output delays: never cleared) -> QB-LIF (per-synapse delays)
-    -> Sigma (per-output delays)."""
+    -> Sigma (per-output delays) -> average."""
     specs = [{"type": "input", "shape": np.array([8])},
              {"type": "dense", "shape": np.array([7]), "weight": even_weights(rng, (7, 8)),
               "neuron": qblif_neuron(rng, 7, 3, "subtract", False, vth_scale=60)},
@@ -132,7 +132,8 @@ def _sdnn_delay_net(tmp_path, rng):
              {"type": "dense", "shape": np.array([4]), "weight": even_weights(rng, (4, 5)),
               "delay": rng.integers(0, 5, size=4).astype(np.float32),
               "neuron": {"type": "SDNN", "activation": "relu", "vThMant": 0,
-                         "sigma_output": True}}]
+                         "sigma_output": True}},
+             {"type": "average", "shape": np.array([2, 1, 1])}]
     return write_net(tmp_path / "sdelay.net", specs, input_bits=4)
 
 

@@ -695,6 +695,8 @@ class ExactEngine:
             if ly.kind == "flatten":
                 warm = [w.reshape(-1) for w in warm]
                 continue
+            if ly.kind == "average":         # a readout: no state, last
+                continue
             a_warm = [np.zeros(ly.shape, np.int64)] + \
                 [numeric.synapse(ly, w).reshape(ly.shape) for w in warm]
             warm, sd = _warmup(ly, a_warm, steps)
