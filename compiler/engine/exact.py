@@ -32,7 +32,10 @@ Exactness, by construction:
   the oracle's warm-up (:func:`_warmup`) leaves.
 
 Extending: a layer kind is one function in :data:`LAYER_KINDS` (``flow -> flow``), a
-synaptic kind one in :data:`SYNAPSES`, a neuron kind one in :data:`NEURONS`.
+synaptic kind one in :data:`SYNAPSES`, a neuron kind one in :data:`NEURONS`. The compiler's
+coverage kinds (axonal delays, dense_rec, graded-spike CUBA, average, bias-driven input) are
+:mod:`compiler.engine.kinds`, registered into these tables when :mod:`compiler.engine` is
+imported.
 """
 from __future__ import annotations
 

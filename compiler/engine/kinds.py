@@ -39,6 +39,9 @@ window, which do not depend on the input: the oracle on zero frames gives them).
 * **Bias-driven input neuron** (``proc == "BiasNeuron"``, depth 0, window steps
   ``s*T .. s*T + T - 1``): a CUBA scan with zero input and bias ``frame << 6`` per sample.
 
+Other modes (streams, ``reset`` other than ``"sample"``) are refused with
+NotImplementedError where a run context names them (``ctx.reset``, ``ctx.stream``).
+
 Entry points are registered into :data:`compiler.engine.exact.LAYER_KINDS` on import
 (:mod:`compiler.engine` imports this module); a layer with none of these features goes
 through the engine's unchanged fast paths.
@@ -108,6 +111,14 @@ def delay_steps(ir) -> int:
     largest delay (as :func:`qblif_lava.slayer.hdf5.latency` adds lava-dl's)."""
     from compiler.ir import layers
     return sum(int(np.max(ly.delay)) for ly in layers(ir) if ly.delay is not None)
+
+
+def _sample_mode_only(ctx, ly) -> None:
+    """These kinds are derived for static frames with the per-sample reset (the mode
+    ``run(engine="exact")`` offers); a run context in another mode is refused."""
+    if getattr(ctx, "reset", "sample") != "sample" or getattr(ctx, "stream", False):
+        raise NotImplementedError(f"layer {ly.index}: the exact engine runs its coverage kinds "
+                                  "with static frames and reset='sample' only")
 
 
 # ------------------------------------------------------------------ helpers
@@ -354,6 +365,7 @@ def layer_synaptic(ctx, ly, flow: ex.Flow) -> ex.Flow:
         _sdnn_warm(ctx, ly)
     if not needs_kinds(g, ly):
         return ex.layer_synaptic(ctx, ly, flow)
+    _sample_mode_only(ctx, ly)
     a, static, bound = synaptic_input(ctx, ly, flow)
     if ly.weight_rec is None and not _graded(ly):       # a plain neuron: the fast scans
         return ex._neuron(ctx, ly, a, 0, static, bound)
@@ -371,6 +383,7 @@ def layer_input(ctx, ly, flow: ex.Flow) -> ex.Flow:
     :data:`compiler.forward.INPUT_BIAS_EXP`, no synaptic input), else the engine's own."""
     if ly.proc != "BiasNeuron":
         return ex.layer_input(ctx, ly, flow)
+    _sample_mode_only(ctx, ly)
     from compiler.forward import INPUT_BIAS_EXP
     steps = ctx.layer_steps.get(ly.index, ctx.steps)
     p = ctx.engine.params(ly)
