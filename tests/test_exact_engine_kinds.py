@@ -179,21 +179,25 @@ def test_random_kind_nets_equal_oracle(tmp_path, name, seed):
         assert any(np.any(bare[i] != want[i]) for i in bare)
 
 
-def test_refusals_and_layer_steps():
-    """What the engine still refuses is one NotImplementedError naming the layer."""
+def test_refusals(tmp_path):
+    """What the engine still refuses is one NotImplementedError naming the layer: complex
+    (resonate-and-fire) synapses, a recurrent SDNN layer; delays that reach into earlier
+    samples under ``layer_steps`` (``qblif evaluate``'s truncated windows)."""
     import copy
-    info_dir = __import__("tempfile").mkdtemp()
-    info = nets.make_net("rf", 0, f"{info_dir}/rf.net")
+    info = nets.make_net("rf", 0, tmp_path / "rf.net")
     with compiler.compile(info["path"]) as net:
         with pytest.raises(NotImplementedError, match="layer 1"):
             ExactEngine(net.ir)
-    info = nets.make_net("recurrent", 0, f"{info_dir}/rec.net")
+    info = nets.make_net("recurrent", 0, tmp_path / "rec.net")
     with compiler.compile(info["path"]) as net:
         ir = copy.deepcopy(net.ir)
-    ly = ir.nodes[1]["layer"]
-    ly.neuron.kind = "SDNN"
+    ir.nodes[1]["layer"].neuron.kind = "SDNN"
     with pytest.raises(NotImplementedError, match="layer 1: .*recurrent"):
         ExactEngine(ir)
+    with compiler.compile(_delay_net(tmp_path, np.random.default_rng(0))) as net:
+        eng = ExactEngine(net.ir)
+        with pytest.raises(NotImplementedError, match="layer 2: .*earlier samples"):
+            next(eng.chunks(np.zeros((2, 6), int), 4, layer_steps={1: 4, 2: 3, 3: 2}))
 
 
 #: (builder, input kind, encoding): one network per feature through Lava
