@@ -207,20 +207,22 @@ LAVA_CASES = [("input_neuron", "graded"), ("recurrent_delay", "graded"), ("grade
 
 def test_engine_equals_lava(tmp_path):
     """``net.run(engine="exact")`` equals the compiled Lava run on every layer and step (u, v
-    included) for one network per feature, and for the per-synapse-delay and graded
-    recurrent random networks."""
+    included) for one network per feature, and for the random networks (per-output /
+    per-input / per-synapse delays, a recurrent graded layer, SDNN delays and an average,
+    per-neuron conv delays)."""
     rng = np.random.default_rng(9)
     cases = []
     for feature, enc in LAVA_CASES:
         info = nets.make_net(feature, 0, tmp_path / f"{feature}.net")
         cases.append((info["path"], info["input_kind"], enc))
-    cases += [(_delay_net(tmp_path, rng), "graded", "graded"),
-              (_graded_rec_net(tmp_path, rng), "graded", "graded")]
+    cases += [(build(tmp_path, rng), "graded", "graded") for build in
+              (_delay_net, _graded_rec_net, _sdnn_delay_net, _conv_delay_net)]
     for path, kind, enc in cases:
         with compiler.compile(path, encoding=enc, input_bits=4) as net:
             frames = _frames(net, kind, rng, 3)
-            lava = net.run(frames, 6, record_uv=True)
-            exact = net.run(frames, 6, record_uv=True, engine="exact")
+            uv = not net.ir.graph["stateful"]
+            lava = net.run(frames, 6, record_uv=uv)
+            exact = net.run(frames, 6, record_uv=uv, engine="exact")
         _assert_same(exact, lava, str(path))
         assert any(np.abs(v).sum() > 0 for k, v in lava.items() if isinstance(k, int))
 
