@@ -139,7 +139,8 @@ def _sdnn_delay_net(tmp_path, rng):
 
 def _graded_rec_net(tmp_path, rng):
     """A recurrent graded-spike CUBA layer (its payloads fed back, its spikes delayed per
-    neuron) into a dense layer with a uniform delay, a QB-LIF dense_rec, an average."""
+    neuron) into a dense layer with a uniform delay, a QB-LIF dense_rec with per-synapse
+    input delays (DelayDense, never cleared), an average."""
     g = dict(cuba_neuron(rng, 40), gradedSpike=True)
     specs = [{"type": "input", "shape": np.array([6])},
              {"type": "dense_rec", "shape": np.array([5]), "weight": even_weights(rng, (5, 6)),
@@ -150,6 +151,7 @@ def _graded_rec_net(tmp_path, rng):
                                                                          True, 300)},
              {"type": "dense_rec", "shape": np.array([4]), "weight": even_weights(rng, (4, 6)),
               "weight_rec": even_weights(rng, (4, 4), 60),
+              "delay": rng.integers(0, 4, size=(4, 6)).astype(np.float32),
               "neuron": qblif_neuron(rng, 4, 2, "subtract", False, 60)},
              {"type": "average", "shape": np.array([2, 1, 1])}]
     return write_net(tmp_path / "grec.net", specs, input_shape=(6,))
