@@ -200,6 +200,8 @@ def test_refusals(tmp_path):
         eng = ExactEngine(net.ir)
         with pytest.raises(NotImplementedError, match="layer 2: .*earlier samples"):
             next(eng.chunks(np.zeros((2, 6), int), 4, layer_steps={1: 4, 2: 3, 3: 2}))
+        from compiler.engine.evaluate import engine_refusal
+        assert "layer 2" in engine_refusal(net.ir)     # qblif evaluate falls back to SLAYER
 
 
 #: (builder, input kind, encoding): one network per feature through Lava

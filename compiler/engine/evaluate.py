@@ -43,6 +43,10 @@ def engine_refusal(ir) -> Optional[str]:
     """Why the engine cannot stand for SLAYER's evaluation of this IR (None if it can)."""
     if ir.graph.get("stateful"):
         return "it has SDNN layers (their state streams across samples)"
+    from compiler.engine import kinds
+    why = kinds.evaluate_refusal(ir)
+    if why:
+        return why
     for ly in layers(ir):
         if ly.neuron is not None and np.any(np.asarray(ly.neuron.bias_mant) != 0):
             return (f"layer {ly.index} has a bias (SLAYER integrates it before the layer's "

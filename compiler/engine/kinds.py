@@ -106,6 +106,17 @@ def refusal(ly) -> Optional[str]:
     return None
 
 
+def evaluate_refusal(ir) -> Optional[str]:
+    """Why ``qblif evaluate`` cannot run ``ir`` through the engine's truncated windows: delays
+    that reach into earlier samples (or None)."""
+    from compiler.ir import layers
+    for ly in layers(ir):
+        if ly.synaptic and _history(ly):
+            return (f"layer {ly.index} has axonal delays that reach into earlier samples "
+                    "(per input / per synapse)")
+    return None
+
+
 def delay_steps(ir) -> int:
     """The axonal delays' share of the latency from input to output: the sum of each layer's
     largest delay (as :func:`qblif_lava.slayer.hdf5.latency` adds lava-dl's)."""
