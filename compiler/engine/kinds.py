@@ -178,7 +178,7 @@ def _producer_prefix(ctx, ly, step_shape, depth: int) -> torch.Tensor:
     out = np.zeros((depth,) + tuple(step_shape), np.int64)
     src = producer(ctx.engine.ir, ly.index)
     pre = ly.reset_offset - 2               # the producer's steps 0 .. pre - 1
-    if src is not None and src.index in _oracle_prefix(ctx) and pre > 0 and depth > 0:
+    if pre > 0 and depth > 0 and src is not None and src.index in _oracle_prefix(ctx):
         tl = _oracle_prefix(ctx)[src.index][:pre]
         if len(step_shape) == 3:        # conv / pool input: channels-last
             tl = tl.transpose(0, 2, 3, 1)
