@@ -407,7 +407,7 @@ class CompiledNetwork:
         from compiler.engine import ExactEngine
         steps = self._check_steps(steps_per_sample)
         record = self._check_record(layers_to_record)
-        frames = self.check_frames(samples)
+        frames, _ = self._input_frames(samples, steps, False, False)   # bias mantissas too
         eng = ExactEngine(self.ir)
         out = eng.run(frames, steps, record_uv=record_uv, layers_to_record=record,
                       progress=progress)

@@ -43,6 +43,10 @@ def engine_refusal(ir) -> Optional[str]:
     """Why the engine cannot stand for SLAYER's evaluation of this IR (None if it can)."""
     if ir.graph.get("stateful"):
         return "it has SDNN layers (their state streams across samples)"
+    from compiler.engine import kinds
+    why = kinds.evaluate_refusal(ir)
+    if why:
+        return why
     for ly in layers(ir):
         if ly.neuron is not None and np.any(np.asarray(ly.neuron.bias_mant) != 0):
             return (f"layer {ly.index} has a bias (SLAYER integrates it before the layer's "
@@ -68,11 +72,11 @@ def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
     """Card fields for integer ``frames (N, *input_shape)`` and ``labels (N,)`` (see the module
     doc). Returns ``accuracy``, ``samples``, ``spikes_per_neuron_step``, ``synops_per_sample``,
     ``spike_synops_per_sample``, ``input_synops_per_sample``, ``wall_s``."""
-    from compiler.engine import ExactEngine
+    from compiler.engine import ExactEngine, kinds
     t0 = time.perf_counter()
     syn_layers = [ly for ly in layers(ir) if ly.kind in ("dense", "conv", "pool")]
     out_ly = [ly for ly in layers(ir) if ly.neuron is not None][-1]
-    total = int(timesteps) + int(out_ly.depth)                      # S
+    total = int(timesteps) + int(out_ly.depth) + kinds.delay_steps(ir)     # S = T + latency
     win = {ly.index: total - ly.depth + 1 for ly in syn_layers}     # SLAYER steps 1..S
     eng = ExactEngine(ir, device=device, threads=threads, batch_size=batch_size)
     sums = {ly.index: 0 for ly in syn_layers}          # per neuron, over samples and steps

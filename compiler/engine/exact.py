@@ -32,7 +32,10 @@ Exactness, by construction:
   the oracle's warm-up (:func:`_warmup`) leaves.
 
 Extending: a layer kind is one function in :data:`LAYER_KINDS` (``flow -> flow``), a
-synaptic kind one in :data:`SYNAPSES`, a neuron kind one in :data:`NEURONS`.
+synaptic kind one in :data:`SYNAPSES`, a neuron kind one in :data:`NEURONS`. The compiler's
+coverage kinds (axonal delays, dense_rec, graded-spike CUBA, average, bias-driven input) are
+:mod:`compiler.engine.kinds`, registered into these tables when :mod:`compiler.engine` is
+imported.
 """
 from __future__ import annotations
 
@@ -458,6 +461,7 @@ class Ctx:
     out: dict
     sdnn: dict
     layer_steps: dict = field(default_factory=dict)
+    run_state: dict = field(default_factory=dict)    # carried from chunk to chunk of a run
 
 
 def _bound(x: torch.Tensor) -> int:
@@ -580,21 +584,19 @@ def _warmup(ly, a_in, steps):
     return outs, None
 
 
+#: functions ``layer -> reason or None``: combinations of features a kind module refuses
+REFUSALS: list = []
+
+
 def _unsupported(ly) -> Optional[str]:
-    """A feature of ``ly`` the engine does not model (the compiler's coverage features,
-    docs/coverage.md, run in Lava and the numpy oracle only), or None."""
-    syn = getattr(ly, "synapse", None)
-    if ly.delay is not None or (syn is not None and syn.delay is not None):
-        return "axonal delays"
-    if getattr(ly, "weight_rec", None) is not None:
-        return "recurrent (dense_rec) synapses"
+    """A feature of ``ly`` the engine does not model (run in Lava and the numpy oracle
+    only), or None. The coverage kinds (docs/coverage.md) are :mod:`compiler.engine.kinds`."""
     if getattr(ly, "weight_imag", None) is not None:
         return "complex (resonate-and-fire) synapses"
-    if ly.proc in ("BiasNeuron",):
-        return "bias-driven input neurons"
-    n = ly.neuron
-    if n is not None and (n.raw.get("gradedSpike") or n.raw.get("implicit")):
-        return "graded-spike CUBA" if n.raw.get("gradedSpike") else "neuron-less (integrator) layers"
+    for refuse in REFUSALS:
+        why = refuse(ly)
+        if why:
+            return why
     return None
 
 
@@ -696,6 +698,8 @@ class ExactEngine:
             if ly.kind == "flatten":
                 warm = [w.reshape(-1) for w in warm]
                 continue
+            if ly.kind == "average":         # a readout: no state, last
+                continue
             a_warm = [np.zeros(ly.shape, np.int64)] + \
                 [numeric.synapse(ly, w).reshape(ly.shape) for w in warm]
             warm, sd = _warmup(ly, a_warm, steps)
@@ -729,12 +733,13 @@ class ExactEngine:
                              f"(samples, {', '.join(map(str, self.input_shape))})")
         if record_uv and self.stateful:
             raise NotImplementedError("SDNN layers have no u, v states to record")
-        record = {ly.index for ly in self.layers if ly.neuron is not None}
+        record = {ly.index for ly in self.layers if ly.neuron is not None or ly.kind == "average"}
         if layers_to_record is not None:
             record &= {int(i) for i in layers_to_record}
         sdnn = self._sdnn_states(steps) if self.stateful else {}
         bs = int(batch_size or self.batch_size or self.default_batch(steps))
         xmax_all = int(np.abs(frames).max(initial=0))
+        run_state: dict = {}
         with _exact_float_mode(self.threads), torch.no_grad():
             for start in range(0, len(frames), bs):
                 fr = frames[start:start + bs]
@@ -742,7 +747,8 @@ class ExactEngine:
                 if x.dim() == 4:
                     x = x.permute(0, 2, 3, 1).contiguous()
                 out = {}
-                ctx = Ctx(self, steps, record_uv, record, out, sdnn, dict(layer_steps or {}))
+                ctx = Ctx(self, steps, record_uv, record, out, sdnn, dict(layer_steps or {}),
+                          run_state)
                 flow = Flow(x, True, xmax_all)
                 for ly in self.layers:
                     flow = LAYER_KINDS[ly.kind](ctx, ly, flow)
