@@ -220,7 +220,8 @@ def _run_input(args):
                       reset=args.reset, reset_interval=args.reset_interval,
                       reset_offset=args.reset_offset, record_uv=bool(readout),
                       force=args.force, models=args.models,
-                      layers_to_record=[last] if readout else None, lanes=args.lanes)
+                      layers_to_record=[last] if readout else None, lanes=args.lanes,
+                      engine=args.engine)
         print(net.report())
         if readout:
             for s, row in enumerate(out[("v", last)][:, -1].reshape(len(out[last]), -1)):
