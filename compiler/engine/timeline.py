@@ -100,7 +100,8 @@ def _qblif(eng, ly, raw, wrap, bound, sched, record_uv):
     scans. raw: ``(total, *shape)`` synaptic sums before the wrap."""
     total = raw.shape[0]
     idx = segments(total, sched).to(raw.device)
-    a = torch.cat([raw, raw.new_zeros((1,) + tuple(raw.shape[1:]))])[idx]   # pads: row -1
+    a = raw[None] if sched is None else \
+        torch.cat([raw, raw.new_zeros((1,) + tuple(raw.shape[1:]))])[idx]   # pads: row -1
     p = eng.params(ly, numpy=eng.use_native)
     narrow = ex.is_narrow(p, raw, bound)
     if eng.use_native:
@@ -109,8 +110,8 @@ def _qblif(eng, ly, raw, wrap, bound, sched, record_uv):
     else:
         res = ex.qblif_scan(p, ex.as_int32(a, wrap), False, idx.shape[1], record_uv, narrow)
     keep = (idx >= 0).reshape(-1)
-    return {k: v.reshape((-1,) + tuple(v.shape[2:]))[keep].to(torch.int32)
-            for k, v in res.items()}
+    return {k: v.reshape((-1,) + tuple(v.shape[2:]))[keep if sched is not None else slice(None)]
+            .to(torch.int32) for k, v in res.items()}
 
 
 def _sdnn(eng, ly, a, record_uv):
@@ -234,21 +235,24 @@ def simulate(eng, frames, steps: int, *, stream: bool = False, reset: str = "sam
     record = {ly.index for ly in eng.layers if ly.neuron is not None}
     if layers_to_record is not None:
         record &= {int(i) for i in layers_to_record}
-    src = np.stack([frame_at(frames, t, steps, stream) for t in range(1, total + 1)])
+    rows, at = _source(frames, steps, stream, total)
     out = {}
     with ex._exact_float_mode(eng.threads), torch.no_grad():
-        x = torch.as_tensor(np.ascontiguousarray(src), device=eng.device).to(torch.int32)
+        x = torch.as_tensor(np.ascontiguousarray(rows), device=eng.device).to(torch.int32)
         if x.dim() == 4:
             x = x.permute(0, 2, 3, 1).contiguous()
+        at = torch.as_tensor(at, device=eng.device)
         xmax = int(np.abs(frames).max(initial=0))
         for ly in eng.layers:
             if ly.kind == "flatten":
-                x = ex._to_file_order(x, 1).reshape(total, -1)
+                x = ex._to_file_order(x, 1).reshape(x.shape[0], -1)
                 continue
             if ly.neuron is None:          # a neuron-less input layer: the source's values
                 continue
-            res = _layer(eng, ly, x, xmax, reset_schedule(g, ly, steps, reset, reset_interval,
-                                                          reset_offset), record_uv)
+            res = _layer(eng, ly, x, at, xmax, reset_schedule(g, ly, steps, reset,
+                                                              reset_interval, reset_offset),
+                         record_uv)
+            at = None
             x = res["n"]
             kind = ly.neuron.kind
             xmax = ex._bound(x) if kind == "SDNN" else int(ly.neuron.max_burst) \
@@ -260,17 +264,38 @@ def simulate(eng, frames, steps: int, *, stream: bool = False, reset: str = "sam
     return out
 
 
-def _layer(eng, ly, x, xmax, sched, record_uv) -> dict:
-    """One neuron layer over the timeline from its producer's outputs ``x`` (``(total,
-    *inner)``, ``|x| <= xmax``): ``{"n": outputs, ["u", "v"]}`` (int32, channels-last)."""
+def _source(frames, steps: int, stream: bool, total: int):
+    """The source's values on the timeline as ``(rows (U, *shape), at (total,) int64)``:
+    step ``tau`` (0-based) sends ``rows[at[tau]]`` (:func:`frame_at` of ``tau + 1``). Held frames:
+    the S frames and a zero row (each synapse then runs once per frame); a stream: every step."""
+    from compiler.procs.source.process import frame_at
+    if stream:
+        return np.stack([frame_at(frames, t, steps, True) for t in range(1, total + 1)]), \
+            np.arange(total)
+    rows = np.concatenate([frames, np.zeros((1,) + frames.shape[1:], frames.dtype)])
+    return rows, np.minimum(np.arange(total) // int(steps), frames.shape[0])
+
+
+def _layer(eng, ly, x, at, xmax, sched, record_uv) -> dict:
+    """One neuron layer over the timeline from its producer's outputs: step ``tau`` sent
+    ``x[at[tau]]`` (``at`` None: ``x[tau]``; ``x`` ``(rows, *inner)``, ``|x| <= xmax``).
+    Returns ``{"n": outputs, ["u", "v"]}`` (int32 ``(total, *shape)``, channels-last)."""
     kind = ly.neuron.kind
     if ly.kind == "input":                 # an SDNN Delta encoder: the same step's values
-        return _sdnn(eng, ly, x.long(), record_uv)
+        return _sdnn(eng, ly, (x if at is None else x[at]).long(), record_uv)
     syn = eng.synapse(ly)
     apply = ex.SYNAPSES[ly.kind][1]
-    prev = torch.cat([x.new_zeros((1,) + tuple(x.shape[1:])), x[:-1]])   # output at tau - 1
-    raw, wrap = apply(syn, prev, xmax)
-    raw = raw.reshape((x.shape[0],) + tuple(raw.shape[1:]))
+    total = x.shape[0] if at is None else at.shape[0]
+
+    def sums(s, f):
+        """The synapse's sums at every step: of the row sent one step before (0 at step 0)."""
+        raw, wrap = f(s, x, xmax)
+        raw = raw.reshape((x.shape[0],) + tuple(raw.shape[1:]))
+        out = raw.new_zeros((total,) + tuple(raw.shape[1:]))
+        out[1:] = raw[:-1] if at is None else raw[at[:-1]]
+        return out, wrap
+
+    raw, wrap = sums(syn, apply)
     if kind in ("QBLIF", "CUBA", "LOIHI"):
         return _qblif(eng, ly, raw, wrap, syn.abs_sum * xmax, sched, record_uv)
     a = ex.as_int32(raw, wrap)
@@ -279,9 +304,7 @@ def _layer(eng, ly, x, xmax, sched, record_uv) -> dict:
     if kind == "ALIF":
         return _alif(eng, ly, a, record_uv)
     if kind == "RF":
-        isyn = imag_synapse(ly)
-        a_im = ex.as_int32(*ex.dense(isyn, prev, xmax))
-        return _rf(eng, ly, a, a_im)
+        return _rf(eng, ly, a, ex.as_int32(*sums(imag_synapse(ly), ex.dense)))
     raise NotImplementedError(f"layer {ly.index}: the exact engine has no '{kind}' neurons")
 
 
