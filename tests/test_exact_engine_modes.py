@@ -247,3 +247,26 @@ def test_segments_cover_the_timeline_in_order():
             assert (b == 0 and valid[0] == 0) or (valid[0] + 1) % sched[0] == sched[1] % sched[0]
             if sched is not None and valid[-1] + 1 < total:     # and runs to the next reset
                 assert (valid[-1] + 2) % sched[0] == sched[1] % sched[0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_in_every_mode_equals_the_oracle(tmp_path):
+    """The torch code on CUDA (streams, resets, timelines, ALIF, RF, SDNN)."""
+    rng = np.random.default_rng(5)
+    path, shape = _stream_net(tmp_path, rng, conv=True)
+    cases = [(path, None, rng.integers(0, 16, size=(3, 4) + shape), 6, MODES, True)]
+    path, shape = _alif_net(tmp_path, rng)
+    cases.append((path, None, rng.integers(0, 3, size=(2, 8) + shape), 8, MODES[1:2], True))
+    cases.append((_rf_net(tmp_path, rng), 1, (rng.random((1, 12, 6)) < 0.4).astype(int), 12,
+                  MODES[1:2], False))
+    sd_path, sd_shape = _sdnn_nets(tmp_path)[0]
+    cases.append((sd_path, 4, rng.integers(0, 16, size=(2, 3) + tuple(sd_shape)), 4, MODES,
+                  False))
+    for p, bits, x, steps, modes, uv in cases:
+        with compiler.compile(p, input_bits=bits) as net:
+            eng = ExactEngine(net.ir, device="cuda")
+            for m in modes:
+                _same(eng.run(x, steps, stream=True, record_uv=uv, **m),
+                      forward(net.ir, x, steps, stream=True, record_uv=uv, **m), f"{p} {m}")
+                _same(eng.run(x, steps, stream=True, record_uv=uv, timeline=True, **m),
+                      simulate(net.ir, x, steps, stream=True, record_uv=uv, **m), f"{p} {m}")
