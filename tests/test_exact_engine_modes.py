@@ -209,6 +209,11 @@ def test_engine_equals_lava_in_every_mode_and_kind(tmp_path):
     sd_path, sd_shape = _sdnn_nets(tmp_path)[0]
     with compiler.compile(sd_path, input_bits=4) as net:
         _vs_lava(net, rng.integers(0, 16, size=(2, 3) + tuple(sd_shape)), 4, reset="none")
+    digits = [p for p in MODELS if "digits" in p]
+    with compiler.compile(digits[0]) as net:        # a shipped model: spike streams
+        spikes = (rng.random((2, 4) + net.input_shape) < 0.5).astype(int)
+        _vs_lava(net, spikes, 4, reset="none", record_uv=True)
+        _vs_lava(net, spikes, 4, reset="netx", reset_interval=3, timeline=True)
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -270,3 +275,26 @@ def test_cuda_in_every_mode_equals_the_oracle(tmp_path):
                       forward(net.ir, x, steps, stream=True, record_uv=uv, **m), f"{p} {m}")
                 _same(eng.run(x, steps, stream=True, record_uv=uv, timeline=True, **m),
                       simulate(net.ir, x, steps, stream=True, record_uv=uv, **m), f"{p} {m}")
+
+
+def test_recorded_layers_and_cli_input_through_the_engine(tmp_path, capsys):
+    """layers_to_record on the timeline; ``qblif run --input X.npy --engine exact --reset
+    none`` prints the oracle's per-sample output sums."""
+    from qblif_lava.cli import main
+    rng = np.random.default_rng(9)
+    path, shape = _stream_net(tmp_path, rng)
+    stream = rng.integers(0, 16, size=(2, 3) + shape)
+    with compiler.compile(path) as net:
+        ref = forward(net.ir, stream, 3, stream=True, reset="none", record_uv=True)
+        got = net.run(stream, 3, engine="exact", reset="none", layers_to_record=[2],
+                      record_uv=True)
+        assert set(got) == {2, ("u", 2), ("v", 2)}
+        for k in got:
+            np.testing.assert_array_equal(got[k], ref[k])
+    np.save(tmp_path / "x.npy", stream)
+    assert main(["run", str(path), "--input", str(tmp_path / "x.npy"), "--reset", "none",
+                 "--engine", "exact"]) == 0
+    out = capsys.readouterr().out
+    assert "exact engine" in out
+    for s in range(2):
+        assert f"sample {s}: layer 2 counts {ref[2][s].sum(axis=0).tolist()}" in out
