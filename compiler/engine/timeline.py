@@ -69,8 +69,6 @@ def unsupported(g, ly) -> Optional[str]:
     n = ly.neuron
     if n is not None and n.raw.get("gradedSpike"):
         return "graded-spike CUBA"
-    if n is not None and n.raw.get("implicit"):
-        return "neuron-less (integrator) layers"
     if ly.kind not in ("input", "flatten") and in_message(g, ly.index).scale_exp:
         return "graded payloads (a scaled input message)"
     return None
