@@ -107,9 +107,9 @@ def _qblif(eng, ly, raw, wrap, bound, sched, record_uv):
         res = native.qblif_scan(p, a, False, wrap, idx.shape[1], record_uv, eng.threads, narrow)
     else:
         res = ex.qblif_scan(p, ex.as_int32(a, wrap), False, idx.shape[1], record_uv, narrow)
-    keep = (idx >= 0).reshape(-1)
+    keep = (idx >= 0).reshape(-1)        # counts stay uint8 from the native kernel (0..K)
     return {k: v.reshape((-1,) + tuple(v.shape[2:]))[keep if sched is not None else slice(None)]
-            .to(torch.int32) for k, v in res.items()}
+            for k, v in res.items()}
 
 
 def _sdnn(eng, ly, a, record_uv):
@@ -285,12 +285,18 @@ def _layer(eng, ly, x, at, xmax, sched, record_uv) -> dict:
     apply = ex.SYNAPSES[ly.kind][1]
     total = x.shape[0] if at is None else at.shape[0]
 
+    if at is None:        # shift the (narrow) outputs by one step, then one product
+        x = torch.cat([x.new_zeros((1,) + tuple(x.shape[1:])), x[:-1]])
+
     def sums(s, f):
         """The synapse's sums at every step: of the row sent one step before (0 at step 0)."""
         raw, wrap = f(s, x, xmax)
         raw = raw.reshape((x.shape[0],) + tuple(raw.shape[1:]))
-        out = raw.new_zeros((total,) + tuple(raw.shape[1:]))
-        out[1:] = raw[:-1] if at is None else raw[at[:-1]]
+        if at is None:
+            return raw, wrap
+        out = torch.empty((total,) + tuple(raw.shape[1:]), dtype=raw.dtype, device=raw.device)
+        out[0] = 0
+        out[1:] = raw[at[:-1]]
         return out, wrap
 
     raw, wrap = sums(syn, apply)
