@@ -93,22 +93,21 @@ def segments(total: int, sched) -> torch.Tensor:
     return idx
 
 
-def _qblif(eng, ly, raw, wrap, bound, sched, record_uv):
+def _qblif(eng, ly, raw, wrap, bound, idx, record_uv):
     """A QB-LIF / CUBA layer over the timeline: its segments as one batch of the engine's
-    scans. raw: ``(total, *shape)`` synaptic sums before the wrap."""
-    total = raw.shape[0]
-    idx = segments(total, sched).to(raw.device)
-    a = raw[None] if sched is None else \
-        torch.cat([raw, raw.new_zeros((1,) + tuple(raw.shape[1:]))])[idx]   # pads: row -1
+    scans. raw: ``(B, R, *shape)`` synaptic sums before the wrap, segment by segment (rows
+    of :func:`segments` ``idx``; its -1 pads hold zero sums)."""
     p = eng.params(ly, numpy=eng.use_native)
     narrow = ex.is_narrow(p, raw, bound)
     if eng.use_native:
         from compiler.engine import native
-        res = native.qblif_scan(p, a, False, wrap, idx.shape[1], record_uv, eng.threads, narrow)
+        res = native.qblif_scan(p, raw, False, wrap, idx.shape[1], record_uv, eng.threads,
+                                narrow)
     else:
-        res = ex.qblif_scan(p, ex.as_int32(a, wrap), False, idx.shape[1], record_uv, narrow)
+        res = ex.qblif_scan(p, ex.as_int32(raw, wrap), False, idx.shape[1], record_uv, narrow)
     keep = (idx >= 0).reshape(-1)        # counts stay uint8 from the native kernel (0..K)
-    return {k: v.reshape((-1,) + tuple(v.shape[2:]))[keep if sched is not None else slice(None)]
+    single = idx.shape[0] == 1 and bool(keep.all())
+    return {k: v.reshape((-1,) + tuple(v.shape[2:]))[slice(None) if single else keep]
             for k, v in res.items()}
 
 
@@ -283,32 +282,33 @@ def _layer(eng, ly, x, at, xmax, sched, record_uv) -> dict:
         return _sdnn(eng, ly, (x if at is None else x[at]).long(), record_uv)
     syn = eng.synapse(ly)
     apply = ex.SYNAPSES[ly.kind][1]
-    total = x.shape[0] if at is None else at.shape[0]
-
-    if at is None:        # shift the (narrow) outputs by one step, then one product
-        x = torch.cat([x.new_zeros((1,) + tuple(x.shape[1:])), x[:-1]])
+    n, dev = x.shape[0], x.device
+    sent = torch.arange(n, device=dev) if at is None else at       # the row sent at each step
+    got = torch.cat([sent.new_full((1,), n), sent[:-1]])            # received (row n: zeros)
+    qblif = kind in ("QBLIF", "CUBA", "LOIHI")
+    idx = segments(got.shape[0], sched if qblif else None).to(dev)  # (B, R), -1: pads
+    sel = torch.where(idx >= 0, got[idx.clamp(min=0)], n)           # rows of x_ext per slot
+    x_ext = torch.cat([x, x.new_zeros((1,) + tuple(x.shape[1:]))])
 
     def sums(s, f):
-        """The synapse's sums at every step: of the row sent one step before (0 at step 0)."""
-        raw, wrap = f(s, x, xmax)
-        raw = raw.reshape((x.shape[0],) + tuple(raw.shape[1:]))
-        if at is None:
-            return raw, wrap
-        out = torch.empty((total,) + tuple(raw.shape[1:]), dtype=raw.dtype, device=raw.device)
-        out[0] = 0
-        out[1:] = raw[at[:-1]]
-        return out, wrap
+        """The synapse's sums in the layout of ``idx``: ``(B, R, *shape)``; the product runs
+        on the fewer of the distinct rows and the slots (held frames: once per frame)."""
+        if x_ext.shape[0] < sel.numel():
+            raw, wrap = f(s, x_ext, xmax)
+            return raw.reshape((n + 1,) + tuple(raw.shape[1:]))[sel], wrap
+        raw, wrap = f(s, x_ext[sel.reshape(-1)], xmax)
+        return raw.reshape(tuple(sel.shape) + tuple(raw.shape[1:])), wrap
 
     raw, wrap = sums(syn, apply)
-    if kind in ("QBLIF", "CUBA", "LOIHI"):
-        return _qblif(eng, ly, raw, wrap, syn.abs_sum * xmax, sched, record_uv)
-    a = ex.as_int32(raw, wrap)
+    if qblif:
+        return _qblif(eng, ly, raw, wrap, syn.abs_sum * xmax, idx, record_uv)
+    a = ex.as_int32(raw, wrap)[0]                  # one segment: the whole run
     if kind == "SDNN":
         return _sdnn(eng, ly, a.long(), record_uv)
     if kind == "ALIF":
         return _alif(eng, ly, a, record_uv)
     if kind == "RF":
-        return _rf(eng, ly, a, ex.as_int32(*sums(imag_synapse(ly), ex.dense)))
+        return _rf(eng, ly, a, ex.as_int32(*sums(imag_synapse(ly), ex.dense))[0])
     raise NotImplementedError(f"layer {ly.index}: the exact engine has no '{kind}' neurons")
 
 
