@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from compiler.engine import exact as ex
-from compiler.ir import in_message, layers
+from compiler.ir import in_message
 from compiler.passes.plan import reset_schedule
 from qblif_lava import reference
 
@@ -84,12 +84,13 @@ def segments(total: int, sched) -> torch.Tensor:
     if sched is None:
         return torch.arange(total).reshape(1, total)
     r = int(sched[0])
-    first = (int(sched[1]) - 1) % r          # the first reset step
-    starts = ([0] if first else []) + list(range(first, total, r))
-    idx = torch.full((len(starts), r), -1, dtype=torch.int64)
-    for b, s in enumerate(starts):
-        end = min(total, starts[b + 1] if b + 1 < len(starts) else total)
-        idx[b, :end - s] = torch.arange(s, end)
+    first = (int(sched[1]) - 1) % r          # the first reset step; before it: a short segment
+    tau = torch.arange(total)
+    late = (tau - first).clamp(min=0)
+    seg = torch.where(tau < first, 0, late // r + (1 if first else 0))
+    col = torch.where(tau < first, tau, late % r)
+    idx = torch.full((int(seg[-1]) + 1 if total else 0, r), -1, dtype=torch.int64)
+    idx[seg, col] = tau
     return idx
 
 
