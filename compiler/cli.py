@@ -233,12 +233,13 @@ def _run_input(args):
         neuron = net.ir.nodes[last]["layer"].neuron
         readout = neuron is not None and neuron.raw.get("implicit")   # never spikes: show v
         lanes = _lanes(args, net, samples, models=args.models, stream=stream,
-                       reset=args.reset, record_uv=bool(readout))
+                       reset=args.reset, record_uv=bool(readout), engine=args.engine)
         out = net.run(samples, steps, progress=sys.stderr.isatty(), stream=stream,
                       reset=args.reset, reset_interval=args.reset_interval,
                       reset_offset=args.reset_offset, record_uv=bool(readout),
                       force=args.force, models=args.models,
-                      layers_to_record=[last] if readout else None, lanes=lanes)
+                      layers_to_record=[last] if readout else None, lanes=lanes,
+                      engine=args.engine)
         _note_lanes(args, lanes)
         print(net.report())
         if readout:

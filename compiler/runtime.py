@@ -243,8 +243,10 @@ class CompiledNetwork:
         ``models``: ``"fast"`` (default) or ``"stock"`` process models, bit-identical
         results (:func:`run_config`).
         ``engine``: ``"lava"`` (default) or ``"exact"``: the same counts from the batched
-        exact engine (:mod:`compiler.engine.exact`, torch) instead of a Lava run;
-        ``last_run["lava_steps"]`` is then the Lava run's length it stands for.
+        exact engine (:mod:`compiler.engine.exact`, torch) instead of a Lava run, in the
+        modes below too (``docs/exact_engine.md``; a layer kind it lacks raises
+        NotImplementedError); ``last_run["lava_steps"]`` is then the Lava run's length it
+        stands for.
 
         Time-varying input and other modes (``docs/coverage.md``):
 
@@ -280,12 +282,11 @@ class CompiledNetwork:
             if lanes > 1:
                 raise ValueError("lanes > 1 applies to engine='lava' (the exact engine "
                                  "batches samples itself); run with lanes=1")
-            if stream or reset != "sample" or input_transform or timeline:
-                raise ValueError("the exact engine runs static frames with a reset every "
-                                 "sample (stream, reset, input_transform and timeline need "
-                                 "engine='lava')")
             return self._run_exact(samples, steps_per_sample, record_uv, layers_to_record,
-                                   progress)
+                                   progress, dict(stream=stream, reset=reset,
+                                                  reset_interval=reset_interval,
+                                                  reset_offset=reset_offset, timeline=timeline),
+                                   input_transform)
         from lava.magma.core.run_conditions import RunSteps
         from compiler.emit import emit
 
@@ -403,22 +404,29 @@ class CompiledNetwork:
             if on:
                 raise ValueError(f"lanes > 1 does not support {what}; run with lanes=1")
 
-    def _run_exact(self, samples, steps_per_sample, record_uv, layers_to_record, progress):
+    def _run_exact(self, samples, steps_per_sample, record_uv, layers_to_record, progress,
+                   modes=None, input_transform=False):
+        """:meth:`run` through :class:`compiler.engine.ExactEngine`; ``modes``: its
+        ``stream``, ``reset``, ``reset_interval``, ``reset_offset``, ``timeline``."""
         from compiler.engine import ExactEngine
+        modes = dict(modes or {})
         steps = self._check_steps(steps_per_sample)
         record = self._check_record(layers_to_record)
-        frames, _ = self._input_frames(samples, steps, False, False)   # bias mantissas too
+        frames, modes["stream"] = self._input_frames(samples, steps, modes.get("stream"),
+                                                     input_transform)
         eng = ExactEngine(self.ir)
         out = eng.run(frames, steps, record_uv=record_uv, layers_to_record=record,
-                      progress=progress)
+                      progress=progress, **modes)
         total = frames.shape[0] * steps + int(self.ir.graph["depth"])
         wall = eng.last_run["wall_s"]
         self.last_run = dict(samples=frames.shape[0], steps=steps, lava_steps=total, wall_s=wall,
                              steps_per_s=total / wall if wall > 0 else float("inf"),
                              processes=0, engine="exact", device=eng.last_run["device"],
                              threads=eng.threads)
+        if modes.get("timeline"):
+            return out
         from compiler.forward import input_steps
-        self._measure(input_steps(frames, steps, False), out)
+        self._measure(input_steps(frames, steps, modes["stream"]), out)
         return out
 
     def _input_frames(self, samples, steps: int, stream, input_transform: bool):

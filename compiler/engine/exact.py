@@ -561,8 +561,9 @@ def layer_synaptic(ctx: Ctx, ly, flow: Flow) -> Flow:
 LAYER_KINDS: dict = {"input": layer_input, "flatten": layer_flatten, "dense": layer_synaptic,
                      "conv": layer_synaptic, "pool": layer_synaptic}
 
-#: neuron kinds the engine runs (CUBA and LOIHI are QB-LIF with K = 1, zero reset)
-NEURONS = ("QBLIF", "CUBA", "LOIHI", "SDNN")
+#: neuron kinds the engine runs (CUBA and LOIHI are QB-LIF with K = 1, zero reset; ALIF and
+#: RF have no reset and run on the timeline only, :mod:`compiler.engine.timeline`)
+NEURONS = ("QBLIF", "CUBA", "LOIHI", "SDNN", "ALIF", "RF")
 
 
 def _warmup(ly, a_in, steps):
@@ -591,8 +592,6 @@ REFUSALS: list = []
 def _unsupported(ly) -> Optional[str]:
     """A feature of ``ly`` the engine does not model (run in Lava and the numpy oracle
     only), or None. The coverage kinds (docs/coverage.md) are :mod:`compiler.engine.kinds`."""
-    if getattr(ly, "weight_imag", None) is not None:
-        return "complex (resonate-and-fire) synapses"
     for refuse in REFUSALS:
         why = refuse(ly)
         if why:
@@ -717,18 +716,26 @@ class ExactEngine:
     # running ---------------------------------------------------------------
     def chunks(self, frames, steps: int, record_uv: bool = False, layers_to_record=None,
                batch_size: Optional[int] = None, layer_steps: Optional[dict] = None,
-               file_order: bool = True) -> Iterator:
+               file_order: bool = True, stream: bool = False) -> Iterator:
         """Yield ``(start, {key: tensor})`` per chunk of samples, in order: the chunk's counts
         ``(B, T, *shape)`` int32 on the engine's device, file order (keys as :meth:`run`).
         ``layer_steps``: ``{layer index: k <= T}`` to run only the first k steps of a QB-LIF
         layer's window (its counts are then ``(B, k, *shape)``; later layers see k steps).
         ``file_order=False``: the engine's own contiguous layout (3-D layers ``(H, W, C)``) and
-        count dtype (uint8 from the native kernel, else int32)."""
+        count dtype (uint8 from the native kernel, else int32). ``stream``: frames are
+        ``(S, T_in, *input_shape)``, one input per step (:func:`compiler.forward.input_steps`)."""
         steps = int(steps)
         if steps < 1:
             raise ValueError(f"steps_per_sample={steps} must be >= 1")
         frames = np.asarray(frames)
-        if frames.shape[1:] != self.input_shape:
+        from compiler.engine.timeline import check_no_reset
+        for ly in self.layers:       # ALIF / RF: no reset, no per-sample windows
+            check_no_reset(ly, (steps, ly.reset_offset))
+        if stream:
+            if frames.ndim < 2 or frames.shape[2:] != self.input_shape:
+                raise ValueError(f"an input stream has shape {frames.shape}, expected "
+                                 f"(samples, steps, {', '.join(map(str, self.input_shape))})")
+        elif frames.shape[1:] != self.input_shape:
             raise ValueError(f"input frames have shape {frames.shape}, expected "
                              f"(samples, {', '.join(map(str, self.input_shape))})")
         if record_uv and self.stateful:
@@ -743,13 +750,18 @@ class ExactEngine:
         with _exact_float_mode(self.threads), torch.no_grad():
             for start in range(0, len(frames), bs):
                 fr = frames[start:start + bs]
+                if stream:        # (B, T, *shape): the source's value on every step
+                    from compiler.forward import input_steps
+                    fr = input_steps(fr, steps, True)
                 x = torch.as_tensor(np.ascontiguousarray(fr), device=self.device).to(torch.int32)
-                if x.dim() == 4:
-                    x = x.permute(0, 2, 3, 1).contiguous()
+                if x.dim() == 4 + bool(stream):
+                    x = x.permute(*range(x.dim() - 3), x.dim() - 2, x.dim() - 1,
+                                  x.dim() - 3).contiguous()
                 out = {}
                 ctx = Ctx(self, steps, record_uv, record, out, sdnn, dict(layer_steps or {}),
                           run_state)
-                flow = Flow(x, True, xmax_all)
+                flow = Flow(x, not stream, xmax_all)
+                ctx.stream = bool(stream)    # kinds derived for held frames refuse streams
                 for ly in self.layers:
                     flow = LAYER_KINDS[ly.kind](ctx, ly, flow)
                 # counts leave as int32 (the native kernel's are uint8 inside)
@@ -757,20 +769,36 @@ class ExactEngine:
                               if file_order else out)
 
     def run(self, frames, steps: int, record_uv: bool = False, layers_to_record=None,
-            batch_size: Optional[int] = None, progress: bool = False) -> dict:
+            batch_size: Optional[int] = None, progress: bool = False, *, stream: bool = False,
+            reset: str = "sample", reset_interval=None, reset_offset: int = 0,
+            timeline: bool = False) -> dict:
         """``{layer index: counts}`` for every neuron layer (or ``layers_to_record``), counts
         int32 numpy ``(S, T, *shape)``, file order, as :func:`compiler.forward.forward` and
         ``CompiledNetwork.run``; with ``record_uv`` also ``("u", i)``, ``("v", i)``.
         Statistics of the run in ``self.last_run`` (``samples``, ``steps``, ``wall_s``,
-        ``samples_per_s``, ``device``, ``threads``)."""
+        ``samples_per_s``, ``device``, ``threads``).
+
+        Run modes, as :func:`compiler.forward.simulate`: ``stream`` (frames ``(S, T_in,
+        *input_shape)``), ``reset`` / ``reset_interval`` / ``reset_offset``
+        (:func:`compiler.passes.plan.reset_schedule`); ``timeline``: every layer's whole run
+        ``{i: (S*T + depth, *shape)}`` instead of the windows. Any reset but ``"sample"``,
+        ``timeline`` and ALIF / RF layers run on the global timeline
+        (:mod:`compiler.engine.timeline`), the rest in per-sample batches."""
         from tqdm.auto import tqdm
+        from compiler.engine import timeline as tl
         frames = np.asarray(frames)
         t0 = time.perf_counter()
         parts: dict = {}
+        whole = tl.needs_timeline(self, reset, timeline)
+        if whole:                                       # the whole run as one sequence
+            parts = {k: [v] for k, v in tl.run(
+                self, frames, steps, stream=bool(stream), reset=reset,
+                reset_interval=reset_interval, reset_offset=reset_offset, record_uv=record_uv,
+                layers_to_record=layers_to_record, timeline=timeline).items()}
         with tqdm(total=len(frames), unit="sample", desc="exact", disable=not progress,
                   leave=False) as bar:
             for start, chunk in self.chunks(frames, steps, record_uv, layers_to_record,
-                                            batch_size):
+                                            batch_size, stream=bool(stream)) if not whole else ():
                 for k, v in chunk.items():
                     parts.setdefault(k, []).append(v.cpu().numpy())
                 bar.update(next(iter(chunk.values())).shape[0] if chunk else 0)

@@ -1,0 +1,165 @@
+"""The exact engine's run modes on a CUDA GPU (docs/exact_engine.md, "Run modes, ALIF and
+RF"): equal to the CPU engine (which tests/test_exact_engine_modes.py holds equal to the oracle
+and to Lava) on streams, every reset mode, windows and timelines, ALIF, RF / RF_IZ, SDNN and
+the shipped models; and ``fmnist_qblif_conv`` timed in three modes. Two halves, because a lent
+GPU machine may have torch but no Lava (nothing there can compile a NetX file):
+
+    python bench/engine_modes_gpu_check.py prep DATA.pkl.gz    # here: compile, CPU results
+    python3 bench/engine_modes_gpu_check.py check DATA.pkl.gz  # on the GPU machine (repo root)
+
+``prep`` also asserts that every CPU result equals the numpy oracle. ``check`` runs every case
+on CUDA with chunks of 1 sample and the default, compares every layer, step, u and v, prints
+the lines (and writes ``$OUT/gpu_modes.txt`` where ``OUT`` is set).
+"""
+from __future__ import annotations
+
+import glob
+import gzip
+import inspect
+import os
+import pickle
+import sys
+import time
+import types
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+MODES = [dict(reset="sample"), dict(reset="none"),
+         dict(reset="netx", reset_interval=5, reset_offset=2)]
+
+
+def prep(out_path: str) -> None:
+    import pathlib
+    import tempfile
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import compiler
+    from compiler.engine import ExactEngine
+    from compiler.forward import forward, simulate
+    from compiler.procs.source import process as src_proc
+    from qblif_lava.data import load_dataset
+    from qblif_lava.encoding import quantize_intensity
+    from test_coverage_modes import _alif_net, _rf_net, _stream_net
+    from test_exact_engine import _sdnn_nets
+    tmp = pathlib.Path(tempfile.mkdtemp())
+    nets = []           # (name, path, input_bits, x, steps, stream, modes, record_uv)
+    for seed in (0, 1):
+        for conv in (False, True):
+            rng = np.random.default_rng(seed)
+            (tmp / f"{seed}{conv}").mkdir()
+            path, shape = _stream_net(tmp / f"{seed}{conv}", rng, conv=conv)
+            nets.append((f"qblif-{'conv' if conv else 'dense'}-{seed}-stream", path, None,
+                         rng.integers(0, 16, size=(3, 4) + shape), 6, True, MODES, True))
+            nets.append((f"qblif-{'conv' if conv else 'dense'}-{seed}-frames", path, None,
+                         rng.integers(0, 16, size=(3,) + shape), 6, False, MODES, True))
+        rng = np.random.default_rng(seed)
+        (tmp / f"a{seed}").mkdir()
+        path, shape = _alif_net(tmp / f"a{seed}", rng)
+        nets.append((f"alif-{seed}", path, None, rng.integers(0, 3, size=(2, 8) + shape), 8,
+                     True, MODES[1:2], True))
+        for kind in ("RF_PHASE", "RF_IZHIKEVICH"):
+            (tmp / f"{kind}{seed}").mkdir()
+            nets.append((f"{kind}-{seed}", _rf_net(tmp / f"{kind}{seed}", rng, kind), 1,
+                         (rng.random((2, 10, 6)) < 0.4).astype(int), 12, True, MODES[1:2],
+                         False))
+    for k, (path, shape) in enumerate(_sdnn_nets(tmp)):
+        rng = np.random.default_rng(k)
+        with compiler.compile(path, input_bits=4) as net:
+            lo = -16 if net.ir.graph["input_neuron"] == "Delta" else 0
+        nets.append((f"sdnn-{k}", path, 4, rng.integers(lo, 16, size=(3, 4) + tuple(shape)), 5,
+                     True, MODES, False))
+    bench = None
+    for path in sorted(glob.glob(os.path.join(ROOT, "netx_models", "*.net"))):
+        rng = np.random.default_rng(3)
+        with compiler.compile(path) as net:
+            shape = net.input_shape
+            x, _ = load_dataset(net.ir.graph["dataset"], "test", 1000)
+            fr = quantize_intensity(x, int(net.ir.graph["input_bits"])).reshape(
+                (len(x),) + shape)
+            if "fmnist_qblif_conv" in path:
+                bench = (os.path.basename(path), net.ir, fr.astype(np.uint8), 4, net.output_index)
+        name = os.path.basename(path)
+        nets.append((f"{name}-frames", path, None, fr[:4], 3, False, MODES[1:], True))
+        nets.append((f"{name}-spikes", path, None,
+                     (rng.random((3, 3) + shape) < 0.3).astype(int), 4, True, MODES[:2], True))
+    cases = []
+    for name, path, bits, x, steps, stream, modes, uv in nets:
+        with compiler.compile(path, input_bits=bits) as net:
+            eng = ExactEngine(net.ir)
+            for m in modes:
+                for tl in (False, True):
+                    kw = dict(m, stream=stream, record_uv=uv, timeline=tl)
+                    got = eng.run(x, steps, **kw)
+                    ref = (simulate if tl else forward)(net.ir, x, steps, stream=stream,
+                                                        record_uv=uv, **m)
+                    assert set(got) == set(ref) and all(np.array_equal(got[k], ref[k])
+                                                        for k in ref), (name, kw)
+                    cases.append((f"{name} {m} timeline={tl}", net.ir, x, steps, kw, got))
+    with gzip.open(out_path, "wb", compresslevel=6) as fh:
+        pickle.dump(dict(cases=cases, frame_at=inspect.getsource(src_proc.frame_at),
+                         bench=bench), fh)
+    print(f"{len(cases)} cases (CPU engine == oracle on each) -> {out_path}")
+
+
+def _without_lava() -> None:
+    """Import the engine where Lava is missing: skip the packages whose ``__init__`` imports
+    Lava (the engine needs none of them; the oracle's ``frame_at`` comes with the data)."""
+    for name in ("compiler.procs", "compiler.procs.source", "compiler.procs.source.process"):
+        m = types.ModuleType(name)
+        m.__path__ = []
+        sys.modules[name] = m
+    m = types.ModuleType("compiler.passes")
+    m.__path__ = [os.path.join(ROOT, "compiler", "passes")]
+    sys.modules["compiler.passes"] = m
+
+
+def check(in_path: str, device: str = "cuda") -> None:
+    _without_lava()          # also where Lava is installed: the engine needs none of it
+    d = pickle.load(gzip.open(in_path, "rb"))
+    mod = sys.modules.get("compiler.procs.source.process")
+    if mod is not None and not hasattr(mod, "frame_at"):
+        ns = {"np": np}
+        exec(d["frame_at"], ns)
+        mod.frame_at = ns["frame_at"]
+    import torch
+    from compiler.engine import ExactEngine
+    lines, bad = [f"torch {torch.__version__}, device {device}"], 0
+    for name, ir, x, steps, kw, want in d["cases"]:
+        for bs in (1, None):
+            try:
+                got = ExactEngine(ir, device=device, batch_size=bs).run(x, steps, **kw)
+                diff = [k for k in want if k not in got or not np.array_equal(got[k], want[k])]
+                diff += sorted(set(got) - set(want), key=str)
+            except Exception as e:  # noqa: BLE001  (reported, counted)
+                diff = [f"{type(e).__name__}: {e}"]
+            if diff:
+                bad += 1
+                lines.append(f"MISMATCH {name} batch={bs}: {diff[:4]}")
+    lines.append(f"cases: {len(d['cases'])} x 2 chunk sizes, mismatches: {bad}")
+    print("\n".join(lines), flush=True)
+    mname, ir, fr, steps, oi = d["bench"]
+    fr = fr.astype(np.int32)
+    gpu = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    eng = ExactEngine(ir, device=device)
+    for m in MODES:
+        eng.run(fr[:50], steps, layers_to_record=[oi], **m)                 # warm-up
+        sync()
+        t0 = time.perf_counter()
+        eng.run(fr, steps, layers_to_record=[oi], **m)
+        sync()
+        lines.append(f"{mname} {len(fr)} images T={steps} {m} on {gpu}: "
+                     f"{time.perf_counter() - t0:.3f} s wall")
+        print(lines[-1], flush=True)
+    out = os.environ.get("OUT")
+    if out:
+        with open(os.path.join(out, "gpu_modes.txt"), "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (3, 4) or sys.argv[1] not in ("prep", "check"):
+        sys.exit(__doc__)
+    prep(sys.argv[2]) if sys.argv[1] == "prep" else check(sys.argv[2], *sys.argv[3:])
