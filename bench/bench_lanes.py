@@ -9,6 +9,9 @@ each L in ``--lanes``, measured alternately ``--repeats`` times (median). Two fi
   what ``qblif run`` pays);
 * **steady**: samples per second of Lava stepping alone, from two runs of different length
   (``--samples`` and ``--samples // 2``) on fresh graphs: the difference cancels start-up.
+* **Lava CPU-ms per sample-step**: the CPU time of all Lava worker processes (from /proc)
+  during the first run, per sample and step: what the lanes save, and less sensitive to the
+  other jobs on a shared machine than the wall-clock figures.
 
 "identical": every layer's counts at each L equal lanes=1's.
 
@@ -38,7 +41,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 import compiler  # noqa: E402
+from bench_fast import _children_cpu  # noqa: E402
 from compiler.dataset import dataset_frames  # noqa: E402
 from qblif_lava.fileio import atomic_write_text  # noqa: E402
 
@@ -91,9 +96,34 @@ def full_set(net, dataset, steps, lanes, n_full, base_frames) -> list:
         + " (run() call: emission, Lava start-up, the run and the read-out).", ""], same
 
 
-def _timed(net, frames, steps, lanes):
-    out = net.run(frames, steps, lanes=lanes)
-    return out, net.last_run["wall_s"], net.last_run["lava_steps"]
+class _CpuWatch:
+    """CPU seconds of this process's children (Lava's workers) over a ``with`` block, polled
+    every 50 ms (a worker's last 50 ms before it exits can be missed)."""
+
+    def __enter__(self):
+        import threading
+        self.seen, self._stop = {}, threading.Event()
+
+        def poll():
+            while not self._stop.is_set():
+                for pid, cpu in _children_cpu().items():
+                    self.seen[pid] = max(self.seen.get(pid, 0.0), cpu)
+                self._stop.wait(0.05)
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.cpu_s = sum(self.seen.values())
+
+
+def _timed(net, frames, steps, lanes, record=None):
+    """(output, Lava wall s, Lava steps, Lava workers' CPU s) of one run."""
+    with _CpuWatch() as watch:
+        out = net.run(frames, steps, lanes=lanes, layers_to_record=record)
+    return out, net.last_run["wall_s"], net.last_run["lava_steps"], watch.cpu_s
 
 
 def main(argv=None) -> int:
@@ -103,6 +133,9 @@ def main(argv=None) -> int:
     ap.add_argument("--lanes", type=int, nargs="+", default=[1, 8, 16])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out", default=None, help="default bench/results/lanes_MODEL.md")
+    ap.add_argument("--record", choices=("all", "output"), default="all",
+                    help="layers recorded in the table's runs: every neuron layer (default) "
+                         "or the output layer only (as predict)")
     ap.add_argument("--full-set", action="store_true",
                     help="then the whole test set at the best (or --full-lanes) L")
     ap.add_argument("--full-lanes", type=int, default=None)
@@ -119,14 +152,17 @@ def main(argv=None) -> int:
         reps = -(-args.samples // len(frames))          # digits' test set has 359 images:
         frames = np.concatenate([frames] * reps)[: args.samples]   # cycle it past that
         half = frames[: len(frames) // 2]
+        record = None if args.record == "all" else [net.output_index]
         e2e = {lanes: [] for lanes in lanes_list}
         steady = {lanes: [] for lanes in lanes_list}
+        cpu = {lanes: [] for lanes in lanes_list}
         outs, same = {}, {}
         for _ in range(args.repeats):
             for lanes in lanes_list:
-                out, wall, _ = _timed(net, frames, steps, lanes)
-                _, wall_half, _ = _timed(net, half, steps, lanes)
+                out, wall, _, cpu_s = _timed(net, frames, steps, lanes, record)
+                _, wall_half, _, _ = _timed(net, half, steps, lanes, record)
                 e2e[lanes].append(len(frames) / wall)
+                cpu[lanes].append(cpu_s / (len(frames) * steps) * 1e3)
                 # start-up noise can swamp a short difference: nan, reported as "noise"
                 steady[lanes].append((len(frames) - len(half)) / (wall - wall_half)
                                      if wall > wall_half else float("nan"))
@@ -139,12 +175,14 @@ def main(argv=None) -> int:
             full, full_same = full_set(net, dataset, steps, best_l, args.full_samples, half)
     base_e, base_s = statistics.median(e2e[1]), statistics.median(steady[1])
     rows = ["| lanes | Lava steps | end to end samples/s | speedup | steady samples/s | "
-            "speedup | identical to lanes=1 |", "|---:|---:|---:|---:|---:|---:|---|"]
+            "speedup | Lava CPU-ms per sample-step | identical to lanes=1 |",
+            "|---:|---:|---:|---:|---:|---:|---:|---|"]
     for lanes in lanes_list:
         e, s = statistics.median(e2e[lanes]), statistics.median(steady[lanes])
         lava_steps = -(-len(frames) // lanes) * steps + int(net.ir.graph["depth"])
         sd = f"{s:.1f} | {s / base_s:.1f}x" if s == s else "noise | -"
         rows.append(f"| {lanes} | {lava_steps} | {e:.1f} | {e / base_e:.1f}x | {sd} | "
+                    f"{statistics.median(cpu[lanes]):.2f} | "
                     f"{'yes' if same[lanes] else 'NO'} |")
     best = max((statistics.median(steady[lanes]) / base_s for lanes in lanes_list),
                key=lambda v: -1 if v != v else v)
@@ -153,7 +191,8 @@ def main(argv=None) -> int:
     text = "\n".join([
         f"# Sample lanes: {args.model} through Lava", "",
         f"`{args.model}`, graded, fast models, {len(frames)} {dataset} test samples x {steps} "
-        f"steps, median of {args.repeats} alternating repeat(s). Machine: {machine}; load "
+        f"steps, {'every layer' if args.record == 'all' else 'the output layer'} recorded, "
+        f"median of {args.repeats} alternating repeat(s). Machine: {machine}; load "
         f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.", "",
         *rows, "",
         (f"Target (issue 9, digits MLP): >= {TARGET:.0f}x lanes=1's samples/s; best steady "

@@ -372,13 +372,16 @@ class CompiledNetwork:
                    stream=None, reset: str = "sample", input_transform: bool = False,
                    timeline: bool = False, record_uv: bool = False) -> int:
         """The sample lanes ``qblif run`` uses by default for a :meth:`run` of ``samples``
-        with these arguments: ``min(AUTO_LANES, S)`` where lanes cover the run (the counts
-        are the same at any L), else 1. ``AUTO_LANES`` is the fastest L measured for
-        ``fmnist_qblif_conv`` (docs/fast_execution.md)."""
+        with these arguments, where lanes cover the run (the counts are the same at any L):
+        the fewest batches of at most ``AUTO_LANES`` samples, evenly filled
+        (``ceil(S / ceil(S / AUTO_LANES))``: 33 samples run as 2 batches of 17 lanes, not 32
+        + 1), else 1. ``AUTO_LANES`` is the fastest L measured for ``fmnist_qblif_conv``
+        (docs/fast_execution.md)."""
         arr = np.asarray(samples)
         if stream is None:
             stream = arr.ndim == len(self.input_shape) + 2
-        lanes = min(AUTO_LANES, int(arr.shape[0]) if arr.ndim else 1)
+        n_s = int(arr.shape[0]) if arr.ndim else 1
+        lanes = -(-n_s // -(-n_s // AUTO_LANES)) if n_s > 0 else 1
         if lanes <= 1 or engine != "lava":
             return 1
         try:

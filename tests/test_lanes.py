@@ -284,8 +284,11 @@ def test_auto_lanes_where_lanes_cover_the_run():
     from compiler.runtime import AUTO_LANES
     with compiler.compile(DIGITS) as net:
         frames = _frames(net, np.random.default_rng(13), 40)
-        assert net.auto_lanes(frames) == min(AUTO_LANES, 40) > 1
+        assert AUTO_LANES == 32
+        assert net.auto_lanes(frames) == 20                      # 2 batches of 20, not 32 + 8
+        assert net.auto_lanes(frames[:32]) == 32 and net.auto_lanes(frames[:33]) == 17
         assert net.auto_lanes(frames[:5]) == 5 and net.auto_lanes(frames[:1]) == 1
+        assert net.auto_lanes(np.zeros((10_000,) + tuple(net.input_shape), int)) == 32
         for kw in (dict(engine="exact"), dict(reset="none"), dict(record_uv=True),
                    dict(timeline=True)):
             assert net.auto_lanes(frames, **kw) == 1, kw
@@ -293,7 +296,7 @@ def test_auto_lanes_where_lanes_cover_the_run():
     with compiler.compile(FMNIST) as net:                              # stock: 127 groups
         frames = _frames(net, np.random.default_rng(13), 40)
         assert net.auto_lanes(frames, models="stock") == 1
-        assert net.auto_lanes(frames) == min(AUTO_LANES, 40)
+        assert net.auto_lanes(frames) == 20
 
 
 def test_cli_run_default_lanes_same_counts_and_noted(tmp_path):
