@@ -182,14 +182,11 @@ def test_random_kind_nets_equal_oracle(tmp_path, name, seed):
 
 
 def test_refusals(tmp_path):
-    """What the engine still refuses is one NotImplementedError naming the layer: complex
-    (resonate-and-fire) synapses, a recurrent SDNN layer; delays that reach into earlier
-    samples under ``layer_steps`` (``qblif evaluate``'s truncated windows)."""
+    """What the engine still refuses is one NotImplementedError naming the layer: a
+    recurrent SDNN layer; delays that reach into earlier samples under ``layer_steps``
+    (``qblif evaluate``'s truncated windows). (Resonate-and-fire runs on the timeline:
+    tests/test_exact_engine_modes.py.)"""
     import copy
-    info = nets.make_net("rf", 0, tmp_path / "rf.net")
-    with compiler.compile(info["path"]) as net:
-        with pytest.raises(NotImplementedError, match="layer 1"):
-            ExactEngine(net.ir)
     info = nets.make_net("recurrent", 0, tmp_path / "rec.net")
     with compiler.compile(info["path"]) as net:
         ir = copy.deepcopy(net.ir)
