@@ -72,12 +72,39 @@ def shm_segments() -> set:
     return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
 
 
+def foreign_shm() -> set:
+    """Names of /dev/shm segments mapped by processes outside this process's tree: another
+    program's live Lava run (the directory is machine-wide), not a leak of ours."""
+    parent, maps = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    ours, grew = {os.getpid()}, True
+    while grew:
+        new = {pid for pid, pp in parent.items() if pp in ours and pid not in ours}
+        ours |= new
+        grew = bool(new)
+    for pid in set(parent) - ours:
+        try:
+            text = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            continue
+        maps[pid] = {line.rsplit("/dev/shm/", 1)[1].split(" (deleted)")[0]
+                     for line in text.splitlines() if "/dev/shm/" in line}
+    return set().union(*maps.values()) if maps else set()
+
+
 def settled(before_pids: set, before_shm: set = None, timeout: float = 10.0):
-    """Wait (bounded) for children to be reaped; return the leftover (pids, shm segments)."""
+    """Wait (bounded) for children to be reaped; return the leftover (pids, shm segments).
+    Segments that another process tree maps (:func:`foreign_shm`) are not counted."""
     before_shm = shm_segments() if before_shm is None else before_shm
     deadline = time.monotonic() + timeout
     while True:
         extra_pids, extra_shm = child_pids() - before_pids, shm_segments() - before_shm
+        if extra_shm:
+            extra_shm -= foreign_shm()
         if not (extra_pids or extra_shm) or time.monotonic() > deadline:
             return extra_pids, extra_shm
         time.sleep(0.1)
