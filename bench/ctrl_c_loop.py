@@ -1,13 +1,15 @@
 """Ctrl-C at many moments of a cold ``qblif run`` (issue 10, docs/hardening.md).
 
     python bench/ctrl_c_loop.py [--start 0.1] [--stop 1.5] [--step 0.01] [--warm]
+                                [--signal INT|TERM|HUP]
 
 Copies ``qblif_lava`` and ``compiler`` to a temporary directory without any ``__pycache__``
 (a fresh clone's first run; ``PYTHONDONTWRITEBYTECODE=1`` keeps it cold), then for each delay
 starts ``python -m qblif_lava.cli run`` (digits MLP, 100 samples x 100 steps) in its own
-session, sends SIGINT to its process group after the delay, and checks: exit 130, the last
-line of stderr ``qblif run: interrupted (SIGINT)``, no traceback or "Exception ignored", no
-``qblif-run-*`` directory left. Prints each failure and a summary. Each run takes about the
+session, sends SIGINT to its process group after the delay (as a terminal's Ctrl-C; SIGTERM
+or SIGHUP go to the parent alone, as ``kill`` sends them), and checks: exit 128 + signal, the
+last line of stderr ``qblif run: interrupted (SIGINT)``, no traceback or "Exception ignored",
+no ``qblif-run-*`` directory left. Prints each failure and a summary. Each run takes about the
 delay plus 0.5 s; 140 delays take about 5 minutes on the 2-core machine.
 Delays under about 0.05 s land in the interpreter's own start (see docs/hardening.md).
 """
@@ -26,10 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["run", str(ROOT / "netx_models" / "digits_qblif_mlp.net"), "--dataset", "digits",
         "--samples", "100", "--steps", "100"]
-LINE = "qblif run: interrupted (SIGINT)"
 
 
-def one(code: Path, delay: float, cold: bool):
+def one(code: Path, delay: float, cold: bool, sig: signal.Signals = signal.SIGINT):
     tmp = tempfile.mkdtemp(prefix="ctrl-c-loop-")
     env = dict(os.environ, PYTHONPATH=str(code), TMPDIR=tmp, PYTHONUNBUFFERED="1")
     if cold:
@@ -40,7 +41,10 @@ def one(code: Path, delay: float, cold: bool):
                                  env=env, stdout=subprocess.DEVNULL, stderr=err,
                                  start_new_session=True)
         time.sleep(delay)
-        os.killpg(p.pid, signal.SIGINT)
+        if sig == signal.SIGINT:
+            os.killpg(p.pid, sig)
+        else:
+            os.kill(p.pid, sig)
         try:
             rc = p.wait(60)
         except subprocess.TimeoutExpired:
@@ -51,7 +55,8 @@ def one(code: Path, delay: float, cold: bool):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     last = text.replace("\r", "\n").strip().splitlines()[-1:]
-    ok = rc == 130 and last == [LINE] and not left and "Traceback" not in text \
+    ok = rc == 128 + sig and last == [f"qblif run: interrupted ({sig.name})"] and not left \
+        and "Traceback" not in text \
         and "Exception ignored" not in text
     return ok, rc, text, left
 
@@ -62,7 +67,9 @@ def main(argv=None) -> int:
     ap.add_argument("--stop", type=float, default=1.5, help="last delay in s")
     ap.add_argument("--step", type=float, default=0.01, help="delay step in s")
     ap.add_argument("--warm", action="store_true", help="run the tree as is (bytecode cache)")
+    ap.add_argument("--signal", choices=("INT", "TERM", "HUP"), default="INT")
     args = ap.parse_args(argv)
+    sig = signal.Signals["SIG" + args.signal]
     with tempfile.TemporaryDirectory(prefix="ctrl-c-code-") as code:
         if args.warm:
             code = ROOT
@@ -75,12 +82,13 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         for i in range(n):
             delay = args.start + i * args.step
-            ok, rc, text, left = one(Path(code), delay, cold=not args.warm)
+            ok, rc, text, left = one(Path(code), delay, cold=not args.warm, sig=sig)
             if not ok:
                 bad.append(delay)
                 tail = "\n".join(text.replace("\r", "\n").strip().splitlines()[-12:])
                 print(f"FAIL delay {delay:.3f} s: rc {rc}, left {left}\n{tail}\n---", flush=True)
-    print(f"{n - len(bad)} of {n} runs ok ({'cold' if not args.warm else 'warm'}, delays "
+    mode = "warm" if args.warm else "cold"
+    print(f"{n - len(bad)} of {n} runs ok ({sig.name}, {mode}, delays "
           f"{args.start:.3f}..{args.stop:.3f} s step {args.step:.3f}, "
           f"{time.perf_counter() - t0:.0f} s); failed at: {[round(d, 3) for d in bad]}")
     return 1 if bad else 0

@@ -160,13 +160,16 @@ def _send_again(signum: int) -> None:
 
 
 def hold_back(signum: int, frame) -> bool:
-    """In a Python signal handler: if the main thread is importing, arrange for ``signum`` to
-    be sent to it again once the import is done, and return True (the handler then returns
-    without raising). False when no import is under way."""
+    """In a Python signal handler: if the main thread is importing (or re-sending a signal
+    here), arrange for ``signum`` to be sent to it again once that is done, and return True
+    (the handler then returns without raising). False otherwise."""
     if not _busy(frame):
         return False
     _send_again(signum)
     return True
+
+
+_OWN_CODE = {_swallowed.__code__, _send_again.__code__}     # see _busy
 
 
 # ------------------------------------------------------------------ the CLI's handler
@@ -217,9 +220,6 @@ def arm() -> None:
 
 def disarm() -> None:
     _state["armed"] = False
-
-
-_OWN_CODE = {_swallowed.__code__, _send_again.__code__}
 
 
 def clear_unhandled_flag() -> None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import multiprocessing
 import os
 import shutil
 import signal
@@ -160,6 +161,18 @@ def stop_runtime(proc, timeout: float = STOP_TIMEOUT_S, force: bool = False) -> 
     return False
 
 
+def _end(child) -> None:
+    """Terminate (then kill) a ``multiprocessing.Process`` that is still running, and reap it."""
+    popen = getattr(child, "_popen", None)
+    if popen is None or popen.poll() is not None:
+        return
+    with contextlib.suppress(Exception):
+        child.terminate()
+        if popen.wait(2.0) is None:
+            child.kill()
+            popen.wait(2.0)
+
+
 def _actors(runtime) -> list:
     infra = getattr(runtime, "_messaging_infrastructure", None)
     return list(getattr(infra, "actors", []) or [])
@@ -196,8 +209,16 @@ def _force_stop(runtime) -> None:
             port.join()
     smm = getattr(infra, "smm", None)
     if smm is not None:
+        server = _smm_server(runtime)
         with contextlib.suppress(Exception):
             smm.shutdown()
+        # interrupted inside multiprocessing's manager start, the manager has no shutdown()
+        # yet: end its server here (else the interpreter waits for it at exit)
+        _end(server)
+    if infra is not None:
+        # all stopped: Lava's own stop() of the messaging (each process's __del__ runs it at
+        # exit) must not try again; it raises where start() was interrupted (no manager yet)
+        infra.stop = lambda: None
     watchdog = getattr(runtime, "_watchdog_manager", None)
     if watchdog is not None:
         with contextlib.suppress(Exception):
@@ -285,6 +306,7 @@ class LavaSession:
         self._deferred = None
         self._shm_seen = 0
         self._hook = None
+        self._children = set()          # multiprocessing children alive before the session
 
     # signals ------------------------------------------------------------
     def _on_signal(self, signum, frame):
@@ -357,15 +379,33 @@ class LavaSession:
     # context -------------------------------------------------------------
     def __enter__(self) -> "LavaSession":
         clean_stale()
-        self.workdir = tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-")
-        _state["active"] += 1
-        _state["parent"] = os.getpid()
-        if self._main:
-            self._install()
-        self._thread = threading.Thread(target=self._watch, name="lava-supervisor",
-                                        daemon=True)
-        self._thread.start()
-        return self
+        counted = False
+        try:
+            self._children = set(multiprocessing.active_children())
+            self.workdir = tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-")
+            _state["active"] += 1
+            counted = True
+            _state["parent"] = os.getpid()
+            if self._main:
+                self._install()
+            self._thread = threading.Thread(target=self._watch, name="lava-supervisor",
+                                            daemon=True)
+            self._thread.start()
+            return self
+        except BaseException:
+            # interrupted (SIGTERM to the parent) before the with-block began: no __exit__
+            # will come, so undo here (a run directory was left behind otherwise)
+            self._cleaning = True
+            self._stop.set()
+            if self._thread is not None and self._thread.is_alive():
+                self._thread.join()
+            if counted:
+                _state["active"] = max(0, _state["active"] - 1)
+            if self.workdir is not None:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            self._restore()
+            self._cleaning = False
+            raise
 
     def __exit__(self, exc_type, exc, tb):
         self._cleaning = True
@@ -378,6 +418,9 @@ class LavaSession:
             force = self.failure is not None or (
                 exc_type is not None and issubclass(exc_type, KeyboardInterrupt))
             stop_runtime(self.proc, self.timeout, force=force)
+            if force:   # a worker forked but not yet listed by Lava when the run was interrupted
+                for child in set(multiprocessing.active_children()) - self._children:
+                    _end(child)
             if runtime is not None:
                 with contextlib.suppress(Exception):
                     release_registry(runtime)

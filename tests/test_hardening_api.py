@@ -194,6 +194,19 @@ def test_train_and_evaluate_help_import_neither_torch_nor_lava_dl(command):
     assert f"example: qblif {command}" in " ".join(out.stdout.split())
 
 
+def test_evaluate_through_the_exact_engine_does_not_import_lava_dl():
+    """lava-dl and the training loop took 2 CPU s of ``qblif evaluate`` (docs/exact_engine.md)."""
+    code = ("import sys\nfrom qblif_lava import cli\n"
+            f"rc = cli.main(['evaluate', {str(ROOT / 'netx_models' / 'digits_qblif_mlp.net')!r}, "
+            "'--test-limit', '20'])\n"
+            "print('RC', rc, [m for m in ('lava.lib.dl', 'qblif_lava.training.train') "
+            "if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert "RC 0 []" in out.stdout, out.stdout + out.stderr
+    assert "test accuracy" in out.stdout
+
+
 @pytest.mark.parametrize("command", ["compile", "run"])
 def test_subcommand_help_has_description_defaults_and_example(command, capsys):
     from qblif_lava import cli

@@ -1,6 +1,9 @@
 """Output files of a training run: the NetX model ``NAME.net`` and its card ``NAME.json``,
 ``NAME.md`` (linking) ``NAME.png`` (training curves), written as a unit (all or none,
 :func:`qblif_lava.fileio.write_together`), and the checks on ``out`` made before training.
+
+Imports torch and lava-dl only where a model is exported (``qblif evaluate`` reads and
+writes cards without them).
 """
 from __future__ import annotations
 
@@ -10,11 +13,8 @@ import os
 import shutil
 import tempfile
 
-import torch
-
 from qblif_lava.errors import QblifError
 from qblif_lava.fileio import writable_problem, write_together
-from qblif_lava.training.models import set_quantized
 
 MODEL_SUFFIX = ".net"
 
@@ -93,6 +93,7 @@ def export_to(model, cfg, path: str) -> None:
     if cfg.neuron == "relu":
         raise QblifError("a ReLU network has no NetX export")
     from qblif_lava.slayer.hdf5 import export_network
+    from qblif_lava.training.models import set_quantized
     model.cpu()
     set_quantized(model, True)
     with tempfile.TemporaryDirectory(prefix="qblif-export-") as d:
@@ -159,6 +160,8 @@ def write_outputs(model, cfg, result: dict, out: str, note: str | None = None,
 def versions() -> dict:
     """Versions of torch, lava-dl, lava-nc and qblif-lava (recorded in the card)."""
     from importlib import metadata
+
+    import torch
     v = {"torch": torch.__version__}
     for pkg in ("lava-dl", "lava-nc", "qblif-lava"):
         try:
