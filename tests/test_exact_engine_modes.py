@@ -130,7 +130,9 @@ def test_sdnn_in_every_mode_equals_the_oracle(tmp_path):
 
 #: lava-dl features the timeline path runs; the rest are layer kinds it refuses for now
 TIMELINE_FEATURES = {"dense", "graded_input", "conv", "pool", "rf", "rf_iz", "alif", "sdnn",
-                     "affine", "dense_no_neuron"}
+                     "affine", "dense_no_neuron", "input_neuron", "input_transform",
+                     "input_neuron_conv", "recurrent", "recurrent_delay", "dense_delay",
+                     "conv_delay", "graded", "average"}
 
 
 def _lavadl_cases():

@@ -789,7 +789,7 @@ class ExactEngine:
         frames = np.asarray(frames)
         t0 = time.perf_counter()
         parts: dict = {}
-        whole = tl.needs_timeline(self, reset, timeline)
+        whole = tl.needs_timeline(self, reset, timeline, bool(stream))
         if whole:                                       # the whole run as one sequence
             parts = {k: [v] for k, v in tl.run(
                 self, frames, steps, stream=bool(stream), reset=reset,

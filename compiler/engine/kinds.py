@@ -334,8 +334,18 @@ def scan(ctx, ly, a: torch.Tensor, static: bool, bound: Optional[int]) -> dict:
     """``ly``'s neuron (QB-LIF / CUBA, graded or not, with its recurrent synapse if any)
     over its window from zero state, in torch: ``{"n": int32 (B, T, *shape)}`` (counts, or
     graded payloads) + ``u``, ``v``."""
-    eng = ctx.engine
-    steps = ctx.layer_steps.get(ly.index, ctx.steps)
+    return run_scan(ctx.engine, ly, a, static, bound, ctx.layer_steps.get(ly.index, ctx.steps),
+                    ctx.record_uv)
+
+
+def run_scan(eng, ly, a: torch.Tensor, static: bool, bound: Optional[int], steps: int,
+             record_uv: bool, resets=None, keep_feedback: bool = False, bias=None) -> dict:
+    """:func:`scan` with the run's shape given: ``a`` int32 ``(B, *shape)`` (static) or
+    ``(B, T, *shape)``; from zero state, which is zeroed again before every step in
+    ``resets`` (a set of step indices; the timeline's reset schedule); the recurrent feedback
+    of step t - 1 is added from t = 1 on, except on a reset step unless ``keep_feedback``
+    (the sample mode drops it, stock's netx schedule keeps it). ``bias``: ``(B, T, *shape)``
+    int32 bias per step in state units, replacing the neuron's (a bias-driven input)."""
     p = eng.params(ly)
     graded = _graded(ly)
     if graded:
@@ -345,22 +355,29 @@ def scan(ctx, ly, a: torch.Tensor, static: bool, bound: Optional[int]) -> dict:
     rec_bound = rec.syn.abs_sum * out_max if rec is not None else 0
     if bound is None:
         bound = ex._bound(a)
-    narrow = p.bias_abs < ex.F32_EXACT and bound + rec_bound < ex.NARROW_INPUT
+    bias_abs = p.bias_abs if bias is None else ex._bound(bias)
+    narrow = bias_abs < ex.F32_EXACT and bound + rec_bound < ex.NARROW_INPUT
     shape = a.shape[1:] if static else a.shape[2:]
     b = a.shape[0]
+    resets = resets or ()
     u = torch.zeros((b,) + tuple(shape), dtype=torch.int32, device=a.device)
     v = torch.zeros_like(u)
     res = {"n": torch.empty((b, steps) + tuple(shape), dtype=torch.int32, device=a.device)}
-    if ctx.record_uv:
+    if record_uv:
         res["u"], res["v"] = torch.empty_like(res["n"]), torch.empty_like(res["n"])
     prev = None
     for t in range(steps):
         at = a if static else a[:, t]
-        if prev is not None:     # feedback from window step t - 1 (none on the reset step)
+        if t in resets:
+            u, v = torch.zeros_like(u), torch.zeros_like(v)
+            if not keep_feedback:
+                prev = None
+        if prev is not None:     # feedback from step t - 1 (none on the reset step)
             at = ex.wrap32(at.long() + rec(prev, out_max)).int()
-        u, v, n = _step(p, u, v, at, narrow, graded)
+        pt = p if bias is None else dataclasses.replace(p, bias=bias[:, t], bias_abs=bias_abs)
+        u, v, n = _step(pt, u, v, at, narrow, graded)
         res["n"][:, t] = n
-        if ctx.record_uv:
+        if record_uv:
             res["u"][:, t], res["v"][:, t] = u, v
         if rec is not None:
             prev = n

@@ -28,7 +28,9 @@ from typing import Optional
 import numpy as np
 import torch
 
+from compiler.emit import per_output_delays
 from compiler.engine import exact as ex
+from compiler.engine import kinds
 from compiler.ir import in_message
 from compiler.passes.plan import reset_schedule
 from qblif_lava import reference
@@ -37,10 +39,13 @@ from qblif_lava import reference
 NO_RESET = ("ALIF", "RF")
 
 
-def needs_timeline(eng, reset: str = "sample", timeline: bool = False) -> bool:
+def needs_timeline(eng, reset: str = "sample", timeline: bool = False,
+                   stream: bool = False) -> bool:
     """Whether a run in these modes goes through the global timeline (here) instead of the
-    per-sample batches: any reset but ``"sample"``, ``timeline``, or an ALIF / RF layer."""
-    return bool(timeline) or reset != "sample" or any(
+    per-sample batches: any reset but ``"sample"``, ``timeline``, an ALIF / RF layer, or a
+    stream through a network with coverage kinds (:mod:`compiler.engine.kinds` derives its
+    per-sample batches for held frames only)."""
+    return bool(timeline) or reset != "sample" or (stream and kinds._has_kinds(eng)) or any(
         ly.neuron is not None and ly.neuron.kind in NO_RESET for ly in eng.layers)
 
 
@@ -55,22 +60,11 @@ def check_no_reset(ly, sched) -> None:
 
 def unsupported(g, ly) -> Optional[str]:
     """A feature of ``ly`` the timeline path does not model yet, or None."""
-    syn = getattr(ly, "synapse", None)
-    if ly.delay is not None or (syn is not None and syn.delay is not None):
-        return "axonal delays"
-    if getattr(ly, "weight_rec", None) is not None:
-        return "recurrent (dense_rec) synapses"
-    if ly.kind == "average":
-        return "average readouts"
-    if ly.proc == "BiasNeuron":
-        return "bias-driven input neurons"
     if ly.weight_imag is not None and ly.kind != "dense":
         return "complex synapses on a non-dense layer"
     n = ly.neuron
-    if n is not None and n.raw.get("gradedSpike"):
-        return "graded-spike CUBA"
-    if ly.kind not in ("input", "flatten") and in_message(g, ly.index).scale_exp:
-        return "graded payloads (a scaled input message)"
+    if n is not None and n.kind == "RF" and ly.synaptic and kinds.needs_kinds(g, ly):
+        return "axonal delays or graded payloads into resonate-and-fire layers"
     return None
 
 
@@ -230,7 +224,7 @@ def simulate(eng, frames, steps: int, *, stream: bool = False, reset: str = "sam
         raise NotImplementedError("SDNN layers have no u, v states to record")
     frames = np.asarray(frames)
     total = frames.shape[0] * int(steps) + int(g.graph["depth"])
-    record = {ly.index for ly in eng.layers if ly.neuron is not None}
+    record = {ly.index for ly in eng.layers if ly.neuron is not None or ly.kind == "average"}
     if layers_to_record is not None:
         record &= {int(i) for i in layers_to_record}
     rows, at = _source(frames, steps, stream, total)
@@ -245,15 +239,22 @@ def simulate(eng, frames, steps: int, *, stream: bool = False, reset: str = "sam
             if ly.kind == "flatten":
                 x = ex._to_file_order(x, 1).reshape(x.shape[0], -1)
                 continue
+            if ly.kind == "average":       # exact sums of groups of neurons (file order)
+                xs = ex._to_file_order(x if at is None else x[at], 1)
+                x = xs.reshape(xs.shape[0], int(ly.shape[0]), -1).sum(-1, dtype=torch.int64)
+                at, xmax = None, ex._bound(x)
+                if ly.index in record:
+                    out[ly.index] = x.to(torch.int32).cpu().numpy()
+                continue
             if ly.neuron is None:          # a neuron-less input layer: the source's values
                 continue
-            res = _layer(eng, ly, x, at, xmax, reset_schedule(g, ly, steps, reset,
-                                                              reset_interval, reset_offset),
-                         record_uv)
+            sched = reset_schedule(g, ly, steps, reset, reset_interval, reset_offset)
+            line = sched if reset == "sample" else None   # the sample mode's lines forget
+            res = _layer(eng, ly, x, at, xmax, sched, record_uv, line, line)
             at = None
             x = res["n"]
             kind = ly.neuron.kind
-            xmax = ex._bound(x) if kind == "SDNN" else int(ly.neuron.max_burst) \
+            xmax = ex._bound(x) if kind == "SDNN" or kinds._graded(ly) else int(ly.neuron.max_burst) \
                 if kind not in NO_RESET else 1
             if ly.index in record:
                 for key, v in res.items():
@@ -274,33 +275,42 @@ def _source(frames, steps: int, stream: bool, total: int):
     return rows, np.minimum(np.arange(total) // int(steps), frames.shape[0])
 
 
-def _layer(eng, ly, x, at, xmax, sched, record_uv) -> dict:
+def _sums(syn, apply, x_ext, sel, xmax):
+    """A synapse's sums of the rows ``sel`` (int64 ``(B, R)`` of rows of ``x_ext``) in their
+    layout, ``(B, R, *shape)``, and the wrap; the product runs on the fewer of the distinct
+    rows and the slots (held frames: once per frame)."""
+    if x_ext.shape[0] < sel.numel():
+        raw, wrap = apply(syn, x_ext, xmax)
+        return raw.reshape((x_ext.shape[0],) + tuple(raw.shape[1:]))[sel], wrap
+    raw, wrap = apply(syn, x_ext[sel.reshape(-1)], xmax)
+    return raw.reshape(tuple(sel.shape) + tuple(raw.shape[1:])), wrap
+
+
+def _layer(eng, ly, x, at, xmax, sched, record_uv, line=None, gate=None) -> dict:
     """One neuron layer over the timeline from its producer's outputs: step ``tau`` sent
     ``x[at[tau]]`` (``at`` None: ``x[tau]``; ``x`` ``(rows, *inner)``, ``|x| <= xmax``).
-    Returns ``{"n": outputs, ["u", "v"]}`` (int32 ``(total, *shape)``, channels-last)."""
+    ``line``: the schedule on which its per-output delay lines forget (the sample mode's);
+    ``gate``: the one on which its recurrent feedback is dropped (the same). Returns
+    ``{"n": outputs, ["u", "v"]}`` (int32 ``(total, *shape)``, channels-last)."""
     kind = ly.neuron.kind
-    if ly.kind == "input":                 # an SDNN Delta encoder: the same step's values
-        return _sdnn(eng, ly, (x if at is None else x[at]).long(), record_uv)
+    if ly.kind == "input":
+        xs = x if at is None else x[at]
+        if ly.proc == "BiasNeuron":        # a CUBA neuron driven by the value as its bias
+            return _bias_input(eng, ly, xs, sched, record_uv)
+        return _sdnn(eng, ly, xs.long(), record_uv)   # a Delta encoder: the same step's values
     syn = eng.synapse(ly)
     apply = ex.SYNAPSES[ly.kind][1]
     n, dev = x.shape[0], x.device
     sent = torch.arange(n, device=dev) if at is None else at       # the row sent at each step
     got = torch.cat([sent.new_full((1,), n), sent[:-1]])            # received (row n: zeros)
+    x_ext = torch.cat([x, x.new_zeros((1,) + tuple(x.shape[1:]))])
     qblif = kind in ("QBLIF", "CUBA", "LOIHI")
+    if kinds.needs_kinds(eng.ir, ly):
+        a, bound = _kinds_input(eng, ly, syn, x_ext, got, xmax, line)
+        return _kinds_neuron(eng, ly, a, bound, sched, record_uv, line, gate)
     idx = segments(got.shape[0], sched if qblif else None).to(dev)  # (B, R), -1: pads
     sel = torch.where(idx >= 0, got[idx.clamp(min=0)], n)           # rows of x_ext per slot
-    x_ext = torch.cat([x, x.new_zeros((1,) + tuple(x.shape[1:]))])
-
-    def sums(s, f):
-        """The synapse's sums in the layout of ``idx``: ``(B, R, *shape)``; the product runs
-        on the fewer of the distinct rows and the slots (held frames: once per frame)."""
-        if x_ext.shape[0] < sel.numel():
-            raw, wrap = f(s, x_ext, xmax)
-            return raw.reshape((n + 1,) + tuple(raw.shape[1:]))[sel], wrap
-        raw, wrap = f(s, x_ext[sel.reshape(-1)], xmax)
-        return raw.reshape(tuple(sel.shape) + tuple(raw.shape[1:])), wrap
-
-    raw, wrap = sums(syn, apply)
+    raw, wrap = _sums(syn, apply, x_ext, sel, xmax)
     if qblif:
         return _qblif(eng, ly, raw, wrap, syn.abs_sum * xmax, idx, record_uv)
     a = ex.as_int32(raw, wrap)[0]                  # one segment: the whole run
@@ -309,8 +319,103 @@ def _layer(eng, ly, x, at, xmax, sched, record_uv) -> dict:
     if kind == "ALIF":
         return _alif(eng, ly, a, record_uv)
     if kind == "RF":
-        return _rf(eng, ly, a, ex.as_int32(*sums(imag_synapse(ly), ex.dense))[0])
+        return _rf(eng, ly, a, ex.as_int32(*_sums(imag_synapse(ly), ex.dense, x_ext, sel,
+                                                  xmax))[0])
     raise NotImplementedError(f"layer {ly.index}: the exact engine has no '{kind}' neurons")
+
+
+# ------------------------------------------------------------------ coverage kinds
+
+def delay_lines(y: torch.Tensor, d: np.ndarray, line) -> torch.Tensor:
+    """Per-output delay lines over a timeline: ``y (total, *shape)`` -> ``out[tau, o] =
+    y[tau - d_o, o]`` where ``tau - d_o`` is at or after the line's last clear
+    (:func:`compiler.forward._last_clear` of ``line``, and step 0), else 0 (``d``: flat
+    per-output delays in the engine's order). The oracle's input delay lines (``y``: the
+    undelayed synaptic sums, ``y[0] = 0``) and ``dense_rec`` output delays
+    (:func:`compiler.forward._delayed_output`)."""
+    from compiler.forward import _last_clear
+    total = y.shape[0]
+    flat = y.reshape(total, -1)
+    tau = torch.arange(total, device=y.device)[:, None]
+    src = tau - torch.as_tensor(d, device=y.device)[None, :]
+    lo = _last_clear(line, tau).clamp(min=0) if line is not None else 0
+    out = torch.gather(flat, 0, src.clamp(min=0).expand(total, flat.shape[1]))
+    return torch.where(src >= lo, out, 0).reshape(y.shape)
+
+
+def _kinds_input(eng, ly, syn, x_ext, got, xmax, line):
+    """``ly``'s neuron input over the timeline as the oracle's ``_synaptic_input`` (delays,
+    the graded payload's 2^-6 scale; not the recurrent part): ``(a int32 (total, *shape),
+    bound on |a|)``. ``got[tau]``: the row of ``x_ext`` it receives undelayed at ``tau``."""
+    total, n = got.shape[0], x_ext.shape[0] - 1
+    bound = syn.abs_sum * xmax
+    per_out = per_output_delays(ly.delay, ly.kind)
+    if ly.delay is not None and per_out is None:        # per input / synapse (DelayDense)
+        d = np.asarray(ly.delay, np.int64)
+        w = np.asarray(ly.weight, np.int64)
+        acc = wrap = None
+        for dv in (int(v) for v in np.unique(d)):
+            key = ("timeline_delay", dv)
+            if key not in syn.cache:       # the full bound: each part and their sum exact
+                syn.cache[key] = ex.Synapse(ly, np.ascontiguousarray(np.where(d == dv, w, 0).T),
+                                            syn.abs_sum)
+            rows = torch.cat([got.new_full((min(dv, total),), n), got])[:total]
+            raw, wrap = _sums(syn.cache[key], ex.dense, x_ext, rows[None], xmax)
+            acc = raw if acc is None else acc + raw
+        a = ex.as_int32(acc[0], wrap)
+    else:
+        raw, wrap = _sums(syn, ex.SYNAPSES[ly.kind][1], x_ext, got[None], xmax)
+        a = ex.as_int32(raw[0], wrap)
+        if per_out is not None and ly.weight_rec is None:       # delays the input
+            a = delay_lines(a, kinds._flat_delays(per_out, ly.shape), line)
+    sh = int(in_message(eng.ir, ly.index).scale_exp)
+    if sh:      # a graded-spike CUBA's payload: floor(int32 sum / 2^6)
+        a = torch.bitwise_right_shift(a, sh)
+        bound = (bound >> sh) + 1
+    return a, bound
+
+
+def _reset_steps(total: int, sched) -> set:
+    """The 0-based steps before which a neuron on ``sched`` is zeroed (besides step 0)."""
+    if sched is None:
+        return set()
+    r, off = int(sched[0]), int(sched[1])
+    return {t for t in range((off - 1) % r, total, r) if t > 0}
+
+
+def _kinds_neuron(eng, ly, a, bound, sched, record_uv, line, gate) -> dict:
+    """``ly``'s neuron over the timeline on its input ``a`` (int32 ``(total, *shape)``)."""
+    kind = ly.neuron.kind
+    if kind == "SDNN":
+        return _sdnn(eng, ly, a.long(), record_uv)
+    if kind == "ALIF":
+        return _alif(eng, ly, a, record_uv)
+    total = a.shape[0]
+    if ly.weight_rec is None and not kinds._graded(ly):     # a plain neuron: the fast scans
+        idx = segments(total, sched).to(a.device)
+        a_ext = torch.cat([a, a.new_zeros((1,) + tuple(a.shape[1:]))])
+        seg = a_ext[torch.where(idx >= 0, idx, total)]
+        return _qblif(eng, ly, seg, 0, bound, idx, record_uv)
+    res = kinds.run_scan(eng, ly, a[None], False, bound, total, record_uv,
+                         resets=_reset_steps(total, sched), keep_feedback=gate is None)
+    res = {k: v[0] for k, v in res.items()}
+    per_out = per_output_delays(ly.delay, ly.kind)
+    if ly.weight_rec is not None and per_out is not None:   # lava-dl's output delay
+        res["n"] = delay_lines(res["n"], kinds._flat_delays(per_out, ly.shape), line)
+    return res
+
+
+def _bias_input(eng, ly, xs, sched, record_uv) -> dict:
+    """A bias-driven CUBA input neuron over the timeline: no synaptic input, bias
+    ``value << 6`` (:data:`compiler.forward.INPUT_BIAS_EXP`) of the source's value on each
+    step ``xs (total, *inner)``; zeroed on its reset schedule."""
+    from compiler.forward import INPUT_BIAS_EXP
+    bias = ex.wrap32(xs.long() << INPUT_BIAS_EXP).int()
+    total = xs.shape[0]
+    zero = torch.zeros_like(bias[0])[None]
+    res = kinds.run_scan(eng, ly, zero, True, 0, total, record_uv,
+                         resets=_reset_steps(total, sched), bias=bias[None])
+    return {k: v[0] for k, v in res.items()}
 
 
 def run(eng, frames, steps: int, *, stream: bool = False, reset: str = "sample",
