@@ -164,6 +164,32 @@ def test_lavadl_block_nets_on_the_timeline(tmp_path, feature, seed):
         assert any(np.abs(want[i]).sum() > 0 for i in want if isinstance(i, int))
 
 
+#: the lava-dl block nets with coverage kinds (compiler.engine.kinds)
+KIND_FEATURES = ("input_neuron", "input_neuron_conv", "recurrent", "recurrent_delay",
+                 "dense_delay", "conv_delay", "graded", "average")
+
+
+@pytest.mark.parametrize("feature", KIND_FEATURES)
+def test_coverage_kinds_in_every_mode(tmp_path, feature):
+    """The coverage kinds (delays whose lines forget at the sample reset, dense_rec whose
+    feedback the sample reset drops, graded CUBA, average, bias-driven input) with streams
+    and held frames in every reset mode, windows and timelines, u and v: equal to the oracle
+    (streams with reset="sample" run on the timeline)."""
+    import lavadl_nets as nets
+    info = nets.make_net(feature, 0, tmp_path / f"{feature}.net")
+    with compiler.compile(info["path"]) as net:
+        if info["input_kind"] == "bias":
+            frames = np.stack([nets.make_input(info, s, 1) for s in (0, 1)])
+            stream = np.stack([frames, frames[::-1], frames], axis=1)   # a frame per step
+        else:
+            stream = np.stack([nets.make_input(info, s, 3) for s in (0, 1)])
+            frames = stream[:, 0]
+        wins = _check_modes(net.ir, stream, 4, True, paths=PATHS[-1:])
+        assert any(np.abs(v).sum() > 0 for k, v in wins["sample", None].items()
+                   if isinstance(k, int))
+        _check_modes(net.ir, frames, 4, False, paths=PATHS[-1:], modes=MODES[1:])
+
+
 # ----------------------------------------------------------------------------- shipped models
 
 @pytest.mark.parametrize("path", MODELS, ids=[os.path.basename(p) for p in MODELS])
@@ -225,9 +251,11 @@ def test_timeline_refuses_what_it_lacks_and_bad_input(tmp_path):
     rng = np.random.default_rng(2)
     path, shape = _stream_net(tmp_path, rng, delays=np.array([0, 1, 2, 0, 1], np.float32))
     x = rng.integers(0, 4, size=(1, 3) + shape)
-    with compiler.compile(path) as net:
-        with pytest.raises(NotImplementedError, match="layer 1: .*axonal delays"):
-            ExactEngine(net.ir).run(x, 4, stream=True, reset="none")
+    with compiler.compile(path) as net:      # delays: on the timeline; chunks refuse streams
+        _same(ExactEngine(net.ir).run(x, 4, stream=True, reset="none"),
+              forward(net.ir, x, 4, stream=True, reset="none"), "delays")
+        with pytest.raises(NotImplementedError, match="layer 1: .*reset='sample' only"):
+            list(ExactEngine(net.ir).chunks(x, 4, stream=True))
     path, shape = _stream_net(tmp_path, rng)
     with compiler.compile(path) as net:
         eng = ExactEngine(net.ir)

@@ -39,8 +39,9 @@ window, which do not depend on the input: the oracle on zero frames gives them).
 * **Bias-driven input neuron** (``proc == "BiasNeuron"``, depth 0, window steps
   ``s*T .. s*T + T - 1``): a CUBA scan with zero input and bias ``frame << 6`` per sample.
 
-Other modes (streams, ``reset`` other than ``"sample"``) are refused with
-NotImplementedError where a run context names them (``ctx.reset``, ``ctx.stream``).
+Other modes (streams, ``reset`` other than ``"sample"``) run on the global timeline
+(:mod:`compiler.engine.timeline`, which reuses :func:`run_scan` and the helpers here); the
+per-sample chunks refuse them with NotImplementedError (``ctx.reset``, ``ctx.stream``).
 
 Entry points are registered into :data:`compiler.engine.exact.LAYER_KINDS` on import
 (:mod:`compiler.engine` imports this module); a layer with none of these features goes
@@ -128,8 +129,10 @@ def _sample_mode_only(ctx, ly) -> None:
     """These kinds are derived for static frames with the per-sample reset (the mode
     ``run(engine="exact")`` offers); a run context in another mode is refused."""
     if getattr(ctx, "reset", "sample") != "sample" or getattr(ctx, "stream", False):
-        raise NotImplementedError(f"layer {ly.index}: the exact engine runs its coverage kinds "
-                                  "with static frames and reset='sample' only")
+        raise NotImplementedError(f"layer {ly.index}: the exact engine's per-sample chunks "
+                                  "run its coverage kinds with static frames and "
+                                  "reset='sample' only (run() takes streams and the other "
+                                  "modes on the timeline)")
 
 
 # ------------------------------------------------------------------ helpers
