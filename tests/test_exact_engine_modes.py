@@ -245,6 +245,19 @@ def test_engine_equals_lava_in_every_mode_and_kind(tmp_path):
         _vs_lava(net, spikes, 4, reset="netx", reset_interval=3, timeline=True)
 
 
+def test_coverage_kinds_equal_lava_on_the_timeline(tmp_path):
+    """A lava-dl recurrent net with output delays and a graded-spike CUBA net through Lava,
+    a stream continuous (u, v), and with the sample reset (delay lines and feedback that
+    forget): ``net.run(engine="exact")`` gives the Lava run's counts."""
+    import lavadl_nets as nets
+    for feature in ("recurrent_delay", "graded"):
+        info = nets.make_net(feature, 0, tmp_path / f"{feature}.net")
+        stream = np.stack([nets.make_input(info, s, 5) for s in (0, 1)])
+        with compiler.compile(info["path"]) as net:
+            _vs_lava(net, stream, 5, reset="none", record_uv=True)
+            _vs_lava(net, stream, 5)
+
+
 # ----------------------------------------------------------------------------- refusals
 
 def test_timeline_refuses_what_it_lacks_and_bad_input(tmp_path):
