@@ -245,6 +245,29 @@ def test_engine_equals_lava_in_every_mode_and_kind(tmp_path):
         _vs_lava(net, spikes, 4, reset="netx", reset_interval=3, timeline=True)
 
 
+@pytest.mark.parametrize("name", ["delay", "conv_delay", "sdnn_delay", "graded_rec"])
+def test_random_kind_nets_with_streams_and_resets(tmp_path, name):
+    """tests/test_exact_engine_kinds.py's random kind nets (delays longer than T that reach
+    into earlier samples: per input, per synapse, SDNN; a recurrent graded layer; average):
+    streams per sample (chunks of 1 and 3, both neuron implementations, the carry across
+    chunks) and streams and held frames in the timeline's modes, equal to the oracle."""
+    from test_exact_engine_kinds import RANDOM_NETS
+    build, steps = RANDOM_NETS[name]
+    rng = np.random.default_rng(5)
+    with compiler.compile(build(tmp_path, rng), input_bits=4) as net:
+        uv = not net.ir.graph["stateful"]
+        stream = rng.integers(0, 16, size=(4, steps) + net.input_shape)
+        for bs in (1, 3):
+            wins = _check_modes(net.ir, stream, steps, True, record_uv=uv, modes=MODES[:1],
+                                batch_size=bs)
+        assert all(np.abs(v).sum() > 0 for k, v in wins["sample", None].items()
+                   if isinstance(k, int)), "silent"
+        _check_modes(net.ir, stream, steps, True, record_uv=uv, modes=MODES[1:],
+                     paths=PATHS[-1:])
+        _check_modes(net.ir, stream[:, 0], steps, False, record_uv=uv, modes=MODES[1:],
+                     paths=PATHS[-1:])
+
+
 def test_coverage_kinds_equal_lava_on_the_timeline(tmp_path):
     """A lava-dl recurrent net with output delays and a graded-spike CUBA net through Lava,
     a stream continuous (u, v), and with the sample reset (delay lines and feedback that
@@ -264,11 +287,10 @@ def test_timeline_refuses_what_it_lacks_and_bad_input(tmp_path):
     rng = np.random.default_rng(2)
     path, shape = _stream_net(tmp_path, rng, delays=np.array([0, 1, 2, 0, 1], np.float32))
     x = rng.integers(0, 4, size=(1, 3) + shape)
-    with compiler.compile(path) as net:      # delays: on the timeline; chunks refuse streams
-        _same(ExactEngine(net.ir).run(x, 4, stream=True, reset="none"),
-              forward(net.ir, x, 4, stream=True, reset="none"), "delays")
-        with pytest.raises(NotImplementedError, match="layer 1: .*reset='sample' only"):
-            list(ExactEngine(net.ir).chunks(x, 4, stream=True))
+    with compiler.compile(path) as net:      # delays: no longer refused
+        for reset in ("none", "sample"):
+            _same(ExactEngine(net.ir).run(x, 4, stream=True, reset=reset),
+                  forward(net.ir, x, 4, stream=True, reset=reset), f"delays {reset}")
     path, shape = _stream_net(tmp_path, rng)
     with compiler.compile(path) as net:
         eng = ExactEngine(net.ir)

@@ -1,5 +1,6 @@
 """The compiler's coverage kinds in the batched exact engine (:mod:`compiler.engine.exact`),
-in its per-sample mode (static frames, every neuron reset at the start of its window): axonal
+in its per-sample mode (held frames or streams, every neuron reset at the start of its
+window): axonal
 delays, recurrent ``dense_rec`` synapses, graded-spike CUBA, the ``average`` readout and
 bias-driven CUBA input neurons. (The neuron-less integrator layers need nothing here: they
 are CUBA neurons the QB-LIF scans run as they are.) Each equals :func:`compiler.forward.simulate`
@@ -39,9 +40,11 @@ window, which do not depend on the input: the oracle on zero frames gives them).
 * **Bias-driven input neuron** (``proc == "BiasNeuron"``, depth 0, window steps
   ``s*T .. s*T + T - 1``): a CUBA scan with zero input and bias ``frame << 6`` per sample.
 
-Other modes (streams, ``reset`` other than ``"sample"``) run on the global timeline
-(:mod:`compiler.engine.timeline`, which reuses :func:`run_scan` and the helpers here); the
-per-sample chunks refuse them with NotImplementedError (``ctx.reset``, ``ctx.stream``).
+Streams (a value per step instead of a held frame) take the same per-sample derivation: a
+window still only sees its own sample's window, and the steps before each layer's first
+window still only see zeros; a bias-driven input neuron then takes each step's bias. The
+other modes (``reset`` other than ``"sample"``, ``timeline``) run on the global timeline
+(:mod:`compiler.engine.timeline`, which reuses :func:`run_scan` and the helpers here).
 
 Entry points are registered into :data:`compiler.engine.exact.LAYER_KINDS` on import
 (:mod:`compiler.engine` imports this module); a layer with none of these features goes
@@ -123,16 +126,6 @@ def delay_steps(ir) -> int:
     largest delay (as :func:`qblif_lava.slayer.hdf5.latency` adds lava-dl's)."""
     from compiler.ir import layers
     return sum(int(np.max(ly.delay)) for ly in layers(ir) if ly.delay is not None)
-
-
-def _sample_mode_only(ctx, ly) -> None:
-    """These kinds are derived for static frames with the per-sample reset (the mode
-    ``run(engine="exact")`` offers); a run context in another mode is refused."""
-    if getattr(ctx, "reset", "sample") != "sample" or getattr(ctx, "stream", False):
-        raise NotImplementedError(f"layer {ly.index}: the exact engine's per-sample chunks "
-                                  "run its coverage kinds with static frames and "
-                                  "reset='sample' only (run() takes streams and the other "
-                                  "modes on the timeline)")
 
 
 # ------------------------------------------------------------------ helpers
@@ -396,7 +389,6 @@ def layer_synaptic(ctx, ly, flow: ex.Flow) -> ex.Flow:
         _sdnn_warm(ctx, ly)
     if not needs_kinds(g, ly):
         return ex.layer_synaptic(ctx, ly, flow)
-    _sample_mode_only(ctx, ly)
     a, static, bound = synaptic_input(ctx, ly, flow)
     if ly.weight_rec is None and not _graded(ly):       # a plain neuron: the fast scans
         return ex._neuron(ctx, ly, a, 0, static, bound)
@@ -414,14 +406,17 @@ def layer_input(ctx, ly, flow: ex.Flow) -> ex.Flow:
     :data:`compiler.forward.INPUT_BIAS_EXP`, no synaptic input), else the engine's own."""
     if ly.proc != "BiasNeuron":
         return ex.layer_input(ctx, ly, flow)
-    _sample_mode_only(ctx, ly)
     from compiler.forward import INPUT_BIAS_EXP
     steps = ctx.layer_steps.get(ly.index, ctx.steps)
     p = ctx.engine.params(ly)
     bias = ex.wrap32(flow.x.long() << INPUT_BIAS_EXP).int()        # effective_bias, int32
-    p = dataclasses.replace(p, bias=bias, bias_abs=ex._bound(bias))
-    zero = torch.zeros_like(bias)
-    res = ex.qblif_scan(p, zero, True, steps, ctx.record_uv, p.bias_abs < ex.F32_EXACT)
+    if flow.static:
+        p = dataclasses.replace(p, bias=bias, bias_abs=ex._bound(bias))
+        zero = torch.zeros_like(bias)
+        res = ex.qblif_scan(p, zero, True, steps, ctx.record_uv, p.bias_abs < ex.F32_EXACT)
+    else:               # a stream: the bias of each step's value
+        zero = torch.zeros_like(bias[:, 0])
+        res = run_scan(ctx.engine, ly, zero, True, 0, steps, ctx.record_uv, bias=bias)
     ex._record(ctx, ly, res)
     return ex.Flow(res["n"], False, int(ly.neuron.max_burst))
 

@@ -39,13 +39,10 @@ from qblif_lava import reference
 NO_RESET = ("ALIF", "RF")
 
 
-def needs_timeline(eng, reset: str = "sample", timeline: bool = False,
-                   stream: bool = False) -> bool:
+def needs_timeline(eng, reset: str = "sample", timeline: bool = False) -> bool:
     """Whether a run in these modes goes through the global timeline (here) instead of the
-    per-sample batches: any reset but ``"sample"``, ``timeline``, an ALIF / RF layer, or a
-    stream through a network with coverage kinds (:mod:`compiler.engine.kinds` derives its
-    per-sample batches for held frames only)."""
-    return bool(timeline) or reset != "sample" or (stream and kinds._has_kinds(eng)) or any(
+    per-sample batches: any reset but ``"sample"``, ``timeline``, or an ALIF / RF layer."""
+    return bool(timeline) or reset != "sample" or any(
         ly.neuron is not None and ly.neuron.kind in NO_RESET for ly in eng.layers)
 
 
