@@ -8,6 +8,7 @@ timelines) on every layer and step, u and v where recorded, for random IR networ
 for one network per mode and kind."""
 from __future__ import annotations
 
+import copy
 import glob
 import os
 
@@ -291,6 +292,11 @@ def test_timeline_refuses_what_it_lacks_and_bad_input(tmp_path):
         for reset in ("none", "sample"):
             _same(ExactEngine(net.ir).run(x, 4, stream=True, reset=reset),
                   forward(net.ir, x, 4, stream=True, reset=reset), f"delays {reset}")
+    with compiler.compile(_rf_net(tmp_path, rng), input_bits=1) as net:   # still refused
+        ir = copy.deepcopy(net.ir)
+    ir.nodes[1]["layer"].delay = np.ones(5, np.int64)
+    with pytest.raises(NotImplementedError, match="layer 1: .*resonate-and-fire"):
+        ExactEngine(ir).run(np.zeros((1, 4, 6), int), 4, stream=True, reset="none")
     path, shape = _stream_net(tmp_path, rng)
     with compiler.compile(path) as net:
         eng = ExactEngine(net.ir)
