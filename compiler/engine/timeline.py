@@ -97,10 +97,24 @@ def _qblif(eng, ly, raw, wrap, bound, idx, record_uv):
                                 narrow)
     else:
         res = ex.qblif_scan(p, ex.as_int32(raw, wrap), False, idx.shape[1], record_uv, narrow)
-    keep = (idx >= 0).reshape(-1)        # counts stay uint8 from the native kernel (0..K)
+    return _unsegment(res, idx)
+
+
+def _unsegment(res: dict, idx: torch.Tensor) -> dict:
+    """Outputs ``(B, R, *shape)`` in the layout of :func:`segments` ``idx`` -> the timeline
+    ``(total, *shape)`` (pads dropped; counts keep their dtype)."""
+    keep = (idx >= 0).reshape(-1)
     single = idx.shape[0] == 1 and bool(keep.all())
     return {k: v.reshape((-1,) + tuple(v.shape[2:]))[slice(None) if single else keep]
             for k, v in res.items()}
+
+
+def _segmented(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """A timeline ``x (total, *shape)`` in the layout of :func:`segments` ``idx``: ``(B, R,
+    *shape)``, zeros in the pads."""
+    total = x.shape[0]
+    x_ext = torch.cat([x, x.new_zeros((1,) + tuple(x.shape[1:]))])
+    return x_ext[torch.where(idx >= 0, idx, total)]
 
 
 def _sdnn(eng, ly, a, record_uv):
@@ -390,12 +404,16 @@ def _kinds_neuron(eng, ly, a, bound, sched, record_uv, line, gate) -> dict:
     total = a.shape[0]
     if ly.weight_rec is None and not kinds._graded(ly):     # a plain neuron: the fast scans
         idx = segments(total, sched).to(a.device)
-        a_ext = torch.cat([a, a.new_zeros((1,) + tuple(a.shape[1:]))])
-        seg = a_ext[torch.where(idx >= 0, idx, total)]
-        return _qblif(eng, ly, seg, 0, bound, idx, record_uv)
-    res = kinds.run_scan(eng, ly, a[None], False, bound, total, record_uv,
-                         resets=_reset_steps(total, sched), keep_feedback=gate is None)
-    res = {k: v[0] for k, v in res.items()}
+        return _qblif(eng, ly, _segmented(a, idx), 0, bound, idx, record_uv)
+    if ly.weight_rec is None or gate is not None or sched is None:
+        # the segments from zero state, no feedback into their first step: one batch
+        idx = segments(total, sched).to(a.device)
+        res = _unsegment(kinds.run_scan(eng, ly, _segmented(a, idx), False, bound,
+                                        idx.shape[1], record_uv), idx)
+    else:       # stock's netx schedule keeps the feedback across a reset: one sequence
+        res = kinds.run_scan(eng, ly, a[None], False, bound, total, record_uv,
+                             resets=_reset_steps(total, sched), keep_feedback=True)
+        res = {k: v[0] for k, v in res.items()}
     per_out = per_output_delays(ly.delay, ly.kind)
     if ly.weight_rec is not None and per_out is not None:   # lava-dl's output delay
         res["n"] = delay_lines(res["n"], kinds._flat_delays(per_out, ly.shape), line)
@@ -408,11 +426,11 @@ def _bias_input(eng, ly, xs, sched, record_uv) -> dict:
     step ``xs (total, *inner)``; zeroed on its reset schedule."""
     from compiler.forward import INPUT_BIAS_EXP
     bias = ex.wrap32(xs.long() << INPUT_BIAS_EXP).int()
-    total = xs.shape[0]
-    zero = torch.zeros_like(bias[0])[None]
-    res = kinds.run_scan(eng, ly, zero, True, 0, total, record_uv,
-                         resets=_reset_steps(total, sched), bias=bias[None])
-    return {k: v[0] for k, v in res.items()}
+    idx = segments(xs.shape[0], sched).to(xs.device)        # segments from zero state
+    bias = _segmented(bias, idx)
+    zero = torch.zeros_like(bias[:, 0])
+    return _unsegment(kinds.run_scan(eng, ly, zero, True, 0, idx.shape[1], record_uv,
+                                     bias=bias), idx)
 
 
 def run(eng, frames, steps: int, *, stream: bool = False, reset: str = "sample",
