@@ -272,7 +272,8 @@ def test_random_kind_nets_with_streams_and_resets(tmp_path, name):
 def test_coverage_kinds_equal_lava_on_the_timeline(tmp_path):
     """A lava-dl recurrent net with output delays and a graded-spike CUBA net through Lava,
     a stream continuous (u, v), and with the sample reset (delay lines and feedback that
-    forget): ``net.run(engine="exact")`` gives the Lava run's counts."""
+    forget); an average net's continuous timeline (Lava's leaves the average out):
+    ``net.run(engine="exact")`` gives the Lava run's counts."""
     import lavadl_nets as nets
     for feature in ("recurrent_delay", "graded"):
         info = nets.make_net(feature, 0, tmp_path / f"{feature}.net")
@@ -280,6 +281,9 @@ def test_coverage_kinds_equal_lava_on_the_timeline(tmp_path):
         with compiler.compile(info["path"]) as net:
             _vs_lava(net, stream, 5, reset="none", record_uv=True)
             _vs_lava(net, stream, 5)
+    info = nets.make_net("average", 0, tmp_path / "average.net")   # Lava's timeline: no average
+    with compiler.compile(info["path"]) as net:
+        _vs_lava(net, np.stack([nets.make_input(info, 0, 5)]), 5, reset="none", timeline=True)
 
 
 # ----------------------------------------------------------------------------- refusals
