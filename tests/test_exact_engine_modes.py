@@ -269,10 +269,42 @@ def test_random_kind_nets_with_streams_and_resets(tmp_path, name):
                      paths=PATHS[-1:])
 
 
+def _sdnn_rec_net(tmp_path, rng):
+    """QB-LIF -> a recurrent SDNN dense_rec (bias; per-output delays on its output) ->
+    QB-LIF."""
+    from test_compiler_writer import even_weights, qblif_neuron, write_net
+    specs = [{"type": "input", "shape": np.array([6])},
+             {"type": "dense", "shape": np.array([5]), "weight": even_weights(rng, (5, 6)),
+              "neuron": qblif_neuron(rng, 5, 3, "subtract", False, 60)},
+             {"type": "dense_rec", "shape": np.array([4]), "weight": even_weights(rng, (4, 5)),
+              "weight_rec": even_weights(rng, (4, 4), 30), "bias": rng.integers(-20, 20, 4),
+              "delay": rng.integers(0, 3, size=4).astype(np.float32),
+              "neuron": {"type": "SDNN", "activation": "relu", "vThMant": 0}},
+             {"type": "dense", "shape": np.array([3]), "weight": even_weights(rng, (3, 4), 10),
+              "neuron": qblif_neuron(rng, 3, 2, "zero", False, 200)}]
+    return write_net(tmp_path / "sdnn_rec.net", specs, input_shape=(6,))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_recurrent_sdnn_on_the_timeline(tmp_path, seed):
+    """A recurrent SDNN layer (never reset: its feedback runs from sample to sample, so every
+    mode runs on the timeline): streams and held frames in every mode equal the oracle; the
+    feedback matters."""
+    rng = np.random.default_rng(seed)
+    with compiler.compile(_sdnn_rec_net(tmp_path, rng), input_bits=4) as net:
+        stream = rng.integers(0, 16, size=(3, 4) + net.input_shape)
+        wins = _check_modes(net.ir, stream, 5, True, record_uv=False, paths=PATHS[-1:])
+        _check_modes(net.ir, stream[:, 0], 5, False, record_uv=False, paths=PATHS[-1:])
+        assert all(np.abs(v).sum() > 0 for v in wins["sample", None].values())
+        net.ir.nodes[2]["layer"].weight_rec = 0 * net.ir.nodes[2]["layer"].weight_rec
+        assert not np.array_equal(forward(net.ir, stream, 5, stream=True)[2], wins["sample", None][2])
+
+
 def test_coverage_kinds_equal_lava_on_the_timeline(tmp_path):
     """A lava-dl recurrent net with output delays and a graded-spike CUBA net through Lava,
     a stream continuous (u, v), and with the sample reset (delay lines and feedback that
-    forget); an average net's continuous timeline (Lava's leaves the average out):
+    forget); an average net's continuous timeline (Lava's leaves the average out); a
+    recurrent SDNN net with streams per sample (its feedback runs on across samples):
     ``net.run(engine="exact")`` gives the Lava run's counts."""
     import lavadl_nets as nets
     for feature in ("recurrent_delay", "graded"):
@@ -284,6 +316,9 @@ def test_coverage_kinds_equal_lava_on_the_timeline(tmp_path):
     info = nets.make_net("average", 0, tmp_path / "average.net")   # Lava's timeline: no average
     with compiler.compile(info["path"]) as net:
         _vs_lava(net, np.stack([nets.make_input(info, 0, 5)]), 5, reset="none", timeline=True)
+    rng = np.random.default_rng(0)
+    with compiler.compile(_sdnn_rec_net(tmp_path, rng), input_bits=4) as net:
+        _vs_lava(net, rng.integers(0, 16, size=(2, 4) + net.input_shape), 5)
 
 
 # ----------------------------------------------------------------------------- refusals

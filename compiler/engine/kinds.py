@@ -102,12 +102,11 @@ def _history(ly) -> bool:
     return ly.neuron.kind == "SDNN"                       # never reset, never cleared
 
 
-def refusal(ly) -> Optional[str]:
-    """A combination of coverage features the engine does not model (or None)."""
+def recurrent_sdnn(ly) -> bool:
+    """A recurrent (``dense_rec``) SDNN layer: never reset, so its feedback runs from sample
+    to sample; the engine runs it on the global timeline only."""
     n = ly.neuron
-    if n is not None and n.kind == "SDNN" and ly.weight_rec is not None:
-        return "recurrent (dense_rec) SDNN layers"
-    return None
+    return n is not None and n.kind == "SDNN" and ly.weight_rec is not None
 
 
 def evaluate_refusal(ir) -> Optional[str]:
@@ -389,6 +388,10 @@ def layer_synaptic(ctx, ly, flow: ex.Flow) -> ex.Flow:
         _sdnn_warm(ctx, ly)
     if not needs_kinds(g, ly):
         return ex.layer_synaptic(ctx, ly, flow)
+    if recurrent_sdnn(ly):
+        raise NotImplementedError(f"layer {ly.index}: the exact engine's per-sample chunks "
+                                  "have no recurrent (dense_rec) SDNN layers (run() takes "
+                                  "them on the timeline)")
     a, static, bound = synaptic_input(ctx, ly, flow)
     if ly.weight_rec is None and not _graded(ly):       # a plain neuron: the fast scans
         return ex._neuron(ctx, ly, a, 0, static, bound)
@@ -433,4 +436,3 @@ def layer_average(ctx, ly, flow: ex.Flow) -> ex.Flow:
 
 ex.LAYER_KINDS.update(dense=layer_synaptic, conv=layer_synaptic, pool=layer_synaptic,
                       input=layer_input, average=layer_average)
-ex.REFUSALS.append(refusal)

@@ -41,8 +41,10 @@ NO_RESET = ("ALIF", "RF")
 
 def needs_timeline(eng, reset: str = "sample", timeline: bool = False) -> bool:
     """Whether a run in these modes goes through the global timeline (here) instead of the
-    per-sample batches: any reset but ``"sample"``, ``timeline``, or an ALIF / RF layer."""
-    return bool(timeline) or reset != "sample" or any(
+    per-sample batches: any reset but ``"sample"``, ``timeline``, an ALIF / RF layer or a
+    recurrent SDNN layer (never reset: its feedback runs from sample to sample)."""
+    return bool(timeline) or reset != "sample" or any(kinds.recurrent_sdnn(ly)
+                                                       for ly in eng.layers) or any(
         ly.neuron is not None and ly.neuron.kind in NO_RESET for ly in eng.layers)
 
 
@@ -60,6 +62,8 @@ def unsupported(g, ly) -> Optional[str]:
     if ly.weight_imag is not None and ly.kind != "dense":
         return "complex synapses on a non-dense layer"
     n = ly.neuron
+    if n is not None and n.kind in NO_RESET and ly.weight_rec is not None:
+        return "recurrent (dense_rec) ALIF or resonate-and-fire layers"
     if n is not None and n.kind == "RF" and ly.synaptic and kinds.needs_kinds(g, ly):
         return "axonal delays or graded payloads into resonate-and-fire layers"
     return None
@@ -397,7 +401,7 @@ def _reset_steps(total: int, sched) -> set:
 def _kinds_neuron(eng, ly, a, bound, sched, record_uv, line, gate) -> dict:
     """``ly``'s neuron over the timeline on its input ``a`` (int32 ``(total, *shape)``)."""
     kind = ly.neuron.kind
-    if kind == "SDNN":
+    if kind == "SDNN" and ly.weight_rec is None:
         return _sdnn(eng, ly, a.long(), record_uv)
     if kind == "ALIF":
         return _alif(eng, ly, a, record_uv)
@@ -405,7 +409,9 @@ def _kinds_neuron(eng, ly, a, bound, sched, record_uv, line, gate) -> dict:
     if ly.weight_rec is None and not kinds._graded(ly):     # a plain neuron: the fast scans
         idx = segments(total, sched).to(a.device)
         return _qblif(eng, ly, _segmented(a, idx), 0, bound, idx, record_uv)
-    if ly.weight_rec is None or gate is not None or sched is None:
+    if kind == "SDNN":
+        res = _sdnn_rec(eng, ly, a)
+    elif ly.weight_rec is None or gate is not None or sched is None:
         # the segments from zero state, no feedback into their first step: one batch
         idx = segments(total, sched).to(a.device)
         res = _unsegment(kinds.run_scan(eng, ly, _segmented(a, idx), False, bound,
@@ -418,6 +424,24 @@ def _kinds_neuron(eng, ly, a, bound, sched, record_uv, line, gate) -> dict:
     if ly.weight_rec is not None and per_out is not None:   # lava-dl's output delay
         res["n"] = delay_lines(res["n"], kinds._flat_delays(per_out, ly.shape), line)
     return res
+
+
+def _sdnn_rec(eng, ly, a) -> dict:
+    """A recurrent (``dense_rec``) SDNN layer over the timeline, as the oracle: its int64
+    input plus, from step 1 on, ``wrap32(W_rec @ its message of the step before)`` (never
+    dropped: an SDNN layer never resets), one step at a time."""
+    from compiler.forward import SDNNState
+    st = ex.SDNNTorch(ly, SDNNState(ly), eng.device)
+    rec = kinds._Recurrent(ly)
+    out = torch.empty(a.shape, dtype=torch.int32, device=a.device)
+    prev = None
+    for t in range(a.shape[0]):
+        at = a[t].long()
+        if prev is not None:
+            at = at + rec(prev[None], ex._bound(prev))[0].reshape(at.shape)
+        prev = st.step(at)
+        out[t] = ex.wrap32(prev).int()
+    return {"n": out}
 
 
 def _bias_input(eng, ly, xs, sched, record_uv) -> dict:
