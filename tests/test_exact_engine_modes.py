@@ -300,11 +300,42 @@ def test_recurrent_sdnn_on_the_timeline(tmp_path, seed):
         assert not np.array_equal(forward(net.ir, stream, 5, stream=True)[2], wins["sample", None][2])
 
 
+def _alif_rec_net(tmp_path, rng):
+    """input 6 -> a recurrent ALIF dense_rec 5 (per-output delays on its spikes) -> QB-LIF 4."""
+    from test_compiler_writer import dense_net, even_weights, write_net
+    specs, shape = dense_net(rng, sizes=(6, 5, 4))
+    specs[1].update(type="dense_rec", weight_rec=even_weights(rng, (5, 5), 60),
+                    delay=rng.integers(0, 3, size=5).astype(np.float32))
+    specs[1]["neuron"] = {"type": "ALIF", "vThMant": int(rng.integers(40, 80)),
+                          "iDecay": int(rng.integers(200, 2000)),
+                          "vDecay": int(rng.integers(100, 1000)),
+                          "thDecay": int(rng.integers(100, 800)),
+                          "refDecay": int(rng.integers(100, 800)),
+                          "vThStep": int(rng.integers(10, 60)), "refDelay": 1}
+    return write_net(tmp_path / "alif_rec.net", specs, input_shape=shape), shape
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_recurrent_alif_on_the_timeline(tmp_path, seed):
+    """A recurrent ALIF layer with output delays, continuous: equal to the oracle (u, v);
+    the feedback matters."""
+    rng = np.random.default_rng(seed)
+    path, shape = _alif_rec_net(tmp_path, rng)
+    with compiler.compile(path) as net:
+        x = rng.integers(0, 3, size=(2, 6) + shape)
+        wins = _check_modes(net.ir, x, 6, True, modes=MODES[1:2])
+        assert np.abs(wins["none", None][1]).sum() > 0
+        net.ir.nodes[1]["layer"].weight_rec = 0 * net.ir.nodes[1]["layer"].weight_rec
+        assert not np.array_equal(forward(net.ir, x, 6, stream=True, reset="none")[1],
+                                  wins["none", None][1])
+
+
 def test_coverage_kinds_equal_lava_on_the_timeline(tmp_path):
     """A lava-dl recurrent net with output delays and a graded-spike CUBA net through Lava,
     a stream continuous (u, v), and with the sample reset (delay lines and feedback that
     forget); an average net's continuous timeline (Lava's leaves the average out); a
-    recurrent SDNN net with streams per sample (its feedback runs on across samples):
+    recurrent SDNN net with streams per sample (its feedback runs on across samples); a
+    recurrent ALIF net with output delays, continuous (u, v):
     ``net.run(engine="exact")`` gives the Lava run's counts."""
     import lavadl_nets as nets
     for feature in ("recurrent_delay", "graded"):
@@ -319,6 +350,9 @@ def test_coverage_kinds_equal_lava_on_the_timeline(tmp_path):
     rng = np.random.default_rng(0)
     with compiler.compile(_sdnn_rec_net(tmp_path, rng), input_bits=4) as net:
         _vs_lava(net, rng.integers(0, 16, size=(2, 4) + net.input_shape), 5)
+    path, shape = _alif_rec_net(tmp_path, rng)
+    with compiler.compile(path) as net:
+        _vs_lava(net, rng.integers(0, 3, size=(1, 6) + shape), 6, reset="none", record_uv=True)
 
 
 # ----------------------------------------------------------------------------- refusals

@@ -62,8 +62,8 @@ def unsupported(g, ly) -> Optional[str]:
     if ly.weight_imag is not None and ly.kind != "dense":
         return "complex synapses on a non-dense layer"
     n = ly.neuron
-    if n is not None and n.kind in NO_RESET and ly.weight_rec is not None:
-        return "recurrent (dense_rec) ALIF or resonate-and-fire layers"
+    if n is not None and n.kind == "RF" and ly.weight_rec is not None:
+        return "recurrent (dense_rec) resonate-and-fire layers"
     if n is not None and n.kind == "RF" and ly.synaptic and kinds.needs_kinds(g, ly):
         return "axonal delays or graded payloads into resonate-and-fire layers"
     return None
@@ -191,12 +191,19 @@ class RFTorch:
 
 
 def _alif(eng, ly, a, record_uv):
+    """An ALIF layer over the timeline; a recurrent one (``dense_rec``) adds
+    ``wrap32(W_rec @ its spikes of the step before)`` from step 1 on (never dropped: ALIF
+    runs with ``reset="none"`` only), the sum wrapped to int32."""
     st = ALIFTorch(eng, ly)
+    rec = kinds._Recurrent(ly) if ly.weight_rec is not None else None
     out = {"n": torch.empty(a.shape, dtype=torch.int32, device=a.device)}
     if record_uv:
         out["u"], out["v"] = torch.empty_like(out["n"]), torch.empty_like(out["n"])
     for t in range(a.shape[0]):
-        out["n"][t] = st.step(a[t])
+        at = a[t]
+        if rec is not None and t >= 1:
+            at = ex.wrap32(at.long() + rec(out["n"][t - 1][None], 1)[0].reshape(at.shape)).int()
+        out["n"][t] = st.step(at)
         if record_uv:
             out["u"][t], out["v"][t] = st.u, st.v
     return out
@@ -403,13 +410,13 @@ def _kinds_neuron(eng, ly, a, bound, sched, record_uv, line, gate) -> dict:
     kind = ly.neuron.kind
     if kind == "SDNN" and ly.weight_rec is None:
         return _sdnn(eng, ly, a.long(), record_uv)
-    if kind == "ALIF":
-        return _alif(eng, ly, a, record_uv)
     total = a.shape[0]
-    if ly.weight_rec is None and not kinds._graded(ly):     # a plain neuron: the fast scans
+    if kind == "ALIF":
+        res = _alif(eng, ly, a, record_uv)
+    elif ly.weight_rec is None and not kinds._graded(ly):     # a plain neuron: the fast scans
         idx = segments(total, sched).to(a.device)
         return _qblif(eng, ly, _segmented(a, idx), 0, bound, idx, record_uv)
-    if kind == "SDNN":
+    elif kind == "SDNN":
         res = _sdnn_rec(eng, ly, a)
     elif ly.weight_rec is None or gate is not None or sched is None:
         # the segments from zero state, no feedback into their first step: one batch
