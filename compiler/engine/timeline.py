@@ -17,6 +17,13 @@ Then the neuron runs over the timeline with the reset schedule
   function is repeated here. ``reset="none"``: one segment, the whole run.
 * SDNN: :class:`compiler.engine.exact.SDNNTorch` from zero state, never reset.
 * ALIF and RF: step by step in torch (:class:`ALIFTorch`, :class:`RFTorch`), never reset.
+* The coverage kinds (:mod:`compiler.engine.kinds`), as the oracle defines them step by step:
+  per-output delays through delay lines that forget on the layer's reset schedule in the
+  sample mode (:func:`delay_lines`), per-synapse delays (one product per delay), the graded
+  payload's 2^-6 floor, then recurrent / graded neurons by :func:`compiler.engine.kinds.run_scan`
+  over the reset segments (one sequence where stock's netx schedule keeps the feedback across
+  a reset), ``dense_rec`` output delays, recurrent SDNN and ALIF layers step by step,
+  ``average`` group sums, bias-driven input neurons.
 
 The per-sample windows are then cut by :func:`compiler.forward.windows`.
 """
