@@ -401,7 +401,8 @@ def test_segments_cover_the_timeline_in_order():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_in_every_mode_equals_the_oracle(tmp_path):
-    """The torch code on CUDA (streams, resets, timelines, ALIF, RF, SDNN)."""
+    """The torch code on CUDA (streams, resets, timelines, ALIF, RF, SDNN, the coverage
+    kinds: delays, recurrent graded CUBA, SDNN delays, average; recurrent SDNN and ALIF)."""
     rng = np.random.default_rng(5)
     path, shape = _stream_net(tmp_path, rng, conv=True)
     cases = [(path, None, rng.integers(0, 16, size=(3, 4) + shape), 6, MODES, True)]
@@ -412,6 +413,17 @@ def test_cuda_in_every_mode_equals_the_oracle(tmp_path):
     sd_path, sd_shape = _sdnn_nets(tmp_path)[0]
     cases.append((sd_path, 4, rng.integers(0, 16, size=(2, 3) + tuple(sd_shape)), 4, MODES,
                   False))
+    from test_exact_engine_kinds import RANDOM_NETS
+    for name, (build, steps) in RANDOM_NETS.items():
+        (tmp_path / name).mkdir()
+        p = build(tmp_path / name, rng)
+        with compiler.compile(p, input_bits=4) as net:
+            shape, uv = net.input_shape, not net.ir.graph["stateful"]
+        cases.append((p, 4, rng.integers(0, 16, size=(3, steps) + shape), steps, MODES, uv))
+    cases.append((_sdnn_rec_net(tmp_path, rng), 4, rng.integers(0, 16, size=(2, 4, 6)), 5,
+                  MODES, False))
+    path, shape = _alif_rec_net(tmp_path, rng)
+    cases.append((path, None, rng.integers(0, 3, size=(2, 6) + shape), 6, MODES[1:2], True))
     for p, bits, x, steps, modes, uv in cases:
         with compiler.compile(p, input_bits=bits) as net:
             eng = ExactEngine(net.ir, device="cuda")
