@@ -335,7 +335,8 @@ def test_coverage_kinds_equal_lava_on_the_timeline(tmp_path):
     a stream continuous (u, v), and with the sample reset (delay lines and feedback that
     forget); an average net's continuous timeline (Lava's leaves the average out); a
     recurrent SDNN net with streams per sample (its feedback runs on across samples); a
-    recurrent ALIF net with output delays, continuous (u, v):
+    recurrent ALIF net with output delays, continuous (u, v); a bias-driven input neuron
+    with ``input_transform``, continuous (u, v):
     ``net.run(engine="exact")`` gives the Lava run's counts."""
     import lavadl_nets as nets
     for feature in ("recurrent_delay", "graded"):
@@ -353,6 +354,10 @@ def test_coverage_kinds_equal_lava_on_the_timeline(tmp_path):
     path, shape = _alif_rec_net(tmp_path, rng)
     with compiler.compile(path) as net:
         _vs_lava(net, rng.integers(0, 3, size=(1, 6) + shape), 6, reset="none", record_uv=True)
+    info = nets.make_net("input_transform", 0, tmp_path / "input_transform.net")
+    with compiler.compile(info["path"]) as net:    # real inputs through the file's transform
+        x = rng.uniform(0, 100, size=(2,) + net.input_shape)
+        _vs_lava(net, x, 6, reset="none", input_transform=True, record_uv=True)
 
 
 # ----------------------------------------------------------------------------- refusals
