@@ -297,7 +297,8 @@ def test_recurrent_sdnn_on_the_timeline(tmp_path, seed):
         _check_modes(net.ir, stream[:, 0], 5, False, record_uv=False, paths=PATHS[-1:])
         assert all(np.abs(v).sum() > 0 for v in wins["sample", None].values())
         net.ir.nodes[2]["layer"].weight_rec = 0 * net.ir.nodes[2]["layer"].weight_rec
-        assert not np.array_equal(forward(net.ir, stream, 5, stream=True)[2], wins["sample", None][2])
+        assert not np.array_equal(forward(net.ir, stream, 5, stream=True)[2],
+                                  wins["sample", None][2])
 
 
 def _alif_rec_net(tmp_path, rng):

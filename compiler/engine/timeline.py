@@ -283,8 +283,8 @@ def simulate(eng, frames, steps: int, *, stream: bool = False, reset: str = "sam
             at = None
             x = res["n"]
             kind = ly.neuron.kind
-            xmax = ex._bound(x) if kind == "SDNN" or kinds._graded(ly) else int(ly.neuron.max_burst) \
-                if kind not in NO_RESET else 1
+            xmax = ex._bound(x) if kind == "SDNN" or kinds._graded(ly) else \
+                int(ly.neuron.max_burst) if kind not in NO_RESET else 1
             if ly.index in record:
                 for key, v in res.items():
                     k = ly.index if key == "n" else (key, ly.index)
