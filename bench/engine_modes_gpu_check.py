@@ -7,6 +7,10 @@ GPU machine may have torch but no Lava (nothing there can compile a NetX file):
     python bench/engine_modes_gpu_check.py prep DATA.pkl.gz    # here: compile, CPU results
     python3 bench/engine_modes_gpu_check.py check DATA.pkl.gz  # on the GPU machine (repo root)
 
+``prep-kinds`` instead prepares the coverage kinds (tests/lavadl_nets.py's kind nets and
+tests/test_exact_engine_kinds.py's random kind nets: delays, dense_rec, graded CUBA, average,
+bias-driven input) with streams and held frames in every mode (no timing).
+
 ``prep`` also asserts that every CPU result equals the numpy oracle. ``check`` runs every case
 on CUDA with chunks of 1 sample and the default, compares every layer, step, u and v, prints
 the lines (and writes ``$OUT/gpu_modes.txt`` where ``OUT`` is set).
@@ -31,7 +35,32 @@ MODES = [dict(reset="sample"), dict(reset="none"),
          dict(reset="netx", reset_interval=5, reset_offset=2)]
 
 
-def prep(out_path: str) -> None:
+def _kind_nets(tmp) -> list:
+    """The coverage-kind cases for :func:`prep` (``prep-kinds``)."""
+    import compiler
+    import lavadl_nets
+    from test_exact_engine_kinds import RANDOM_NETS
+    nets = []
+    for f in ("input_neuron", "input_neuron_conv", "recurrent", "recurrent_delay",
+              "dense_delay", "conv_delay", "graded", "average"):
+        info = lavadl_nets.make_net(f, 0, tmp / f"{f}.net")
+        st = np.stack([lavadl_nets.make_input(info, s, 4) for s in (0, 1, 2)])
+        if info["input_kind"] == "bias":
+            st = np.stack([st, st[::-1], st, st[::-1]], axis=1)
+        nets.append((f"{f}-stream", info["path"], None, st, 4, True, MODES, True))
+        nets.append((f"{f}-frames", info["path"], None, st[:, 0], 4, False, MODES, True))
+    for name, (build, steps) in RANDOM_NETS.items():
+        rng = np.random.default_rng(5)
+        path = build(tmp, rng)
+        with compiler.compile(path, input_bits=4) as net:
+            uv = not net.ir.graph["stateful"]
+            shape = net.input_shape
+        nets.append((f"{name}-stream", path, 4, rng.integers(0, 16, size=(3, steps) + shape),
+                     steps, True, MODES, uv))
+    return nets
+
+
+def prep(out_path: str, kinds: bool = False) -> None:
     import pathlib
     import tempfile
     sys.path.insert(0, os.path.join(ROOT, "tests"))
@@ -45,7 +74,7 @@ def prep(out_path: str) -> None:
     from test_exact_engine import _sdnn_nets
     tmp = pathlib.Path(tempfile.mkdtemp())
     nets = []           # (name, path, input_bits, x, steps, stream, modes, record_uv)
-    for seed in (0, 1):
+    for seed in (0, 1) if not kinds else ():
         for conv in (False, True):
             rng = np.random.default_rng(seed)
             (tmp / f"{seed}{conv}").mkdir()
@@ -64,14 +93,17 @@ def prep(out_path: str) -> None:
             nets.append((f"{kind}-{seed}", _rf_net(tmp / f"{kind}{seed}", rng, kind), 1,
                          (rng.random((2, 10, 6)) < 0.4).astype(int), 12, True, MODES[1:2],
                          False))
-    for k, (path, shape) in enumerate(_sdnn_nets(tmp)):
+    for k, (path, shape) in enumerate(_sdnn_nets(tmp) if not kinds else ()):
         rng = np.random.default_rng(k)
         with compiler.compile(path, input_bits=4) as net:
             lo = -16 if net.ir.graph["input_neuron"] == "Delta" else 0
         nets.append((f"sdnn-{k}", path, 4, rng.integers(lo, 16, size=(3, 4) + tuple(shape)), 5,
                      True, MODES, False))
     bench = None
-    for path in sorted(glob.glob(os.path.join(ROOT, "netx_models", "*.net"))):
+    if kinds:
+        nets = _kind_nets(tmp)
+    for path in sorted(glob.glob(os.path.join(ROOT, "netx_models", "*.net"))) if not kinds \
+            else ():
         rng = np.random.default_rng(3)
         with compiler.compile(path) as net:
             shape = net.input_shape
@@ -139,6 +171,12 @@ def check(in_path: str, device: str = "cuda") -> None:
                 lines.append(f"MISMATCH {name} batch={bs}: {diff[:4]}")
     lines.append(f"cases: {len(d['cases'])} x 2 chunk sizes, mismatches: {bad}")
     print("\n".join(lines), flush=True)
+    out = os.environ.get("OUT")
+    if d["bench"] is None:      # prep-kinds: no timing
+        if out:
+            with open(os.path.join(out, "gpu_modes.txt"), "w") as fh:
+                fh.write("\n".join(lines) + "\n")
+        return
     mname, ir, fr, steps, oi = d["bench"]
     fr = fr.astype(np.int32)
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
@@ -153,13 +191,15 @@ def check(in_path: str, device: str = "cuda") -> None:
         lines.append(f"{mname} {len(fr)} images T={steps} {m} on {gpu}: "
                      f"{time.perf_counter() - t0:.3f} s wall")
         print(lines[-1], flush=True)
-    out = os.environ.get("OUT")
     if out:
         with open(os.path.join(out, "gpu_modes.txt"), "w") as fh:
             fh.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4) or sys.argv[1] not in ("prep", "check"):
+    if len(sys.argv) not in (3, 4) or sys.argv[1] not in ("prep", "prep-kinds", "check"):
         sys.exit(__doc__)
-    prep(sys.argv[2]) if sys.argv[1] == "prep" else check(sys.argv[2], *sys.argv[3:])
+    if sys.argv[1] == "check":
+        check(sys.argv[2], *sys.argv[3:])
+    else:
+        prep(sys.argv[2], kinds=sys.argv[1] == "prep-kinds")

@@ -182,17 +182,17 @@ def test_random_kind_nets_equal_oracle(tmp_path, name, seed):
 
 
 def test_refusals(tmp_path):
-    """What the engine still refuses is one NotImplementedError naming the layer: a
-    recurrent SDNN layer; delays that reach into earlier samples under ``layer_steps``
-    (``qblif evaluate``'s truncated windows). (Resonate-and-fire runs on the timeline:
-    tests/test_exact_engine_modes.py.)"""
+    """What the per-sample chunks refuse is one NotImplementedError naming the layer: a
+    recurrent SDNN layer (``run`` takes it on the timeline: tests/test_exact_engine_modes.py);
+    delays that reach into earlier samples under ``layer_steps`` (``qblif evaluate``'s
+    truncated windows). (Resonate-and-fire runs on the timeline.)"""
     import copy
     info = nets.make_net("recurrent", 0, tmp_path / "rec.net")
     with compiler.compile(info["path"]) as net:
         ir = copy.deepcopy(net.ir)
     ir.nodes[1]["layer"].neuron.kind = "SDNN"
     with pytest.raises(NotImplementedError, match="layer 1: .*recurrent"):
-        ExactEngine(ir)
+        next(ExactEngine(ir).chunks(np.zeros((1, 8), int), 4))
     with compiler.compile(_delay_net(tmp_path, np.random.default_rng(0))) as net:
         eng = ExactEngine(net.ir)
         with pytest.raises(NotImplementedError, match="layer 2: .*earlier samples"):

@@ -8,6 +8,7 @@ timelines) on every layer and step, u and v where recorded, for random IR networ
 for one network per mode and kind."""
 from __future__ import annotations
 
+import copy
 import glob
 import os
 
@@ -130,7 +131,9 @@ def test_sdnn_in_every_mode_equals_the_oracle(tmp_path):
 
 #: lava-dl features the timeline path runs; the rest are layer kinds it refuses for now
 TIMELINE_FEATURES = {"dense", "graded_input", "conv", "pool", "rf", "rf_iz", "alif", "sdnn",
-                     "affine", "dense_no_neuron"}
+                     "affine", "dense_no_neuron", "input_neuron", "input_transform",
+                     "input_neuron_conv", "recurrent", "recurrent_delay", "dense_delay",
+                     "conv_delay", "graded", "average"}
 
 
 def _lavadl_cases():
@@ -160,6 +163,32 @@ def test_lavadl_block_nets_on_the_timeline(tmp_path, feature, seed):
         want = simulate(net.ir, x, 10, stream=stream, reset="none", record_uv=uv)
         _same(got, want, feature)
         assert any(np.abs(want[i]).sum() > 0 for i in want if isinstance(i, int))
+
+
+#: the lava-dl block nets with coverage kinds (compiler.engine.kinds)
+KIND_FEATURES = ("input_neuron", "input_neuron_conv", "recurrent", "recurrent_delay",
+                 "dense_delay", "conv_delay", "graded", "average")
+
+
+@pytest.mark.parametrize("feature", KIND_FEATURES)
+def test_coverage_kinds_in_every_mode(tmp_path, feature):
+    """The coverage kinds (delays whose lines forget at the sample reset, dense_rec whose
+    feedback the sample reset drops, graded CUBA, average, bias-driven input) with streams
+    and held frames in every reset mode, windows and timelines, u and v: equal to the oracle
+    (streams with reset="sample" run on the timeline)."""
+    import lavadl_nets as nets
+    info = nets.make_net(feature, 0, tmp_path / f"{feature}.net")
+    with compiler.compile(info["path"]) as net:
+        if info["input_kind"] == "bias":
+            frames = np.stack([nets.make_input(info, s, 1) for s in (0, 1)])
+            stream = np.stack([frames, frames[::-1], frames], axis=1)   # a frame per step
+        else:
+            stream = np.stack([nets.make_input(info, s, 3) for s in (0, 1)])
+            frames = stream[:, 0]
+        wins = _check_modes(net.ir, stream, 4, True, paths=PATHS[-1:])
+        assert any(np.abs(v).sum() > 0 for k, v in wins["sample", None].items()
+                   if isinstance(k, int))
+        _check_modes(net.ir, frames, 4, False, paths=PATHS[-1:], modes=MODES[1:])
 
 
 # ----------------------------------------------------------------------------- shipped models
@@ -217,15 +246,136 @@ def test_engine_equals_lava_in_every_mode_and_kind(tmp_path):
         _vs_lava(net, spikes, 4, reset="netx", reset_interval=3, timeline=True)
 
 
+@pytest.mark.parametrize("name", ["delay", "conv_delay", "sdnn_delay", "graded_rec"])
+def test_random_kind_nets_with_streams_and_resets(tmp_path, name):
+    """tests/test_exact_engine_kinds.py's random kind nets (delays longer than T that reach
+    into earlier samples: per input, per synapse, SDNN; a recurrent graded layer; average):
+    streams per sample (chunks of 1 and 3, both neuron implementations, the carry across
+    chunks) and streams and held frames in the timeline's modes, equal to the oracle."""
+    from test_exact_engine_kinds import RANDOM_NETS
+    build, steps = RANDOM_NETS[name]
+    rng = np.random.default_rng(5)
+    with compiler.compile(build(tmp_path, rng), input_bits=4) as net:
+        uv = not net.ir.graph["stateful"]
+        stream = rng.integers(0, 16, size=(4, steps) + net.input_shape)
+        for bs in (1, 3):
+            wins = _check_modes(net.ir, stream, steps, True, record_uv=uv, modes=MODES[:1],
+                                batch_size=bs)
+        assert all(np.abs(v).sum() > 0 for k, v in wins["sample", None].items()
+                   if isinstance(k, int)), "silent"
+        _check_modes(net.ir, stream, steps, True, record_uv=uv, modes=MODES[1:],
+                     paths=PATHS[-1:])
+        _check_modes(net.ir, stream[:, 0], steps, False, record_uv=uv, modes=MODES[1:],
+                     paths=PATHS[-1:])
+
+
+def _sdnn_rec_net(tmp_path, rng):
+    """QB-LIF -> a recurrent SDNN dense_rec (bias; per-output delays on its output) ->
+    QB-LIF."""
+    from test_compiler_writer import even_weights, qblif_neuron, write_net
+    specs = [{"type": "input", "shape": np.array([6])},
+             {"type": "dense", "shape": np.array([5]), "weight": even_weights(rng, (5, 6)),
+              "neuron": qblif_neuron(rng, 5, 3, "subtract", False, 60)},
+             {"type": "dense_rec", "shape": np.array([4]), "weight": even_weights(rng, (4, 5)),
+              "weight_rec": even_weights(rng, (4, 4), 30), "bias": rng.integers(-20, 20, 4),
+              "delay": rng.integers(0, 3, size=4).astype(np.float32),
+              "neuron": {"type": "SDNN", "activation": "relu", "vThMant": 0}},
+             {"type": "dense", "shape": np.array([3]), "weight": even_weights(rng, (3, 4), 10),
+              "neuron": qblif_neuron(rng, 3, 2, "zero", False, 200)}]
+    return write_net(tmp_path / "sdnn_rec.net", specs, input_shape=(6,))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_recurrent_sdnn_on_the_timeline(tmp_path, seed):
+    """A recurrent SDNN layer (never reset: its feedback runs from sample to sample, so every
+    mode runs on the timeline): streams and held frames in every mode equal the oracle; the
+    feedback matters."""
+    rng = np.random.default_rng(seed)
+    with compiler.compile(_sdnn_rec_net(tmp_path, rng), input_bits=4) as net:
+        stream = rng.integers(0, 16, size=(3, 4) + net.input_shape)
+        wins = _check_modes(net.ir, stream, 5, True, record_uv=False, paths=PATHS[-1:])
+        _check_modes(net.ir, stream[:, 0], 5, False, record_uv=False, paths=PATHS[-1:])
+        assert all(np.abs(v).sum() > 0 for v in wins["sample", None].values())
+        net.ir.nodes[2]["layer"].weight_rec = 0 * net.ir.nodes[2]["layer"].weight_rec
+        assert not np.array_equal(forward(net.ir, stream, 5, stream=True)[2],
+                                  wins["sample", None][2])
+
+
+def _alif_rec_net(tmp_path, rng):
+    """input 6 -> a recurrent ALIF dense_rec 5 (per-output delays on its spikes) -> QB-LIF 4."""
+    from test_compiler_writer import dense_net, even_weights, write_net
+    specs, shape = dense_net(rng, sizes=(6, 5, 4))
+    specs[1].update(type="dense_rec", weight_rec=even_weights(rng, (5, 5), 60),
+                    delay=rng.integers(0, 3, size=5).astype(np.float32))
+    specs[1]["neuron"] = {"type": "ALIF", "vThMant": int(rng.integers(40, 80)),
+                          "iDecay": int(rng.integers(200, 2000)),
+                          "vDecay": int(rng.integers(100, 1000)),
+                          "thDecay": int(rng.integers(100, 800)),
+                          "refDecay": int(rng.integers(100, 800)),
+                          "vThStep": int(rng.integers(10, 60)), "refDelay": 1}
+    return write_net(tmp_path / "alif_rec.net", specs, input_shape=shape), shape
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_recurrent_alif_on_the_timeline(tmp_path, seed):
+    """A recurrent ALIF layer with output delays, continuous: equal to the oracle (u, v);
+    the feedback matters."""
+    rng = np.random.default_rng(seed)
+    path, shape = _alif_rec_net(tmp_path, rng)
+    with compiler.compile(path) as net:
+        x = rng.integers(0, 3, size=(2, 6) + shape)
+        wins = _check_modes(net.ir, x, 6, True, modes=MODES[1:2])
+        assert np.abs(wins["none", None][1]).sum() > 0
+        net.ir.nodes[1]["layer"].weight_rec = 0 * net.ir.nodes[1]["layer"].weight_rec
+        assert not np.array_equal(forward(net.ir, x, 6, stream=True, reset="none")[1],
+                                  wins["none", None][1])
+
+
+def test_coverage_kinds_equal_lava_on_the_timeline(tmp_path):
+    """A lava-dl recurrent net with output delays and a graded-spike CUBA net through Lava,
+    a stream continuous (u, v), and with the sample reset (delay lines and feedback that
+    forget); an average net's continuous timeline (Lava's leaves the average out); a
+    recurrent SDNN net with streams per sample (its feedback runs on across samples); a
+    recurrent ALIF net with output delays, continuous (u, v); a bias-driven input neuron
+    with ``input_transform``, continuous (u, v):
+    ``net.run(engine="exact")`` gives the Lava run's counts."""
+    import lavadl_nets as nets
+    for feature in ("recurrent_delay", "graded"):
+        info = nets.make_net(feature, 0, tmp_path / f"{feature}.net")
+        stream = np.stack([nets.make_input(info, s, 5) for s in (0, 1)])
+        with compiler.compile(info["path"]) as net:
+            _vs_lava(net, stream, 5, reset="none", record_uv=True)
+            _vs_lava(net, stream, 5)
+    info = nets.make_net("average", 0, tmp_path / "average.net")   # Lava's timeline: no average
+    with compiler.compile(info["path"]) as net:
+        _vs_lava(net, np.stack([nets.make_input(info, 0, 5)]), 5, reset="none", timeline=True)
+    rng = np.random.default_rng(0)
+    with compiler.compile(_sdnn_rec_net(tmp_path, rng), input_bits=4) as net:
+        _vs_lava(net, rng.integers(0, 16, size=(2, 4) + net.input_shape), 5)
+    path, shape = _alif_rec_net(tmp_path, rng)
+    with compiler.compile(path) as net:
+        _vs_lava(net, rng.integers(0, 3, size=(1, 6) + shape), 6, reset="none", record_uv=True)
+    info = nets.make_net("input_transform", 0, tmp_path / "input_transform.net")
+    with compiler.compile(info["path"]) as net:    # real inputs through the file's transform
+        x = rng.uniform(0, 100, size=(2,) + net.input_shape)
+        _vs_lava(net, x, 6, reset="none", input_transform=True, record_uv=True)
+
+
 # ----------------------------------------------------------------------------- refusals
 
 def test_timeline_refuses_what_it_lacks_and_bad_input(tmp_path):
     rng = np.random.default_rng(2)
     path, shape = _stream_net(tmp_path, rng, delays=np.array([0, 1, 2, 0, 1], np.float32))
     x = rng.integers(0, 4, size=(1, 3) + shape)
-    with compiler.compile(path) as net:
-        with pytest.raises(NotImplementedError, match="layer 1: .*axonal delays"):
-            ExactEngine(net.ir).run(x, 4, stream=True, reset="none")
+    with compiler.compile(path) as net:      # delays: no longer refused
+        for reset in ("none", "sample"):
+            _same(ExactEngine(net.ir).run(x, 4, stream=True, reset=reset),
+                  forward(net.ir, x, 4, stream=True, reset=reset), f"delays {reset}")
+    with compiler.compile(_rf_net(tmp_path, rng), input_bits=1) as net:   # still refused
+        ir = copy.deepcopy(net.ir)
+    ir.nodes[1]["layer"].delay = np.ones(5, np.int64)
+    with pytest.raises(NotImplementedError, match="layer 1: .*resonate-and-fire"):
+        ExactEngine(ir).run(np.zeros((1, 4, 6), int), 4, stream=True, reset="none")
     path, shape = _stream_net(tmp_path, rng)
     with compiler.compile(path) as net:
         eng = ExactEngine(net.ir)
@@ -257,7 +407,8 @@ def test_segments_cover_the_timeline_in_order():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_in_every_mode_equals_the_oracle(tmp_path):
-    """The torch code on CUDA (streams, resets, timelines, ALIF, RF, SDNN)."""
+    """The torch code on CUDA (streams, resets, timelines, ALIF, RF, SDNN, the coverage
+    kinds: delays, recurrent graded CUBA, SDNN delays, average; recurrent SDNN and ALIF)."""
     rng = np.random.default_rng(5)
     path, shape = _stream_net(tmp_path, rng, conv=True)
     cases = [(path, None, rng.integers(0, 16, size=(3, 4) + shape), 6, MODES, True)]
@@ -268,6 +419,17 @@ def test_cuda_in_every_mode_equals_the_oracle(tmp_path):
     sd_path, sd_shape = _sdnn_nets(tmp_path)[0]
     cases.append((sd_path, 4, rng.integers(0, 16, size=(2, 3) + tuple(sd_shape)), 4, MODES,
                   False))
+    from test_exact_engine_kinds import RANDOM_NETS
+    for name, (build, steps) in RANDOM_NETS.items():
+        (tmp_path / name).mkdir()
+        p = build(tmp_path / name, rng)
+        with compiler.compile(p, input_bits=4) as net:
+            shape, uv = net.input_shape, not net.ir.graph["stateful"]
+        cases.append((p, 4, rng.integers(0, 16, size=(3, steps) + shape), steps, MODES, uv))
+    cases.append((_sdnn_rec_net(tmp_path, rng), 4, rng.integers(0, 16, size=(2, 4, 6)), 5,
+                  MODES, False))
+    path, shape = _alif_rec_net(tmp_path, rng)
+    cases.append((path, None, rng.integers(0, 3, size=(2, 6) + shape), 6, MODES[1:2], True))
     for p, bits, x, steps, modes, uv in cases:
         with compiler.compile(p, input_bits=bits) as net:
             eng = ExactEngine(net.ir, device="cuda")

@@ -761,7 +761,6 @@ class ExactEngine:
                 ctx = Ctx(self, steps, record_uv, record, out, sdnn, dict(layer_steps or {}),
                           run_state)
                 flow = Flow(x, not stream, xmax_all)
-                ctx.stream = bool(stream)    # kinds derived for held frames refuse streams
                 for ly in self.layers:
                     flow = LAYER_KINDS[ly.kind](ctx, ly, flow)
                 # counts leave as int32 (the native kernel's are uint8 inside)

@@ -1,5 +1,6 @@
 """The compiler's coverage kinds in the batched exact engine (:mod:`compiler.engine.exact`),
-in its per-sample mode (static frames, every neuron reset at the start of its window): axonal
+in its per-sample mode (held frames or streams, every neuron reset at the start of its
+window): axonal
 delays, recurrent ``dense_rec`` synapses, graded-spike CUBA, the ``average`` readout and
 bias-driven CUBA input neurons. (The neuron-less integrator layers need nothing here: they
 are CUBA neurons the QB-LIF scans run as they are.) Each equals :func:`compiler.forward.simulate`
@@ -39,8 +40,11 @@ window, which do not depend on the input: the oracle on zero frames gives them).
 * **Bias-driven input neuron** (``proc == "BiasNeuron"``, depth 0, window steps
   ``s*T .. s*T + T - 1``): a CUBA scan with zero input and bias ``frame << 6`` per sample.
 
-Other modes (streams, ``reset`` other than ``"sample"``) are refused with
-NotImplementedError where a run context names them (``ctx.reset``, ``ctx.stream``).
+Streams (a value per step instead of a held frame) take the same per-sample derivation: a
+window still only sees its own sample's window, and the steps before each layer's first
+window still only see zeros; a bias-driven input neuron then takes each step's bias. The
+other modes (``reset`` other than ``"sample"``, ``timeline``) run on the global timeline
+(:mod:`compiler.engine.timeline`, which reuses :func:`run_scan` and the helpers here).
 
 Entry points are registered into :data:`compiler.engine.exact.LAYER_KINDS` on import
 (:mod:`compiler.engine` imports this module); a layer with none of these features goes
@@ -98,12 +102,11 @@ def _history(ly) -> bool:
     return ly.neuron.kind == "SDNN"                       # never reset, never cleared
 
 
-def refusal(ly) -> Optional[str]:
-    """A combination of coverage features the engine does not model (or None)."""
+def recurrent_sdnn(ly) -> bool:
+    """A recurrent (``dense_rec``) SDNN layer: never reset, so its feedback runs from sample
+    to sample; the engine runs it on the global timeline only."""
     n = ly.neuron
-    if n is not None and n.kind == "SDNN" and ly.weight_rec is not None:
-        return "recurrent (dense_rec) SDNN layers"
-    return None
+    return n is not None and n.kind == "SDNN" and ly.weight_rec is not None
 
 
 def evaluate_refusal(ir) -> Optional[str]:
@@ -122,14 +125,6 @@ def delay_steps(ir) -> int:
     largest delay (as :func:`qblif_lava.slayer.hdf5.latency` adds lava-dl's)."""
     from compiler.ir import layers
     return sum(int(np.max(ly.delay)) for ly in layers(ir) if ly.delay is not None)
-
-
-def _sample_mode_only(ctx, ly) -> None:
-    """These kinds are derived for static frames with the per-sample reset (the mode
-    ``run(engine="exact")`` offers); a run context in another mode is refused."""
-    if getattr(ctx, "reset", "sample") != "sample" or getattr(ctx, "stream", False):
-        raise NotImplementedError(f"layer {ly.index}: the exact engine runs its coverage kinds "
-                                  "with static frames and reset='sample' only")
 
 
 # ------------------------------------------------------------------ helpers
@@ -334,8 +329,18 @@ def scan(ctx, ly, a: torch.Tensor, static: bool, bound: Optional[int]) -> dict:
     """``ly``'s neuron (QB-LIF / CUBA, graded or not, with its recurrent synapse if any)
     over its window from zero state, in torch: ``{"n": int32 (B, T, *shape)}`` (counts, or
     graded payloads) + ``u``, ``v``."""
-    eng = ctx.engine
-    steps = ctx.layer_steps.get(ly.index, ctx.steps)
+    return run_scan(ctx.engine, ly, a, static, bound, ctx.layer_steps.get(ly.index, ctx.steps),
+                    ctx.record_uv)
+
+
+def run_scan(eng, ly, a: torch.Tensor, static: bool, bound: Optional[int], steps: int,
+             record_uv: bool, resets=None, keep_feedback: bool = False, bias=None) -> dict:
+    """:func:`scan` with the run's shape given: ``a`` int32 ``(B, *shape)`` (static) or
+    ``(B, T, *shape)``; from zero state, which is zeroed again before every step in
+    ``resets`` (a set of step indices; the timeline's reset schedule); the recurrent feedback
+    of step t - 1 is added from t = 1 on, except on a reset step unless ``keep_feedback``
+    (the sample mode drops it, stock's netx schedule keeps it). ``bias``: ``(B, T, *shape)``
+    int32 bias per step in state units, replacing the neuron's (a bias-driven input)."""
     p = eng.params(ly)
     graded = _graded(ly)
     if graded:
@@ -345,22 +350,29 @@ def scan(ctx, ly, a: torch.Tensor, static: bool, bound: Optional[int]) -> dict:
     rec_bound = rec.syn.abs_sum * out_max if rec is not None else 0
     if bound is None:
         bound = ex._bound(a)
-    narrow = p.bias_abs < ex.F32_EXACT and bound + rec_bound < ex.NARROW_INPUT
+    bias_abs = p.bias_abs if bias is None else ex._bound(bias)
+    narrow = bias_abs < ex.F32_EXACT and bound + rec_bound < ex.NARROW_INPUT
     shape = a.shape[1:] if static else a.shape[2:]
     b = a.shape[0]
+    resets = resets or ()
     u = torch.zeros((b,) + tuple(shape), dtype=torch.int32, device=a.device)
     v = torch.zeros_like(u)
     res = {"n": torch.empty((b, steps) + tuple(shape), dtype=torch.int32, device=a.device)}
-    if ctx.record_uv:
+    if record_uv:
         res["u"], res["v"] = torch.empty_like(res["n"]), torch.empty_like(res["n"])
     prev = None
     for t in range(steps):
         at = a if static else a[:, t]
-        if prev is not None:     # feedback from window step t - 1 (none on the reset step)
+        if t in resets:
+            u, v = torch.zeros_like(u), torch.zeros_like(v)
+            if not keep_feedback:
+                prev = None
+        if prev is not None:     # feedback from step t - 1 (none on the reset step)
             at = ex.wrap32(at.long() + rec(prev, out_max)).int()
-        u, v, n = _step(p, u, v, at, narrow, graded)
+        pt = p if bias is None else dataclasses.replace(p, bias=bias[:, t], bias_abs=bias_abs)
+        u, v, n = _step(pt, u, v, at, narrow, graded)
         res["n"][:, t] = n
-        if ctx.record_uv:
+        if record_uv:
             res["u"][:, t], res["v"][:, t] = u, v
         if rec is not None:
             prev = n
@@ -376,7 +388,10 @@ def layer_synaptic(ctx, ly, flow: ex.Flow) -> ex.Flow:
         _sdnn_warm(ctx, ly)
     if not needs_kinds(g, ly):
         return ex.layer_synaptic(ctx, ly, flow)
-    _sample_mode_only(ctx, ly)
+    if recurrent_sdnn(ly):
+        raise NotImplementedError(f"layer {ly.index}: the exact engine's per-sample chunks "
+                                  "have no recurrent (dense_rec) SDNN layers (run() takes "
+                                  "them on the timeline)")
     a, static, bound = synaptic_input(ctx, ly, flow)
     if ly.weight_rec is None and not _graded(ly):       # a plain neuron: the fast scans
         return ex._neuron(ctx, ly, a, 0, static, bound)
@@ -394,14 +409,17 @@ def layer_input(ctx, ly, flow: ex.Flow) -> ex.Flow:
     :data:`compiler.forward.INPUT_BIAS_EXP`, no synaptic input), else the engine's own."""
     if ly.proc != "BiasNeuron":
         return ex.layer_input(ctx, ly, flow)
-    _sample_mode_only(ctx, ly)
     from compiler.forward import INPUT_BIAS_EXP
     steps = ctx.layer_steps.get(ly.index, ctx.steps)
     p = ctx.engine.params(ly)
     bias = ex.wrap32(flow.x.long() << INPUT_BIAS_EXP).int()        # effective_bias, int32
-    p = dataclasses.replace(p, bias=bias, bias_abs=ex._bound(bias))
-    zero = torch.zeros_like(bias)
-    res = ex.qblif_scan(p, zero, True, steps, ctx.record_uv, p.bias_abs < ex.F32_EXACT)
+    if flow.static:
+        p = dataclasses.replace(p, bias=bias, bias_abs=ex._bound(bias))
+        zero = torch.zeros_like(bias)
+        res = ex.qblif_scan(p, zero, True, steps, ctx.record_uv, p.bias_abs < ex.F32_EXACT)
+    else:               # a stream: the bias of each step's value
+        zero = torch.zeros_like(bias[:, 0])
+        res = run_scan(ctx.engine, ly, zero, True, 0, steps, ctx.record_uv, bias=bias)
     ex._record(ctx, ly, res)
     return ex.Flow(res["n"], False, int(ly.neuron.max_burst))
 
@@ -418,4 +436,3 @@ def layer_average(ctx, ly, flow: ex.Flow) -> ex.Flow:
 
 ex.LAYER_KINDS.update(dense=layer_synaptic, conv=layer_synaptic, pool=layer_synaptic,
                       input=layer_input, average=layer_average)
-ex.REFUSALS.append(refusal)

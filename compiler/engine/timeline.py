@@ -17,6 +17,13 @@ Then the neuron runs over the timeline with the reset schedule
   function is repeated here. ``reset="none"``: one segment, the whole run.
 * SDNN: :class:`compiler.engine.exact.SDNNTorch` from zero state, never reset.
 * ALIF and RF: step by step in torch (:class:`ALIFTorch`, :class:`RFTorch`), never reset.
+* The coverage kinds (:mod:`compiler.engine.kinds`), as the oracle defines them step by step:
+  per-output delays through delay lines that forget on the layer's reset schedule in the
+  sample mode (:func:`delay_lines`), per-synapse delays (one product per delay), the graded
+  payload's 2^-6 floor, then recurrent / graded neurons by :func:`compiler.engine.kinds.run_scan`
+  over the reset segments (one sequence where stock's netx schedule keeps the feedback across
+  a reset), ``dense_rec`` output delays, recurrent SDNN and ALIF layers step by step,
+  ``average`` group sums, bias-driven input neurons.
 
 The per-sample windows are then cut by :func:`compiler.forward.windows`.
 """
@@ -28,7 +35,9 @@ from typing import Optional
 import numpy as np
 import torch
 
+from compiler.emit import per_output_delays
 from compiler.engine import exact as ex
+from compiler.engine import kinds
 from compiler.ir import in_message
 from compiler.passes.plan import reset_schedule
 from qblif_lava import reference
@@ -39,8 +48,10 @@ NO_RESET = ("ALIF", "RF")
 
 def needs_timeline(eng, reset: str = "sample", timeline: bool = False) -> bool:
     """Whether a run in these modes goes through the global timeline (here) instead of the
-    per-sample batches: any reset but ``"sample"``, ``timeline``, or an ALIF / RF layer."""
-    return bool(timeline) or reset != "sample" or any(
+    per-sample batches: any reset but ``"sample"``, ``timeline``, an ALIF / RF layer or a
+    recurrent SDNN layer (never reset: its feedback runs from sample to sample)."""
+    return bool(timeline) or reset != "sample" or any(kinds.recurrent_sdnn(ly)
+                                                       for ly in eng.layers) or any(
         ly.neuron is not None and ly.neuron.kind in NO_RESET for ly in eng.layers)
 
 
@@ -55,22 +66,13 @@ def check_no_reset(ly, sched) -> None:
 
 def unsupported(g, ly) -> Optional[str]:
     """A feature of ``ly`` the timeline path does not model yet, or None."""
-    syn = getattr(ly, "synapse", None)
-    if ly.delay is not None or (syn is not None and syn.delay is not None):
-        return "axonal delays"
-    if getattr(ly, "weight_rec", None) is not None:
-        return "recurrent (dense_rec) synapses"
-    if ly.kind == "average":
-        return "average readouts"
-    if ly.proc == "BiasNeuron":
-        return "bias-driven input neurons"
     if ly.weight_imag is not None and ly.kind != "dense":
         return "complex synapses on a non-dense layer"
     n = ly.neuron
-    if n is not None and n.raw.get("gradedSpike"):
-        return "graded-spike CUBA"
-    if ly.kind not in ("input", "flatten") and in_message(g, ly.index).scale_exp:
-        return "graded payloads (a scaled input message)"
+    if n is not None and n.kind == "RF" and ly.weight_rec is not None:
+        return "recurrent (dense_rec) resonate-and-fire layers"
+    if n is not None and n.kind == "RF" and ly.synaptic and kinds.needs_kinds(g, ly):
+        return "axonal delays or graded payloads into resonate-and-fire layers"
     return None
 
 
@@ -106,10 +108,24 @@ def _qblif(eng, ly, raw, wrap, bound, idx, record_uv):
                                 narrow)
     else:
         res = ex.qblif_scan(p, ex.as_int32(raw, wrap), False, idx.shape[1], record_uv, narrow)
-    keep = (idx >= 0).reshape(-1)        # counts stay uint8 from the native kernel (0..K)
+    return _unsegment(res, idx)
+
+
+def _unsegment(res: dict, idx: torch.Tensor) -> dict:
+    """Outputs ``(B, R, *shape)`` in the layout of :func:`segments` ``idx`` -> the timeline
+    ``(total, *shape)`` (pads dropped; counts keep their dtype)."""
+    keep = (idx >= 0).reshape(-1)
     single = idx.shape[0] == 1 and bool(keep.all())
     return {k: v.reshape((-1,) + tuple(v.shape[2:]))[slice(None) if single else keep]
             for k, v in res.items()}
+
+
+def _segmented(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """A timeline ``x (total, *shape)`` in the layout of :func:`segments` ``idx``: ``(B, R,
+    *shape)``, zeros in the pads."""
+    total = x.shape[0]
+    x_ext = torch.cat([x, x.new_zeros((1,) + tuple(x.shape[1:]))])
+    return x_ext[torch.where(idx >= 0, idx, total)]
 
 
 def _sdnn(eng, ly, a, record_uv):
@@ -182,12 +198,19 @@ class RFTorch:
 
 
 def _alif(eng, ly, a, record_uv):
+    """An ALIF layer over the timeline; a recurrent one (``dense_rec``) adds
+    ``wrap32(W_rec @ its spikes of the step before)`` from step 1 on (never dropped: ALIF
+    runs with ``reset="none"`` only), the sum wrapped to int32."""
     st = ALIFTorch(eng, ly)
+    rec = kinds._Recurrent(ly) if ly.weight_rec is not None else None
     out = {"n": torch.empty(a.shape, dtype=torch.int32, device=a.device)}
     if record_uv:
         out["u"], out["v"] = torch.empty_like(out["n"]), torch.empty_like(out["n"])
     for t in range(a.shape[0]):
-        out["n"][t] = st.step(a[t])
+        at = a[t]
+        if rec is not None and t >= 1:
+            at = ex.wrap32(at.long() + rec(out["n"][t - 1][None], 1)[0].reshape(at.shape)).int()
+        out["n"][t] = st.step(at)
         if record_uv:
             out["u"][t], out["v"][t] = st.u, st.v
     return out
@@ -230,7 +253,7 @@ def simulate(eng, frames, steps: int, *, stream: bool = False, reset: str = "sam
         raise NotImplementedError("SDNN layers have no u, v states to record")
     frames = np.asarray(frames)
     total = frames.shape[0] * int(steps) + int(g.graph["depth"])
-    record = {ly.index for ly in eng.layers if ly.neuron is not None}
+    record = {ly.index for ly in eng.layers if ly.neuron is not None or ly.kind == "average"}
     if layers_to_record is not None:
         record &= {int(i) for i in layers_to_record}
     rows, at = _source(frames, steps, stream, total)
@@ -245,16 +268,23 @@ def simulate(eng, frames, steps: int, *, stream: bool = False, reset: str = "sam
             if ly.kind == "flatten":
                 x = ex._to_file_order(x, 1).reshape(x.shape[0], -1)
                 continue
+            if ly.kind == "average":       # exact sums of groups of neurons (file order)
+                xs = ex._to_file_order(x if at is None else x[at], 1)
+                x = xs.reshape(xs.shape[0], int(ly.shape[0]), -1).sum(-1, dtype=torch.int64)
+                at, xmax = None, ex._bound(x)
+                if ly.index in record:
+                    out[ly.index] = x.to(torch.int32).cpu().numpy()
+                continue
             if ly.neuron is None:          # a neuron-less input layer: the source's values
                 continue
-            res = _layer(eng, ly, x, at, xmax, reset_schedule(g, ly, steps, reset,
-                                                              reset_interval, reset_offset),
-                         record_uv)
+            sched = reset_schedule(g, ly, steps, reset, reset_interval, reset_offset)
+            line = sched if reset == "sample" else None   # the sample mode's lines forget
+            res = _layer(eng, ly, x, at, xmax, sched, record_uv, line, line)
             at = None
             x = res["n"]
             kind = ly.neuron.kind
-            xmax = ex._bound(x) if kind == "SDNN" else int(ly.neuron.max_burst) \
-                if kind not in NO_RESET else 1
+            xmax = ex._bound(x) if kind == "SDNN" or kinds._graded(ly) else \
+                int(ly.neuron.max_burst) if kind not in NO_RESET else 1
             if ly.index in record:
                 for key, v in res.items():
                     k = ly.index if key == "n" else (key, ly.index)
@@ -274,33 +304,42 @@ def _source(frames, steps: int, stream: bool, total: int):
     return rows, np.minimum(np.arange(total) // int(steps), frames.shape[0])
 
 
-def _layer(eng, ly, x, at, xmax, sched, record_uv) -> dict:
+def _sums(syn, apply, x_ext, sel, xmax):
+    """A synapse's sums of the rows ``sel`` (int64 ``(B, R)`` of rows of ``x_ext``) in their
+    layout, ``(B, R, *shape)``, and the wrap; the product runs on the fewer of the distinct
+    rows and the slots (held frames: once per frame)."""
+    if x_ext.shape[0] < sel.numel():
+        raw, wrap = apply(syn, x_ext, xmax)
+        return raw.reshape((x_ext.shape[0],) + tuple(raw.shape[1:]))[sel], wrap
+    raw, wrap = apply(syn, x_ext[sel.reshape(-1)], xmax)
+    return raw.reshape(tuple(sel.shape) + tuple(raw.shape[1:])), wrap
+
+
+def _layer(eng, ly, x, at, xmax, sched, record_uv, line=None, gate=None) -> dict:
     """One neuron layer over the timeline from its producer's outputs: step ``tau`` sent
     ``x[at[tau]]`` (``at`` None: ``x[tau]``; ``x`` ``(rows, *inner)``, ``|x| <= xmax``).
-    Returns ``{"n": outputs, ["u", "v"]}`` (int32 ``(total, *shape)``, channels-last)."""
+    ``line``: the schedule on which its per-output delay lines forget (the sample mode's);
+    ``gate``: the one on which its recurrent feedback is dropped (the same). Returns
+    ``{"n": outputs, ["u", "v"]}`` (int32 ``(total, *shape)``, channels-last)."""
     kind = ly.neuron.kind
-    if ly.kind == "input":                 # an SDNN Delta encoder: the same step's values
-        return _sdnn(eng, ly, (x if at is None else x[at]).long(), record_uv)
+    if ly.kind == "input":
+        xs = x if at is None else x[at]
+        if ly.proc == "BiasNeuron":        # a CUBA neuron driven by the value as its bias
+            return _bias_input(eng, ly, xs, sched, record_uv)
+        return _sdnn(eng, ly, xs.long(), record_uv)   # a Delta encoder: the same step's values
     syn = eng.synapse(ly)
     apply = ex.SYNAPSES[ly.kind][1]
     n, dev = x.shape[0], x.device
     sent = torch.arange(n, device=dev) if at is None else at       # the row sent at each step
     got = torch.cat([sent.new_full((1,), n), sent[:-1]])            # received (row n: zeros)
+    x_ext = torch.cat([x, x.new_zeros((1,) + tuple(x.shape[1:]))])
     qblif = kind in ("QBLIF", "CUBA", "LOIHI")
+    if kinds.needs_kinds(eng.ir, ly):
+        a, bound = _kinds_input(eng, ly, syn, x_ext, got, xmax, line)
+        return _kinds_neuron(eng, ly, a, bound, sched, record_uv, line, gate)
     idx = segments(got.shape[0], sched if qblif else None).to(dev)  # (B, R), -1: pads
     sel = torch.where(idx >= 0, got[idx.clamp(min=0)], n)           # rows of x_ext per slot
-    x_ext = torch.cat([x, x.new_zeros((1,) + tuple(x.shape[1:]))])
-
-    def sums(s, f):
-        """The synapse's sums in the layout of ``idx``: ``(B, R, *shape)``; the product runs
-        on the fewer of the distinct rows and the slots (held frames: once per frame)."""
-        if x_ext.shape[0] < sel.numel():
-            raw, wrap = f(s, x_ext, xmax)
-            return raw.reshape((n + 1,) + tuple(raw.shape[1:]))[sel], wrap
-        raw, wrap = f(s, x_ext[sel.reshape(-1)], xmax)
-        return raw.reshape(tuple(sel.shape) + tuple(raw.shape[1:])), wrap
-
-    raw, wrap = sums(syn, apply)
+    raw, wrap = _sums(syn, apply, x_ext, sel, xmax)
     if qblif:
         return _qblif(eng, ly, raw, wrap, syn.abs_sum * xmax, idx, record_uv)
     a = ex.as_int32(raw, wrap)[0]                  # one segment: the whole run
@@ -309,8 +348,127 @@ def _layer(eng, ly, x, at, xmax, sched, record_uv) -> dict:
     if kind == "ALIF":
         return _alif(eng, ly, a, record_uv)
     if kind == "RF":
-        return _rf(eng, ly, a, ex.as_int32(*sums(imag_synapse(ly), ex.dense))[0])
+        return _rf(eng, ly, a, ex.as_int32(*_sums(imag_synapse(ly), ex.dense, x_ext, sel,
+                                                  xmax))[0])
     raise NotImplementedError(f"layer {ly.index}: the exact engine has no '{kind}' neurons")
+
+
+# ------------------------------------------------------------------ coverage kinds
+
+def delay_lines(y: torch.Tensor, d: np.ndarray, line) -> torch.Tensor:
+    """Per-output delay lines over a timeline: ``y (total, *shape)`` -> ``out[tau, o] =
+    y[tau - d_o, o]`` where ``tau - d_o`` is at or after the line's last clear
+    (:func:`compiler.forward._last_clear` of ``line``, and step 0), else 0 (``d``: flat
+    per-output delays in the engine's order). The oracle's input delay lines (``y``: the
+    undelayed synaptic sums, ``y[0] = 0``) and ``dense_rec`` output delays
+    (:func:`compiler.forward._delayed_output`)."""
+    from compiler.forward import _last_clear
+    total = y.shape[0]
+    flat = y.reshape(total, -1)
+    tau = torch.arange(total, device=y.device)[:, None]
+    src = tau - torch.as_tensor(d, device=y.device)[None, :]
+    lo = _last_clear(line, tau).clamp(min=0) if line is not None else 0
+    out = torch.gather(flat, 0, src.clamp(min=0).expand(total, flat.shape[1]))
+    return torch.where(src >= lo, out, 0).reshape(y.shape)
+
+
+def _kinds_input(eng, ly, syn, x_ext, got, xmax, line):
+    """``ly``'s neuron input over the timeline as the oracle's ``_synaptic_input`` (delays,
+    the graded payload's 2^-6 scale; not the recurrent part): ``(a int32 (total, *shape),
+    bound on |a|)``. ``got[tau]``: the row of ``x_ext`` it receives undelayed at ``tau``."""
+    total, n = got.shape[0], x_ext.shape[0] - 1
+    bound = syn.abs_sum * xmax
+    per_out = per_output_delays(ly.delay, ly.kind)
+    if ly.delay is not None and per_out is None:        # per input / synapse (DelayDense)
+        d = np.asarray(ly.delay, np.int64)
+        w = np.asarray(ly.weight, np.int64)
+        acc = wrap = None
+        for dv in (int(v) for v in np.unique(d)):
+            key = ("timeline_delay", dv)
+            if key not in syn.cache:       # the full bound: each part and their sum exact
+                syn.cache[key] = ex.Synapse(ly, np.ascontiguousarray(np.where(d == dv, w, 0).T),
+                                            syn.abs_sum)
+            rows = torch.cat([got.new_full((min(dv, total),), n), got])[:total]
+            raw, wrap = _sums(syn.cache[key], ex.dense, x_ext, rows[None], xmax)
+            acc = raw if acc is None else acc + raw
+        a = ex.as_int32(acc[0], wrap)
+    else:
+        raw, wrap = _sums(syn, ex.SYNAPSES[ly.kind][1], x_ext, got[None], xmax)
+        a = ex.as_int32(raw[0], wrap)
+        if per_out is not None and ly.weight_rec is None:       # delays the input
+            a = delay_lines(a, kinds._flat_delays(per_out, ly.shape), line)
+    sh = int(in_message(eng.ir, ly.index).scale_exp)
+    if sh:      # a graded-spike CUBA's payload: floor(int32 sum / 2^6)
+        a = torch.bitwise_right_shift(a, sh)
+        bound = (bound >> sh) + 1
+    return a, bound
+
+
+def _reset_steps(total: int, sched) -> set:
+    """The 0-based steps before which a neuron on ``sched`` is zeroed (besides step 0)."""
+    if sched is None:
+        return set()
+    r, off = int(sched[0]), int(sched[1])
+    return {t for t in range((off - 1) % r, total, r) if t > 0}
+
+
+def _kinds_neuron(eng, ly, a, bound, sched, record_uv, line, gate) -> dict:
+    """``ly``'s neuron over the timeline on its input ``a`` (int32 ``(total, *shape)``)."""
+    kind = ly.neuron.kind
+    if kind == "SDNN" and ly.weight_rec is None:
+        return _sdnn(eng, ly, a.long(), record_uv)
+    total = a.shape[0]
+    if kind == "ALIF":
+        res = _alif(eng, ly, a, record_uv)
+    elif ly.weight_rec is None and not kinds._graded(ly):     # a plain neuron: the fast scans
+        idx = segments(total, sched).to(a.device)
+        return _qblif(eng, ly, _segmented(a, idx), 0, bound, idx, record_uv)
+    elif kind == "SDNN":
+        res = _sdnn_rec(eng, ly, a)
+    elif ly.weight_rec is None or gate is not None or sched is None:
+        # the segments from zero state, no feedback into their first step: one batch
+        idx = segments(total, sched).to(a.device)
+        res = _unsegment(kinds.run_scan(eng, ly, _segmented(a, idx), False, bound,
+                                        idx.shape[1], record_uv), idx)
+    else:       # stock's netx schedule keeps the feedback across a reset: one sequence
+        res = kinds.run_scan(eng, ly, a[None], False, bound, total, record_uv,
+                             resets=_reset_steps(total, sched), keep_feedback=True)
+        res = {k: v[0] for k, v in res.items()}
+    per_out = per_output_delays(ly.delay, ly.kind)
+    if ly.weight_rec is not None and per_out is not None:   # lava-dl's output delay
+        res["n"] = delay_lines(res["n"], kinds._flat_delays(per_out, ly.shape), line)
+    return res
+
+
+def _sdnn_rec(eng, ly, a) -> dict:
+    """A recurrent (``dense_rec``) SDNN layer over the timeline, as the oracle: its int64
+    input plus, from step 1 on, ``wrap32(W_rec @ its message of the step before)`` (never
+    dropped: an SDNN layer never resets), one step at a time."""
+    from compiler.forward import SDNNState
+    st = ex.SDNNTorch(ly, SDNNState(ly), eng.device)
+    rec = kinds._Recurrent(ly)
+    out = torch.empty(a.shape, dtype=torch.int32, device=a.device)
+    prev = None
+    for t in range(a.shape[0]):
+        at = a[t].long()
+        if prev is not None:
+            at = at + rec(prev[None], ex._bound(prev))[0].reshape(at.shape)
+        prev = st.step(at)
+        out[t] = ex.wrap32(prev).int()
+    return {"n": out}
+
+
+def _bias_input(eng, ly, xs, sched, record_uv) -> dict:
+    """A bias-driven CUBA input neuron over the timeline: no synaptic input, bias
+    ``value << 6`` (:data:`compiler.forward.INPUT_BIAS_EXP`) of the source's value on each
+    step ``xs (total, *inner)``; zeroed on its reset schedule."""
+    from compiler.forward import INPUT_BIAS_EXP
+    bias = ex.wrap32(xs.long() << INPUT_BIAS_EXP).int()
+    idx = segments(xs.shape[0], sched).to(xs.device)        # segments from zero state
+    bias = _segmented(bias, idx)
+    zero = torch.zeros_like(bias[:, 0])
+    return _unsegment(kinds.run_scan(eng, ly, zero, True, 0, idx.shape[1], record_uv,
+                                     bias=bias), idx)
 
 
 def run(eng, frames, steps: int, *, stream: bool = False, reset: str = "sample",
