@@ -269,9 +269,10 @@ class CompiledNetwork:
         ``lanes``: L >= 1 samples side by side in one Lava run (every process carries L
         lanes on its last Lava axis), so the per-process cost is paid once per L samples;
         Lava then runs ``ceil(S/L)*T + depth`` steps (``last_run["lava_steps"]``) and the
-        counts equal ``lanes=1``'s. L > 1 covers static frames with ``reset="sample"``
-        through input/dense/conv/pool/flatten/average layers of QB-LIF or CUBA neurons;
-        anything else (stream, other resets, input_transform, timeline, record_uv,
+        counts equal ``lanes=1``'s. L > 1 covers static frames and input streams (lane l
+        of batch b carries sample ``b*L + l``) with ``reset="sample"`` through
+        input/dense/conv/pool/flatten/average layers of QB-LIF or CUBA neurons;
+        anything else (other resets, input_transform, timeline, record_uv,
         engine="exact", SDNN, delays, recurrence, bias-driven input, other neurons)
         raises ValueError naming it (``docs/fast_execution.md``).
         """
@@ -401,7 +402,7 @@ class CompiledNetwork:
 
     def _refuse_lanes(self, stream, reset, input_transform, timeline, record_uv) -> None:
         """ValueError naming the first run mode that lanes > 1 lacks."""
-        for on, what in ((stream, "input streams"), (reset != "sample", f"reset={reset!r}"),
+        for on, what in ((reset != "sample", f"reset={reset!r}"),
                          (input_transform, "input_transform"), (timeline, "timeline"),
                          (record_uv, "record_uv")):
             if on:

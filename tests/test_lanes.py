@@ -19,11 +19,13 @@ def _frames(net, rng, samples):
     return rng.integers(0, hi, size=(samples,) + tuple(net.input_shape))
 
 
-def _same_as_one_lane(net, frames, steps, lanes_list):
-    one = net.run(frames, steps)
+def _same_as_one_lane(net, frames, steps, lanes_list, **kw):
+    """Run ``frames`` at lanes=1 and at each L of ``lanes_list`` (run arguments ``kw``):
+    the same keys, shapes, dtypes and values on every layer and step."""
+    one = net.run(frames, steps, **kw)
     assert net.last_run["lava_steps"] == len(frames) * steps + net.ir.graph["depth"]
     for lanes in lanes_list:
-        out = net.run(frames, steps, lanes=lanes)
+        out = net.run(frames, steps, lanes=lanes, **kw)
         batches = -(-len(frames) // lanes)
         assert net.last_run["lava_steps"] == batches * steps + net.ir.graph["depth"]
         assert net.last_run["lanes"] == lanes
@@ -98,7 +100,7 @@ def test_lanes_refuse_uncovered_modes(kw, word):
             net.run(frames, 3, lanes=2.0)
 
 
-def test_lanes_refuse_stream_and_delays(tmp_path):
+def test_lanes_refuse_delays(tmp_path):
     rng = np.random.default_rng(5)
     specs, shape = dense_net(rng, (6, 5, 4), k=2)
     specs[1]["delay"] = np.ones((5,), np.float32)
@@ -106,8 +108,35 @@ def test_lanes_refuse_stream_and_delays(tmp_path):
     with compiler.compile(path) as net:
         with pytest.raises(ValueError, match=r"layer 1 .*delays"):
             net.run(_frames(net, rng, 2), 3, lanes=2)
-        with pytest.raises(ValueError, match="stream"):
+        with pytest.raises(ValueError, match=r"layer 1 .*delays"):
             net.run(rng.integers(0, 2, size=(2, 3) + shape), 3, lanes=2)
+
+
+def _stream(net, rng, samples, t_in):
+    """A random input stream ``(samples, t_in, *input_shape)`` over the whole input range."""
+    hi = 2 ** int(net.ir.graph["input_bits"])
+    return rng.integers(0, hi, size=(samples, t_in) + tuple(net.input_shape))
+
+
+@pytest.mark.parametrize("encoding", ["graded", "binary"])
+def test_digits_mlp_stream_lanes_equal_one_lane(encoding):
+    """Input streams per lane: lane l of batch b carries sample ``b*L + l``'s stream, one
+    value per step (zeros past T_in): lanes=1's counts on every layer and step."""
+    before_pids, before_shm = child_pids(), shm_segments()
+    with compiler.compile(DIGITS, encoding=encoding) as net:
+        stream = _stream(net, np.random.default_rng(20), 5, 4)     # T_in 4 < T 6
+        one = _same_as_one_lane(net, stream, 6, (2, 3))
+        static = net.run(stream[:, 0], 6)
+        assert any((one[i] != static[i]).any() for i in one), "the stream did not matter"
+    assert settled(before_pids, before_shm) == (set(), set())
+
+
+def test_conv_pool_net_stream_lanes_equal_one_lane(tmp_path):
+    rng = np.random.default_rng(21)
+    specs, shape = conv_net(rng, c_in=2, hw=6, k=3, reset_mode="subtract", pool=True)
+    path = write_net(tmp_path / "c.net", specs, shape)
+    with compiler.compile(path) as net:
+        _same_as_one_lane(net, _stream(net, rng, 4, 4), 4, (3,), stream=True)
 
 
 def test_cli_run_lanes(tmp_path):
@@ -292,7 +321,7 @@ def test_auto_lanes_where_lanes_cover_the_run():
         for kw in (dict(engine="exact"), dict(reset="none"), dict(record_uv=True),
                    dict(timeline=True)):
             assert net.auto_lanes(frames, **kw) == 1, kw
-        assert net.auto_lanes(frames[:, None]) == 1                    # a stream
+        assert net.auto_lanes(frames[:, None]) == 20                   # a stream
     with compiler.compile(FMNIST) as net:                              # stock: 127 groups
         frames = _frames(net, np.random.default_rng(13), 40)
         assert net.auto_lanes(frames, models="stock") == 1
