@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 from compiler.errors import CompileError
 from compiler.ir import layers, producer
 from compiler.procs.recorder.process import read_recording
+from compiler.procs.source.process import lane_shape
 from compiler.build import DEFAULT_INPUT_BITS, compile_ir  # noqa: F401 (re-exported)
 from qblif_lava.lava_session import LavaSession, stop_runtime
 
@@ -272,7 +273,8 @@ class CompiledNetwork:
         counts equal ``lanes=1``'s. L > 1 covers static frames and input streams (lane l
         of batch b carries sample ``b*L + l``) with ``reset="sample"`` through
         input/dense/conv/pool/flatten/average layers of QB-LIF or CUBA neurons;
-        anything else (other resets, input_transform, timeline, record_uv,
+        ``record_uv`` de-interleaves u and v per lane as the counts; anything else
+        (other resets, input_transform, timeline,
         engine="exact", SDNN, delays, recurrence, bias-driven input, other neurons)
         raises ValueError naming it (``docs/fast_execution.md``).
         """
@@ -298,7 +300,7 @@ class CompiledNetwork:
         frames, stream = self._input_frames(samples, steps, stream, input_transform)
         n_s = frames.shape[0]
         if lanes > 1:
-            self._refuse_lanes(stream, reset, input_transform, timeline, record_uv)
+            self._refuse_lanes(reset, input_transform, timeline)
             from compiler.emit import check_sample_lanes
             check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
         est = host_estimate(self.ir, n_s, steps, record, record_uv)
@@ -343,15 +345,21 @@ class CompiledNetwork:
             if lanes > 1:
                 out[ly.index] = _from_sample_lanes(data[ly.index], lanes, n_s, steps,
                                                    ly.reset_offset, ly.shape)
-                continue
-            block = data[ly.index][:, cols]             # (size, S, T)
-            out[ly.index] = np.moveaxis(block, 0, -1).reshape(cols.shape + tuple(ly.shape))
+            else:
+                block = data[ly.index][:, cols]             # (size, S, T)
+                out[ly.index] = np.moveaxis(block, 0, -1).reshape(cols.shape + tuple(ly.shape))
             for var in ("u", "v") if record_uv and ("u", ly.index) in uv else ():
                 neu = em.neurons[ly.index]
                 series = np.asarray(next(iter(uv[(var, ly.index)][neu.name].values())))
-                series = series.reshape((series.shape[0],) + tuple(ly.shape)[::-1])
+                series = series.reshape((series.shape[0],)       # (total, *Lava shape)
+                                        + lane_shape(tuple(ly.shape)[::-1], lanes))
                 series = series.transpose((0,) + tuple(range(series.ndim - 1, 0, -1)))
-                out[(var, ly.index)] = series[cols].astype(np.int32)
+                if lanes > 1:     # (total, L*C, ...) file order, lane-outer: as a Recorder's
+                    series = series.reshape(series.shape[0], -1).T
+                    out[(var, ly.index)] = _from_sample_lanes(
+                        series, lanes, n_s, steps, ly.reset_offset, ly.shape).astype(np.int32)
+                else:
+                    out[(var, ly.index)] = series[cols].astype(np.int32)
         for ly in averages if not timeline else ():
             if ly.index - 1 in out and (layers_to_record is None or ly.index in record):
                 from compiler.forward import average_counts
@@ -386,7 +394,7 @@ class CompiledNetwork:
         if lanes <= 1 or engine != "lava":
             return 1
         try:
-            self._refuse_lanes(stream, reset, input_transform, timeline, record_uv)
+            self._refuse_lanes(reset, input_transform, timeline)
             from compiler.emit import check_sample_lanes
             check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
         except ValueError:
@@ -400,11 +408,10 @@ class CompiledNetwork:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
         return int(lanes)
 
-    def _refuse_lanes(self, stream, reset, input_transform, timeline, record_uv) -> None:
+    def _refuse_lanes(self, reset, input_transform, timeline) -> None:
         """ValueError naming the first run mode that lanes > 1 lacks."""
         for on, what in ((reset != "sample", f"reset={reset!r}"),
-                         (input_transform, "input_transform"), (timeline, "timeline"),
-                         (record_uv, "record_uv")):
+                         (input_transform, "input_transform"), (timeline, "timeline")):
             if on:
                 raise ValueError(f"lanes > 1 does not support {what}; run with lanes=1")
 

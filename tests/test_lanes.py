@@ -87,7 +87,7 @@ def test_lanes_record_subset_and_predict_shape():
 
 
 @pytest.mark.parametrize("kw,word", [
-    (dict(record_uv=True), "record_uv"), (dict(reset="none"), "reset"),
+    (dict(reset="none"), "reset"),
     (dict(timeline=True), "timeline"), (dict(engine="exact"), "engine")])
 def test_lanes_refuse_uncovered_modes(kw, word):
     with compiler.compile(DIGITS) as net:
@@ -112,6 +112,24 @@ def test_lanes_refuse_delays(tmp_path):
             net.run(rng.integers(0, 2, size=(2, 3) + shape), 3, lanes=2)
 
 
+def test_record_uv_lanes_equal_one_lane(tmp_path):
+    """record_uv per lane: u and v de-interleaved like the counts, lanes=1's on every layer
+    and step, for a QB-LIF/CUBA dense net (a stream) and the conv net's 3-D layers."""
+    rng = np.random.default_rng(22)
+    specs, shape = dense_net(rng, (10, 8, 6, 4), k=3, reset_mode="subtract", cuba=(1,))
+    path = write_net(tmp_path / "m.net", specs, shape)
+    with compiler.compile(path) as net:
+        one = _same_as_one_lane(net, _stream(net, rng, 5, 3), 4, (2,), record_uv=True)
+        assert {k for k in one if not isinstance(k, int)} == {
+            (v, i) for v in "uv" for i in (1, 2, 3)}
+        assert all(one[(v, 2)].any() for v in "uv"), "CUBA u, v silent"
+    specs, shape = conv_net(rng, c_in=2, hw=6, k=3, reset_mode="subtract", pool=True)
+    path = write_net(tmp_path / "c.net", specs, shape)
+    with compiler.compile(path) as net:
+        one = _same_as_one_lane(net, _frames(net, rng, 3), 3, (2,), record_uv=True)
+        assert one[("v", 1)].ndim == 5 and one[("v", 1)].any()
+
+
 def _stream(net, rng, samples, t_in):
     """A random input stream ``(samples, t_in, *input_shape)`` over the whole input range."""
     hi = 2 ** int(net.ir.graph["input_bits"])
@@ -125,7 +143,8 @@ def test_digits_mlp_stream_lanes_equal_one_lane(encoding):
     before_pids, before_shm = child_pids(), shm_segments()
     with compiler.compile(DIGITS, encoding=encoding) as net:
         stream = _stream(net, np.random.default_rng(20), 5, 4)     # T_in 4 < T 6
-        one = _same_as_one_lane(net, stream, 6, (2, 3))
+        one = _same_as_one_lane(net, stream, 6, (2, 3), record_uv=True)
+        assert ("v", net.output_index) in one
         static = net.run(stream[:, 0], 6)
         assert any((one[i] != static[i]).any() for i in one), "the stream did not matter"
     assert settled(before_pids, before_shm) == (set(), set())
@@ -318,9 +337,9 @@ def test_auto_lanes_where_lanes_cover_the_run():
         assert net.auto_lanes(frames[:32]) == 32 and net.auto_lanes(frames[:33]) == 17
         assert net.auto_lanes(frames[:5]) == 5 and net.auto_lanes(frames[:1]) == 1
         assert net.auto_lanes(np.zeros((10_000,) + tuple(net.input_shape), int)) == 32
-        for kw in (dict(engine="exact"), dict(reset="none"), dict(record_uv=True),
-                   dict(timeline=True)):
+        for kw in (dict(engine="exact"), dict(reset="none"), dict(timeline=True)):
             assert net.auto_lanes(frames, **kw) == 1, kw
+        assert net.auto_lanes(frames, record_uv=True) == 20
         assert net.auto_lanes(frames[:, None]) == 20                   # a stream
     with compiler.compile(FMNIST) as net:                              # stock: 127 groups
         frames = _frames(net, np.random.default_rng(13), 40)
