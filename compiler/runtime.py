@@ -300,7 +300,8 @@ class CompiledNetwork:
         frames, stream = self._input_frames(samples, steps, stream, input_transform)
         n_s = frames.shape[0]
         if lanes > 1:
-            self._refuse_lanes(reset, input_transform, timeline)
+            self._refuse_lanes(reset, input_transform, timeline, steps, reset_interval,
+                               reset_offset)
             from compiler.emit import check_sample_lanes
             check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
         est = host_estimate(self.ir, n_s, steps, record, record_uv)
@@ -379,25 +380,28 @@ class CompiledNetwork:
 
     def auto_lanes(self, samples, *, models: str = "fast", engine: str = "lava",
                    stream=None, reset: str = "sample", input_transform: bool = False,
-                   timeline: bool = False, record_uv: bool = False) -> int:
+                   timeline: bool = False, record_uv: bool = False,
+                   steps_per_sample=None, reset_interval=None, reset_offset: int = 0) -> int:
         """The sample lanes ``qblif run`` uses by default for a :meth:`run` of ``samples``
         with these arguments, where lanes cover the run (the counts are the same at any L):
         the fewest batches of at most ``AUTO_LANES`` samples, evenly filled
         (``ceil(S / ceil(S / AUTO_LANES))``: 33 samples run as 2 batches of 17 lanes, not 32
         + 1), else 1. ``AUTO_LANES`` is the fastest L measured for ``fmnist_qblif_conv``
-        (docs/fast_execution.md)."""
+        (docs/fast_execution.md). Lanes cover streams and ``record_uv``; a reset other than
+        ``"sample"`` needs ``steps_per_sample`` to be judged (:meth:`_refuse_lanes`)."""
         arr = np.asarray(samples)
-        if stream is None:
-            stream = arr.ndim == len(self.input_shape) + 2
         n_s = int(arr.shape[0]) if arr.ndim else 1
         lanes = -(-n_s // -(-n_s // AUTO_LANES)) if n_s > 0 else 1
         if lanes <= 1 or engine != "lava":
             return 1
         try:
-            self._refuse_lanes(reset, input_transform, timeline)
+            if steps_per_sample is not None:
+                steps_per_sample = self._check_steps(steps_per_sample)
+            self._refuse_lanes(reset, input_transform, timeline, steps_per_sample,
+                               reset_interval, reset_offset)
             from compiler.emit import check_sample_lanes
             check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
-        except ValueError:
+        except (TypeError, ValueError):
             return 1
         return lanes
 
@@ -408,12 +412,47 @@ class CompiledNetwork:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
         return int(lanes)
 
-    def _refuse_lanes(self, reset, input_transform, timeline) -> None:
-        """ValueError naming the first run mode that lanes > 1 lacks."""
-        for on, what in ((reset != "sample", f"reset={reset!r}"),
-                         (input_transform, "input_transform"), (timeline, "timeline")):
+    def _refuse_lanes(self, reset, input_transform, timeline, steps=None,
+                      reset_interval=None, reset_offset: int = 0) -> None:
+        """ValueError naming the first run mode that lanes > 1 lacks.
+
+        Lanes run sample ``b*L + l`` in lane l of batch b on steps ``b*T + 1 ..``, where
+        ``lanes=1`` runs sample s on steps ``s*T + 1 ..`` after sample s-1. That is exact
+        when every neuron layer is reset at the start of each of its sample windows
+        (``t % T == reset_offset``, :mod:`compiler.passes.plan`) and on the same phase in
+        every window: a schedule ``(R, o)`` with ``T % R == 0`` and
+        ``o % R == reset_offset % R`` (``reset="sample"``, or ``"netx"`` with such an
+        interval and offset). Otherwise a sample starts from the previous sample's state on
+        the same timeline (``reset="none"``: never reset), which samples side by side cannot
+        reproduce. ``steps`` None: only ``reset="sample"`` passes."""
+        from compiler.passes.plan import reset_schedule
+        for on, what in ((input_transform, "input_transform"), (timeline, "timeline"),
+                         (steps is None and reset != "sample", f"reset={reset!r}")):
             if on:
                 raise ValueError(f"lanes > 1 does not support {what}; run with lanes=1")
+        if reset == "sample":
+            return
+        mode = (f"reset={reset!r}" if reset != "netx" else
+                f"reset='netx' (reset_interval={reset_interval}, reset_offset={reset_offset})")
+        for ly in layers(self.ir):
+            want = reset_schedule(self.ir, ly, steps, "sample")
+            if want is None:      # no reset in any mode (SDNN: check_sample_lanes says so)
+                continue
+            got = reset_schedule(self.ir, ly, steps, reset, reset_interval, reset_offset)
+            if got is None:
+                raise ValueError(
+                    f"lanes > 1 does not support {mode}: layer {ly.index} is never reset, so "
+                    "each sample starts from the previous sample's state on one timeline, "
+                    "which samples side by side cannot reproduce; run with lanes=1")
+            period, phase = got
+            if steps % period or (phase - want[1]) % period:
+                raise ValueError(
+                    f"lanes > 1 does not support {mode}: layer {ly.index} is reset at steps "
+                    f"t % {period} == {phase % period}, not at the start of each of its "
+                    f"{steps}-step sample windows (t % {steps} == {want[1] % steps}), so a "
+                    "sample carries the previous sample's state, which samples side by side "
+                    "cannot reproduce (lanes need an interval dividing the steps per sample "
+                    "and that phase); run with lanes=1")
 
     def _run_exact(self, samples, steps_per_sample, record_uv, layers_to_record, progress,
                    modes=None, input_transform=False):

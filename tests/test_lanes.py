@@ -130,6 +130,59 @@ def test_record_uv_lanes_equal_one_lane(tmp_path):
         assert one[("v", 1)].ndim == 5 and one[("v", 1)].any()
 
 
+def _aligned_offset(net, steps, interval):
+    """The ``reset_offset`` o for which ``reset="netx"`` with ``reset_interval=interval``
+    resets the first synaptic layer at the start of each of its sample windows."""
+    from compiler.passes.plan import reset_schedule
+    ly = next(ly for ly in layers(net.ir) if ly.synaptic)
+    return (ly.reset_offset - reset_schedule(net.ir, ly, steps, "netx", interval, 0)[1]) \
+        % interval
+
+
+@pytest.mark.parametrize("path", ["random", DIGITS])
+def test_netx_resets_on_sample_windows_lanes_equal_one_lane(tmp_path, path):
+    """reset="netx" whose interval R divides T and whose phase resets every layer at the
+    start of its sample windows keeps samples independent: lanes=1's counts on every layer
+    and step; R < T adds resets inside the windows (the counts differ from reset='sample')."""
+    rng = np.random.default_rng(23)
+    if path == "random":
+        specs, shape = dense_net(rng, (10, 8, 6), k=3, reset_mode="subtract", cuba=(1,))
+        path = write_net(tmp_path / "r.net", specs, shape)
+    with compiler.compile(path) as net:
+        frames, steps = _frames(net, rng, 5), 6
+        sample = net.run(frames, steps)
+        for interval, shift in ((6, 0), (3, 1), (2, 2)):
+            o = _aligned_offset(net, steps, interval) + shift * interval
+            one = _same_as_one_lane(net, frames, steps, (2,), reset="netx",
+                                    reset_interval=interval, reset_offset=o)
+            assert (interval == steps) == all((one[i] == sample[i]).all() for i in one)
+        stream = _stream(net, rng, 3, 4)
+        _same_as_one_lane(net, stream, 4, (2,), reset="netx", reset_interval=2,
+                          reset_offset=_aligned_offset(net, 4, 2))
+
+
+def test_lanes_refuse_resets_that_chain_samples(monkeypatch):
+    """reset='none' (never reset) and netx schedules off the sample windows (phase, or an
+    interval not dividing T) chain each sample to the previous one on one timeline: refused
+    with the reason; run anyway (the refusal patched out), lanes would give other counts."""
+    from compiler.runtime import CompiledNetwork
+    with compiler.compile(DIGITS) as net:
+        frames, steps = _frames(net, np.random.default_rng(24), 4), 6
+        o = _aligned_offset(net, steps, steps)
+        cases = [(dict(reset="none"), "never reset"),
+                 (dict(reset="netx", reset_interval=steps, reset_offset=o + 1), "t % 6 =="),
+                 (dict(reset="netx", reset_interval=4, reset_offset=o), "t % 4 ==")]
+        for kw, word in cases:
+            with pytest.raises(ValueError, match=f"lanes > 1 does not support .*{word}.*"
+                                                 "side by side cannot reproduce"):
+                net.run(frames, steps, lanes=2, **kw)
+            assert net.auto_lanes(frames, steps_per_sample=steps, **kw) == 1
+        monkeypatch.setattr(CompiledNetwork, "_refuse_lanes", lambda *a, **k: None)
+        for kw, _ in cases:
+            one, two = net.run(frames, steps, **kw), net.run(frames, steps, lanes=2, **kw)
+            assert any((one[i] != two[i]).any() for i in one), kw
+
+
 def _stream(net, rng, samples, t_in):
     """A random input stream ``(samples, t_in, *input_shape)`` over the whole input range."""
     hi = 2 ** int(net.ir.graph["input_bits"])
@@ -340,6 +393,11 @@ def test_auto_lanes_where_lanes_cover_the_run():
         for kw in (dict(engine="exact"), dict(reset="none"), dict(timeline=True)):
             assert net.auto_lanes(frames, **kw) == 1, kw
         assert net.auto_lanes(frames, record_uv=True) == 20
+        o = _aligned_offset(net, 4, 2)
+        netx = dict(reset="netx", reset_interval=2, reset_offset=o)
+        assert net.auto_lanes(frames, steps_per_sample=4, **netx) == 20
+        assert net.auto_lanes(frames, **netx) == 1                     # T unknown
+        assert net.auto_lanes(frames, steps_per_sample=0, **netx) == 1
         assert net.auto_lanes(frames[:, None]) == 20                   # a stream
     with compiler.compile(FMNIST) as net:                              # stock: 127 groups
         frames = _frames(net, np.random.default_rng(13), 40)
