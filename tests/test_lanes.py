@@ -428,6 +428,14 @@ def test_cli_run_default_lanes_same_counts_and_noted(tmp_path):
     assert "ran 3 samples side by side" in note and "side by side" not in quiet
     _, none_note = run("--reset", "none")
     assert "side by side" not in none_note
+    with compiler.compile(DIGITS) as net:      # a stream, a netx schedule on the windows
+        np.save(tmp_path / "x.npy", _stream(net, np.random.default_rng(14), 3, 2))
+        o = str(_aligned_offset(net, 4, 2))
+    netx = ("--reset", "netx", "--reset-interval", "2", "--reset-offset", o)
+    auto, note = run(*netx)
+    one, quiet = run(*netx, "--lanes", "1")
+    assert len(auto) == 3 and auto == one
+    assert "ran 3 samples side by side" in note and "side by side" not in quiet
 
 
 def test_lava_workers_fork_with_one_blas_thread_and_the_caller_keeps_its_own():
