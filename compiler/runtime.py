@@ -90,6 +90,23 @@ def _from_sample_lanes(rec: np.ndarray, lanes: int, n_s: int, steps: int, offset
     return np.ascontiguousarray(block).reshape((n_s, steps) + tuple(shape))
 
 
+def _timeline_from_lanes(rec: np.ndarray, lanes: int, n_s: int, steps: int, offset: int,
+                         shape, depth: int) -> np.ndarray:
+    """A laned recording ``(L*size, total)`` -> the ``lanes=1`` run's whole timeline
+    ``(1, S*T + depth, *shape)`` of a layer whose sample windows start at step ``offset``
+    (valid where every layer is reset at each window start, :meth:`CompiledNetwork._refuse_lanes`):
+    steps before the first window are lane 0's (every lane's, zero state and input), window
+    step j of sample s is lane ``s % L``'s of batch ``s // L``, and the steps after the last
+    window are the last sample's lane's after its batch (zero input, zero state)."""
+    batches, size = -(-n_s // lanes), rec.shape[0] // lanes
+    per_lane = rec.reshape(lanes, size, rec.shape[1])
+    head = per_lane[0][:, :offset - 1].T                                   # (offset-1, size)
+    windows = _from_sample_lanes(rec, lanes, n_s, steps, offset, shape).reshape(n_s * steps,
+                                                                               size)
+    tail = per_lane[(n_s - 1) % lanes][:, batches * steps + offset - 1:batches * steps + depth].T
+    return np.concatenate([head, windows, tail]).reshape((1, -1) + tuple(shape))
+
+
 class _Session(LavaSession):
     """A supervised session whose process (the source) is set once emitted."""
 
@@ -273,8 +290,10 @@ class CompiledNetwork:
         counts equal ``lanes=1``'s. L > 1 covers static frames and input streams (lane l
         of batch b carries sample ``b*L + l``) with ``reset="sample"`` through
         input/dense/conv/pool/flatten/average layers of QB-LIF or CUBA neurons;
-        ``record_uv`` de-interleaves u and v per lane as the counts; anything else
-        (other resets, input_transform, timeline,
+        ``record_uv`` de-interleaves u and v per lane as the counts, ``timeline`` rebuilds
+        the lanes=1 run's timeline; ``reset="netx"`` where every layer is still reset at each
+        of its sample windows (:meth:`_refuse_lanes`); anything else
+        (``reset="none"``, other netx schedules, input_transform,
         engine="exact", SDNN, delays, recurrence, bias-driven input, other neurons)
         raises ValueError naming it (``docs/fast_execution.md``).
         """
@@ -343,7 +362,11 @@ class CompiledNetwork:
                     + np.arange(steps)[None, :])
             if timeline:
                 cols = np.arange(em.total_steps)[None, :]
-            if lanes > 1:
+            depth = self.ir.graph["depth"]
+            if lanes > 1 and timeline:
+                out[ly.index] = _timeline_from_lanes(data[ly.index], lanes, n_s, steps,
+                                                     ly.reset_offset, ly.shape, depth)
+            elif lanes > 1:
                 out[ly.index] = _from_sample_lanes(data[ly.index], lanes, n_s, steps,
                                                    ly.reset_offset, ly.shape)
             else:
@@ -357,8 +380,9 @@ class CompiledNetwork:
                 series = series.transpose((0,) + tuple(range(series.ndim - 1, 0, -1)))
                 if lanes > 1:     # (total, L*C, ...) file order, lane-outer: as a Recorder's
                     series = series.reshape(series.shape[0], -1).T
-                    out[(var, ly.index)] = _from_sample_lanes(
-                        series, lanes, n_s, steps, ly.reset_offset, ly.shape).astype(np.int32)
+                    cut = _timeline_from_lanes if timeline else _from_sample_lanes
+                    out[(var, ly.index)] = cut(series, lanes, n_s, steps, ly.reset_offset,
+                                               ly.shape, *[depth][:timeline]).astype(np.int32)
                 else:
                     out[(var, ly.index)] = series[cols].astype(np.int32)
         for ly in averages if not timeline else ():
@@ -426,7 +450,7 @@ class CompiledNetwork:
         the same timeline (``reset="none"``: never reset), which samples side by side cannot
         reproduce. ``steps`` None: only ``reset="sample"`` passes."""
         from compiler.passes.plan import reset_schedule
-        for on, what in ((input_transform, "input_transform"), (timeline, "timeline"),
+        for on, what in ((input_transform, "input_transform"),
                          (steps is None and reset != "sample", f"reset={reset!r}")):
             if on:
                 raise ValueError(f"lanes > 1 does not support {what}; run with lanes=1")

@@ -87,8 +87,7 @@ def test_lanes_record_subset_and_predict_shape():
 
 
 @pytest.mark.parametrize("kw,word", [
-    (dict(reset="none"), "reset"),
-    (dict(timeline=True), "timeline"), (dict(engine="exact"), "engine")])
+    (dict(reset="none"), "reset"), (dict(engine="exact"), "engine")])
 def test_lanes_refuse_uncovered_modes(kw, word):
     with compiler.compile(DIGITS) as net:
         frames = _frames(net, np.random.default_rng(2), 2)
@@ -159,6 +158,41 @@ def test_netx_resets_on_sample_windows_lanes_equal_one_lane(tmp_path, path):
         stream = _stream(net, rng, 3, 4)
         _same_as_one_lane(net, stream, 4, (2,), reset="netx", reset_interval=2,
                           reset_offset=_aligned_offset(net, 4, 2))
+
+
+def test_timeline_lanes_equal_one_lane(tmp_path):
+    """timeline=True with lanes: the lanes=1 run's whole timeline (S*T + depth rows) is
+    rebuilt from the lanes: the steps before the first window (lane 0's), each sample's
+    window and the steps after the last window (the last sample's lane after its batch).
+    Neuron biases make those edge rows non-zero; counts, u and v, reset='sample' and a netx
+    schedule on the windows, and the shipped digits MLP."""
+    rng = np.random.default_rng(25)
+    specs, shape = dense_net(rng, (10, 8, 6, 4), k=3, reset_mode="subtract", cuba=(1,))
+    path = write_net(tmp_path / "b.net", specs, shape)
+    with compiler.compile(path) as net:
+        for ly in layers(net.ir):
+            if ly.neuron is not None:
+                ly.neuron.bias_mant = rng.integers(0, 300, ly.shape).astype(np.int32) \
+                    if ly.proc == "QBLIF" else 40
+        frames, steps, depth = _frames(net, rng, 5), 4, net.ir.graph["depth"]
+        for kw in (dict(), dict(reset="netx", reset_interval=2,
+                                reset_offset=_aligned_offset(net, steps, 2))):
+            one = net.run(frames, steps, timeline=True, record_uv=True, **kw)
+            assert one[1].shape == (5 * steps + depth, 8)
+            assert one[("v", 1)][0].any() and one[("v", 1)][-1].any(), "edge rows are zero"
+            assert one[("v", 3)][:2].any()
+            for lanes in (2, 3):
+                out = net.run(frames, steps, timeline=True, record_uv=True, lanes=lanes, **kw)
+                assert set(out) == set(one)
+                for k in one:
+                    np.testing.assert_array_equal(out[k], one[k], err_msg=f"{lanes} {kw} {k}")
+    with compiler.compile(DIGITS) as net:
+        frames = _frames(net, rng, 3)
+        one = net.run(frames, 4, timeline=True)
+        two = net.run(frames, 4, timeline=True, lanes=2)
+    assert set(one) == set(two) and one[1].sum() > 0
+    for k in one:
+        np.testing.assert_array_equal(two[k], one[k], err_msg=f"digits layer {k}")
 
 
 def test_lanes_refuse_resets_that_chain_samples(monkeypatch):
@@ -390,9 +424,10 @@ def test_auto_lanes_where_lanes_cover_the_run():
         assert net.auto_lanes(frames[:32]) == 32 and net.auto_lanes(frames[:33]) == 17
         assert net.auto_lanes(frames[:5]) == 5 and net.auto_lanes(frames[:1]) == 1
         assert net.auto_lanes(np.zeros((10_000,) + tuple(net.input_shape), int)) == 32
-        for kw in (dict(engine="exact"), dict(reset="none"), dict(timeline=True)):
+        for kw in (dict(engine="exact"), dict(reset="none")):
             assert net.auto_lanes(frames, **kw) == 1, kw
         assert net.auto_lanes(frames, record_uv=True) == 20
+        assert net.auto_lanes(frames, timeline=True) == 20
         o = _aligned_offset(net, 4, 2)
         netx = dict(reset="netx", reset_interval=2, reset_offset=o)
         assert net.auto_lanes(frames, steps_per_sample=4, **netx) == 20
