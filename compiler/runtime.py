@@ -319,8 +319,7 @@ class CompiledNetwork:
         frames, stream = self._input_frames(samples, steps, stream, input_transform)
         n_s = frames.shape[0]
         if lanes > 1:
-            self._refuse_lanes(reset, input_transform, timeline, steps, reset_interval,
-                               reset_offset)
+            self._refuse_lanes(reset, input_transform, steps, reset_interval, reset_offset)
             from compiler.emit import check_sample_lanes
             check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
         est = host_estimate(self.ir, n_s, steps, record, record_uv)
@@ -354,7 +353,7 @@ class CompiledNetwork:
                 uv = {k: m.get_data() for k, m in em.monitors.items()}
             finally:
                 self._live.remove(em.source)
-        out = {}
+        out, depth = {}, self.ir.graph["depth"]
         for ly in layers(self.ir):
             if ly.index not in em.sinks:
                 continue
@@ -362,7 +361,6 @@ class CompiledNetwork:
                     + np.arange(steps)[None, :])
             if timeline:
                 cols = np.arange(em.total_steps)[None, :]
-            depth = self.ir.graph["depth"]
             if lanes > 1 and timeline:
                 out[ly.index] = _timeline_from_lanes(data[ly.index], lanes, n_s, steps,
                                                      ly.reset_offset, ly.shape, depth)
@@ -380,9 +378,13 @@ class CompiledNetwork:
                 series = series.transpose((0,) + tuple(range(series.ndim - 1, 0, -1)))
                 if lanes > 1:     # (total, L*C, ...) file order, lane-outer: as a Recorder's
                     series = series.reshape(series.shape[0], -1).T
-                    cut = _timeline_from_lanes if timeline else _from_sample_lanes
-                    out[(var, ly.index)] = cut(series, lanes, n_s, steps, ly.reset_offset,
-                                               ly.shape, *[depth][:timeline]).astype(np.int32)
+                    if timeline:
+                        cut = _timeline_from_lanes(series, lanes, n_s, steps,
+                                                   ly.reset_offset, ly.shape, depth)
+                    else:
+                        cut = _from_sample_lanes(series, lanes, n_s, steps, ly.reset_offset,
+                                                 ly.shape)
+                    out[(var, ly.index)] = cut.astype(np.int32)
                 else:
                     out[(var, ly.index)] = series[cols].astype(np.int32)
         for ly in averages if not timeline else ():
@@ -411,7 +413,8 @@ class CompiledNetwork:
         the fewest batches of at most ``AUTO_LANES`` samples, evenly filled
         (``ceil(S / ceil(S / AUTO_LANES))``: 33 samples run as 2 batches of 17 lanes, not 32
         + 1), else 1. ``AUTO_LANES`` is the fastest L measured for ``fmnist_qblif_conv``
-        (docs/fast_execution.md). Lanes cover streams and ``record_uv``; a reset other than
+        (docs/fast_execution.md). Lanes cover streams, ``record_uv`` and ``timeline``
+        (``stream``, ``record_uv``, ``timeline`` are accepted as run arguments); a reset other than
         ``"sample"`` needs ``steps_per_sample`` to be judged (:meth:`_refuse_lanes`)."""
         arr = np.asarray(samples)
         n_s = int(arr.shape[0]) if arr.ndim else 1
@@ -421,8 +424,8 @@ class CompiledNetwork:
         try:
             if steps_per_sample is not None:
                 steps_per_sample = self._check_steps(steps_per_sample)
-            self._refuse_lanes(reset, input_transform, timeline, steps_per_sample,
-                               reset_interval, reset_offset)
+            self._refuse_lanes(reset, input_transform, steps_per_sample, reset_interval,
+                               reset_offset)
             from compiler.emit import check_sample_lanes
             check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
         except (TypeError, ValueError):
@@ -436,8 +439,8 @@ class CompiledNetwork:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
         return int(lanes)
 
-    def _refuse_lanes(self, reset, input_transform, timeline, steps=None,
-                      reset_interval=None, reset_offset: int = 0) -> None:
+    def _refuse_lanes(self, reset, input_transform, steps=None, reset_interval=None,
+                      reset_offset: int = 0) -> None:
         """ValueError naming the first run mode that lanes > 1 lacks.
 
         Lanes run sample ``b*L + l`` in lane l of batch b on steps ``b*T + 1 ..``, where
