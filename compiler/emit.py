@@ -75,8 +75,8 @@ MAX_LANED_DENSE = 2 ** 25         # entries of a block-diagonal laned Dense weig
 
 def check_sample_lanes(g, lanes: int, stock_models: bool = False) -> None:
     """Raise ValueError naming the first feature of ``g`` that ``lanes`` sample lanes do not
-    cover (lanes > 1 runs static frames through dense/conv/pool/flatten layers of QB-LIF or
-    CUBA neurons, without delays, recurrence or bias-driven input; ``docs/fast_execution.md``),
+    cover (lanes > 1 runs dense/conv/pool/flatten layers of QB-LIF or CUBA neurons and a
+    bias-driven input layer, without delays or recurrence; ``docs/fast_execution.md``),
     or with ``stock_models`` (Lava's own models: a laned dense layer is then Lava's ``Dense``
     with the block-diagonal weight) a dense weight past ``MAX_LANED_DENSE`` entries or a conv
     or pool layer past ``STOCK_CONV_MAX_GROUPS`` groups."""
@@ -88,7 +88,7 @@ def check_sample_lanes(g, lanes: int, stock_models: bool = False) -> None:
             raise ValueError(f"{where}: layer kind {ly.kind!r} is not supported with lanes; "
                              "run with lanes=1")
         if ly.kind == "input":
-            if ly.neuron is not None:
+            if ly.neuron is not None and ly.proc != "BiasNeuron":
                 raise ValueError(f"{where}: an input layer with a neuron ({ly.proc}) is not "
                                  "supported with lanes; run with lanes=1")
             continue
@@ -294,7 +294,8 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
         n = head.neuron
         interval, offset = sched(head) or (None, 0)
         src = BiasNeuron(frames=frames_lava, steps=steps, du=n.du, dv=n.dv,
-                         vth=_full(n.vth, head.shape), stream=stream, reset_interval=interval,
+                         vth=_tile_lanes(_full(n.vth, head.shape), sample_lanes),
+                         stream=stream, reset_interval=interval,
                          reset_offset=offset, name=f"layer{head.index}_bias_neuron")
     else:
         lanes = 1 if head.proc == "Delta" else in_message(g, first.index).lanes

@@ -292,10 +292,10 @@ class CompiledNetwork:
         input/dense/conv/pool/flatten/average layers of QB-LIF or CUBA neurons;
         ``record_uv`` de-interleaves u and v per lane as the counts, ``timeline`` rebuilds
         the lanes=1 run's timeline; ``reset="netx"`` where every layer is still reset at each
-        of its sample windows (:meth:`_refuse_lanes`); anything else
-        (``reset="none"``, other netx schedules, input_transform,
-        engine="exact", SDNN, delays, recurrence, bias-driven input, other neurons)
-        raises ValueError naming it (``docs/fast_execution.md``).
+        of its sample windows (:meth:`_refuse_lanes`); bias-driven input (with
+        ``input_transform`` too); anything else (``reset="none"``, other netx schedules,
+        engine="exact", SDNN, delays, recurrence, other neurons) raises ValueError naming it
+        (``docs/fast_execution.md``).
         """
         lanes = self._check_lanes(lanes)
         if engine not in ENGINES:
@@ -319,7 +319,7 @@ class CompiledNetwork:
         frames, stream = self._input_frames(samples, steps, stream, input_transform)
         n_s = frames.shape[0]
         if lanes > 1:
-            self._refuse_lanes(reset, input_transform, steps, reset_interval, reset_offset)
+            self._refuse_lanes(reset, steps, reset_interval, reset_offset)
             from compiler.emit import check_sample_lanes
             check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
         est = host_estimate(self.ir, n_s, steps, record, record_uv)
@@ -413,8 +413,8 @@ class CompiledNetwork:
         the fewest batches of at most ``AUTO_LANES`` samples, evenly filled
         (``ceil(S / ceil(S / AUTO_LANES))``: 33 samples run as 2 batches of 17 lanes, not 32
         + 1), else 1. ``AUTO_LANES`` is the fastest L measured for ``fmnist_qblif_conv``
-        (docs/fast_execution.md). Lanes cover streams, ``record_uv`` and ``timeline``
-        (``stream``, ``record_uv``, ``timeline`` are accepted as run arguments); a reset other than
+        (docs/fast_execution.md). Lanes cover streams, ``record_uv``, ``timeline`` and
+        ``input_transform`` (accepted as :meth:`run`'s arguments); a reset other than
         ``"sample"`` needs ``steps_per_sample`` to be judged (:meth:`_refuse_lanes`)."""
         arr = np.asarray(samples)
         n_s = int(arr.shape[0]) if arr.ndim else 1
@@ -424,8 +424,7 @@ class CompiledNetwork:
         try:
             if steps_per_sample is not None:
                 steps_per_sample = self._check_steps(steps_per_sample)
-            self._refuse_lanes(reset, input_transform, steps_per_sample, reset_interval,
-                               reset_offset)
+            self._refuse_lanes(reset, steps_per_sample, reset_interval, reset_offset)
             from compiler.emit import check_sample_lanes
             check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
         except (TypeError, ValueError):
@@ -439,9 +438,9 @@ class CompiledNetwork:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
         return int(lanes)
 
-    def _refuse_lanes(self, reset, input_transform, steps=None, reset_interval=None,
+    def _refuse_lanes(self, reset, steps=None, reset_interval=None,
                       reset_offset: int = 0) -> None:
-        """ValueError naming the first run mode that lanes > 1 lacks.
+        """ValueError naming the reset schedule that lanes > 1 cannot run exactly.
 
         Lanes run sample ``b*L + l`` in lane l of batch b on steps ``b*T + 1 ..``, where
         ``lanes=1`` runs sample s on steps ``s*T + 1 ..`` after sample s-1. That is exact
@@ -453,10 +452,9 @@ class CompiledNetwork:
         the same timeline (``reset="none"``: never reset), which samples side by side cannot
         reproduce. ``steps`` None: only ``reset="sample"`` passes."""
         from compiler.passes.plan import reset_schedule
-        for on, what in ((input_transform, "input_transform"),
-                         (steps is None and reset != "sample", f"reset={reset!r}")):
-            if on:
-                raise ValueError(f"lanes > 1 does not support {what}; run with lanes=1")
+        if steps is None and reset != "sample":
+            raise ValueError(f"lanes > 1 does not support reset={reset!r} without the steps "
+                             "per sample; run with lanes=1")
         if reset == "sample":
             return
         mode = (f"reset={reset!r}" if reset != "netx" else

@@ -195,6 +195,38 @@ def test_timeline_lanes_equal_one_lane(tmp_path):
         np.testing.assert_array_equal(two[k], one[k], err_msg=f"digits layer {k}")
 
 
+@pytest.mark.parametrize("feature", ["input_neuron", "input_transform", "input_neuron_conv"])
+def test_bias_driven_input_lanes_equal_one_lane(tmp_path, feature):
+    """An input layer with a CUBA neuron driven by its bias (lava-dl's ``Input`` block,
+    ``BiasNeuron``), with the file's input transform, and before a conv: lanes=1's counts,
+    u and v on every layer and step, per-sample resets and a netx schedule on the windows,
+    a bias stream and the timeline; a netx phase off the input layer's windows is refused."""
+    from lavadl_nets import make_net
+    make_net(feature, 0, tmp_path / "n.net")
+    rng = np.random.default_rng(26)
+    with compiler.compile(tmp_path / "n.net") as net:
+        assert layers(net.ir)[0].proc == "BiasNeuron"
+        shape = (5,) + tuple(net.input_shape)
+        frames = rng.random(shape) if feature == "input_transform" else \
+            2 * rng.integers(0, 80, shape)
+        kw = dict(input_transform=feature == "input_transform", record_uv=True)
+        one = _same_as_one_lane(net, frames, 6, (2,), **kw)
+        assert one[("v", 0)].any()
+        o = _aligned_offset(net, 6, 3)
+        _same_as_one_lane(net, frames, 6, (2,), reset="netx", reset_interval=3,
+                          reset_offset=o, **kw)
+        with pytest.raises(ValueError, match="layer 0 is reset at steps t % 3"):
+            net.run(frames, 6, lanes=2, reset="netx", reset_interval=3, reset_offset=o + 1,
+                    **kw)
+        stream = np.repeat(frames[:, None], 4, 1)
+        stream[:, 1::2] //= 3
+        tl = net.run(stream, 6, timeline=True, **kw)
+        tl2 = net.run(stream, 6, timeline=True, lanes=3, **kw)
+        assert set(tl) == set(tl2)
+        for k in tl:
+            np.testing.assert_array_equal(tl2[k], tl[k], err_msg=f"stream timeline {k}")
+
+
 def test_lanes_refuse_resets_that_chain_samples(monkeypatch):
     """reset='none' (never reset) and netx schedules off the sample windows (phase, or an
     interval not dividing T) chain each sample to the previous one on one timeline: refused
