@@ -75,8 +75,9 @@ MAX_LANED_DENSE = 2 ** 25         # entries of a block-diagonal laned Dense weig
 
 def check_sample_lanes(g, lanes: int, stock_models: bool = False) -> None:
     """Raise ValueError naming the first feature of ``g`` that ``lanes`` sample lanes do not
-    cover (lanes > 1 runs dense/conv/pool/flatten layers of QB-LIF or CUBA neurons and a
-    bias-driven input layer, without delays or recurrence; ``docs/fast_execution.md``),
+    cover (lanes > 1 runs dense/conv/pool/flatten layers of QB-LIF or CUBA neurons, with
+    per-output axonal delays (a ``DelayLine``, delays tiled per lane), and a bias-driven
+    input layer, without per-synapse delays or recurrence; ``docs/fast_execution.md``),
     or with ``stock_models`` (Lava's own models: a laned dense layer is then Lava's ``Dense``
     with the block-diagonal weight) a dense weight past ``MAX_LANED_DENSE`` entries or a conv
     or pool layer past ``STOCK_CONV_MAX_GROUPS`` groups."""
@@ -98,7 +99,9 @@ def check_sample_lanes(g, lanes: int, stock_models: bool = False) -> None:
             raise ValueError(f"{where}: neuron process {ly.proc} is not supported with lanes "
                              f"(only {', '.join(SAMPLE_LANE_NEURONS)}); run with lanes=1")
         s = ly.synapse
-        for what, value in (("axonal delays", s.delay), ("recurrent weights", s.weight_rec),
+        per_synapse = s.delay is not None and _output_delays(ly) is None
+        for what, value in (("per-synapse delays (Lava DelayDense)", per_synapse or None),
+                            ("recurrent weights", s.weight_rec),
                             ("complex (imaginary) weights", s.imag)):
             if value is not None:
                 raise ValueError(f"{where}: {what} are not supported with lanes; "
@@ -373,7 +376,8 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             # the previous sample); stock's modes (none, netx) keep it, as DelayDense does
             clear = sched(ly) if reset == "sample" else None
             interval, offset = clear or (0, 0)
-            line = DelayLine(delays=_full(_output_delays(ly), ly.shape),
+            line = DelayLine(delays=_tile_lanes(_full(_output_delays(ly), ly.shape),
+                                                sample_lanes),
                              reset_interval=interval, reset_offset=offset,
                              name=f"layer{ly.index}_delay")
             em.processes.append(line)

@@ -99,16 +99,45 @@ def test_lanes_refuse_uncovered_modes(kw, word):
             net.run(frames, 3, lanes=2.0)
 
 
-def test_lanes_refuse_delays(tmp_path):
+def test_lanes_refuse_per_synapse_delays(tmp_path):
     rng = np.random.default_rng(5)
     specs, shape = dense_net(rng, (6, 5, 4), k=2)
-    specs[1]["delay"] = np.ones((5,), np.float32)
+    specs[1]["delay"] = rng.integers(0, 3, (5, 6)).astype(np.float32)   # per input: DelayDense
     path = write_net(tmp_path / "d.net", specs, shape)
     with compiler.compile(path) as net:
-        with pytest.raises(ValueError, match=r"layer 1 .*delays"):
+        with pytest.raises(ValueError, match=r"layer 1 .*per-synapse delays"):
             net.run(_frames(net, rng, 2), 3, lanes=2)
-        with pytest.raises(ValueError, match=r"layer 1 .*delays"):
+        with pytest.raises(ValueError, match=r"layer 1 .*per-synapse delays"):
             net.run(rng.integers(0, 2, size=(2, 3) + shape), 3, lanes=2)
+
+
+def test_per_output_delays_lanes_equal_one_lane(tmp_path):
+    """Per-output axonal delays (a DelayLine after the synapse, delays tiled per lane, cleared
+    at each sample window with reset='sample'): lanes=1's counts, u and v on every layer and
+    step, static frames and a stream, a random net (the delays change its counts) and
+    lava-dl's conv block with delays; netx schedules (the line is never cleared) refused."""
+    from lavadl_nets import make_net
+    rng = np.random.default_rng(27)
+    specs, shape = dense_net(rng, (10, 8, 6), k=3)
+    plain = write_net(tmp_path / "p.net", specs, shape)
+    specs[1]["delay"] = rng.integers(0, 4, (8,)).astype(np.float32)
+    specs[2]["delay"] = rng.integers(0, 3, (6,)).astype(np.float32)
+    path = write_net(tmp_path / "d.net", specs, shape)
+    frames = rng.integers(0, 16, size=(5,) + shape)
+    with compiler.compile(plain) as net:
+        undelayed = net.run(frames, 6)
+    with compiler.compile(path) as net:
+        one = _same_as_one_lane(net, frames, 6, (2, 3), record_uv=True)
+        assert (one[2] != undelayed[2]).any(), "the delays did not matter"
+        assert one[1].sum() > 0
+        _same_as_one_lane(net, _stream(net, rng, 4, 3), 6, (3,))
+        with pytest.raises(ValueError, match="layer 1's axonal delay line is cleared only"):
+            net.run(frames, 6, lanes=2, reset="netx", reset_interval=6,
+                    reset_offset=_aligned_offset(net, 6, 6))
+    make_net("conv_delay", 0, tmp_path / "c.net")
+    with compiler.compile(tmp_path / "c.net") as net:
+        spikes = (rng.random((3, 6) + tuple(net.input_shape)) < 0.4).astype(int)
+        _same_as_one_lane(net, spikes, 6, (2,))
 
 
 def test_record_uv_lanes_equal_one_lane(tmp_path):
