@@ -293,10 +293,10 @@ class CompiledNetwork:
         ``record_uv`` de-interleaves u and v per lane as the counts, ``timeline`` rebuilds
         the lanes=1 run's timeline; ``reset="netx"`` where every layer is still reset at each
         of its sample windows (:meth:`_refuse_lanes`); bias-driven input (with
-        ``input_transform`` too); per-output axonal delays; anything else (``reset="none"``, other netx schedules,
-        delays with a netx schedule, engine="exact", SDNN, per-synapse delays, recurrence,
-        other neurons) raises ValueError naming it
-        (``docs/fast_execution.md``).
+        ``input_transform`` too); per-output axonal delays. Anything else
+        (``reset="none"``, other netx schedules, delays with a netx schedule,
+        engine="exact", SDNN, per-synapse delays, recurrence, other neurons) raises
+        ValueError naming it (``docs/fast_execution.md``).
         """
         lanes = self._check_lanes(lanes)
         if engine not in ENGINES:
