@@ -293,10 +293,10 @@ class CompiledNetwork:
         ``record_uv`` de-interleaves u and v per lane as the counts, ``timeline`` rebuilds
         the lanes=1 run's timeline; ``reset="netx"`` where every layer is still reset at each
         of its sample windows (:meth:`_refuse_lanes`); bias-driven input (with
-        ``input_transform`` too); per-output axonal delays. Anything else
-        (``reset="none"``, other netx schedules, delays with a netx schedule,
-        engine="exact", SDNN, per-synapse delays, recurrence, other neurons) raises
-        ValueError naming it (``docs/fast_execution.md``).
+        ``input_transform`` too); per-output axonal delays and recurrence (with
+        ``reset="sample"``). Anything else (``reset="none"``, other netx schedules, delays
+        or recurrence with a netx schedule, engine="exact", SDNN, per-synapse delays,
+        other neurons) raises ValueError naming it (``docs/fast_execution.md``).
         """
         lanes = self._check_lanes(lanes)
         if engine not in ENGINES:
@@ -462,13 +462,18 @@ class CompiledNetwork:
                 f"reset='netx' (reset_interval={reset_interval}, reset_offset={reset_offset})")
         from compiler.emit import per_output_delays
         for ly in layers(self.ir):
+            carry = None
             if ly.synapse is not None and per_output_delays(ly.synapse.delay,
                                                             ly.kind) is not None:
-                raise ValueError(
-                    f"lanes > 1 does not support {mode}: layer {ly.index}'s axonal delay line "
-                    "is cleared only with reset='sample', so inputs of the previous sample "
-                    "arrive late in the next one, which samples side by side cannot "
-                    "reproduce; run with lanes=1")
+                carry = ("axonal delay line is cleared only with reset='sample', so inputs "
+                         "of the previous sample arrive late in the next one")
+            elif ly.synapse is not None and ly.synapse.weight_rec is not None:
+                carry = ("recurrent feedback is gated only with reset='sample', so the "
+                         "previous sample's last spikes reach the next one")
+            if carry:
+                raise ValueError(f"lanes > 1 does not support {mode}: layer {ly.index}'s "
+                                 f"{carry}, which samples side by side cannot reproduce; "
+                                 "run with lanes=1")
             want = reset_schedule(self.ir, ly, steps, "sample")
             if want is None:      # no reset in any mode (SDNN: check_sample_lanes says so)
                 continue

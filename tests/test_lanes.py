@@ -256,6 +256,35 @@ def test_bias_driven_input_lanes_equal_one_lane(tmp_path, feature):
             np.testing.assert_array_equal(tl2[k], tl[k], err_msg=f"stream timeline {k}")
 
 
+@pytest.mark.parametrize("feature", ["recurrent", "recurrent_delay"])
+def test_recurrent_lanes_equal_one_lane(tmp_path, monkeypatch, feature):
+    """lava-dl's cuba.Recurrent (``dense_rec``; with an output delay): the recurrent weight
+    laned like a dense synapse (LanedDense; the stock models' block-diagonal Dense), the
+    feedback gate tiled per lane: lanes=1's counts, u and v on every layer and step, both
+    encodings, a spike stream. A netx schedule (no gate: the previous sample's last spikes
+    feed the next sample) is refused; run anyway, lanes give other counts."""
+    from compiler.runtime import CompiledNetwork
+    from lavadl_nets import make_net
+    make_net(feature, 0, tmp_path / "r.net")
+    rng = np.random.default_rng(28)
+    for encoding in ("graded", "binary"):
+        with compiler.compile(tmp_path / "r.net", encoding=encoding) as net:
+            assert any(ly.synapse is not None and ly.synapse.weight_rec is not None
+                       for ly in layers(net.ir))
+            spikes = (rng.random((5, 6) + tuple(net.input_shape)) < 0.4).astype(int)
+            one = _same_as_one_lane(net, spikes, 6, (2,), record_uv=True)
+            stock = net.run(spikes, 6, lanes=2, record_uv=True, models="stock")
+            for k in one:
+                np.testing.assert_array_equal(stock[k], one[k], err_msg=f"stock {k}")
+    with compiler.compile(tmp_path / "r.net") as net:
+        netx = dict(reset="netx", reset_interval=6, reset_offset=_aligned_offset(net, 6, 6))
+        with pytest.raises(ValueError, match="layer 1's .* side by side cannot reproduce"):
+            net.run(spikes, 6, lanes=2, **netx)
+        monkeypatch.setattr(CompiledNetwork, "_refuse_lanes", lambda *a, **k: None)
+        one, two = net.run(spikes, 6, **netx), net.run(spikes, 6, lanes=2, **netx)
+        assert any((one[i] != two[i]).any() for i in one)
+
+
 def test_lanes_refuse_resets_that_chain_samples(monkeypatch):
     """reset='none' (never reset) and netx schedules off the sample windows (phase, or an
     interval not dividing T) chain each sample to the previous one on one timeline: refused
