@@ -67,7 +67,7 @@ def _sdnn_proc(ly):
                       name=f"layer{ly.index}_sigmadelta")
 
 
-SAMPLE_LANE_NEURONS = ("QBLIF", "LIF")   # neuron processes that run with sample lanes
+SAMPLE_LANE_NEURONS = ("QBLIF", "LIF", "GradedLIF")   # neuron processes lanes run
 SAMPLE_LANE_KINDS = ("input", "dense", "conv", "pool", "flatten", "average")
 STOCK_CONV_MAX_GROUPS = 127       # Lava's own Conv models keep ``groups`` in an int8 Var
 MAX_LANED_DENSE = 2 ** 25         # entries of a block-diagonal laned Dense weight (stock models)
@@ -83,7 +83,9 @@ def check_sample_lanes(g, lanes: int, stock_models: bool = False) -> None:
     with the block-diagonal weight) a dense weight past ``MAX_LANED_DENSE`` entries or a conv
     or pool layer past ``STOCK_CONV_MAX_GROUPS`` groups."""
     if g.graph.get("stateful"):
-        raise ValueError("lanes > 1: this network is stateful (SDNN); run with lanes=1")
+        raise ValueError("lanes > 1: this network is stateful (SDNN layers are never reset, "
+                         "so each sample starts from the previous sample's state, which "
+                         "samples side by side cannot reproduce); run with lanes=1")
     for ly in layers(g):
         where = f"lanes > 1: layer {ly.index} ({ly.kind})"
         if ly.kind not in SAMPLE_LANE_KINDS:
@@ -96,6 +98,11 @@ def check_sample_lanes(g, lanes: int, stock_models: bool = False) -> None:
             continue
         if ly.kind in ("flatten", "average"):
             continue
+        if ly.proc in ("ATRLIF", "RF", "RF_IZ"):
+            raise ValueError(f"{where}: neuron process {ly.proc} has no state reset (it runs "
+                             "with reset='none' only, where each sample starts from the "
+                             "previous sample's state, which samples side by side cannot "
+                             "reproduce); run with lanes=1")
         if ly.proc not in SAMPLE_LANE_NEURONS:
             raise ValueError(f"{where}: neuron process {ly.proc} is not supported with lanes "
                              f"(only {', '.join(SAMPLE_LANE_NEURONS)}); run with lanes=1")

@@ -285,6 +285,36 @@ def test_recurrent_lanes_equal_one_lane(tmp_path, monkeypatch, feature):
         assert any((one[i] != two[i]).any() for i in one)
 
 
+def test_graded_lif_lanes_equal_one_lane(tmp_path):
+    """lava-dl's graded-spike CUBA layer (``GradedLIF``, elementwise; vth and bias tiled per
+    lane): lanes=1's counts, u and v on every layer and step."""
+    from lavadl_nets import make_input, make_net
+    info = make_net("graded", 0, tmp_path / "g.net")
+    with compiler.compile(tmp_path / "g.net") as net:
+        assert "GradedLIF" in {ly.proc for ly in layers(net.ir)}
+        spikes = np.stack([make_input(info, seed, 6) for seed in range(5)])
+        one = _same_as_one_lane(net, spikes, 6, (2, 3), record_uv=True)
+        assert one[1].max() > 1, "no graded spike"
+
+
+@pytest.mark.parametrize("feature,word", [("alif", "ATRLIF has no state reset"),
+                                          ("rf", "RF has no state reset"),
+                                          ("sdnn", "SDNN layers are never reset")])
+def test_lanes_refuse_layers_without_reset(tmp_path, feature, word):
+    """ALIF, RF (no reset: run with reset='none' only) and SDNN (never reset) chain each
+    sample to the previous one: refused with the reason, before Lava starts."""
+    from lavadl_nets import make_input, make_net
+    info = make_net(feature, 0, tmp_path / "n.net")
+    with compiler.compile(tmp_path / "n.net") as net:
+        x = np.stack([make_input(info, seed, 4) for seed in range(2)])
+        for reset in ("sample", "none"):
+            with pytest.raises(ValueError, match="side by side cannot reproduce"):
+                net.run(x, 4, lanes=2, reset=reset)
+        with pytest.raises(ValueError, match=word):
+            net.run(x, 4, lanes=2)
+        assert net.auto_lanes(x) == 1
+
+
 def test_lanes_refuse_resets_that_chain_samples(monkeypatch):
     """reset='none' (never reset) and netx schedules off the sample windows (phase, or an
     interval not dividing T) chain each sample to the previous one on one timeline: refused
