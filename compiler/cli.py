@@ -233,7 +233,9 @@ def _run_input(args):
         neuron = net.ir.nodes[last]["layer"].neuron
         readout = neuron is not None and neuron.raw.get("implicit")   # never spikes: show v
         lanes = _lanes(args, net, samples, models=args.models, stream=stream,
-                       reset=args.reset, record_uv=bool(readout), engine=args.engine)
+                       reset=args.reset, record_uv=bool(readout), engine=args.engine,
+                       steps_per_sample=steps, reset_interval=args.reset_interval,
+                       reset_offset=args.reset_offset)
         out = net.run(samples, steps, progress=sys.stderr.isatty(), stream=stream,
                       reset=args.reset, reset_interval=args.reset_interval,
                       reset_offset=args.reset_offset, record_uv=bool(readout),

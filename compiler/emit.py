@@ -67,7 +67,7 @@ def _sdnn_proc(ly):
                       name=f"layer{ly.index}_sigmadelta")
 
 
-SAMPLE_LANE_NEURONS = ("QBLIF", "LIF")   # neuron processes that run with sample lanes
+SAMPLE_LANE_NEURONS = ("QBLIF", "LIF", "GradedLIF")   # neuron processes lanes run
 SAMPLE_LANE_KINDS = ("input", "dense", "conv", "pool", "flatten", "average")
 STOCK_CONV_MAX_GROUPS = 127       # Lava's own Conv models keep ``groups`` in an int8 Var
 MAX_LANED_DENSE = 2 ** 25         # entries of a block-diagonal laned Dense weight (stock models)
@@ -75,39 +75,49 @@ MAX_LANED_DENSE = 2 ** 25         # entries of a block-diagonal laned Dense weig
 
 def check_sample_lanes(g, lanes: int, stock_models: bool = False) -> None:
     """Raise ValueError naming the first feature of ``g`` that ``lanes`` sample lanes do not
-    cover (lanes > 1 runs static frames through dense/conv/pool/flatten layers of QB-LIF or
-    CUBA neurons, without delays, recurrence or bias-driven input; ``docs/fast_execution.md``),
+    cover (lanes > 1 runs dense/conv/pool/flatten layers of QB-LIF or CUBA neurons, with
+    per-output axonal delays (a ``DelayLine``, delays tiled per lane) or recurrent weights
+    (laned like a dense synapse), and a bias-driven input layer, without per-synapse
+    delays; ``docs/fast_execution.md``),
     or with ``stock_models`` (Lava's own models: a laned dense layer is then Lava's ``Dense``
     with the block-diagonal weight) a dense weight past ``MAX_LANED_DENSE`` entries or a conv
     or pool layer past ``STOCK_CONV_MAX_GROUPS`` groups."""
     if g.graph.get("stateful"):
-        raise ValueError("lanes > 1: this network is stateful (SDNN); run with lanes=1")
+        raise ValueError("lanes > 1: this network is stateful (SDNN layers are never reset, "
+                         "so each sample starts from the previous sample's state, which "
+                         "samples side by side cannot reproduce); run with lanes=1")
     for ly in layers(g):
         where = f"lanes > 1: layer {ly.index} ({ly.kind})"
         if ly.kind not in SAMPLE_LANE_KINDS:
             raise ValueError(f"{where}: layer kind {ly.kind!r} is not supported with lanes; "
                              "run with lanes=1")
         if ly.kind == "input":
-            if ly.neuron is not None:
+            if ly.neuron is not None and ly.proc != "BiasNeuron":
                 raise ValueError(f"{where}: an input layer with a neuron ({ly.proc}) is not "
                                  "supported with lanes; run with lanes=1")
             continue
         if ly.kind in ("flatten", "average"):
             continue
+        if ly.proc in ("ATRLIF", "RF", "RF_IZ"):
+            raise ValueError(f"{where}: neuron process {ly.proc} has no state reset (it runs "
+                             "with reset='none' only, where each sample starts from the "
+                             "previous sample's state, which samples side by side cannot "
+                             "reproduce); run with lanes=1")
         if ly.proc not in SAMPLE_LANE_NEURONS:
             raise ValueError(f"{where}: neuron process {ly.proc} is not supported with lanes "
                              f"(only {', '.join(SAMPLE_LANE_NEURONS)}); run with lanes=1")
         s = ly.synapse
-        for what, value in (("axonal delays", s.delay), ("recurrent weights", s.weight_rec),
+        per_synapse = s.delay is not None and _output_delays(ly) is None
+        for what, value in (("per-synapse delays (Lava DelayDense)", per_synapse or None),
                             ("complex (imaginary) weights", s.imag)):
             if value is not None:
                 raise ValueError(f"{where}: {what} are not supported with lanes; "
                                  "run with lanes=1")
-        if (stock_models and ly.kind == "dense"
-                and s.weight.size * lanes ** 2 > MAX_LANED_DENSE):
-            most = int((MAX_LANED_DENSE // s.weight.size) ** 0.5)
+        size = max(s.weight.size, 0 if s.weight_rec is None else s.weight_rec.size)
+        if stock_models and ly.kind == "dense" and size * lanes ** 2 > MAX_LANED_DENSE:
+            most = int((MAX_LANED_DENSE // size) ** 0.5)
             raise ValueError(f"{where}: the block-diagonal weights of {lanes} lanes have "
-                             f"{s.weight.size * lanes ** 2:,} entries (limit "
+                             f"{size * lanes ** 2:,} entries (limit "
                              f"{MAX_LANED_DENSE:,} with models='stock'); use "
                              f"models='fast' or lanes <= {most}")
         if stock_models and ly.kind != "dense" and s.groups * lanes > STOCK_CONV_MAX_GROUPS:
@@ -213,6 +223,25 @@ def _output_delays(ly):
     return None if ly.synapse is None else per_output_delays(ly.synapse.delay, ly.kind)
 
 
+def _dense_proc(weight, s, wire_bits: int, sample_lanes: int, stock_models: bool, name: str):
+    """A dense synapse of ``weight`` ``(out, in)`` (exponent, weight bits of Synapse ``s``)
+    for ``sample_lanes`` L: Lava ``Dense`` (L = 1), a ``LanedDense`` (L > 1), or with
+    ``stock_models`` Lava's ``Dense`` with the block-diagonal ``(L*out, L*in)`` weight."""
+    from lava.proc.dense.process import Dense
+    if sample_lanes > 1 and not stock_models:
+        from compiler.procs.laned_dense import LanedDense
+        return LanedDense(weights=weight, lanes=sample_lanes, weight_exp=s.exp,
+                          num_weight_bits=s.bits, num_message_bits=wire_bits, name=name)
+    if sample_lanes > 1:
+        n_out, n_in = weight.shape
+        block = np.zeros((sample_lanes * n_out, sample_lanes * n_in), weight.dtype)
+        for lane in range(sample_lanes):
+            block[lane * n_out:(lane + 1) * n_out, lane * n_in:(lane + 1) * n_in] = weight
+        weight = block
+    return Dense(weights=weight, weight_exp=s.exp, num_weight_bits=s.bits,
+                 num_message_bits=wire_bits, name=name)
+
+
 def _synapse_proc(ly, msg, sample_lanes: int = 1, stock_models: bool = False):
     """Lava ``Dense`` / ``Conv`` of ``ly``'s :class:`compiler.ir.Synapse`, receiving ``msg``.
 
@@ -222,28 +251,15 @@ def _synapse_proc(ly, msg, sample_lanes: int = 1, stock_models: bool = False):
     block-diagonal ``(L*out, L*in)`` weight (the same sums); a conv/pool layer gets ``groups*L`` groups and its weight tiled L times along the
     output channels (group ``l*G + g`` reads lane l's channels of group g)."""
     from lava.proc.conv.process import Conv
-    from lava.proc.dense.process import Dense
     from lava.proc.dense.process import DelayDense
     s = ly.synapse
     if ly.kind == "dense" and _per_synapse_delays(s.delay):   # as stock: Lava's DelayDense
         return DelayDense(weights=s.weight, delays=s.delay.astype(int), weight_exp=s.exp,
                           num_weight_bits=s.bits, num_message_bits=msg.wire_bits,
                           name=f"layer{ly.index}_delaydense")
-    if ly.kind == "dense" and sample_lanes > 1 and not stock_models:
-        from compiler.procs.laned_dense import LanedDense
-        return LanedDense(weights=s.weight, lanes=sample_lanes, weight_exp=s.exp,
-                          num_weight_bits=s.bits, num_message_bits=msg.wire_bits,
-                          name=f"layer{ly.index}_dense")
     if ly.kind == "dense":
-        weight = s.weight
-        if sample_lanes > 1:
-            weight = np.zeros((sample_lanes * s.weight.shape[0],
-                               sample_lanes * s.weight.shape[1]), s.weight.dtype)
-            n_out, n_in = s.weight.shape
-            for lane in range(sample_lanes):
-                weight[lane * n_out:(lane + 1) * n_out, lane * n_in:(lane + 1) * n_in] = s.weight
-        return Dense(weights=weight, weight_exp=s.exp, num_weight_bits=s.bits,
-                     num_message_bits=msg.wire_bits, name=f"layer{ly.index}_dense")
+        return _dense_proc(s.weight, s, msg.wire_bits, sample_lanes, stock_models,
+                           f"layer{ly.index}_dense")
     in_shape = to_lava(ly.in_shape)
     in_shape = in_shape[:-1] + (in_shape[-1] * msg.lanes * sample_lanes,)
     weight = s.weight if sample_lanes == 1 else np.concatenate([s.weight] * sample_lanes, 0)
@@ -294,7 +310,8 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
         n = head.neuron
         interval, offset = sched(head) or (None, 0)
         src = BiasNeuron(frames=frames_lava, steps=steps, du=n.du, dv=n.dv,
-                         vth=_full(n.vth, head.shape), stream=stream, reset_interval=interval,
+                         vth=_tile_lanes(_full(n.vth, head.shape), sample_lanes),
+                         stream=stream, reset_interval=interval,
                          reset_offset=offset, name=f"layer{head.index}_bias_neuron")
     else:
         lanes = 1 if head.proc == "Delta" else in_message(g, first.index).lanes
@@ -372,7 +389,8 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             # the previous sample); stock's modes (none, netx) keep it, as DelayDense does
             clear = sched(ly) if reset == "sample" else None
             interval, offset = clear or (0, 0)
-            line = DelayLine(delays=_full(_output_delays(ly), ly.shape),
+            line = DelayLine(delays=_tile_lanes(_full(_output_delays(ly), ly.shape),
+                                                sample_lanes),
                              reset_interval=interval, reset_offset=offset,
                              name=f"layer{ly.index}_delay")
             em.processes.append(line)
@@ -389,9 +407,8 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
                 rec_port.connect(th.s_in)
                 rec_port = th.s_out
                 em.processes.append(th)
-            rec = Dense(weights=ly.synapse.weight_rec, weight_exp=ly.synapse.exp,
-                        num_weight_bits=ly.synapse.bits, num_message_bits=own.wire_bits,
-                        name=f"layer{ly.index}_dense_rec")
+            rec = _dense_proc(ly.synapse.weight_rec, ly.synapse, own.wire_bits, sample_lanes,
+                              stock_models, f"layer{ly.index}_dense_rec")
             rec_port.connect(rec.s_in)
             em.processes.append(rec)
             fb = rec.a_out
@@ -399,7 +416,8 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
                 # each sample starts from zero state: the gate drops the feedback of the
                 # previous sample's last step on the neuron's reset step
                 interval, offset = sched(ly)
-                gate = DelayLine(delays=np.zeros(ly.shape, np.int32), reset_interval=interval,
+                gate = DelayLine(delays=_tile_lanes(np.zeros(to_lava(ly.shape), np.int32),
+                                                    sample_lanes), reset_interval=interval,
                                  reset_offset=offset, drop_on_reset=True,
                                  name=f"layer{ly.index}_rec_gate")
                 fb.connect(gate.a_in)

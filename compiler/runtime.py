@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 from compiler.errors import CompileError
 from compiler.ir import layers, producer
 from compiler.procs.recorder.process import read_recording
+from compiler.procs.source.process import lane_shape
 from compiler.build import DEFAULT_INPUT_BITS, compile_ir  # noqa: F401 (re-exported)
 from qblif_lava.lava_session import LavaSession, stop_runtime
 
@@ -87,6 +88,23 @@ def _from_sample_lanes(rec: np.ndarray, lanes: int, n_s: int, steps: int, offset
     block = rec.reshape(lanes, -1, rec.shape[1])[:, :, cols]       # (L, size, B, T)
     block = block.transpose(2, 0, 3, 1).reshape((batches * lanes, steps, -1))[:n_s]
     return np.ascontiguousarray(block).reshape((n_s, steps) + tuple(shape))
+
+
+def _timeline_from_lanes(rec: np.ndarray, lanes: int, n_s: int, steps: int, offset: int,
+                         shape, depth: int) -> np.ndarray:
+    """A laned recording ``(L*size, total)`` -> the ``lanes=1`` run's whole timeline
+    ``(1, S*T + depth, *shape)`` of a layer whose sample windows start at step ``offset``
+    (valid where every layer is reset at each window start, :meth:`CompiledNetwork._refuse_lanes`):
+    steps before the first window are lane 0's (every lane's, zero state and input), window
+    step j of sample s is lane ``s % L``'s of batch ``s // L``, and the steps after the last
+    window are the last sample's lane's after its batch (zero input, zero state)."""
+    batches, size = -(-n_s // lanes), rec.shape[0] // lanes
+    per_lane = rec.reshape(lanes, size, rec.shape[1])
+    head = per_lane[0][:, :offset - 1].T                                   # (offset-1, size)
+    windows = _from_sample_lanes(rec, lanes, n_s, steps, offset, shape).reshape(n_s * steps,
+                                                                               size)
+    tail = per_lane[(n_s - 1) % lanes][:, batches * steps + offset - 1:batches * steps + depth].T
+    return np.concatenate([head, windows, tail]).reshape((1, -1) + tuple(shape))
 
 
 class _Session(LavaSession):
@@ -269,11 +287,16 @@ class CompiledNetwork:
         ``lanes``: L >= 1 samples side by side in one Lava run (every process carries L
         lanes on its last Lava axis), so the per-process cost is paid once per L samples;
         Lava then runs ``ceil(S/L)*T + depth`` steps (``last_run["lava_steps"]``) and the
-        counts equal ``lanes=1``'s. L > 1 covers static frames with ``reset="sample"``
-        through input/dense/conv/pool/flatten/average layers of QB-LIF or CUBA neurons;
-        anything else (stream, other resets, input_transform, timeline, record_uv,
-        engine="exact", SDNN, delays, recurrence, bias-driven input, other neurons)
-        raises ValueError naming it (``docs/fast_execution.md``).
+        counts equal ``lanes=1``'s. L > 1 covers static frames and input streams (lane l
+        of batch b carries sample ``b*L + l``) with ``reset="sample"`` through
+        input/dense/conv/pool/flatten/average layers of QB-LIF or CUBA neurons;
+        ``record_uv`` de-interleaves u and v per lane as the counts, ``timeline`` rebuilds
+        the lanes=1 run's timeline; ``reset="netx"`` where every layer is still reset at each
+        of its sample windows (:meth:`_refuse_lanes`); bias-driven input (with
+        ``input_transform`` too); per-output axonal delays and recurrence (with
+        ``reset="sample"``). Anything else (``reset="none"``, other netx schedules, delays
+        or recurrence with a netx schedule, engine="exact", SDNN, per-synapse delays,
+        other neurons) raises ValueError naming it (``docs/fast_execution.md``).
         """
         lanes = self._check_lanes(lanes)
         if engine not in ENGINES:
@@ -297,7 +320,7 @@ class CompiledNetwork:
         frames, stream = self._input_frames(samples, steps, stream, input_transform)
         n_s = frames.shape[0]
         if lanes > 1:
-            self._refuse_lanes(stream, reset, input_transform, timeline, record_uv)
+            self._refuse_lanes(reset, steps, reset_interval, reset_offset)
             from compiler.emit import check_sample_lanes
             check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
         est = host_estimate(self.ir, n_s, steps, record, record_uv)
@@ -331,7 +354,7 @@ class CompiledNetwork:
                 uv = {k: m.get_data() for k, m in em.monitors.items()}
             finally:
                 self._live.remove(em.source)
-        out = {}
+        out, depth = {}, self.ir.graph["depth"]
         for ly in layers(self.ir):
             if ly.index not in em.sinks:
                 continue
@@ -339,18 +362,32 @@ class CompiledNetwork:
                     + np.arange(steps)[None, :])
             if timeline:
                 cols = np.arange(em.total_steps)[None, :]
-            if lanes > 1:
+            if lanes > 1 and timeline:
+                out[ly.index] = _timeline_from_lanes(data[ly.index], lanes, n_s, steps,
+                                                     ly.reset_offset, ly.shape, depth)
+            elif lanes > 1:
                 out[ly.index] = _from_sample_lanes(data[ly.index], lanes, n_s, steps,
                                                    ly.reset_offset, ly.shape)
-                continue
-            block = data[ly.index][:, cols]             # (size, S, T)
-            out[ly.index] = np.moveaxis(block, 0, -1).reshape(cols.shape + tuple(ly.shape))
+            else:
+                block = data[ly.index][:, cols]             # (size, S, T)
+                out[ly.index] = np.moveaxis(block, 0, -1).reshape(cols.shape + tuple(ly.shape))
             for var in ("u", "v") if record_uv and ("u", ly.index) in uv else ():
                 neu = em.neurons[ly.index]
                 series = np.asarray(next(iter(uv[(var, ly.index)][neu.name].values())))
-                series = series.reshape((series.shape[0],) + tuple(ly.shape)[::-1])
+                series = series.reshape((series.shape[0],)       # (total, *Lava shape)
+                                        + lane_shape(tuple(ly.shape)[::-1], lanes))
                 series = series.transpose((0,) + tuple(range(series.ndim - 1, 0, -1)))
-                out[(var, ly.index)] = series[cols].astype(np.int32)
+                if lanes > 1:     # (total, L*C, ...) file order, lane-outer: as a Recorder's
+                    series = series.reshape(series.shape[0], -1).T
+                    if timeline:
+                        cut = _timeline_from_lanes(series, lanes, n_s, steps,
+                                                   ly.reset_offset, ly.shape, depth)
+                    else:
+                        cut = _from_sample_lanes(series, lanes, n_s, steps, ly.reset_offset,
+                                                 ly.shape)
+                    out[(var, ly.index)] = cut.astype(np.int32)
+                else:
+                    out[(var, ly.index)] = series[cols].astype(np.int32)
         for ly in averages if not timeline else ():
             if ly.index - 1 in out and (layers_to_record is None or ly.index in record):
                 from compiler.forward import average_counts
@@ -370,25 +407,28 @@ class CompiledNetwork:
 
     def auto_lanes(self, samples, *, models: str = "fast", engine: str = "lava",
                    stream=None, reset: str = "sample", input_transform: bool = False,
-                   timeline: bool = False, record_uv: bool = False) -> int:
+                   timeline: bool = False, record_uv: bool = False,
+                   steps_per_sample=None, reset_interval=None, reset_offset: int = 0) -> int:
         """The sample lanes ``qblif run`` uses by default for a :meth:`run` of ``samples``
         with these arguments, where lanes cover the run (the counts are the same at any L):
         the fewest batches of at most ``AUTO_LANES`` samples, evenly filled
         (``ceil(S / ceil(S / AUTO_LANES))``: 33 samples run as 2 batches of 17 lanes, not 32
         + 1), else 1. ``AUTO_LANES`` is the fastest L measured for ``fmnist_qblif_conv``
-        (docs/fast_execution.md)."""
+        (docs/fast_execution.md). Lanes cover streams, ``record_uv``, ``timeline`` and
+        ``input_transform`` (accepted as :meth:`run`'s arguments); a reset other than
+        ``"sample"`` needs ``steps_per_sample`` to be judged (:meth:`_refuse_lanes`)."""
         arr = np.asarray(samples)
-        if stream is None:
-            stream = arr.ndim == len(self.input_shape) + 2
         n_s = int(arr.shape[0]) if arr.ndim else 1
         lanes = -(-n_s // -(-n_s // AUTO_LANES)) if n_s > 0 else 1
         if lanes <= 1 or engine != "lava":
             return 1
         try:
-            self._refuse_lanes(stream, reset, input_transform, timeline, record_uv)
+            if steps_per_sample is not None:
+                steps_per_sample = self._check_steps(steps_per_sample)
+            self._refuse_lanes(reset, steps_per_sample, reset_interval, reset_offset)
             from compiler.emit import check_sample_lanes
             check_sample_lanes(self.ir, lanes, stock_models=models == "stock")
-        except ValueError:
+        except (TypeError, ValueError):
             return 1
         return lanes
 
@@ -399,13 +439,59 @@ class CompiledNetwork:
             raise ValueError(f"lanes must be >= 1, got {lanes}")
         return int(lanes)
 
-    def _refuse_lanes(self, stream, reset, input_transform, timeline, record_uv) -> None:
-        """ValueError naming the first run mode that lanes > 1 lacks."""
-        for on, what in ((stream, "input streams"), (reset != "sample", f"reset={reset!r}"),
-                         (input_transform, "input_transform"), (timeline, "timeline"),
-                         (record_uv, "record_uv")):
-            if on:
-                raise ValueError(f"lanes > 1 does not support {what}; run with lanes=1")
+    def _refuse_lanes(self, reset, steps=None, reset_interval=None,
+                      reset_offset: int = 0) -> None:
+        """ValueError naming the reset schedule that lanes > 1 cannot run exactly.
+
+        Lanes run sample ``b*L + l`` in lane l of batch b on steps ``b*T + 1 ..``, where
+        ``lanes=1`` runs sample s on steps ``s*T + 1 ..`` after sample s-1. That is exact
+        when every neuron layer is reset at the start of each of its sample windows
+        (``t % T == reset_offset``, :mod:`compiler.passes.plan`) and on the same phase in
+        every window: a schedule ``(R, o)`` with ``T % R == 0`` and
+        ``o % R == reset_offset % R`` (``reset="sample"``, or ``"netx"`` with such an
+        interval and offset). Otherwise a sample starts from the previous sample's state on
+        the same timeline (``reset="none"``: never reset), which samples side by side cannot
+        reproduce. ``steps`` None: only ``reset="sample"`` passes."""
+        from compiler.passes.plan import reset_schedule
+        if steps is None and reset != "sample":
+            raise ValueError(f"lanes > 1 does not support reset={reset!r} without the steps "
+                             "per sample; run with lanes=1")
+        if reset == "sample":
+            return
+        mode = (f"reset={reset!r}" if reset != "netx" else
+                f"reset='netx' (reset_interval={reset_interval}, reset_offset={reset_offset})")
+        from compiler.emit import per_output_delays
+        for ly in layers(self.ir):
+            carry = None
+            if ly.synapse is not None and per_output_delays(ly.synapse.delay,
+                                                            ly.kind) is not None:
+                carry = ("axonal delay line is cleared only with reset='sample', so inputs "
+                         "of the previous sample arrive late in the next one")
+            elif ly.synapse is not None and ly.synapse.weight_rec is not None:
+                carry = ("recurrent feedback is gated only with reset='sample', so the "
+                         "previous sample's last spikes reach the next one")
+            if carry:
+                raise ValueError(f"lanes > 1 does not support {mode}: layer {ly.index}'s "
+                                 f"{carry}, which samples side by side cannot reproduce; "
+                                 "run with lanes=1")
+            want = reset_schedule(self.ir, ly, steps, "sample")
+            if want is None:      # no reset in any mode (SDNN: check_sample_lanes says so)
+                continue
+            got = reset_schedule(self.ir, ly, steps, reset, reset_interval, reset_offset)
+            if got is None:
+                raise ValueError(
+                    f"lanes > 1 does not support {mode}: layer {ly.index} is never reset, so "
+                    "each sample starts from the previous sample's state on one timeline, "
+                    "which samples side by side cannot reproduce; run with lanes=1")
+            period, phase = got
+            if steps % period or (phase - want[1]) % period:
+                raise ValueError(
+                    f"lanes > 1 does not support {mode}: layer {ly.index} is reset at steps "
+                    f"t % {period} == {phase % period}, not at the start of each of its "
+                    f"{steps}-step sample windows (t % {steps} == {want[1] % steps}), so a "
+                    "sample carries the previous sample's state, which samples side by side "
+                    "cannot reproduce (lanes need an interval dividing the steps per sample "
+                    "and that phase); run with lanes=1")
 
     def _run_exact(self, samples, steps_per_sample, record_uv, layers_to_record, progress,
                    modes=None, input_transform=False):

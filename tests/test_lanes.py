@@ -19,11 +19,13 @@ def _frames(net, rng, samples):
     return rng.integers(0, hi, size=(samples,) + tuple(net.input_shape))
 
 
-def _same_as_one_lane(net, frames, steps, lanes_list):
-    one = net.run(frames, steps)
+def _same_as_one_lane(net, frames, steps, lanes_list, **kw):
+    """Run ``frames`` at lanes=1 and at each L of ``lanes_list`` (run arguments ``kw``):
+    the same keys, shapes, dtypes and values on every layer and step."""
+    one = net.run(frames, steps, **kw)
     assert net.last_run["lava_steps"] == len(frames) * steps + net.ir.graph["depth"]
     for lanes in lanes_list:
-        out = net.run(frames, steps, lanes=lanes)
+        out = net.run(frames, steps, lanes=lanes, **kw)
         batches = -(-len(frames) // lanes)
         assert net.last_run["lava_steps"] == batches * steps + net.ir.graph["depth"]
         assert net.last_run["lanes"] == lanes
@@ -85,8 +87,7 @@ def test_lanes_record_subset_and_predict_shape():
 
 
 @pytest.mark.parametrize("kw,word", [
-    (dict(record_uv=True), "record_uv"), (dict(reset="none"), "reset"),
-    (dict(timeline=True), "timeline"), (dict(engine="exact"), "engine")])
+    (dict(reset="none"), "reset"), (dict(engine="exact"), "engine")])
 def test_lanes_refuse_uncovered_modes(kw, word):
     with compiler.compile(DIGITS) as net:
         frames = _frames(net, np.random.default_rng(2), 2)
@@ -98,16 +99,270 @@ def test_lanes_refuse_uncovered_modes(kw, word):
             net.run(frames, 3, lanes=2.0)
 
 
-def test_lanes_refuse_stream_and_delays(tmp_path):
+def test_lanes_refuse_per_synapse_delays(tmp_path):
     rng = np.random.default_rng(5)
     specs, shape = dense_net(rng, (6, 5, 4), k=2)
-    specs[1]["delay"] = np.ones((5,), np.float32)
+    specs[1]["delay"] = rng.integers(0, 3, (5, 6)).astype(np.float32)   # per input: DelayDense
     path = write_net(tmp_path / "d.net", specs, shape)
     with compiler.compile(path) as net:
-        with pytest.raises(ValueError, match=r"layer 1 .*delays"):
+        with pytest.raises(ValueError, match=r"layer 1 .*per-synapse delays"):
             net.run(_frames(net, rng, 2), 3, lanes=2)
-        with pytest.raises(ValueError, match="stream"):
+        with pytest.raises(ValueError, match=r"layer 1 .*per-synapse delays"):
             net.run(rng.integers(0, 2, size=(2, 3) + shape), 3, lanes=2)
+
+
+def test_per_output_delays_lanes_equal_one_lane(tmp_path):
+    """Per-output axonal delays (a DelayLine after the synapse, delays tiled per lane, cleared
+    at each sample window with reset='sample'): lanes=1's counts, u and v on every layer and
+    step, static frames and a stream, a random net (the delays change its counts) and
+    lava-dl's conv block with delays; netx schedules (the line is never cleared) refused."""
+    from lavadl_nets import make_net
+    rng = np.random.default_rng(27)
+    specs, shape = dense_net(rng, (10, 8, 6), k=3)
+    plain = write_net(tmp_path / "p.net", specs, shape)
+    specs[1]["delay"] = rng.integers(0, 4, (8,)).astype(np.float32)
+    specs[2]["delay"] = rng.integers(0, 3, (6,)).astype(np.float32)
+    path = write_net(tmp_path / "d.net", specs, shape)
+    frames = rng.integers(0, 16, size=(5,) + shape)
+    with compiler.compile(plain) as net:
+        undelayed = net.run(frames, 6)
+    with compiler.compile(path) as net:
+        one = _same_as_one_lane(net, frames, 6, (2, 3), record_uv=True)
+        assert (one[2] != undelayed[2]).any(), "the delays did not matter"
+        assert one[1].sum() > 0
+        _same_as_one_lane(net, _stream(net, rng, 4, 3), 6, (3,))
+        with pytest.raises(ValueError, match="layer 1's axonal delay line is cleared only"):
+            net.run(frames, 6, lanes=2, reset="netx", reset_interval=6,
+                    reset_offset=_aligned_offset(net, 6, 6))
+    make_net("conv_delay", 0, tmp_path / "c.net")
+    with compiler.compile(tmp_path / "c.net") as net:
+        spikes = (rng.random((3, 6) + tuple(net.input_shape)) < 0.4).astype(int)
+        _same_as_one_lane(net, spikes, 6, (2,))
+
+
+def test_record_uv_lanes_equal_one_lane(tmp_path):
+    """record_uv per lane: u and v de-interleaved like the counts, lanes=1's on every layer
+    and step, for a QB-LIF/CUBA dense net (a stream) and the conv net's 3-D layers."""
+    rng = np.random.default_rng(22)
+    specs, shape = dense_net(rng, (10, 8, 6, 4), k=3, reset_mode="subtract", cuba=(1,))
+    path = write_net(tmp_path / "m.net", specs, shape)
+    with compiler.compile(path) as net:
+        one = _same_as_one_lane(net, _stream(net, rng, 5, 3), 4, (2,), record_uv=True)
+        assert {k for k in one if not isinstance(k, int)} == {
+            (v, i) for v in "uv" for i in (1, 2, 3)}
+        assert all(one[(v, 2)].any() for v in "uv"), "CUBA u, v silent"
+    specs, shape = conv_net(rng, c_in=2, hw=6, k=3, reset_mode="subtract", pool=True)
+    path = write_net(tmp_path / "c.net", specs, shape)
+    with compiler.compile(path) as net:
+        one = _same_as_one_lane(net, _frames(net, rng, 3), 3, (2,), record_uv=True)
+        assert one[("v", 1)].ndim == 5 and one[("v", 1)].any()
+
+
+def _aligned_offset(net, steps, interval):
+    """The ``reset_offset`` o for which ``reset="netx"`` with ``reset_interval=interval``
+    resets the first synaptic layer at the start of each of its sample windows."""
+    from compiler.passes.plan import reset_schedule
+    ly = next(ly for ly in layers(net.ir) if ly.synaptic)
+    return (ly.reset_offset - reset_schedule(net.ir, ly, steps, "netx", interval, 0)[1]) \
+        % interval
+
+
+@pytest.mark.parametrize("path", ["random", DIGITS])
+def test_netx_resets_on_sample_windows_lanes_equal_one_lane(tmp_path, path):
+    """reset="netx" whose interval R divides T and whose phase resets every layer at the
+    start of its sample windows keeps samples independent: lanes=1's counts on every layer
+    and step; R < T adds resets inside the windows (the counts differ from reset='sample')."""
+    rng = np.random.default_rng(23)
+    if path == "random":
+        specs, shape = dense_net(rng, (10, 8, 6), k=3, reset_mode="subtract", cuba=(1,))
+        path = write_net(tmp_path / "r.net", specs, shape)
+    with compiler.compile(path) as net:
+        frames, steps = _frames(net, rng, 5), 6
+        sample = net.run(frames, steps)
+        for interval, shift in ((6, 0), (3, 1), (2, 2)):
+            o = _aligned_offset(net, steps, interval) + shift * interval
+            one = _same_as_one_lane(net, frames, steps, (2,), reset="netx",
+                                    reset_interval=interval, reset_offset=o)
+            assert (interval == steps) == all((one[i] == sample[i]).all() for i in one)
+        stream = _stream(net, rng, 3, 4)
+        _same_as_one_lane(net, stream, 4, (2,), reset="netx", reset_interval=2,
+                          reset_offset=_aligned_offset(net, 4, 2))
+
+
+def test_timeline_lanes_equal_one_lane(tmp_path):
+    """timeline=True with lanes: the lanes=1 run's whole timeline (S*T + depth rows) is
+    rebuilt from the lanes: the steps before the first window (lane 0's), each sample's
+    window and the steps after the last window (the last sample's lane after its batch).
+    Neuron biases make those edge rows non-zero; counts, u and v, reset='sample' and a netx
+    schedule on the windows, and the shipped digits MLP."""
+    rng = np.random.default_rng(25)
+    specs, shape = dense_net(rng, (10, 8, 6, 4), k=3, reset_mode="subtract", cuba=(1,))
+    path = write_net(tmp_path / "b.net", specs, shape)
+    with compiler.compile(path) as net:
+        for ly in layers(net.ir):
+            if ly.neuron is not None:
+                ly.neuron.bias_mant = rng.integers(0, 300, ly.shape).astype(np.int32) \
+                    if ly.proc == "QBLIF" else 40
+        frames, steps, depth = _frames(net, rng, 5), 4, net.ir.graph["depth"]
+        for kw in (dict(), dict(reset="netx", reset_interval=2,
+                                reset_offset=_aligned_offset(net, steps, 2))):
+            one = net.run(frames, steps, timeline=True, record_uv=True, **kw)
+            assert one[1].shape == (5 * steps + depth, 8)
+            assert one[("v", 1)][0].any() and one[("v", 1)][-1].any(), "edge rows are zero"
+            assert one[("v", 3)][:2].any()
+            for lanes in (2, 3):
+                out = net.run(frames, steps, timeline=True, record_uv=True, lanes=lanes, **kw)
+                assert set(out) == set(one)
+                for k in one:
+                    np.testing.assert_array_equal(out[k], one[k], err_msg=f"{lanes} {kw} {k}")
+    with compiler.compile(DIGITS) as net:
+        frames = _frames(net, rng, 3)
+        one = net.run(frames, 4, timeline=True)
+        two = net.run(frames, 4, timeline=True, lanes=2)
+    assert set(one) == set(two) and one[1].sum() > 0
+    for k in one:
+        np.testing.assert_array_equal(two[k], one[k], err_msg=f"digits layer {k}")
+
+
+@pytest.mark.parametrize("feature", ["input_neuron", "input_transform", "input_neuron_conv"])
+def test_bias_driven_input_lanes_equal_one_lane(tmp_path, feature):
+    """An input layer with a CUBA neuron driven by its bias (lava-dl's ``Input`` block,
+    ``BiasNeuron``), with the file's input transform, and before a conv: lanes=1's counts,
+    u and v on every layer and step, per-sample resets and a netx schedule on the windows,
+    a bias stream and the timeline; a netx phase off the input layer's windows is refused."""
+    from lavadl_nets import make_net
+    make_net(feature, 0, tmp_path / "n.net")
+    rng = np.random.default_rng(26)
+    with compiler.compile(tmp_path / "n.net") as net:
+        assert layers(net.ir)[0].proc == "BiasNeuron"
+        shape = (5,) + tuple(net.input_shape)
+        frames = rng.random(shape) if feature == "input_transform" else \
+            2 * rng.integers(0, 80, shape)
+        kw = dict(input_transform=feature == "input_transform", record_uv=True)
+        one = _same_as_one_lane(net, frames, 6, (2,), **kw)
+        assert one[("v", 0)].any()
+        o = _aligned_offset(net, 6, 3)
+        _same_as_one_lane(net, frames, 6, (2,), reset="netx", reset_interval=3,
+                          reset_offset=o, **kw)
+        with pytest.raises(ValueError, match="layer 0 is reset at steps t % 3"):
+            net.run(frames, 6, lanes=2, reset="netx", reset_interval=3, reset_offset=o + 1,
+                    **kw)
+        stream = np.repeat(frames[:, None], 4, 1)
+        stream[:, 1::2] //= 3
+        tl = net.run(stream, 6, timeline=True, **kw)
+        tl2 = net.run(stream, 6, timeline=True, lanes=3, **kw)
+        assert set(tl) == set(tl2)
+        for k in tl:
+            np.testing.assert_array_equal(tl2[k], tl[k], err_msg=f"stream timeline {k}")
+
+
+@pytest.mark.parametrize("feature", ["recurrent", "recurrent_delay"])
+def test_recurrent_lanes_equal_one_lane(tmp_path, monkeypatch, feature):
+    """lava-dl's cuba.Recurrent (``dense_rec``; with an output delay): the recurrent weight
+    laned like a dense synapse (LanedDense; the stock models' block-diagonal Dense), the
+    feedback gate tiled per lane: lanes=1's counts, u and v on every layer and step, both
+    encodings, a spike stream. A netx schedule (no gate: the previous sample's last spikes
+    feed the next sample) is refused; run anyway, lanes give other counts."""
+    from compiler.runtime import CompiledNetwork
+    from lavadl_nets import make_net
+    make_net(feature, 0, tmp_path / "r.net")
+    rng = np.random.default_rng(28)
+    for encoding in ("graded", "binary"):
+        with compiler.compile(tmp_path / "r.net", encoding=encoding) as net:
+            assert any(ly.synapse is not None and ly.synapse.weight_rec is not None
+                       for ly in layers(net.ir))
+            spikes = (rng.random((5, 6) + tuple(net.input_shape)) < 0.4).astype(int)
+            one = _same_as_one_lane(net, spikes, 6, (2,), record_uv=True)
+            stock = net.run(spikes, 6, lanes=2, record_uv=True, models="stock")
+            for k in one:
+                np.testing.assert_array_equal(stock[k], one[k], err_msg=f"stock {k}")
+    with compiler.compile(tmp_path / "r.net") as net:
+        netx = dict(reset="netx", reset_interval=6, reset_offset=_aligned_offset(net, 6, 6))
+        with pytest.raises(ValueError, match="layer 1's .* side by side cannot reproduce"):
+            net.run(spikes, 6, lanes=2, **netx)
+        monkeypatch.setattr(CompiledNetwork, "_refuse_lanes", lambda *a, **k: None)
+        one, two = net.run(spikes, 6, **netx), net.run(spikes, 6, lanes=2, **netx)
+        assert any((one[i] != two[i]).any() for i in one)
+
+
+def test_graded_lif_lanes_equal_one_lane(tmp_path):
+    """lava-dl's graded-spike CUBA layer (``GradedLIF``, elementwise; vth and bias tiled per
+    lane): lanes=1's counts, u and v on every layer and step."""
+    from lavadl_nets import make_input, make_net
+    info = make_net("graded", 0, tmp_path / "g.net")
+    with compiler.compile(tmp_path / "g.net") as net:
+        assert "GradedLIF" in {ly.proc for ly in layers(net.ir)}
+        spikes = np.stack([make_input(info, seed, 6) for seed in range(5)])
+        one = _same_as_one_lane(net, spikes, 6, (2, 3), record_uv=True)
+        assert one[1].max() > 1, "no graded spike"
+
+
+@pytest.mark.parametrize("feature,word", [("alif", "ATRLIF has no state reset"),
+                                          ("rf", "RF has no state reset"),
+                                          ("sdnn", "SDNN layers are never reset")])
+def test_lanes_refuse_layers_without_reset(tmp_path, feature, word):
+    """ALIF, RF (no reset: run with reset='none' only) and SDNN (never reset) chain each
+    sample to the previous one: refused with the reason, before Lava starts."""
+    from lavadl_nets import make_input, make_net
+    info = make_net(feature, 0, tmp_path / "n.net")
+    with compiler.compile(tmp_path / "n.net") as net:
+        x = np.stack([make_input(info, seed, 4) for seed in range(2)])
+        for reset in ("sample", "none"):
+            with pytest.raises(ValueError, match="side by side cannot reproduce"):
+                net.run(x, 4, lanes=2, reset=reset)
+        with pytest.raises(ValueError, match=word):
+            net.run(x, 4, lanes=2)
+        assert net.auto_lanes(x) == 1
+
+
+def test_lanes_refuse_resets_that_chain_samples(monkeypatch):
+    """reset='none' (never reset) and netx schedules off the sample windows (phase, or an
+    interval not dividing T) chain each sample to the previous one on one timeline: refused
+    with the reason; run anyway (the refusal patched out), lanes would give other counts."""
+    from compiler.runtime import CompiledNetwork
+    with compiler.compile(DIGITS) as net:
+        frames, steps = _frames(net, np.random.default_rng(24), 4), 6
+        o = _aligned_offset(net, steps, steps)
+        cases = [(dict(reset="none"), "never reset"),
+                 (dict(reset="netx", reset_interval=steps, reset_offset=o + 1), "t % 6 =="),
+                 (dict(reset="netx", reset_interval=4, reset_offset=o), "t % 4 ==")]
+        for kw, word in cases:
+            with pytest.raises(ValueError, match=f"lanes > 1 does not support .*{word}.*"
+                                                 "side by side cannot reproduce"):
+                net.run(frames, steps, lanes=2, **kw)
+            assert net.auto_lanes(frames, steps_per_sample=steps, **kw) == 1
+        monkeypatch.setattr(CompiledNetwork, "_refuse_lanes", lambda *a, **k: None)
+        for kw, _ in cases:
+            one, two = net.run(frames, steps, **kw), net.run(frames, steps, lanes=2, **kw)
+            assert any((one[i] != two[i]).any() for i in one), kw
+
+
+def _stream(net, rng, samples, t_in):
+    """A random input stream ``(samples, t_in, *input_shape)`` over the whole input range."""
+    hi = 2 ** int(net.ir.graph["input_bits"])
+    return rng.integers(0, hi, size=(samples, t_in) + tuple(net.input_shape))
+
+
+@pytest.mark.parametrize("encoding", ["graded", "binary"])
+def test_digits_mlp_stream_lanes_equal_one_lane(encoding):
+    """Input streams per lane: lane l of batch b carries sample ``b*L + l``'s stream, one
+    value per step (zeros past T_in): lanes=1's counts on every layer and step."""
+    before_pids, before_shm = child_pids(), shm_segments()
+    with compiler.compile(DIGITS, encoding=encoding) as net:
+        stream = _stream(net, np.random.default_rng(20), 5, 4)     # T_in 4 < T 6
+        one = _same_as_one_lane(net, stream, 6, (2, 3), record_uv=True)
+        assert ("v", net.output_index) in one
+        static = net.run(stream[:, 0], 6)
+        assert any((one[i] != static[i]).any() for i in one), "the stream did not matter"
+    assert settled(before_pids, before_shm) == (set(), set())
+
+
+def test_conv_pool_net_stream_lanes_equal_one_lane(tmp_path):
+    rng = np.random.default_rng(21)
+    specs, shape = conv_net(rng, c_in=2, hw=6, k=3, reset_mode="subtract", pool=True)
+    path = write_net(tmp_path / "c.net", specs, shape)
+    with compiler.compile(path) as net:
+        _same_as_one_lane(net, _stream(net, rng, 4, 4), 4, (3,), stream=True)
 
 
 def test_cli_run_lanes(tmp_path):
@@ -289,10 +544,16 @@ def test_auto_lanes_where_lanes_cover_the_run():
         assert net.auto_lanes(frames[:32]) == 32 and net.auto_lanes(frames[:33]) == 17
         assert net.auto_lanes(frames[:5]) == 5 and net.auto_lanes(frames[:1]) == 1
         assert net.auto_lanes(np.zeros((10_000,) + tuple(net.input_shape), int)) == 32
-        for kw in (dict(engine="exact"), dict(reset="none"), dict(record_uv=True),
-                   dict(timeline=True)):
+        for kw in (dict(engine="exact"), dict(reset="none")):
             assert net.auto_lanes(frames, **kw) == 1, kw
-        assert net.auto_lanes(frames[:, None]) == 1                    # a stream
+        assert net.auto_lanes(frames, record_uv=True) == 20
+        assert net.auto_lanes(frames, timeline=True) == 20
+        o = _aligned_offset(net, 4, 2)
+        netx = dict(reset="netx", reset_interval=2, reset_offset=o)
+        assert net.auto_lanes(frames, steps_per_sample=4, **netx) == 20
+        assert net.auto_lanes(frames, **netx) == 1                     # T unknown
+        assert net.auto_lanes(frames, steps_per_sample=0, **netx) == 1
+        assert net.auto_lanes(frames[:, None]) == 20                   # a stream
     with compiler.compile(FMNIST) as net:                              # stock: 127 groups
         frames = _frames(net, np.random.default_rng(13), 40)
         assert net.auto_lanes(frames, models="stock") == 1
@@ -322,6 +583,14 @@ def test_cli_run_default_lanes_same_counts_and_noted(tmp_path):
     assert "ran 3 samples side by side" in note and "side by side" not in quiet
     _, none_note = run("--reset", "none")
     assert "side by side" not in none_note
+    with compiler.compile(DIGITS) as net:      # a stream, a netx schedule on the windows
+        np.save(tmp_path / "x.npy", _stream(net, np.random.default_rng(14), 3, 2))
+        o = str(_aligned_offset(net, 4, 2))
+    netx = ("--reset", "netx", "--reset-interval", "2", "--reset-offset", o)
+    auto, note = run(*netx)
+    one, quiet = run(*netx, "--lanes", "1")
+    assert len(auto) == 3 and auto == one
+    assert "ran 3 samples side by side" in note and "side by side" not in quiet
 
 
 def test_lava_workers_fork_with_one_blas_thread_and_the_caller_keeps_its_own():

@@ -64,7 +64,8 @@ def plan_emission(g):
             prev = g.nodes[ly.index - 1]["layer"]
             ly.depth, ly.reset_offset, ly.proc = prev.depth, prev.reset_offset, "host"
     g.graph["depth"] = depth
-    g.graph["input_neuron"] = layers(g)[0].proc
+    head = layers(g)[0]   # an input layer with a neuron (a NetX block): its proc, else None
+    g.graph["input_neuron"] = head.proc if head.kind == "input" else None
     g.graph["stateful"] = any(ly.neuron is not None and ly.neuron.kind == "SDNN"
                               for ly in layers(g))
     return g
