@@ -3,7 +3,7 @@ shipped models, and the Fashion-MNIST test set timed. Two halves, because the le
 has torch but no Lava (so nothing there can compile a NetX file or run the oracle's imports):
 
     python bench/engine_gpu_check.py prep DATA.pkl.gz     # here: compile, CPU engine results
-    python3 bench/engine_gpu_check.py check DATA.pkl.gz   # on the GPU machine (repo root)
+    python3 bench/engine_gpu_check.py check DATA.pkl.gz [cpu]   # on the GPU machine (repo root)
 
 ``prep`` compiles every lava-dl block network of tests/test_exact_engine_kinds.py (the
 coverage kinds, seeds 0 and 1), its random delay / SDNN-delay / graded-recurrent networks,
@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import glob
 import gzip
-import inspect
 import os
 import pickle
 import sys
 import time
-import types
 
 import numpy as np
 
@@ -39,7 +37,6 @@ def prep(out_path: str) -> None:
     import lavadl_nets as nets
     import test_exact_engine_kinds as tk
     from compiler.engine import ExactEngine
-    from compiler.procs.source import process as src_proc
     from qblif_lava.data import load_dataset
     from qblif_lava.encoding import quantize_intensity
     tmp = pathlib.Path(tempfile.mkdtemp())
@@ -76,48 +73,19 @@ def prep(out_path: str) -> None:
     o = ExactEngine(bench[1]).run(bench[2], bench[4], layers_to_record=[bench[5]])[bench[5]]
     pred = o.reshape(len(bench[2]), bench[4], -1).sum(1).argmax(1)
     with gzip.open(out_path, "wb", compresslevel=6) as fh:
-        pickle.dump(dict(cases=out, frame_at=inspect.getsource(src_proc.frame_at), bench=bench,
-                         pred_cpu=pred), fh)
+        pickle.dump(dict(cases=out, bench=bench, pred_cpu=pred), fh)
     print(f"{len(out)} cases, CPU accuracy {(pred == bench[3]).mean():.4f} -> {out_path}")
 
 
-def _without_lava() -> None:
-    """Import the engine where Lava is missing: skip the two packages whose ``__init__``
-    imports Lava (the engine needs neither; the oracle's ``frame_at`` comes with the data)."""
-    for name in ("compiler.procs", "compiler.procs.source", "compiler.procs.source.process"):
-        m = types.ModuleType(name)
-        m.__path__ = []
-        sys.modules[name] = m
-    m = types.ModuleType("compiler.passes")
-    m.__path__ = [os.path.join(ROOT, "compiler", "passes")]
-    sys.modules["compiler.passes"] = m
-
-
 def check(in_path: str, device: str = "cuda", reps: int = 3) -> None:
-    try:
-        import lava  # noqa: F401
-    except ImportError:
-        _without_lava()
-    d = pickle.load(gzip.open(in_path, "rb"))
-    if "compiler.procs.source.process" in sys.modules and \
-            not hasattr(sys.modules["compiler.procs.source.process"], "frame_at"):
-        ns = {"np": np}
-        exec(d["frame_at"], ns)
-        sys.modules["compiler.procs.source.process"].frame_at = ns["frame_at"]
+    from engine_modes_gpu_check import compare_cases       # bench/, beside this script
+    d = pickle.load(gzip.open(in_path, "rb"))     # the engine imports no Lava
     import torch
     from compiler.engine import ExactEngine
-    lines, bad = [f"torch {torch.__version__}, device {device}"], 0
-    for name, ir, fr, steps, uv, want in d["cases"]:
-        for bs in (1, 3, None):
-            try:
-                got = ExactEngine(ir, device=device, batch_size=bs).run(fr, steps, record_uv=uv)
-                diff = [k for k in want if k not in got or not np.array_equal(got[k], want[k])]
-                diff += sorted(set(got) - set(want), key=str)
-            except Exception as e:  # noqa: BLE001  (reported, counted)
-                diff = [f"{type(e).__name__}: {e}"]
-            if diff:
-                bad += 1
-                lines.append(f"MISMATCH {name} batch={bs}: {diff[:4]}")
+    cases = [(name, ir, fr, steps, dict(record_uv=uv), want)
+             for name, ir, fr, steps, uv, want in d["cases"]]
+    lines, bad = compare_cases(cases, device, (1, 3, None))
+    lines.insert(0, f"torch {torch.__version__}, device {device}")
     lines.append(f"cases: {len(d['cases'])} x 3 chunk sizes, mismatches: {bad}")
     print("\n".join(lines), flush=True)
     mname, ir, fr, y, steps, oi = d["bench"]
@@ -144,6 +112,6 @@ def check(in_path: str, device: str = "cuda", reps: int = 3) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("prep", "check"):
+    if len(sys.argv) not in (3, 4) or sys.argv[1] not in ("prep", "check"):
         sys.exit(__doc__)
-    prep(sys.argv[2]) if sys.argv[1] == "prep" else check(sys.argv[2])
+    prep(sys.argv[2]) if sys.argv[1] == "prep" else check(sys.argv[2], *sys.argv[3:])

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import glob
 import gzip
-import inspect
 import os
 import pickle
 import sys
 import time
-import types
 
 import numpy as np
 
@@ -67,7 +65,6 @@ def prep(out_path: str, kinds: bool = False) -> None:
     import compiler
     from compiler.engine import ExactEngine
     from compiler.forward import forward, simulate
-    from compiler.procs.source import process as src_proc
     from qblif_lava.data import load_dataset
     from qblif_lava.encoding import quantize_intensity
     from test_coverage_modes import _alif_net, _rf_net, _stream_net
@@ -130,36 +127,18 @@ def prep(out_path: str, kinds: bool = False) -> None:
                                                         for k in ref), (name, kw)
                     cases.append((f"{name} {m} timeline={tl}", net.ir, x, steps, kw, got))
     with gzip.open(out_path, "wb", compresslevel=6) as fh:
-        pickle.dump(dict(cases=cases, frame_at=inspect.getsource(src_proc.frame_at),
-                         bench=bench), fh)
+        pickle.dump(dict(cases=cases, bench=bench), fh)
     print(f"{len(cases)} cases (CPU engine == oracle on each) -> {out_path}")
 
 
-def _without_lava() -> None:
-    """Import the engine where Lava is missing: skip the packages whose ``__init__`` imports
-    Lava (the engine needs none of them; the oracle's ``frame_at`` comes with the data)."""
-    for name in ("compiler.procs", "compiler.procs.source", "compiler.procs.source.process"):
-        m = types.ModuleType(name)
-        m.__path__ = []
-        sys.modules[name] = m
-    m = types.ModuleType("compiler.passes")
-    m.__path__ = [os.path.join(ROOT, "compiler", "passes")]
-    sys.modules["compiler.passes"] = m
-
-
-def check(in_path: str, device: str = "cuda") -> None:
-    _without_lava()          # also where Lava is installed: the engine needs none of it
-    d = pickle.load(gzip.open(in_path, "rb"))
-    mod = sys.modules.get("compiler.procs.source.process")
-    if mod is not None and not hasattr(mod, "frame_at"):
-        ns = {"np": np}
-        exec(d["frame_at"], ns)
-        mod.frame_at = ns["frame_at"]
-    import torch
+def compare_cases(cases, device: str, sizes) -> tuple:
+    """Run every ``(name, ir, x, steps, run keywords, CPU result)`` case on ``device`` with
+    each chunk size in ``sizes`` (None: the default) and compare every layer, step, u and v
+    with the CPU result. Returns ``(MISMATCH lines, number of mismatching runs)``."""
     from compiler.engine import ExactEngine
-    lines, bad = [f"torch {torch.__version__}, device {device}"], 0
-    for name, ir, x, steps, kw, want in d["cases"]:
-        for bs in (1, None):
+    lines, bad = [], 0
+    for name, ir, x, steps, kw, want in cases:
+        for bs in sizes:
             try:
                 got = ExactEngine(ir, device=device, batch_size=bs).run(x, steps, **kw)
                 diff = [k for k in want if k not in got or not np.array_equal(got[k], want[k])]
@@ -169,6 +148,15 @@ def check(in_path: str, device: str = "cuda") -> None:
             if diff:
                 bad += 1
                 lines.append(f"MISMATCH {name} batch={bs}: {diff[:4]}")
+    return lines, bad
+
+
+def check(in_path: str, device: str = "cuda") -> None:
+    d = pickle.load(gzip.open(in_path, "rb"))     # the engine imports no Lava
+    import torch
+    from compiler.engine import ExactEngine
+    lines, bad = compare_cases(d["cases"], device, (1, None))
+    lines.insert(0, f"torch {torch.__version__}, device {device}")
     lines.append(f"cases: {len(d['cases'])} x 2 chunk sizes, mismatches: {bad}")
     print("\n".join(lines), flush=True)
     out = os.environ.get("OUT")

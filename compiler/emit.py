@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.ir import in_message, layers, synaptic_layers
+from compiler.ir import (in_message, layers, per_output_delays,  # noqa: F401 (re-exported)
+                         per_synapse_delays, synaptic_layers)
 
 
 def to_lava(shape) -> tuple:
@@ -202,21 +203,6 @@ def _rf_proc(ly, interval):
                 decay_bits=12, vth=int(ly.neuron.vth), name=f"layer{ly.index}_rf")
 
 
-def _per_synapse_delays(delay) -> bool:
-    """Delays that differ within a row (per input): only Lava's ``DelayDense`` has them.
-    One delay per output neuron (lava-dl's axonal delay) is a :class:`DelayLine` after the
-    synapse: the same sums, and far faster than ``DelayDense`` in Lava's CPU model."""
-    return delay is not None and bool(np.any(delay != delay[:, :1]))
-
-
-def per_output_delays(delay, kind: str):
-    """One delay per output neuron (file order) of a layer of ``kind`` whose delays are
-    ``delay`` (dense ``(out, in)``, conv per output), or None (none, or per input/synapse)."""
-    if delay is None or (kind == "dense" and _per_synapse_delays(delay)):
-        return None
-    return delay[:, 0] if kind == "dense" else delay
-
-
 def _output_delays(ly):
     """Per-output-neuron delays of ``ly``'s synapse (file order, ``ly.shape``), or None (also
     for a layer without a synapse)."""
@@ -253,7 +239,7 @@ def _synapse_proc(ly, msg, sample_lanes: int = 1, stock_models: bool = False):
     from lava.proc.conv.process import Conv
     from lava.proc.dense.process import DelayDense
     s = ly.synapse
-    if ly.kind == "dense" and _per_synapse_delays(s.delay):   # as stock: Lava's DelayDense
+    if ly.kind == "dense" and per_synapse_delays(s.delay):   # as stock: Lava's DelayDense
         return DelayDense(weights=s.weight, delays=s.delay.astype(int), weight_exp=s.exp,
                           num_weight_bits=s.bits, num_message_bits=msg.wire_bits,
                           name=f"layer{ly.index}_delaydense")

@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 
 from compiler import numeric
-from compiler.emit import per_output_delays
+from compiler.ir import per_output_delays
 from compiler.ir import in_message, layers
 from compiler.passes.plan import reset_schedule
-from compiler.procs.source.process import frame_at
+from compiler.passes.plan import frame_at
 from qblif_lava import reference
 
 

@@ -229,3 +229,18 @@ def check_graph(g: nx.DiGraph) -> None:
         elif u >= v:
             raise CompileError(f"edge {u}->{v} runs backwards and is not marked recurrent",
                                v, "type")
+
+
+def per_synapse_delays(delay) -> bool:
+    """Delays that differ within a row (per input): only Lava's ``DelayDense`` has them.
+    One delay per output neuron (lava-dl's axonal delay) is a :class:`DelayLine` after the
+    synapse: the same sums, and far faster than ``DelayDense`` in Lava's CPU model."""
+    return delay is not None and bool(np.any(delay != delay[:, :1]))
+
+
+def per_output_delays(delay, kind: str):
+    """One delay per output neuron (file order) of a layer of ``kind`` whose delays are
+    ``delay`` (dense ``(out, in)``, conv per output), or None (none, or per input/synapse)."""
+    if delay is None or (kind == "dense" and per_synapse_delays(delay)):
+        return None
+    return delay[:, 0] if kind == "dense" else delay

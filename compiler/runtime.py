@@ -460,7 +460,7 @@ class CompiledNetwork:
             return
         mode = (f"reset={reset!r}" if reset != "netx" else
                 f"reset='netx' (reset_interval={reset_interval}, reset_offset={reset_offset})")
-        from compiler.emit import per_output_delays
+        from compiler.ir import per_output_delays
         for ly in layers(self.ir):
             carry = None
             if ly.synapse is not None and per_output_delays(ly.synapse.delay,

@@ -58,7 +58,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from compiler.emit import per_output_delays
+from compiler.ir import per_output_delays
 from compiler.engine import exact as ex
 from compiler.ir import in_message, producer
 from qblif_lava import reference

@@ -35,11 +35,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from compiler.emit import per_output_delays
 from compiler.engine import exact as ex
 from compiler.engine import kinds
-from compiler.ir import in_message
-from compiler.passes.plan import reset_schedule
+from compiler.ir import in_message, per_output_delays
+from compiler.passes.plan import frame_at, reset_schedule
 from qblif_lava import reference
 
 #: neuron kinds without a state reset (the oracle and Lava refuse other reset modes for them)
@@ -240,7 +239,6 @@ def simulate(eng, frames, steps: int, *, stream: bool = False, reset: str = "sam
     with ``record_uv`` also ``("u", i)``, ``("v", i)`` (not for SDNN, which raises
     NotImplementedError as the oracle, nor RF layers). ``eng``: an
     :class:`compiler.engine.exact.ExactEngine`; frames and modes as the oracle's."""
-    from compiler.procs.source.process import frame_at
     g = eng.ir
     for ly in eng.layers:
         why = unsupported(g, ly)
@@ -296,7 +294,6 @@ def _source(frames, steps: int, stream: bool, total: int):
     """The source's values on the timeline as ``(rows (U, *shape), at (total,) int64)``:
     step ``tau`` (0-based) sends ``rows[at[tau]]`` (:func:`frame_at` of ``tau + 1``). Held frames:
     the S frames and a zero row (each synapse then runs once per frame); a stream: every step."""
-    from compiler.procs.source.process import frame_at
     if stream:
         return np.stack([frame_at(frames, t, steps, True) for t in range(1, total + 1)]), \
             np.arange(total)

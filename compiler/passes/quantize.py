@@ -18,7 +18,6 @@ network maps onto a Loihi synapse.
 from __future__ import annotations
 
 import numpy as np
-from lava.utils.weightutils import SignMode, clip_weights, truncate_weights
 
 from compiler.errors import CompileError
 from compiler.ir import Synapse, synaptic_layers
@@ -33,6 +32,8 @@ def netx_optimize_weight_bits(weight: np.ndarray):
     The caller guarantees ``-256 <= weight <= 255`` and a non-zero matrix (NetX
     clips and prints a warning outside the range; we reject instead).
     """
+    from lava.utils.weightutils import SignMode   # lava-nc's numpy-only module, imported on use
+
     max_w, min_w = np.max(weight), np.min(weight)
     if max_w < 0:
         sign_mode, is_signed = SignMode.INHIBITORY, 0
@@ -56,6 +57,7 @@ def netx_optimize_weight_bits(weight: np.ndarray):
 
 def dense_effective(scaled, num_weight_bits, weight_exp, sign_mode) -> np.ndarray:
     """What Lava ``Dense`` (bit-accurate) adds per unit event: clip, truncate, exponent."""
+    from lava.utils.weightutils import clip_weights, truncate_weights
     w = clip_weights(np.asarray(scaled), sign_mode, num_bits=8)
     w = truncate_weights(w, sign_mode, num_weight_bits).astype(np.int64)
     if weight_exp >= 0:

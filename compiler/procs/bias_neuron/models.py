@@ -7,7 +7,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from compiler.procs.bias_neuron.process import BiasNeuron
-from compiler.procs.source.process import frame_at
+from compiler.passes.plan import frame_at
 from qblif_lava import reference
 
 BIAS_EXP = 6   # stock NetX: get_neuron_params sets bias_exp = 6 for CUBA/LOIHI

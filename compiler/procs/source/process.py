@@ -6,19 +6,7 @@ from lava.magma.core.process.ports.ports import OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
-
-def frame_at(frames: np.ndarray, t: int, steps: int, stream: bool) -> np.ndarray:
-    """The input value at global timestep ``t`` (1-based): sample ``s = (t-1) // steps``,
-    its step ``j = (t-1) % steps``. ``stream=False``: ``frames`` is ``(S, *shape)`` and
-    sample s is held for its ``steps`` steps; ``stream=True``: ``frames`` is
-    ``(S, T_in, *shape)`` and step j sends ``frames[s, j]`` (zeros for ``j >= T_in``).
-    Zeros after the last sample."""
-    s, j = divmod(int(t) - 1, int(steps))
-    if s >= frames.shape[0]:
-        return np.zeros(frames.shape[2 if stream else 1:], frames.dtype)
-    if not stream:
-        return frames[s]
-    return frames[s, j] if j < frames.shape[1] else np.zeros(frames.shape[2:], frames.dtype)
+from compiler.passes.plan import frame_at  # noqa: F401  (re-exported for the models)
 
 
 def lane_shape(shape, lanes: int) -> tuple:
