@@ -50,8 +50,10 @@ def text_report(net) -> str:
                  f"(limits: {LOIHI2_NEURONS_PER_CORE} neurons and {LOIHI2_SYNAPSES_PER_CORE} "
                  f"synapses per core, {LOIHI2_CORES_PER_CHIP} cores per chip)")
     est = run.get("host_estimate") or host_estimate(g, 1, g.graph.get("timesteps") or 1)
-    lines.append(describe_host_estimate(est) + ("" if run else ", for 1 sample"))
-    if run and run.get("engine") == "exact":
+    exact = bool(run) and run.get("engine") == "exact"
+    lines.append(describe_host_estimate(est) + ("" if run else ", for 1 sample")
+                 + (" (not used: this run took the exact engine)" if exact else ""))
+    if exact:
         lines.append(f"measured: {tot_ops:.1f} SynOps/step over {run['samples']} sample(s) x "
                      f"{run['steps']} steps; exact engine ({run['device']}, {run['threads']} "
                      f"thread(s)) {run['samples'] / max(run['wall_s'], 1e-9):.1f} samples/s")
