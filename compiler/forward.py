@@ -22,10 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from compiler import numeric
-from compiler.ir import per_output_delays
-from compiler.ir import in_message, layers
-from compiler.passes.plan import reset_schedule
-from compiler.passes.plan import frame_at
+from compiler.ir import in_message, layers, per_output_delays
+from compiler.passes.plan import frame_at, reset_schedule
 from qblif_lava import reference
 
 
@@ -43,7 +41,10 @@ class SDNNState:
         self.sigma = self.act = self.residue = np.zeros(ly.shape, np.int64)
 
     def step(self, a):
-        a = np.asarray(a, np.int64)
+        """One step on integer ``a``; the int64 message (before the int32 cast). Written with
+        operators numpy arrays and torch tensors share, so that the engine's torch state
+        (:class:`compiler.engine.exact.SDNNTorch`) runs this very step."""
+        a = self._int64(a)
         if self.proc == "Sigma":
             self.sigma = self.sigma + a
             return self.sigma
@@ -51,11 +52,16 @@ class SDNNState:
             act = a << SDNN_SCALE
         else:
             self.sigma = self.sigma + a
-            act = np.maximum(self.sigma + self.bias, 0)
+            act = self.sigma + self.bias
+            act = act * (act > 0)                        # ReLU
         delta = act - self.act + self.residue
-        s = np.where(np.abs(delta) >= self.vth, delta, 0)
+        s = delta * (abs(delta) >= self.vth)             # sent where |delta| >= vth
         self.residue, self.act = delta - s, act
         return s >> 6            # state_exp
+
+    @staticmethod
+    def _int64(a):
+        return np.asarray(a, np.int64)
 
 
 class ALIFState:
@@ -118,6 +124,19 @@ class RFState:
         s = (re >= self.vth) & (im >= 0) & (self.im < 0)
         self.re, self.im = re, im
         return s.astype(np.int64)
+
+
+#: neuron kinds without a state reset (Lava's ATRLIF and RF processes have none)
+NO_RESET = ("ALIF", "RF")
+
+
+def check_no_reset(ly, sched) -> None:
+    """ValueError for an ALIF / RF layer given a reset schedule ``sched`` (not None)."""
+    if ly.neuron is None or ly.neuron.kind not in NO_RESET or sched is None:
+        return
+    what = "ALIF (Lava's ATRLIF)" if ly.neuron.kind == "ALIF" else \
+        "resonate-and-fire (Lava's RF)"
+    raise ValueError(f"layer {ly.index}: {what} has no state reset: use reset='none'")
 
 
 def _last_clear(sched, tau: int) -> int:
@@ -203,14 +222,9 @@ def simulate(g, frames, steps: int, *, stream: bool = False, reset: str = "sampl
         line = sched if reset == "sample" and per_out is not None else None
         out_delay = per_out if ly.weight_rec is not None else None
         gate = sched if reset == "sample" else None
-        if n.kind == "ALIF" and sched is not None:
-            raise ValueError(f"layer {ly.index}: ALIF (Lava's ATRLIF) has no state reset: "
-                             "use reset='none'")
+        check_no_reset(ly, sched)
         st = ALIFState(ly) if n.kind == "ALIF" else RFState(ly) if n.kind == "RF" else \
             reference.QBLIFState.zeros(ly.shape)
-        if n.kind == "RF" and sched is not None:
-            raise ValueError(f"layer {ly.index}: resonate-and-fire (Lava's RF) has no state "
-                             "reset: use reset='none'")
         for tau in range(total):
             if ly.kind == "input":
                 a = cur[tau]                     # same step: events (Delta) or bias

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from compiler import numeric
+from compiler.forward import SDNNState, check_no_reset
 from compiler.ir import layers
 from qblif_lava import reference
 
@@ -56,7 +57,6 @@ F32_EXACT = 2 ** 24          # integers up to this magnitude are exact in float3
 F64_EXACT = 2 ** 53
 NARROW_INPUT = 2 ** 17       # |a| below this: (a << 6) < 2^23, u stays 24-bit
 COMPARE_MAX_K = 8            # burst by K compares up to this K, else a floor division
-SDNN_SCALE = 12              # spike_exp + state_exp (compiler.forward.SDNN_SCALE)
 
 
 # ------------------------------------------------------------------ integer helpers
@@ -145,9 +145,15 @@ def as_int32(raw: torch.Tensor, wrap: int) -> torch.Tensor:
     return (signed_clamp24(x) if wrap == 24 else wrap32(x)).int()
 
 
-def prepare_dense(ly) -> Synapse:
-    w = np.asarray(ly.weight, np.int64)                         # (out, in), file order
+def dense_synapse(ly, weight) -> Synapse:
+    """A dense synapse of ``weight`` ``(out, in)`` (file order; the layer's own, recurrent or
+    imaginary weights) as ``x @ W.T``."""
+    w = np.asarray(weight, np.int64)
     return Synapse(ly, np.ascontiguousarray(w.T), int(np.abs(w).sum(axis=1).max(initial=0)))
+
+
+def prepare_dense(ly) -> Synapse:
+    return dense_synapse(ly, ly.weight)
 
 
 def dense(syn: Synapse, x: torch.Tensor, xmax: int):
@@ -397,9 +403,9 @@ def qblif_scan(p: QBLIFParams, a: torch.Tensor, static: bool, steps: int, record
     return out
 
 
-class SDNNTorch:
-    """Lava's sigma-delta state (:class:`compiler.forward.SDNNState`) in torch int64,
-    channels-last; it carries on across chunks."""
+class SDNNTorch(SDNNState):
+    """Lava's sigma-delta state (:class:`compiler.forward.SDNNState`, whose ``step`` it runs)
+    in torch int64, channels-last; it carries on across chunks."""
 
     def __init__(self, ly, st, device):
         shape = tuple(ly.shape)
@@ -413,20 +419,9 @@ class SDNNTorch:
                                    device=device)
         self.sigma, self.act, self.residue = t(st.sigma), t(st.act), t(st.residue)
 
-    def step(self, a: torch.Tensor) -> torch.Tensor:
-        """One step on int64 ``a``; the int64 message (before the int32 cast)."""
-        if self.proc == "Sigma":
-            self.sigma = self.sigma + a
-            return self.sigma
-        if self.proc == "Delta":
-            act = a << SDNN_SCALE
-        else:
-            self.sigma = self.sigma + a
-            act = torch.clamp_min(self.sigma + self.bias, 0)
-        delta = act - self.act + self.residue
-        s = torch.where(delta.abs() >= self.vth, delta, 0)
-        self.residue, self.act = delta - s, act
-        return s >> 6
+    @staticmethod
+    def _int64(a):
+        return a.long()
 
     def scan(self, a: torch.Tensor, static: bool, steps: int) -> torch.Tensor:
         """Every sample's T steps in order: ``a`` int ``(B, [T,] *shape)`` -> int32 ``(B, T, *shape)``."""
@@ -570,7 +565,6 @@ def _warmup(ly, a_in, steps):
     """Outputs of ``ly`` on global steps ``1..len(a_in)`` (before its first window), and the
     SDNN state it enters its window with (None for QB-LIF/CUBA, which reset there): what the
     streamed Lava pipeline computes before the layer's first window (numpy, exact)."""
-    from compiler.forward import SDNNState
     n, outs = ly.neuron, []
     if n.kind == "SDNN":
         st = SDNNState(ly)
@@ -687,7 +681,6 @@ class ExactEngine:
 
     def _sdnn_states(self, steps: int) -> dict:
         """SDNN states after the warm-up steps before each layer's first window (as the oracle)."""
-        from compiler.forward import SDNNState
         states, warm = {}, []
         for ly in self.layers:
             if ly.kind == "input":
@@ -728,7 +721,6 @@ class ExactEngine:
         if steps < 1:
             raise ValueError(f"steps_per_sample={steps} must be >= 1")
         frames = np.asarray(frames)
-        from compiler.engine.timeline import check_no_reset
         for ly in self.layers:       # ALIF / RF: no reset, no per-sample windows
             check_no_reset(ly, (steps, ly.reset_offset))
         if stream:

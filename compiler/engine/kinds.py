@@ -58,9 +58,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from compiler.ir import per_output_delays
 from compiler.engine import exact as ex
-from compiler.ir import in_message, producer
+from compiler.ir import in_message, layers, per_output_delays, producer
 from qblif_lava import reference
 
 GRADED_MAX = (reference.V_MAX >> 6) + 1     # a graded payload v >> 6 is below this
@@ -112,7 +111,6 @@ def recurrent_sdnn(ly) -> bool:
 def evaluate_refusal(ir) -> Optional[str]:
     """Why ``qblif evaluate`` cannot run ``ir`` through the engine's truncated windows: delays
     that reach into earlier samples (or None)."""
-    from compiler.ir import layers
     for ly in layers(ir):
         if ly.synaptic and _history(ly):
             return (f"layer {ly.index} has axonal delays that reach into earlier samples "
@@ -123,7 +121,6 @@ def evaluate_refusal(ir) -> Optional[str]:
 def delay_steps(ir) -> int:
     """The axonal delays' share of the latency from input to output: the sum of each layer's
     largest delay (as :func:`qblif_lava.slayer.hdf5.latency` adds lava-dl's)."""
-    from compiler.ir import layers
     return sum(int(np.max(ly.delay)) for ly in layers(ir) if ly.delay is not None)
 
 
@@ -315,14 +312,11 @@ class _Recurrent:
     """The recurrent synapse ``W_rec (out, out)`` as an exact product on flat counts."""
 
     def __init__(self, ly):
-        w = np.asarray(ly.weight_rec, np.int64)
-        self.syn = ex.Synapse(ly, np.ascontiguousarray(w.T),
-                              int(np.abs(w).sum(axis=1).max(initial=0)))
+        self.syn = ex.dense_synapse(ly, ly.weight_rec)
 
     def __call__(self, prev: torch.Tensor, xmax: int) -> torch.Tensor:
         """``wrap32(W_rec @ prev)`` as int64 ``(B, out)``."""
-        y = ex._matmul(self.syn, prev.reshape(prev.shape[0], -1), xmax)
-        return ex.as_int32(y, 32 if self.syn.abs_sum * xmax >= 2 ** 31 else 0).long()
+        return ex.as_int32(*ex.dense(self.syn, prev, xmax)).long()
 
 
 def scan(ctx, ly, a: torch.Tensor, static: bool, bound: Optional[int]) -> dict:

@@ -37,12 +37,10 @@ import torch
 
 from compiler.engine import exact as ex
 from compiler.engine import kinds
+from compiler.forward import NO_RESET, SDNNState, check_no_reset
 from compiler.ir import in_message, per_output_delays
 from compiler.passes.plan import frame_at, reset_schedule
 from qblif_lava import reference
-
-#: neuron kinds without a state reset (the oracle and Lava refuse other reset modes for them)
-NO_RESET = ("ALIF", "RF")
 
 
 def needs_timeline(eng, reset: str = "sample", timeline: bool = False) -> bool:
@@ -52,15 +50,6 @@ def needs_timeline(eng, reset: str = "sample", timeline: bool = False) -> bool:
     return bool(timeline) or reset != "sample" or any(kinds.recurrent_sdnn(ly)
                                                        for ly in eng.layers) or any(
         ly.neuron is not None and ly.neuron.kind in NO_RESET for ly in eng.layers)
-
-
-def check_no_reset(ly, sched) -> None:
-    """ValueError (the oracle's) for an ALIF / RF layer given a reset schedule."""
-    if ly.neuron is None or ly.neuron.kind not in NO_RESET or sched is None:
-        return
-    what = "ALIF (Lava's ATRLIF)" if ly.neuron.kind == "ALIF" else \
-        "resonate-and-fire (Lava's RF)"
-    raise ValueError(f"layer {ly.index}: {what} has no state reset: use reset='none'")
 
 
 def unsupported(g, ly) -> Optional[str]:
@@ -128,7 +117,6 @@ def _segmented(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 
 def _sdnn(eng, ly, a, record_uv):
-    from compiler.forward import SDNNState
     st = ex.SDNNTorch(ly, SDNNState(ly), eng.device)
     return {"n": st.scan(a[None], False, a.shape[0])[0]}
 
@@ -225,8 +213,7 @@ def _rf(eng, ly, a, a_im):
 
 def imag_synapse(ly) -> ex.Synapse:
     """The imaginary half of a complex dense layer (``weight_imag``) as a dense synapse."""
-    w = np.asarray(ly.weight_imag, np.int64)
-    return ex.Synapse(ly, np.ascontiguousarray(w.T), int(np.abs(w).sum(axis=1).max(initial=0)))
+    return ex.dense_synapse(ly, ly.weight_imag)
 
 
 # ------------------------------------------------------------------ the run
@@ -441,7 +428,6 @@ def _sdnn_rec(eng, ly, a) -> dict:
     """A recurrent (``dense_rec``) SDNN layer over the timeline, as the oracle: its int64
     input plus, from step 1 on, ``wrap32(W_rec @ its message of the step before)`` (never
     dropped: an SDNN layer never resets), one step at a time."""
-    from compiler.forward import SDNNState
     st = ex.SDNNTorch(ly, SDNNState(ly), eng.device)
     rec = kinds._Recurrent(ly)
     out = torch.empty(a.shape, dtype=torch.int32, device=a.device)
