@@ -34,7 +34,7 @@ from lava.lib.dl.slayer.synapse import complex as complex_synapse
 
 __all__ = ['FEATURES', 'INPUT_KINDS', 'STOCK_INPUT_MODE', 'STOCK_INPUT_BITS', 'make_net',
            'make_input',
-           'make_stream', 'forward', 'check_file']
+           'make_stream', 'forward', 'check_file', 'cuba_dense_pair']
 
 #: how a network's first layer is fed:
 #: ``spikes``: binary spikes ``(T, *input_shape)`` into a neuron-less input layer (stock:
@@ -373,3 +373,20 @@ def check_file(path) -> list:
                         f"layer {i} delay: {d}"
             g.visititems(visit)
     return types
+
+
+def cuba_dense_pair(path) -> str:
+    """Two lava-dl ``cuba.Dense`` blocks 10 -> 8 -> 4 with lava-dl's own random weights
+    (``torch.manual_seed(0)``, weight scales 3 and 6), no input layer (the first layer is
+    synaptic), exported to ``path`` after one forward pass (which sets what
+    ``export_hdf5`` writes). Returns ``path`` as a str."""
+    torch.manual_seed(0)
+    p = {"threshold": 0.1, "current_decay": 0.25, "voltage_decay": 0.03}
+    blocks = [cuba.Dense(p, 10, 8, weight_scale=3), cuba.Dense(p, 8, 4, weight_scale=6)]
+    x = torch.rand(1, 10, 3)
+    for b in blocks:
+        x = b(x)
+    with h5py.File(path, "w") as f:
+        for i, b in enumerate(blocks):
+            b.export_hdf5(f.create_group(f"layer/{i}"))
+    return str(path)

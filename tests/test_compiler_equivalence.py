@@ -85,25 +85,15 @@ def test_mixed_cuba_qblif_and_uv_recording(tmp_path):
 
 
 def test_cuba_network_from_lava_dl_matches_stock_netx(tmp_path):
-    torch = pytest.importorskip("torch")
-    import h5py
-    from lava.lib.dl import netx, slayer
+    pytest.importorskip("torch")
+    from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
+    from lavadl_nets import cuba_dense_pair
 
-    torch.manual_seed(0)
-    p = {"threshold": 0.1, "current_decay": 0.25, "voltage_decay": 0.03}
-    blocks = [slayer.block.cuba.Dense(p, 10, 8, weight_scale=3),
-              slayer.block.cuba.Dense(p, 8, 4, weight_scale=6)]
-    x = torch.rand(1, 10, 3)
-    for b in blocks:
-        x = b(x)
-    path = tmp_path / "cuba.net"
-    with h5py.File(path, "w") as f:
-        for i, b in enumerate(blocks):
-            b.export_hdf5(f.create_group(f"layer/{i}"))
+    path = cuba_dense_pair(tmp_path / "cuba.net")
     steps = 6
     frame = np.random.default_rng(0).integers(0, 16, size=(1, 10))
     with compiler.compile(path, input_bits=4) as net:

@@ -168,14 +168,20 @@ def test_every_reader_refuses_absurd_metadata_and_values(tmp_path, key, value, f
 
 
 # ------------------------------------------------------------------ D9: help
+def _fresh_python(code: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """``code`` run by a fresh interpreter with only the project on its path."""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+                          timeout=timeout)
+
+
 def test_top_level_help_imports_nothing_heavy():
     code = ("import sys\nfrom qblif_lava import cli\n"
             "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ('numpy', 'torch', 'lava', 'h5py', 'compiler')\n"
             "         if m in sys.modules]\n"
             "print('HEAVY', heavy)\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+    out = _fresh_python(code)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
     for name in ("demo", "train", "evaluate", "compile", "run"):
         assert f"    {name} " in out.stdout
@@ -188,8 +194,7 @@ def test_train_and_evaluate_help_import_neither_torch_nor_lava_dl(command):
             f"try:\n    cli.main([{command!r}, '--help'])\nexcept SystemExit:\n    pass\n"
             "print('HEAVY', [m for m in ('torch', 'lava.lib.dl', 'lava.magma') "
             "if m in sys.modules])\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+    out = _fresh_python(code)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
     assert f"example: qblif {command}" in " ".join(out.stdout.split())
 
@@ -201,8 +206,7 @@ def test_evaluate_through_the_exact_engine_does_not_import_lava_dl():
             "'--test-limit', '20'])\n"
             "print('RC', rc, [m for m in ('lava.lib.dl', 'qblif_lava.training.train') "
             "if m in sys.modules])\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=300)
+    out = _fresh_python(code, timeout=300)
     assert "RC 0 []" in out.stdout, out.stdout + out.stderr
     assert "test accuracy" in out.stdout
 

@@ -14,20 +14,9 @@ from stock_netx import run_stock
 
 @pytest.mark.parametrize("interval,offset", [(4, 0), (3, 2)])
 def test_netx_schedule_without_input_layer_equals_stock(tmp_path, interval, offset):
-    torch = pytest.importorskip("torch")
-    import h5py
-    from lava.lib.dl import slayer
-    torch.manual_seed(0)
-    p = {"threshold": 0.1, "current_decay": 0.25, "voltage_decay": 0.03}
-    blocks = [slayer.block.cuba.Dense(p, 10, 8, weight_scale=3),
-              slayer.block.cuba.Dense(p, 8, 4, weight_scale=6)]
-    x = torch.rand(1, 10, 3)
-    for b in blocks:      # one forward pass sets what export_hdf5 writes
-        x = b(x)
-    path = tmp_path / "cuba.net"
-    with h5py.File(path, "w") as f:
-        for i, b in enumerate(blocks):
-            b.export_hdf5(f.create_group(f"layer/{i}"))
+    pytest.importorskip("torch")
+    from lavadl_nets import cuba_dense_pair
+    path = cuba_dense_pair(tmp_path / "cuba.net")
     steps, n_s = 6, 3
     frames = np.random.default_rng(0).integers(0, 16, size=(n_s, 10))
     with compiler.compile(path, input_bits=4) as net:
