@@ -243,14 +243,17 @@ def test_dense_rec_equals_stock_netx(tmp_path, seed):
                       != oracle[0])
 
 
+def alif_neuron(rng, vth=(60, 120)) -> dict:
+    """A random ALIF neuron record (Lava ATRLIF's parameters), ``vThMant`` drawn in ``vth``."""
+    return {"type": "ALIF", "vThMant": int(rng.integers(*vth)),
+            "iDecay": int(rng.integers(200, 2000)), "vDecay": int(rng.integers(100, 1000)),
+            "thDecay": int(rng.integers(100, 800)), "refDecay": int(rng.integers(100, 800)),
+            "vThStep": int(rng.integers(10, 60)), "refDelay": 1}
+
+
 def _alif_net(tmp_path, rng):
     specs, shape = dense_net(rng, sizes=(6, 5, 4))
-    specs[1]["neuron"] = {"type": "ALIF", "vThMant": int(rng.integers(60, 120)),
-                          "iDecay": int(rng.integers(200, 2000)),
-                          "vDecay": int(rng.integers(100, 1000)),
-                          "thDecay": int(rng.integers(100, 800)),
-                          "refDecay": int(rng.integers(100, 800)),
-                          "vThStep": int(rng.integers(10, 60)), "refDelay": 1}
+    specs[1]["neuron"] = alif_neuron(rng)
     specs[1]["bias"] = rng.integers(-5, 20, size=5).astype(np.float32)
     return write_net(tmp_path / "alif.net", specs, input_shape=shape), shape
 

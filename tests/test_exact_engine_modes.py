@@ -304,15 +304,11 @@ def test_recurrent_sdnn_on_the_timeline(tmp_path, seed):
 def _alif_rec_net(tmp_path, rng):
     """input 6 -> a recurrent ALIF dense_rec 5 (per-output delays on its spikes) -> QB-LIF 4."""
     from test_compiler_writer import dense_net, even_weights, write_net
+    from test_coverage_modes import alif_neuron
     specs, shape = dense_net(rng, sizes=(6, 5, 4))
     specs[1].update(type="dense_rec", weight_rec=even_weights(rng, (5, 5), 60),
                     delay=rng.integers(0, 3, size=5).astype(np.float32))
-    specs[1]["neuron"] = {"type": "ALIF", "vThMant": int(rng.integers(40, 80)),
-                          "iDecay": int(rng.integers(200, 2000)),
-                          "vDecay": int(rng.integers(100, 1000)),
-                          "thDecay": int(rng.integers(100, 800)),
-                          "refDecay": int(rng.integers(100, 800)),
-                          "vThStep": int(rng.integers(10, 60)), "refDelay": 1}
+    specs[1]["neuron"] = alif_neuron(rng, vth=(40, 80))
     return write_net(tmp_path / "alif_rec.net", specs, input_shape=shape), shape
 
 
