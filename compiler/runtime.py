@@ -7,7 +7,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from compiler.errors import CompileError
-from compiler.ir import layers, producer
+from compiler.ir import layers, per_output_delays, producer
 from compiler.procs.recorder.process import read_recording
 from compiler.procs.source.process import lane_shape
 from compiler.build import DEFAULT_INPUT_BITS, compile_ir  # noqa: F401 (re-exported)
@@ -105,6 +105,15 @@ def _timeline_from_lanes(rec: np.ndarray, lanes: int, n_s: int, steps: int, offs
                                                                                size)
     tail = per_lane[(n_s - 1) % lanes][:, batches * steps + offset - 1:batches * steps + depth].T
     return np.concatenate([head, windows, tail]).reshape((1, -1) + tuple(shape))
+
+
+def _unlane(rec: np.ndarray, ly, lanes: int, n_s: int, steps: int, depth: int,
+            timeline: bool) -> np.ndarray:
+    """Layer ``ly``'s laned series ``(L*size, total)`` (file order, lane-outer) -> the
+    ``lanes=1`` run's sample windows, or with ``timeline`` its whole timeline."""
+    if timeline:
+        return _timeline_from_lanes(rec, lanes, n_s, steps, ly.reset_offset, ly.shape, depth)
+    return _from_sample_lanes(rec, lanes, n_s, steps, ly.reset_offset, ly.shape)
 
 
 class _Session(LavaSession):
@@ -362,12 +371,8 @@ class CompiledNetwork:
                     + np.arange(steps)[None, :])
             if timeline:
                 cols = np.arange(em.total_steps)[None, :]
-            if lanes > 1 and timeline:
-                out[ly.index] = _timeline_from_lanes(data[ly.index], lanes, n_s, steps,
-                                                     ly.reset_offset, ly.shape, depth)
-            elif lanes > 1:
-                out[ly.index] = _from_sample_lanes(data[ly.index], lanes, n_s, steps,
-                                                   ly.reset_offset, ly.shape)
+            if lanes > 1:
+                out[ly.index] = _unlane(data[ly.index], ly, lanes, n_s, steps, depth, timeline)
             else:
                 block = data[ly.index][:, cols]             # (size, S, T)
                 out[ly.index] = np.moveaxis(block, 0, -1).reshape(cols.shape + tuple(ly.shape))
@@ -378,14 +383,9 @@ class CompiledNetwork:
                                         + lane_shape(tuple(ly.shape)[::-1], lanes))
                 series = series.transpose((0,) + tuple(range(series.ndim - 1, 0, -1)))
                 if lanes > 1:     # (total, L*C, ...) file order, lane-outer: as a Recorder's
-                    series = series.reshape(series.shape[0], -1).T
-                    if timeline:
-                        cut = _timeline_from_lanes(series, lanes, n_s, steps,
-                                                   ly.reset_offset, ly.shape, depth)
-                    else:
-                        cut = _from_sample_lanes(series, lanes, n_s, steps, ly.reset_offset,
-                                                 ly.shape)
-                    out[(var, ly.index)] = cut.astype(np.int32)
+                    out[(var, ly.index)] = _unlane(series.reshape(series.shape[0], -1).T, ly,
+                                                   lanes, n_s, steps, depth,
+                                                   timeline).astype(np.int32)
                 else:
                     out[(var, ly.index)] = series[cols].astype(np.int32)
         for ly in averages if not timeline else ():
@@ -460,7 +460,6 @@ class CompiledNetwork:
             return
         mode = (f"reset={reset!r}" if reset != "netx" else
                 f"reset='netx' (reset_interval={reset_interval}, reset_offset={reset_offset})")
-        from compiler.ir import per_output_delays
         for ly in layers(self.ir):
             carry = None
             if ly.synapse is not None and per_output_delays(ly.synapse.delay,
