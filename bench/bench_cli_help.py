@@ -2,8 +2,8 @@
 
     python bench/bench_cli_help.py [--repeat 5]
 
-Runs each as a fresh ``python -m qblif_lava.cli ... --help`` and prints the median wall time.
-``qblif --help`` imports no command module (``qblif_lava.cli`` loads only the module of the
+Runs each as a fresh ``python -m qblif.cli.main ... --help`` and prints the median wall time.
+``qblif --help`` imports no command module (``qblif.cli.main`` loads only the module of the
 command that runs); no command's help imports torch, lava-dl or Lava.
 """
 from __future__ import annotations
@@ -25,12 +25,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     sys.path.insert(0, str(ROOT))
-    from qblif_lava.cli import COMMANDS
+    from qblif.cli.main import COMMANDS
     for cmd in [[]] + [[name] for name in COMMANDS]:
         times = []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "qblif_lava.cli", *cmd, "--help"], cwd=ROOT,
+            subprocess.run([sys.executable, "-m", "qblif.cli.main", *cmd, "--help"], cwd=ROOT,
                            env=env, stdout=subprocess.DEVNULL, check=True)
             times.append(time.perf_counter() - t0)
         print(f"qblif {' '.join(cmd + ['--help']):<20} median {statistics.median(times):.3f} s "

@@ -2,11 +2,11 @@
 
 For every shipped model (netx_models/*.net with its card NAME.json), in one run of this script:
 
-* ``qblif graded`` / ``qblif binary``: ``compiler.compile(model, encoding)`` (spec section 4);
+* ``qblif graded`` / ``qblif binary``: ``qblif.compile(model, encoding)`` (spec section 4);
 * ``stock NetX CUBA``: the CUBA network of the same topology (the card's dataset and arch built
-  with lava-dl's ``slayer.block.cuba`` blocks by ``qblif_lava.training.make_model``, carrying
+  with lava-dl's ``slayer.block.cuba`` blocks by ``qblif.training.make_model``, carrying
   the shipped model's trained weights so that activity is realistic), exported with
-  ``qblif_lava.training.export`` (lava-dl's own block export plus ``/qblif`` metadata) and
+  ``qblif.training.export`` (lava-dl's own block export plus ``/qblif`` metadata) and
   loaded in stock ``lava.lib.dl.netx.hdf5.Network`` (per-sample reset, graded input of
   ``inputBits`` message bits), fed by a ``lava.proc.io.source.RingBuffer`` of the same integer
   frames, its output recorded by one ``lava.proc.io.sink.RingBuffer``;
@@ -20,11 +20,11 @@ steps (compilation, process start-up, first steps), then a timed run of L steps 
 runtime; L is fixed per model (calibrated once so that the stock NetX run takes about
 ``--target-s`` seconds) and the graphs are measured alternately, ``--repeats`` times; the
 median is reported. Compile time: median of ``--compile-repeats`` calls of
-``compiler.compile`` (reading, every pass, no Lava process built); for stock NetX, the
+``qblif.compile`` (reading, every pass, no Lava process built); for stock NetX, the
 construction of ``hdf5.Network``. Processes: leaf Lava processes of the running graph
 (``Executable.process_list``), sources and sinks included.
 
-Writes bench/results/compiler.md (atomic) and prints it.
+Writes bench/results/qblif.md (atomic) and prints it.
 
     python bench/bench_compiler.py [--repeats 5] [--target-s 2] [--models PATH ...]
 """
@@ -45,10 +45,10 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import compiler  # noqa: E402
-from qblif_lava.fileio import atomic_write_text  # noqa: E402
-from compiler.emit import emit  # noqa: E402
-from qblif_lava.lava_session import lava_session  # noqa: E402
+import qblif  # noqa: E402
+from qblif.core.fileio import atomic_write_text  # noqa: E402
+from qblif.lava.emit import emit  # noqa: E402
+from qblif.lava.session import lava_session  # noqa: E402
 
 TARGET_RATIO = 1.15     # graded QB-LIF graph / stock NetX CUBA graph, ms per step
 TARGET_COMPILE_S = 2.0
@@ -85,10 +85,10 @@ class Compiled:
 
     def __init__(self, path, encoding):
         self.path, self.encoding = path, encoding
-        self.net = compiler.compile(path, encoding=encoding)
+        self.net = qblif.compile(path, encoding=encoding)
 
     def compile_s(self, repeats):
-        return _median_time(lambda: compiler.compile(self.path, encoding=self.encoding), repeats)
+        return _median_time(lambda: qblif.compile(self.path, encoding=self.encoding), repeats)
 
     def measure(self, frames, steps, warmup, timed):
         lava = np.ascontiguousarray(frames.transpose((0,) + tuple(range(frames.ndim - 1, 0, -1))))
@@ -131,9 +131,9 @@ def cuba_counterpart(path, card, out):
     """Export the CUBA network of the same topology as ``path`` with its trained weights."""
     import torch
 
-    from qblif_lava.slayer import load_network
-    from qblif_lava.training.train import TrainConfig, export
-    from qblif_lava.training.train import make_model, seed_everything
+    from qblif.training.slayer import load_network
+    from qblif.training.train import TrainConfig, export
+    from qblif.training.train import make_model, seed_everything
     c = card.get("config", {})
     cfg = TrainConfig(dataset=card["dataset"], neuron="cuba", arch=card["arch"],
                       timesteps=int(card["timesteps"]), input_bits=int(c.get("input_bits", 4)),
@@ -154,8 +154,8 @@ def cuba_counterpart(path, card, out):
 
 
 def load_frames(card, net, n):
-    from qblif_lava.data import load_dataset
-    from qblif_lava.encoding import quantize_intensity
+    from qblif.core.data import load_dataset
+    from qblif.core.encoding import quantize_intensity
     images, _ = load_dataset(card["dataset"], "test", limit=min(n, 1000))
     frames = quantize_intensity(images, int(net.ir.graph["input_bits"]))
     frames = frames.reshape((len(frames),) + net.input_shape)
@@ -223,7 +223,7 @@ def table(rows, args) -> str:
         f"ms/step: steady state, warm-up run of {args.warmup} steps then a timed run of L steps "
         f"on the same runtime, median of {args.repeats} alternating fresh runtimes (L per model "
         "below). Ratio: vs stock NetX CUBA of the same topology. Compile s: median of "
-        f"{args.compile_repeats} `compiler.compile` calls (all passes; for stock NetX, building "
+        f"{args.compile_repeats} `qblif.compile` calls (all passes; for stock NetX, building "
         "`hdf5.Network`). Processes: leaf Lava processes, source and sinks included.", "",
         "| model | graph | processes | ms/step | ratio vs stock NetX CUBA | compile s |",
         "|---|---|---:|---:|---:|---:|"]
@@ -261,9 +261,9 @@ def main(argv=None) -> str:
                     help="timed run length, seconds of the baseline graph (default 2)")
     ap.add_argument("--min-steps", type=int, default=40)
     ap.add_argument("--max-steps", type=int, default=2000)
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "compiler.md"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "qblif.md"))
     args = ap.parse_args(argv)
-    import qblif_lava.lavadl  # noqa: F401  (silences lava-dl's import-time prints)
+    import qblif.training.lavadl  # noqa: F401  (silences lava-dl's import-time prints)
 
     def log(msg):
         print(msg, flush=True)

@@ -20,7 +20,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from qblif_lava.fileio import atomic_write_text  # noqa: E402
+from qblif.core.fileio import atomic_write_text  # noqa: E402
 
 
 def main(argv=None):
@@ -43,7 +43,7 @@ def main(argv=None):
         for n in [int(x) for x in args.nprocs.split(",")]:
             out = os.path.join(d, f"n{n}.net")
             cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc-per-node={n}", "-m", "qblif_lava.training",
+                   f"--nproc-per-node={n}", "-m", "qblif.cli.train_worker",
                    "--dataset", args.dataset, "--arch", args.arch, "--neuron", args.neuron,
                    "--timesteps", str(args.timesteps), "--limit", str(args.limit),
                    "--val-limit", "64", "--test-limit", "64", "--epochs", str(args.epochs),

@@ -2,17 +2,17 @@
 
 In one run of this script:
 
-* ``exact engine``: :class:`compiler.engine.ExactEngine` on the compiled IR, every test image
+* ``exact engine``: :class:`qblif.exact.ExactEngine` on the compiled IR, every test image
   (``--samples``, default all 10,000) for the file's T steps, output layer recorded; once per
   ``--threads`` value (CPU), and on CUDA where a GPU is present. Accuracy must equal the model
   card's ``test_accuracy`` (91.98% on all 10,000).
-* baseline ``compiler.forward`` (the numpy oracle) on the first ``--baseline-samples`` images
+* baseline ``qblif.exact.oracle`` (the numpy oracle) on the first ``--baseline-samples`` images
   (default 100), extrapolated linearly to the engine's sample count; the engine's counts on
   those images must equal the oracle's on every layer and step.
 * optional baseline ``qblif evaluate --engine slayer`` (SLAYER's quantized forward) on
   ``--slayer-samples`` images (default 0: skipped), extrapolated.
 * ``qblif evaluate`` (default engine) of the whole test set as a user runs it: a fresh
-  ``python -m qblif_lava.cli evaluate MODEL`` process, wall time from start to exit (imports,
+  ``python -m qblif.cli.main evaluate MODEL`` process, wall time from start to exit (imports,
   compile, dataset, T + latency steps per image, SynOps statistics).
 
 The machine may be shared: the table records the load average before and after, and the CPU
@@ -38,14 +38,14 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # as the qblif CLI (qblif_lava/cli.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # as the qblif CLI (qblif/cli/main.py)
 
-import compiler  # noqa: E402
-from compiler.engine import ExactEngine  # noqa: E402
-from compiler.forward import forward  # noqa: E402
-from qblif_lava.data import load_dataset  # noqa: E402
-from qblif_lava.encoding import quantize_intensity  # noqa: E402
-from qblif_lava.fileio import atomic_write_text  # noqa: E402
+import qblif  # noqa: E402
+from qblif.exact import ExactEngine  # noqa: E402
+from qblif.exact.oracle import forward  # noqa: E402
+from qblif.core.data import load_dataset  # noqa: E402
+from qblif.core.encoding import quantize_intensity  # noqa: E402
+from qblif.core.fileio import atomic_write_text  # noqa: E402
 
 MODEL = os.path.join(ROOT, "netx_models", "fmnist_qblif_conv.net")
 TARGET_ENGINE_S = 10.0
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
 
     with open(os.path.splitext(args.model)[0] + ".json") as f:
         card = json.load(f)
-    net = compiler.compile(args.model)
+    net = qblif.compile(args.model)
     g = net.ir.graph
     steps = int(g["timesteps"])
     x, y = load_dataset(card["dataset"], "test", args.samples)
@@ -106,14 +106,14 @@ def main(argv=None) -> int:
     # baseline: the numpy oracle on the first images, extrapolated; and the engine equals it
     m = min(args.baseline_samples, n)
     ref, wall, cpu = _timed(lambda: forward(net.ir, frames[:m], steps))
-    rows.append((f"compiler.forward (numpy oracle), {m} images, x{n / m:.0f}", n, wall * n / m,
+    rows.append((f"qblif.exact.oracle (numpy oracle), {m} images, x{n / m:.0f}", n, wall * n / m,
                  cpu * n / m, None))
     got = ExactEngine(net.ir).run(frames[:m], steps)
     same = all(np.array_equal(got[i], ref[i]) for i in ref)
-    notes.append(f"engine == compiler.forward on every layer and step of the first {m} images: "
+    notes.append(f"engine == qblif.exact.oracle on every layer and step of the first {m} images: "
                  f"{'yes' if same else 'NO'}")
     if args.slayer_samples:
-        from qblif_lava.training.train import evaluate_file
+        from qblif.training.train import evaluate_file
         k = min(args.slayer_samples, n)
         r, wall, cpu = _timed(lambda: evaluate_file(args.model, test_limit=k))
         rows.append((f"SLAYER quantized forward (qblif evaluate --engine slayer), {k} images, "
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
 
     evaluate = None
     if not args.no_evaluate:
-        cmd = [sys.executable, "-m", "qblif_lava.cli", "evaluate", args.model]
+        cmd = [sys.executable, "-m", "qblif.cli.main", "evaluate", args.model]
         if args.samples:
             cmd += ["--test-limit", str(args.samples)]
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))

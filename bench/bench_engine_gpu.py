@@ -5,11 +5,11 @@ The GPU machine's Python cannot host lava-nc, so the run is split in two:
 * ``prepare DIR`` (here, with the project's venv): the quantized test frames and labels, the
   model card's accuracy, and the CPU engine's counts as the reference (every layer and step
   of the first ``--check-samples`` images, the output layer of all of them; the CPU engine
-  equals ``compiler.forward`` and Lava in tests/test_exact_engine.py). It also copies
+  equals ``qblif.exact.oracle`` and Lava in tests/test_exact_engine.py). It also copies
   ``lava/utils/weightutils.py`` (the one lava-nc module the compiler's passes import, numpy
   only) into ``DIR/shim`` so that the compile runs there.
 * ``measure DIR --out FILE`` (on the GPU machine, ``python3`` with torch, numpy, h5py,
-  networkx, scipy): compiles the same ``.net`` there, runs :class:`compiler.engine.ExactEngine`
+  networkx, scipy): compiles the same ``.net`` there, runs :class:`qblif.exact.ExactEngine`
   on CUDA over the whole test set (one warm-up, then timed runs at several ``batch_size``\\s,
   ``torch.cuda.synchronize`` before each clock read), checks every count against the
   reference and the accuracy against the card, and times the same engine on that machine's
@@ -38,10 +38,10 @@ MODEL = os.path.join(ROOT, "netx_models", "fmnist_qblif_conv.net")
 def prepare(d: str, model: str, check: int) -> None:
     import lava.utils.weightutils as wu
 
-    import compiler
-    from compiler.engine import ExactEngine
-    from qblif_lava.data import load_dataset
-    from qblif_lava.encoding import quantize_intensity
+    import qblif
+    from qblif.exact import ExactEngine
+    from qblif.core.data import load_dataset
+    from qblif.core.encoding import quantize_intensity
 
     os.makedirs(os.path.join(d, "shim", "lava", "utils"), exist_ok=True)
     for pkg in ("lava", os.path.join("lava", "utils")):
@@ -49,7 +49,7 @@ def prepare(d: str, model: str, check: int) -> None:
     shutil.copy(wu.__file__, os.path.join(d, "shim", "lava", "utils", "weightutils.py"))
     with open(os.path.splitext(model)[0] + ".json") as f:
         card = json.load(f)
-    net = compiler.compile(model)
+    net = qblif.compile(model)
     ir = net.ir
     steps = int(ir.graph["timesteps"])
     x, y = load_dataset(card["dataset"], "test")
@@ -74,15 +74,15 @@ def measure(d: str, out_path: str, batches: list, cpu_threads: list) -> int:
     sys.path.insert(1, os.path.join(d, "shim"))
     import torch
 
-    import compiler
-    from compiler.engine import ExactEngine
+    import qblif
+    from qblif.exact import ExactEngine
 
     with open(os.path.join(d, "meta.json")) as f:
         meta = json.load(f)
     frames = np.load(os.path.join(d, "frames.npy")).astype(np.int64)
     y = np.load(os.path.join(d, "labels.npy"))
     ref_out, first = np.load(os.path.join(d, "out.npy")), np.load(os.path.join(d, "first.npz"))
-    ir = compiler.compile_ir(os.path.join(ROOT, meta["model"]))        # no Lava needed
+    ir = qblif.compile_ir(os.path.join(ROOT, meta["model"]))        # no Lava needed
     steps, oi, n = meta["steps"], meta["output_index"], len(frames)
     rows, notes = [], []
 

@@ -1,10 +1,10 @@
 """Exact engine: the coverage kinds in the run modes (docs/exact_engine.md, "Run modes, ALIF
 and RF"). For each lava-dl block net with a coverage kind (tests/lavadl_nets.py, seed 0), a
 stream per sample (a bias frame per sample for the bias-driven input net), ``--samples``
-samples of T = ``--steps`` steps: wall time of :class:`compiler.engine.ExactEngine` (one
+samples of T = ``--steps`` steps: wall time of :class:`qblif.exact.ExactEngine` (one
 thread) continuous as a timeline (``reset="none"``), with the sample reset as a timeline
 (reset segments as a batch) and in per-sample batches (windows), against the numpy oracle
-(``compiler.forward.simulate``, continuous) in the same run; the engine's continuous timeline
+(``qblif.exact.oracle.simulate``, continuous) in the same run; the engine's continuous timeline
 must equal the oracle's on every layer and step. Writes bench/results/engine_kinds_modes.md
 (atomic) and prints it.
 
@@ -13,6 +13,7 @@ must equal the oracle's on every layer and step. Writes bench/results/engine_kin
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import pathlib
 import platform
@@ -24,14 +25,14 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # as the qblif CLI (qblif_lava/cli.py)
+sys.path[:0] = [os.path.join(ROOT, "tests")] + sorted(glob.glob(os.path.join(ROOT, "tests", "*", "")))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # as the qblif CLI (qblif/cli/main.py)
 
-import compiler  # noqa: E402
+import qblif  # noqa: E402
 import lavadl_nets as nets  # noqa: E402
-from compiler.engine import ExactEngine  # noqa: E402
-from compiler.forward import simulate  # noqa: E402
-from qblif_lava.fileio import atomic_write_text  # noqa: E402
+from qblif.exact import ExactEngine  # noqa: E402
+from qblif.exact.oracle import simulate  # noqa: E402
+from qblif.core.fileio import atomic_write_text  # noqa: E402
 
 FEATURES = ("recurrent_delay", "graded", "dense_delay", "conv_delay", "input_neuron", "average")
 
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
             info = nets.make_net(f, 0, pathlib.Path(tmp) / f"{f}.net")
             x = np.stack([nets.make_input(info, i, t) for i in range(s)])
             stream = info["input_kind"] != "bias"
-            with compiler.compile(info["path"]) as net:
+            with qblif.compile(info["path"]) as net:
                 eng = ExactEngine(net.ir, threads=1)
                 got, none_s = _timed(lambda: eng.run(x, t, stream=stream, reset="none",
                                                      timeline=True))

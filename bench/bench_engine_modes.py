@@ -1,5 +1,5 @@
 """Exact engine in the run modes (docs/exact_engine.md, "Run modes, ALIF and RF"): wall time
-of :class:`compiler.engine.ExactEngine` against the numpy oracle (``compiler.forward``) in
+of :class:`qblif.exact.ExactEngine` against the numpy oracle (``qblif.exact.oracle``) in
 the same run, each mode:
 
 * ``fmnist_qblif_conv`` (test images, T = 4): ``reset="sample"`` (per-sample batches),
@@ -19,6 +19,7 @@ bench/results/engine_modes.md (atomic) and prints it.
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import pathlib
 import platform
@@ -30,15 +31,15 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # as the qblif CLI (qblif_lava/cli.py)
+sys.path[:0] = [os.path.join(ROOT, "tests")] + sorted(glob.glob(os.path.join(ROOT, "tests", "*", "")))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # as the qblif CLI (qblif/cli/main.py)
 
-import compiler  # noqa: E402
-from compiler.engine import ExactEngine  # noqa: E402
-from compiler.forward import forward  # noqa: E402
-from qblif_lava.data import load_dataset  # noqa: E402
-from qblif_lava.encoding import quantize_intensity  # noqa: E402
-from qblif_lava.fileio import atomic_write_text  # noqa: E402
+import qblif  # noqa: E402
+from qblif.exact import ExactEngine  # noqa: E402
+from qblif.exact.oracle import forward  # noqa: E402
+from qblif.core.data import load_dataset  # noqa: E402
+from qblif.core.encoding import quantize_intensity  # noqa: E402
+from qblif.core.fileio import atomic_write_text  # noqa: E402
 
 
 def _timed(f):
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
     load0 = os.getloadavg()
     n, nb = args.samples, args.baseline_samples
 
-    with compiler.compile(os.path.join(ROOT, "netx_models", "fmnist_qblif_conv.net")) as net:
+    with qblif.compile(os.path.join(ROOT, "netx_models", "fmnist_qblif_conv.net")) as net:
         x, _ = load_dataset(net.ir.graph["dataset"], "test", n)
         frames = quantize_intensity(x, int(net.ir.graph["input_bits"])).reshape(
             (n,) + net.input_shape)
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
             _row(rows, f"fmnist_qblif_conv, frames, {m}", n, "images", (w, c), wo, nb,
                  _same(small, ref))
 
-    with compiler.compile(os.path.join(ROOT, "netx_models", "digits_qblif_mlp.net")) as net:
+    with qblif.compile(os.path.join(ROOT, "netx_models", "digits_qblif_mlp.net")) as net:
         x, _ = load_dataset(net.ir.graph["dataset"], "test", n)
         q = quantize_intensity(x, 4).reshape((len(x),) + net.input_shape)
         rng = np.random.default_rng(0)
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
             ("ALIF net 6-5-4", path, None, rng.integers(0, 3, size=(1, steps) + shape)),
             ("RF net 6-5(RF)-4", _rf_net(tmp, rng), 1,
              (rng.random((1, steps, 6)) < 0.4).astype(int))):
-        with compiler.compile(p, input_bits=bits) as net:
+        with qblif.compile(p, input_bits=bits) as net:
             eng = ExactEngine(net.ir)
             _, w, c = _timed(lambda: eng.run(x, steps, stream=True, reset="none"))
             small = eng.run(x[:, :sb], sb, stream=True, reset="none")

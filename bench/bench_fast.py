@@ -2,9 +2,9 @@
 
 Rows (each graph built fresh for each model set, the two measured alternately):
 
-* ``fmnist_qblif_conv`` and ``digits_qblif_mlp``: our compiled graph (``compiler.compile``,
+* ``fmnist_qblif_conv`` and ``digits_qblif_mlp``: our compiled graph (``qblif.compile``,
   graded, lanes=1), ``models="stock"`` (Lava's own ``Dense``/``Conv`` models and the previous
-  QBLIF model: today's emission) vs ``models="fast"`` (``qblif_lava.fastsyn`` and the lean
+  QBLIF model: today's emission) vs ``models="fast"`` (``qblif.lava.fastsyn`` and the lean
   QBLIF model), fed the same random frames, output layer recorded;
 * ``pilotnet_sdnn``: lava-dl's ``gts/pilotnet_sdnn/network.net`` through stock NetX
   (``netx.hdf5.Network``) fed its ``input.npy`` by a ``RingBuffer``, Lava's stock models vs
@@ -16,7 +16,7 @@ timed run of ``--steps`` steps on the same runtime; the median of ``--repeats`` 
 measurements. "identical": the recorded outputs of the stock and fast runs are equal.
 
 Second table: each process model of the ``fmnist_qblif_conv`` graph stepped alone in this
-process (``qblif_lava.fastsyn.standin``, no Lava runtime, so no per-process overhead and
+process (``qblif.lava.fastsyn.standin``, no Lava runtime, so no per-process overhead and
 less exposure to other jobs): median ms per ``run_spk`` of stock and fast model on the same
 random inputs (counts 0..K into synapses, synaptic input +-200 into neurons).
 
@@ -40,12 +40,12 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import compiler  # noqa: E402
-from compiler.emit import emit  # noqa: E402
-from compiler.procs.recorder.process import read_recording  # noqa: E402
-from compiler.runtime import run_config  # noqa: E402
-from qblif_lava.fileio import atomic_write_text  # noqa: E402
-from qblif_lava.lava_session import lava_session  # noqa: E402
+import qblif  # noqa: E402
+from qblif.lava.emit import emit  # noqa: E402
+from qblif.lava.procs.recorder.process import read_recording  # noqa: E402
+from qblif.api import run_config  # noqa: E402
+from qblif.core.fileio import atomic_write_text  # noqa: E402
+from qblif.lava.session import lava_session  # noqa: E402
 
 TARGETS = {"fmnist_qblif_conv": 8.0, "pilotnet_sdnn": 10.0}
 
@@ -84,7 +84,7 @@ def _timed(proc, cfg, warmup: int, steps: int, after_warmup=None) -> tuple:
 
 def compiled_graph(name: str, models: str, warmup: int, steps: int):
     """(s per step, output recording, processes) of our compiled graph of ``name``."""
-    net = compiler.compile(os.path.join(ROOT, "netx_models", name + ".net"))
+    net = qblif.compile(os.path.join(ROOT, "netx_models", name + ".net"))
     total = warmup + steps
     t_ = 4
     n_s = -(-total // t_)
@@ -108,7 +108,7 @@ def pilotnet(models: str, warmup: int, steps: int):
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
-    from qblif_lava.fastsyn import fast_models
+    from qblif.lava.fastsyn import fast_models
     import sysconfig
     site = sysconfig.get_paths()["purelib"]           # lava-dl ships its tests there
     root = os.path.join(site, "tests", "lava", "lib", "dl", "netx", "gts", "pilotnet_sdnn")
@@ -133,15 +133,15 @@ def model_steps(name: str = "fmnist_qblif_conv", steps: int = 30) -> list:
     from lava.proc.dense.models import PyDenseModelBitAcc
     from lava.proc.dense.process import Dense
 
-    from qblif_lava.fastsyn import FastConvModel, FastDenseModel
-    from qblif_lava.fastsyn.baseline import PyQBLIFModelFixedLegacy
-    from qblif_lava.fastsyn.standin import build_model, drive
-    from qblif_lava.process import QBLIF
-    from qblif_lava.process.models import PyQBLIFModelFixed
+    from qblif.lava.fastsyn import FastConvModel, FastDenseModel
+    from qblif.lava.fastsyn.baseline import PyQBLIFModelFixedLegacy
+    from qblif.lava.fastsyn.standin import build_model, drive
+    from qblif.lava.procs.qblif import QBLIF
+    from qblif.lava.procs.qblif.models import PyQBLIFModelFixed
     pairs = {Conv: (PyConvModelFixed, FastConvModel, ("s_in", "a_out")),
              Dense: (PyDenseModelBitAcc, FastDenseModel, ("s_in", "a_out")),
              QBLIF: (PyQBLIFModelFixedLegacy, PyQBLIFModelFixed, ("a_in", "s_out"))}
-    net = compiler.compile(os.path.join(ROOT, "netx_models", name + ".net"))
+    net = qblif.compile(os.path.join(ROOT, "netx_models", name + ".net"))
     frames = np.zeros((1,) + net.input_shape[::-1], np.int32)
     rng = np.random.default_rng(1)
     rows = []
@@ -236,7 +236,7 @@ def main(argv=None) -> str:
         f"Steady state: warm-up {args.warmup} steps, then {args.steps} timed steps on the same "
         f"runtime, median of {args.repeats} alternating fresh runtimes per model set. stock: "
         "Lava's own Dense/Conv models (and the previous QBLIF model); fast: "
-        "qblif_lava.fastsyn + the lean QBLIF model.", "",
+        "qblif.lava.fastsyn + the lean QBLIF model.", "",
         "CPU-ms/step: CPU time of all Lava child processes (the Lava processes, the runtime "
         "service, helpers) per timed step / of the busiest one, from /proc.", "",
         "| graph | how | stock steps/s | fast steps/s | speedup | identical | stock CPU-ms/step "

@@ -42,10 +42,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-import compiler  # noqa: E402
+import qblif  # noqa: E402
 from bench_fast import _children_cpu  # noqa: E402
-from compiler.dataset import dataset_frames  # noqa: E402
-from qblif_lava.fileio import atomic_write_text  # noqa: E402
+from qblif.core.frames import dataset_frames  # noqa: E402
+from qblif.core.fileio import atomic_write_text  # noqa: E402
 
 DATASETS = {"digits_qblif_mlp": "digits", "fmnist_qblif_conv": "fashion-mnist"}
 TARGET = 3.0   # issue 9: digits MLP with lanes, >= 3x lanes=1's samples/s
@@ -63,7 +63,7 @@ def _uptime() -> str:
 def full_set(net, dataset, steps, lanes, n_full, base_frames) -> list:
     """The whole test set at ``lanes`` (output layer only) and lanes=1 on ``base_frames``
     (the in-run baseline); returns the markdown lines of the result."""
-    from compiler.dataset import accuracy
+    from qblif.core.frames import accuracy
     last = net.output_index
     up0 = _uptime()
     base = net.run(base_frames, steps, lanes=1, layers_to_record=[last])
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     dataset = DATASETS[args.model]
     lanes_list = sorted(set([1] + args.lanes))
     load0 = os.getloadavg()[0]
-    with compiler.compile(os.path.join(ROOT, "netx_models", f"{args.model}.net")) as net:
+    with qblif.compile(os.path.join(ROOT, "netx_models", f"{args.model}.net")) as net:
         steps = int(net.ir.graph["timesteps"])
         frames, _ = dataset_frames(net, dataset, args.samples)
         reps = -(-args.samples // len(frames))          # digits' test set has 359 images:

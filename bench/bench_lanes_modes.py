@@ -25,9 +25,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-import compiler  # noqa: E402
+import qblif  # noqa: E402
 from bench_lanes import _uptime  # noqa: E402
-from qblif_lava.fileio import atomic_write_text  # noqa: E402
+from qblif.core.fileio import atomic_write_text  # noqa: E402
 
 
 def modes(net, rng, samples: int, steps: int) -> dict:
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
                                         f"lanes_modes_{args.model}.md")
     up0 = _uptime()
     rows = []
-    with compiler.compile(path) as net:
+    with qblif.compile(path) as net:
         for name, (inputs, kw) in modes(net, np.random.default_rng(0), args.samples,
                                         args.steps).items():
             walls, lava_steps, same = {1: [], args.lanes: []}, {}, True

@@ -1,5 +1,5 @@
 """A third-party network into Lava through NIR: an snnTorch MLP trained on sklearn digits
-for a few seconds, written by snnTorch's own NIR exporter, compiled by ``compiler.compile``
+for a few seconds, written by snnTorch's own NIR exporter, compiled by ``qblif.compile``
 (8-bit weights) and run in Lava (CPU, ``fixed_pt``).
 
 Reports the test accuracy in snnTorch (float), of our float NIR simulation, and in Lava
@@ -24,13 +24,13 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 import snntorch_nets as sn  # noqa: E402
 
-import compiler  # noqa: E402
-from compiler.ir import layers  # noqa: E402
-from compiler.nir.quantize import text_report  # noqa: E402
-from compiler.nir.simulate import agreement, simulate  # noqa: E402
-from qblif_lava.data import load_dataset  # noqa: E402
-from qblif_lava.encoding import quantize_intensity  # noqa: E402
-from qblif_lava.fileio import atomic_write_text  # noqa: E402
+import qblif  # noqa: E402
+from qblif.ir import layers  # noqa: E402
+from qblif.nir.quantize import text_report  # noqa: E402
+from qblif.nir.simulate import agreement, simulate  # noqa: E402
+from qblif.core.data import load_dataset  # noqa: E402
+from qblif.core.encoding import quantize_intensity  # noqa: E402
+from qblif.core.fileio import atomic_write_text  # noqa: E402
 
 INPUT_BITS = 4
 DT = 1e-4      # snnTorch's exporter convention
@@ -101,7 +101,7 @@ def main(argv=None):
         path = os.path.join(d, "digits_snntorch.nir")
         sn.export(net, (64,), path)
         ours = simulate(path, x_te, args.steps, dt=DT)
-        with compiler.compile(path, input_bits=INPUT_BITS, nir_options=dict(dt=DT)) as cnet:
+        with qblif.compile(path, input_bits=INPUT_BITS, nir_options=dict(dt=DT)) as cnet:
             quant = text_report(cnet.ir.graph["nir_quant"], DT, 8)
             idx = [ly.index for ly in layers(cnet.ir)]
             lava = cnet.run(x_te, args.steps)
@@ -117,7 +117,7 @@ def main(argv=None):
         f"snnTorch {sn.snn.__version__} MLP 64-{args.hidden}-10 (Leaky, beta 0.85, threshold 1, "
         f"reset: {args.reset}), trained {epochs} epochs in {wall:.0f} s on {len(y_tr)} digits "
         f"(4-bit inputs, {args.steps} steps, count cross-entropy); exported with snnTorch's "
-        f"own `export_to_nir`; compiled with `compiler.compile(..., nir_options=dict(dt=1e-4))`; "
+        f"own `export_to_nir`; compiled with `qblif.compile(..., nir_options=dict(dt=1e-4))`; "
         f"{len(y_te)} test digits. Machine: {platform.machine()}, {os.cpu_count()} CPU(s); "
         f"Lava run {lava_wall:.1f} s.\n",
         "| model | test accuracy |", "|---|---|",

@@ -20,9 +20,9 @@ from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.lif.process import LIF
 
-from qblif_lava import QBLIF
-from qblif_lava.fileio import atomic_write_text
-from qblif_lava.lava_session import lava_session
+from qblif import QBLIF
+from qblif.core.fileio import atomic_write_text
+from qblif.lava.session import lava_session
 
 COMMON = dict(du=400, dv=200, vth=40, bias_mant=300, bias_exp=3)
 

@@ -1,7 +1,7 @@
 """Soak benchmark (issue 10, D12): many compile/run cycles in one process.
 
 Per cycle: compile ``netx_models/digits_qblif_mlp.net``, run ``--samples`` test images for
-T steps in Lava (supervised, :mod:`qblif_lava.lava_session`), then record this process's
+T steps in Lava (supervised, :mod:`qblif.lava.session`), then record this process's
 resident memory (RSS, MB), live child processes, threads, open file descriptors, the
 /dev/shm segments this process still maps and the ``qblif-run-*`` directories left in TMPDIR.
 ``--mode lava`` runs the same process graph size with plain Lava instead (RingBuffer source ->
@@ -57,7 +57,7 @@ def run_dirs() -> int:
 
 
 def cycle_qblif(frames, steps):
-    from compiler import compile as compile_net
+    from qblif import compile as compile_net
     with compile_net(MODEL) as net:
         net.run(frames, steps, layers_to_record=None)
 
@@ -99,17 +99,17 @@ def main(argv=None) -> int:
     ap.add_argument("--trace", action="store_true", help="tracemalloc growth sites")
     ap.add_argument("--no-release", action="store_true",
                     help="keep Lava's global process/Var registries (the behaviour before the "
-                         "D12 fix: qblif_lava.lava_session.release_registry disabled)")
+                         "D12 fix: qblif.lava.session.release_registry disabled)")
     ap.add_argument("--out", help="write the per-cycle rows as JSON")
     args = ap.parse_args(argv)
 
-    from qblif_lava.data import load_dataset
-    from qblif_lava.encoding import quantize_intensity
+    from qblif.core.data import load_dataset
+    from qblif.core.encoding import quantize_intensity
     x, _ = load_dataset("digits", "test", limit=args.samples)
     frames = quantize_intensity(x, 4).reshape(args.samples, 64)
     step = cycle_qblif if args.mode == "qblif" else cycle_lava
     if args.no_release:
-        import qblif_lava.lava_session as ls
+        import qblif.lava.session as ls
         ls.release_registry = lambda runtime: 0
     if args.trace:
         import tracemalloc

@@ -1,7 +1,7 @@
 """Training-step benchmark (not a test): QB-LIF (K=4, float training mode) vs lava-dl CUBA.
 
-Same network (Fashion-MNIST conv, ``qblif_lava.training.models.arch_spec``), same batch, same input window
-T (simulated T + latency steps, as ``qblif_lava.training.train`` does), CPU, torch threads 1.
+Same network (Fashion-MNIST conv, ``qblif.training.models.arch_spec``), same batch, same input window
+T (simulated T + latency steps, as ``qblif.training.train`` does), CPU, torch threads 1.
 Times one training step = forward + cross-entropy + backward + Adam step + threshold clamp
 (what ``train`` does per batch), median of ``--repeat`` after ``--warmup`` steps. Also times
 the QB-LIF quantized-mode forward (evaluation, no grad) for information.
@@ -28,9 +28,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from qblif_lava.training.train import (TrainConfig, _clamp_thresholds, atomic_write_text,  # noqa: E402
-                                       encode, logits_of, make_model, seed_everything,
-                                       set_quantized, sim_steps)
+from qblif.training.train import TrainConfig, clamp_thresholds, atomic_write_text, encode, logits_of, make_model, seed_everything, set_quantized, sim_steps
 
 RESULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "train_step.md")
 TARGET = 1.5
@@ -77,7 +75,7 @@ def bench_family(neuron, args, x_img, y):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        _clamp_thresholds(model)
+        clamp_thresholds(model)
 
     model.train()
     set_quantized(model, cfg.train_quantized)
@@ -99,9 +97,9 @@ def _commit():
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         out = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "qblif_lava"],
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "qblif"],
                                capture_output=True, text=True, check=True).stdout.strip()
-        return out + (" + uncommitted changes in qblif_lava/" if dirty else "")
+        return out + (" + uncommitted changes in qblif/" if dirty else "")
     except Exception:                                             # noqa: BLE001
         return "unknown"
 
@@ -128,7 +126,7 @@ def main(argv=None):
 
 
 def _arch() -> str:
-    from qblif_lava.training.models import describe
+    from qblif.training.models import describe
     return describe("fashion-mnist", "conv")
 
 

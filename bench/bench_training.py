@@ -8,7 +8,7 @@ seconds per epoch. Writes ``bench/results/training.md`` (table), ``training.png`
 
     .venv/bin/python bench/bench_training.py --limit 2000 --epochs 1      # ~10 min, 2 cores
 
-Spiking networks are simulated T + latency steps (see ``qblif_lava.training.train``).
+Spiking networks are simulated T + latency steps (see ``qblif.training.train``).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from qblif_lava.training.train import TrainConfig, atomic_write_text, train  # noqa: E402
+from qblif.training.train import TrainConfig, atomic_write_text, train  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -90,7 +90,7 @@ def run_one(args, neuron, t):
         cuba_impl=args.cuba_impl if neuron == "cuba" else "lava-dl")
     model, r = train(cfg, log=lambda m: print(f"{neuron} T={t}: {m}", flush=True))
     if args.save_models and neuron != "relu":
-        from qblif_lava.training.train import export, write_card
+        from qblif.training.train import export, write_card
         os.makedirs(args.save_models, exist_ok=True)
         out = os.path.join(args.save_models, f"{args.dataset.replace('fashion-mnist', 'fmnist')}"
                                              f"_{neuron}_{args.arch}_T{t}.net")
@@ -156,11 +156,11 @@ def run(args):
         kernel = {"done": threading.Event(), "ok": False}
 
         def build():
-            from qblif_lava.training.train import CUBA_KERNELS
+            from qblif.training.train import CUBA_KERNELS
             t0 = time.perf_counter()
             procs = [subprocess.Popen([sys.executable, "-c", (
                 "import sys; sys.path[:0] = " + repr(sys.path[:2]) + "; "
-                "from qblif_lava.training.train import build_cuba_kernel; "
+                "from qblif.training.train import build_cuba_kernel; "
                 f"build_cuba_kernel({name!r}, {args.device!r})")]) for name in CUBA_KERNELS]
             kernel["ok"] = all(p.wait() == 0 for p in procs)
             print(f"lava-dl CUBA CUDA kernel: {'built' if kernel['ok'] else 'FAILED'} in "
@@ -231,7 +231,7 @@ def markdown(rows, args, versions) -> str:
 
 
 def _arch(args):
-    from qblif_lava.training.models import describe
+    from qblif.training.models import describe
     return describe(args.dataset, args.arch)
 
 
@@ -287,7 +287,7 @@ def main(argv=None):
     if args.rows_json:
         atomic_write_text(args.rows_json, json.dumps(rows))
         return
-    from qblif_lava.training.train import versions
+    from qblif.training.train import versions
     v = next((r["versions"] for r in rows if r.get("versions")), None) or versions()
     atomic_write_text(os.path.join(args.out_dir, "training.md"), markdown(rows, args, v))
     atomic_write_text(os.path.join(args.out_dir, "training.json"),

@@ -3,9 +3,9 @@
     python bench/ctrl_c_loop.py [--start 0.1] [--stop 1.5] [--step 0.01] [--warm]
                                 [--signal INT|TERM|HUP]
 
-Copies ``qblif_lava`` and ``compiler`` to a temporary directory without any ``__pycache__``
+Copies ``qblif`` and ``compiler`` to a temporary directory without any ``__pycache__``
 (a fresh clone's first run; ``PYTHONDONTWRITEBYTECODE=1`` keeps it cold), then for each delay
-starts ``python -m qblif_lava.cli run`` (digits MLP, 100 samples x 100 steps) in its own
+starts ``python -m qblif.cli.main run`` (digits MLP, 100 samples x 100 steps) in its own
 session, sends SIGINT to its process group after the delay (as a terminal's Ctrl-C; SIGTERM
 or SIGHUP go to the parent alone, as ``kill`` sends them), and checks: exit 128 + signal, the
 last line of stderr ``qblif run: interrupted (SIGINT)``, no traceback or "Exception ignored",
@@ -37,7 +37,7 @@ def one(code: Path, delay: float, cold: bool, sig: signal.Signals = signal.SIGIN
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     try:
         with open(os.path.join(tmp, "stderr"), "wb") as err:
-            p = subprocess.Popen([sys.executable, "-m", "qblif_lava.cli", *ARGS], cwd=ROOT,
+            p = subprocess.Popen([sys.executable, "-m", "qblif.cli.main", *ARGS], cwd=ROOT,
                                  env=env, stdout=subprocess.DEVNULL, stderr=err,
                                  start_new_session=True)
         time.sleep(delay)
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         if args.warm:
             code = ROOT
         else:
-            for pkg in ("qblif_lava", "compiler"):
+            for pkg in ("qblif", "compiler"):
                 shutil.copytree(ROOT / pkg, Path(code) / pkg,
                                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         n = round((args.stop - args.start) / args.step) + 1

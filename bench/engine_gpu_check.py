@@ -32,30 +32,30 @@ sys.path.insert(0, ROOT)
 def prep(out_path: str) -> None:
     import pathlib
     import tempfile
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    import compiler
+    sys.path[:0] = [os.path.join(ROOT, "tests")] + sorted(glob.glob(os.path.join(ROOT, "tests", "*", "")))
+    import qblif
     import lavadl_nets as nets
     import test_exact_engine_kinds as tk
-    from compiler.engine import ExactEngine
-    from qblif_lava.data import load_dataset
-    from qblif_lava.encoding import quantize_intensity
+    from qblif.exact import ExactEngine
+    from qblif.core.data import load_dataset
+    from qblif.core.encoding import quantize_intensity
     tmp = pathlib.Path(tempfile.mkdtemp())
     cases = []
     for f in tk.FEATURES + ("sdnn", "conv", "pool"):
         for seed in (0, 1):
             info = nets.make_net(f, seed, tmp / f"{f}{seed}.net")
-            with compiler.compile(info["path"]) as net:
+            with qblif.compile(info["path"]) as net:
                 fr = tk._frames(net, info["input_kind"], np.random.default_rng(seed), 6)
                 cases.append((f"{f}-{seed}", net.ir, fr, 7))
     for name, (build, steps) in tk.RANDOM_NETS.items():
         for seed in (0, 1):
             rng = np.random.default_rng(seed)
-            with compiler.compile(build(tmp, rng), input_bits=4) as net:
+            with qblif.compile(build(tmp, rng), input_bits=4) as net:
                 cases.append((f"{name}-{seed}", net.ir,
                               rng.integers(0, 16, size=(6,) + net.input_shape), steps))
     bench = None
     for path in sorted(glob.glob(os.path.join(ROOT, "netx_models", "*.net"))):
-        with compiler.compile(path) as net:
+        with qblif.compile(path) as net:
             n = 10000 if "fmnist_qblif_conv" in path else 16
             x, y = load_dataset(net.ir.graph["dataset"], "test", n)
             fr = quantize_intensity(x, int(net.ir.graph["input_bits"])).reshape(
@@ -81,7 +81,7 @@ def check(in_path: str, device: str = "cuda", reps: int = 3) -> None:
     from engine_modes_gpu_check import compare_cases       # bench/, beside this script
     d = pickle.load(gzip.open(in_path, "rb"))     # the engine imports no Lava
     import torch
-    from compiler.engine import ExactEngine
+    from qblif.exact import ExactEngine
     cases = [(name, ir, fr, steps, dict(record_uv=uv), want)
              for name, ir, fr, steps, uv, want in d["cases"]]
     lines, bad = compare_cases(cases, device, (1, 3, None))

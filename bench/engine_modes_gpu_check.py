@@ -35,7 +35,7 @@ MODES = [dict(reset="sample"), dict(reset="none"),
 
 def _kind_nets(tmp) -> list:
     """The coverage-kind cases for :func:`prep` (``prep-kinds``)."""
-    import compiler
+    import qblif
     import lavadl_nets
     from test_exact_engine_kinds import RANDOM_NETS
     nets = []
@@ -50,7 +50,7 @@ def _kind_nets(tmp) -> list:
     for name, (build, steps) in RANDOM_NETS.items():
         rng = np.random.default_rng(5)
         path = build(tmp, rng)
-        with compiler.compile(path, input_bits=4) as net:
+        with qblif.compile(path, input_bits=4) as net:
             uv = not net.ir.graph["stateful"]
             shape = net.input_shape
         nets.append((f"{name}-stream", path, 4, rng.integers(0, 16, size=(3, steps) + shape),
@@ -61,12 +61,12 @@ def _kind_nets(tmp) -> list:
 def prep(out_path: str, kinds: bool = False) -> None:
     import pathlib
     import tempfile
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    import compiler
-    from compiler.engine import ExactEngine
-    from compiler.forward import forward, simulate
-    from qblif_lava.data import load_dataset
-    from qblif_lava.encoding import quantize_intensity
+    sys.path[:0] = [os.path.join(ROOT, "tests")] + sorted(glob.glob(os.path.join(ROOT, "tests", "*", "")))
+    import qblif
+    from qblif.exact import ExactEngine
+    from qblif.exact.oracle import forward, simulate
+    from qblif.core.data import load_dataset
+    from qblif.core.encoding import quantize_intensity
     from test_coverage_modes import _alif_net, _rf_net, _stream_net
     from test_exact_engine import _sdnn_nets
     tmp = pathlib.Path(tempfile.mkdtemp())
@@ -92,7 +92,7 @@ def prep(out_path: str, kinds: bool = False) -> None:
                          False))
     for k, (path, shape) in enumerate(_sdnn_nets(tmp) if not kinds else ()):
         rng = np.random.default_rng(k)
-        with compiler.compile(path, input_bits=4) as net:
+        with qblif.compile(path, input_bits=4) as net:
             lo = -16 if net.ir.graph["input_neuron"] == "Delta" else 0
         nets.append((f"sdnn-{k}", path, 4, rng.integers(lo, 16, size=(3, 4) + tuple(shape)), 5,
                      True, MODES, False))
@@ -102,7 +102,7 @@ def prep(out_path: str, kinds: bool = False) -> None:
     for path in sorted(glob.glob(os.path.join(ROOT, "netx_models", "*.net"))) if not kinds \
             else ():
         rng = np.random.default_rng(3)
-        with compiler.compile(path) as net:
+        with qblif.compile(path) as net:
             shape = net.input_shape
             x, _ = load_dataset(net.ir.graph["dataset"], "test", 1000)
             fr = quantize_intensity(x, int(net.ir.graph["input_bits"])).reshape(
@@ -115,7 +115,7 @@ def prep(out_path: str, kinds: bool = False) -> None:
                      (rng.random((3, 3) + shape) < 0.3).astype(int), 4, True, MODES[:2], True))
     cases = []
     for name, path, bits, x, steps, stream, modes, uv in nets:
-        with compiler.compile(path, input_bits=bits) as net:
+        with qblif.compile(path, input_bits=bits) as net:
             eng = ExactEngine(net.ir)
             for m in modes:
                 for tl in (False, True):
@@ -135,7 +135,7 @@ def compare_cases(cases, device: str, sizes) -> tuple:
     """Run every ``(name, ir, x, steps, run keywords, CPU result)`` case on ``device`` with
     each chunk size in ``sizes`` (None: the default) and compare every layer, step, u and v
     with the CPU result. Returns ``(MISMATCH lines, number of mismatching runs)``."""
-    from compiler.engine import ExactEngine
+    from qblif.exact import ExactEngine
     lines, bad = [], 0
     for name, ir, x, steps, kw, want in cases:
         for bs in sizes:
@@ -154,7 +154,7 @@ def compare_cases(cases, device: str, sizes) -> tuple:
 def check(in_path: str, device: str = "cuda") -> None:
     d = pickle.load(gzip.open(in_path, "rb"))     # the engine imports no Lava
     import torch
-    from compiler.engine import ExactEngine
+    from qblif.exact import ExactEngine
     lines, bad = compare_cases(d["cases"], device, (1, None))
     lines.insert(0, f"torch {torch.__version__}, device {device}")
     lines.append(f"cases: {len(d['cases'])} x 2 chunk sizes, mismatches: {bad}")

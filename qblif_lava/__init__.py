@@ -1,17 +1,9 @@
-"""qblif-lava: QB-LIF burst neurons for Lava (process + Loihi fixed-point model),
-lava-dl SLAYER training (``qblif_lava.slayer``, imports torch) and a NetX compiler
-(the ``compiler`` package).
+"""Deprecated alias of :mod:`qblif` (one release): ``qblif_lava.X`` is the new module."""
+import qblif
+from qblif import legacy
 
-The semantics are in :mod:`qblif_lava.reference`; ``QBLIF`` is the Lava process. It is
-imported on first use, so SLAYER training (``qblif_lava.slayer``, ``qblif_lava.training``)
-needs only torch and lava-dl's SLAYER, not lava-nc (e.g. on a GPU machine).
-"""
-__all__ = ["QBLIF"]
-__version__ = "0.1.0"
+legacy.install("qblif_lava")
 
 
 def __getattr__(name):
-    if name == "QBLIF":
-        from qblif_lava.process import QBLIF
-        return QBLIF
-    raise AttributeError(f"module 'qblif_lava' has no attribute {name!r}")
+    return getattr(qblif, name)

@@ -15,7 +15,7 @@ from lava.proc.io.sink import RingBuffer as Sink
 from lava.proc.io.source import RingBuffer as Source
 from lava.proc.monitor.process import Monitor
 
-from qblif_lava.lava_session import lava_session
+from qblif.lava.session import lava_session
 
 
 def run_and_record(neurons, a, tag="fixed_pt", record_uv=True):

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import qblif_lava.lavadl  # noqa: F401  (silences lava-dl's import-time prints)
+import qblif.training.lavadl  # noqa: F401  (silences lava-dl's import-time prints)
 from lava.lib.dl.slayer.block import alif, cuba, rf, rf_iz, sigma_delta
 from lava.lib.dl.slayer.synapse import complex as complex_synapse
 

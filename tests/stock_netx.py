@@ -24,7 +24,7 @@ Input modes (how stock NetX can be fed):
   (what lava-dl's pilotnet_sdnn test does for an SDNN input layer).
 
 ``T_in < steps``: the source repeats its data (a Lava RingBuffer is cyclic), so pad with
-zeros for a single pass. The runtime is always stopped (``qblif_lava.lava_session``).
+zeros for a single pass. The runtime is always stopped (``qblif.lava.session``).
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from typing import Optional
 import h5py
 import numpy as np
 
-from qblif_lava.lava_session import lava_session
+from qblif.lava.session import lava_session
 
 __all__ = ['StockResult', 'run_stock', 'stock_layers', 'GTS_DIR', 'NETX_TEST_DIR',
            'load_gt', 'GROUND_TRUTHS']

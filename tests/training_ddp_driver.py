@@ -10,8 +10,8 @@ import sys
 
 import torch
 
-import qblif_lava.fileio as fio
-from qblif_lava.training import train as tr
+import qblif.core.fileio as fio
+from qblif.training import train as tr
 
 mode, outdir = sys.argv[1], sys.argv[2]
 rank = int(os.environ["RANK"])
@@ -27,7 +27,7 @@ def logged(items):
 
 
 fio.write_together = logged
-import qblif_lava.training.card as card  # noqa: E402
+import qblif.training.card as card  # noqa: E402
 card.write_together = logged
 cfg = tr.TrainConfig(**json.loads(os.environ["QBLIF_TEST_CFG"]))
 ckpt = os.path.join(outdir, "ddp.ckpt")
@@ -50,6 +50,6 @@ except tr.TrainingStopped:
 finally:
     with open(log, "w") as f:
         json.dump(written, f)
-    from qblif_lava.training.distributed import finish
+    from qblif.training.distributed import finish
     finish()
 sys.exit(code)

@@ -1,3 +1,0 @@
-from compiler.procs.bias_neuron.process import BiasNeuron
-
-__all__ = ["BiasNeuron"]

@@ -1,3 +1,0 @@
-from compiler.procs.delay_line.process import DelayLine
-
-__all__ = ["DelayLine"]

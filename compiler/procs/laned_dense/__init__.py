@@ -1,3 +1,0 @@
-from compiler.procs.laned_dense.process import LanedDense
-
-__all__ = ["LanedDense"]

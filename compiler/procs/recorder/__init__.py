@@ -1,3 +1,0 @@
-from compiler.procs.recorder.process import Recorder
-
-__all__ = ["Recorder"]

@@ -1,3 +1,0 @@
-from compiler.procs.source.process import FrameSource
-
-__all__ = ["FrameSource"]

@@ -1,3 +1,0 @@
-from compiler.procs.thermometer.process import Thermometer
-
-__all__ = ["Thermometer"]

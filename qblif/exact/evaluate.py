@@ -1,0 +1,143 @@
+"""``qblif evaluate`` through the exact engine: a model card's test fields (accuracy, spikes per
+neuron per step, SynOps per sample) for a NetX file, defined exactly as
+:func:`qblif.training.train.evaluate` (SLAYER's quantized forward) defines them, computed by
+:class:`qblif.exact.ExactEngine` on the compiled IR.
+
+SLAYER simulates ``S = T + latency`` steps of each frame (latency: the output layer's synaptic
+depth). Its block at depth d answers on SLAYER step t what the compiled layer's window answers on
+step ``t - d`` (nothing before: the shipped files have no bias), so the engine runs each layer
+for the ``S - d + 1`` window steps SLAYER counts (``1..S``) and:
+
+* accuracy: argmax of the output layer's counts over SLAYER steps ``0..S-1`` (its first T
+  window steps, as ``qblif run``);
+* spikes per neuron per step: every neuron layer's counts over SLAYER steps ``1..S`` divided by
+  (neurons x samples x S);
+* SynOps per sample: the input frame times the first layer's fan-out, S times, plus every later
+  layer's input events (its producer's counts over steps ``1..S``) times its fan-out
+  (:func:`qblif.core.numeric.fan_out`: synapses with a non-zero weight).
+"""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+
+from qblif.exact import ops as ex
+from qblif.ir import layers, producer
+from qblif.core.numeric import fan_out
+from qblif.core.errors import QblifError
+
+
+class EngineRefused(QblifError):
+    """The exact engine cannot stand for SLAYER's evaluation of this file (``reason``)."""
+
+    def __init__(self, path, reason: str):
+        self.reason = reason
+        super().__init__(f"{path}: the exact engine cannot evaluate it: {reason}; "
+                         f"use --engine slayer")
+
+
+def engine_refusal(ir) -> Optional[str]:
+    """Why the engine cannot stand for SLAYER's evaluation of this IR (None if it can)."""
+    if ir.graph.get("stateful"):
+        return "it has SDNN layers (their state streams across samples)"
+    from qblif.exact import kinds
+    why = kinds.evaluate_refusal(ir)
+    if why:
+        return why
+    for ly in layers(ir):
+        if ly.neuron is not None and np.any(np.asarray(ly.neuron.bias_mant) != 0):
+            return (f"layer {ly.index} has a bias (SLAYER integrates it before the layer's "
+                    f"window)")
+    return None
+
+
+def _neuron_sums(c: torch.Tensor, k: int) -> torch.Tensor:
+    """Per-neuron sums of a chunk's counts ``(B, steps, *shape)`` (the engine's layout; counts
+    0..k), int64 on the CPU. torch reduces int16 and int32 several times faster than uint8 into
+    a wider type: int16 where the chunk cannot overflow it."""
+    c = c.reshape(-1, c[0, 0].numel())
+    if c.dtype == torch.uint8 and c.shape[0] * k < 2 ** 15:
+        s = c.to(torch.int16).sum(0, dtype=torch.int16)
+    else:
+        s = c.int().sum(0, dtype=torch.int32)       # a chunk's sums fit int32
+    return s.cpu().long()
+
+
+def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
+                threads: Optional[int] = None, device="cpu",
+                batch_size: Optional[int] = None) -> dict:
+    """Card fields for integer ``frames (N, *input_shape)`` and ``labels (N,)`` (see the module
+    doc). Returns ``accuracy``, ``samples``, ``spikes_per_neuron_step``, ``synops_per_sample``,
+    ``spike_synops_per_sample``, ``input_synops_per_sample``, ``wall_s``."""
+    from qblif.exact import ExactEngine, kinds
+    t0 = time.perf_counter()
+    syn_layers = [ly for ly in layers(ir) if ly.kind in ("dense", "conv", "pool")]
+    out_ly = [ly for ly in layers(ir) if ly.neuron is not None][-1]
+    total = int(timesteps) + int(out_ly.depth) + kinds.delay_steps(ir)     # S = T + latency
+    win = {ly.index: total - ly.depth + 1 for ly in syn_layers}     # SLAYER steps 1..S
+    eng = ExactEngine(ir, device=device, threads=threads, batch_size=batch_size)
+    sums = {ly.index: 0 for ly in syn_layers}          # per neuron, over samples and steps
+    correct = 0
+    labels = np.asarray(labels)
+    for start, chunk in eng.chunks(frames, total, layer_steps=win, file_order=False,
+                                   batch_size=batch_size or eng.default_batch(total)):
+        for ly in syn_layers:
+            sums[ly.index] = sums[ly.index] + _neuron_sums(chunk[ly.index], ly.max_burst)
+        o = chunk[out_ly.index]
+        score = o[:, :total - out_ly.depth].reshape(o.shape[0], total - out_ly.depth, -1).sum(1)
+        pred = score.argmax(1).cpu().numpy()
+        correct += int((pred == labels[start:start + len(pred)]).sum())
+    n = len(frames)
+    for ly in syn_layers:   # per-neuron sums in file order
+        s = np.asarray(sums[ly.index], np.int64).reshape(ex.inner_shape(ly.shape))
+        sums[ly.index] = s.transpose(2, 0, 1) if s.ndim == 3 else s
+    spikes = sum(float(s.sum()) for s in sums.values())
+    neurons = sum(ly.size for ly in syn_layers)
+    synops = input_ops = 0.0
+    for ly in syn_layers:
+        fo = fan_out(ly).astype(np.float64)
+        src = producer(ir, ly.index)
+        if src is None or (src.kind == "input" and src.neuron is None):
+            frame_sum = np.asarray(frames, np.float64).sum(0).reshape(fo.shape)
+            input_ops += total * float((frame_sum * fo).sum())
+        else:
+            synops += float((sums[src.index].reshape(fo.shape) * fo).sum())
+    return dict(accuracy=correct / max(n, 1), samples=n,
+                spikes_per_neuron_step=spikes / (neurons * n * total) if neurons and n else 0.0,
+                synops_per_sample=(synops + input_ops) / n if n else 0.0,
+                spike_synops_per_sample=synops / n if n else 0.0,
+                input_synops_per_sample=input_ops / n if n else 0.0,
+                wall_s=time.perf_counter() - t0)
+
+
+def evaluate_file(path: str, test_limit: Optional[int] = None, threads: Optional[int] = None,
+                  card: Optional[dict] = None, device="cpu") -> dict:
+    """The test fields of a model card (as :func:`qblif.training.train.evaluate_file`)
+    measured by the exact engine on the test split of the file's dataset (``card["dataset"]``,
+    else the file's ``/qblif/dataset``). Raises :class:`qblif.core.errors.QblifError` where
+    the file lacks the metadata, :class:`EngineRefused` where the engine cannot stand for
+    SLAYER (:func:`engine_refusal`)."""
+    import qblif
+    from qblif.core.data import load_dataset
+    from qblif.core.encoding import quantize_intensity
+    with qblif.compile(path) as net:
+        g = net.ir.graph
+        dataset = (card or {}).get("dataset") or g.get("dataset")
+        if not dataset or not g.get("timesteps"):
+            raise QblifError(f"{path} has no /qblif dataset, timesteps or inputBits metadata "
+                             f"(not written by qblif train?)")
+        why = engine_refusal(net.ir)
+        if why is not None:
+            raise EngineRefused(path, why)
+        x, y = load_dataset(dataset, "test", test_limit)
+        frames = quantize_intensity(x, int(g["input_bits"]))
+        frames = frames.reshape((len(frames),) + net.input_shape)
+        r = evaluate_ir(net.ir, frames, y, int(g["timesteps"]), threads=threads, device=device)
+    return {"dataset": dataset, "test_samples": r["samples"], "test_accuracy": r["accuracy"],
+            "spikes_per_neuron_step": r["spikes_per_neuron_step"],
+            "synops_per_sample": r["synops_per_sample"],
+            "spike_synops_per_sample": r["spike_synops_per_sample"],
+            "input_synops_per_sample": r["input_synops_per_sample"]}

@@ -1,0 +1,158 @@
+"""The exact engine's native CPU kernel (``qblif_scan.c``): built once with the system C
+compiler into a per-user cache and loaded with ctypes; ``None`` where that is not possible
+(no compiler, ``QBLIF_NATIVE=0``), and the engine then runs its torch code.
+
+The kernel runs a QB-LIF layer's T steps for a whole chunk in one pass over memory (the
+torch code takes about 15 elementwise passes per step); it mirrors
+:mod:`qblif.core.reference` in int64 with the same int32 casts, so it is exact for any
+input (tests/test_exact_engine.py compares it with the reference on wrap and clip cases).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+SOURCE = Path(__file__).with_name("qblif_scan.c")
+CFLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-std=c99"]
+_DTYPES = {torch.int32: 0, torch.float32: 1, torch.float64: 2, torch.int64: 3}
+_lib = None
+_tried = False
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "qblif-lava"
+
+
+def _cpu() -> str:
+    """The CPU model and flags (the build is ``-march=native``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "".join(sorted({ln for ln in f if ln.startswith(("model name", "flags"))}))
+    except OSError:
+        return ""
+
+
+def _build() -> Optional[ctypes.CDLL]:
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        return None
+    src = SOURCE.read_bytes()
+    tag = hashlib.sha256(src + " ".join([cc, _cpu()] + CFLAGS).encode()).hexdigest()[:16]
+    so = cache_dir() / f"qblif_scan-{tag}.so"
+    if not so.exists():
+        so.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=so.parent)
+        os.close(fd)
+        try:
+            subprocess.run([cc, *CFLAGS, str(SOURCE), "-o", tmp], check=True,
+                           capture_output=True, timeout=120)
+            os.replace(tmp, so)            # atomic: a concurrent build never sees half a file
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    lib = ctypes.CDLL(str(so))
+    f = lib.qblif_scan
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    f.argtypes = [ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, i64, i64,
+                  ptr, i64, ptr, i64, i64, ctypes.c_int, ptr, ptr, ptr, i64, i64,
+                  ptr, ctypes.c_int, i64, i64, i64, i64, i64, i64, ctypes.c_int32]
+    f.restype = ctypes.c_int
+    return lib
+
+
+def library() -> Optional[ctypes.CDLL]:
+    """The loaded kernel library, or None (no compiler, build failed, ``QBLIF_NATIVE=0``)."""
+    global _lib, _tried
+    if os.environ.get("QBLIF_NATIVE", "1") == "0":
+        return None
+    if not _tried:
+        _tried = True
+        try:
+            _lib = _build()
+        except (OSError, subprocess.SubprocessError):
+            _lib = None
+    return _lib
+
+
+def _param(value, n: int):
+    """A scalar or an (N,) array -> (contiguous int32 tensor, its length 1 or N)."""
+    t = torch.as_tensor(np.asarray(value, np.int64).reshape(-1).astype(np.int32))
+    return t.contiguous(), t.numel()
+
+
+def qblif_scan(p, a: torch.Tensor, static: bool, in_wrap: int, steps: int, record_uv: bool,
+               threads: int, narrow: bool = False) -> dict:
+    """The kernel on a CPU tensor ``a`` ((B, *shape) if ``static`` else (B, T, *shape), any
+    of int32/int64/float32/float64 holding integers), wrapped first by ``in_wrap`` (24, 32
+    or 0, see :func:`qblif.exact.engine.as_int32`); ``p`` a :class:`QBLIFParams` (numpy
+    parameters, channels-last); ``narrow``: the caller proved ``|a| < 2^17`` (before the
+    wrap) and ``|bias| < 2^24``, which allows the int32 fast variant. ``threads``: sample
+    ranges run on that many threads. Returns ``{"n": uint8 (B, T, *shape)}`` (counts
+    0..K <= 255; + int32 ``u``, ``v``)."""
+    a = a.contiguous()
+    shape = tuple(a.shape[1:] if static else a.shape[2:])
+    return _scan(p, a.data_ptr(), _DTYPES[a.dtype], a.shape[0], shape, static, in_wrap, steps,
+                 record_uv, threads, narrow, (None, 0, 0, 0, 0, 0, 0, 0, 0))
+
+
+def qblif_scan_pool(p, x: torch.Tensor, static: bool, kernel, out_hw, weight: int, steps: int,
+                    record_uv: bool, threads: int) -> dict:
+    """:func:`qblif_scan` of a layer whose synapse is a pooling with a uniform kernel of
+    ``weight``, stride = ``kernel``, no padding, dilation 1, computed inside the kernel from the
+    counts ``x`` ((B, [T,] H, W, C) uint8 or int32, channels-last). The caller proved the
+    fast variant's conditions (``|a| < 2^17``: ``weight * kH * kW * max x``; du = 4095,
+    dv = 0, ``|bias| < 2^24``)."""
+    x = x.contiguous()
+    h, w, c = x.shape[-3:]
+    shape = (int(out_hw[0]), int(out_hw[1]), int(c))
+    code = {torch.uint8: 4, torch.int32: 0}[x.dtype]
+    return _scan(p, None, 0, x.shape[0], shape, static, 0, steps, record_uv, threads, True,
+                 (x.data_ptr(), code, h, w, c, int(kernel[0]), int(kernel[1]), shape[1],
+                  int(weight)))
+
+
+def _scan(p, a_ptr, a_code, b, shape, static, in_wrap, steps, record_uv, threads, narrow, pool):
+    lib = library()
+    n_el = int(np.prod(shape))
+    if not hasattr(p, "_native"):
+        p._native = _param(p.theta, n_el) + _param(p.bias, n_el)
+    theta, theta_n, bias, bias_n = p._native
+    out = {"n": torch.empty((b, steps) + shape, dtype=torch.uint8)}     # counts 0..K <= 255
+    if record_uv:
+        out["u"] = torch.empty((b, steps) + shape, dtype=torch.int32)
+        out["v"] = torch.empty_like(out["u"])
+    args = (a_ptr, a_code, int(static), int(in_wrap), int(narrow), b,
+            int(steps), n_el, p.cu, p.cv, theta.data_ptr(), theta_n, bias.data_ptr(), bias_n,
+            p.k, int(p.subtract), out["n"].data_ptr(),
+            out["u"].data_ptr() if record_uv else None,
+            out["v"].data_ptr() if record_uv else None)
+    parts = max(1, min(int(threads), b))
+    cuts = [b * j // parts for j in range(parts + 1)]
+    if parts == 1:
+        rcs = [lib.qblif_scan(*args, 0, b, *pool)]
+    else:       # ctypes releases the GIL: sample ranges run in parallel
+        rcs = list(_pool(parts).map(lambda j: lib.qblif_scan(*args, cuts[j], cuts[j + 1], *pool),
+                                    range(parts)))
+    if any(rcs):
+        raise RuntimeError("qblif_scan: fused pooling outside the fast variant")
+    return out
+
+
+_pools: dict = {}
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    if n not in _pools:
+        _pools[n] = ThreadPoolExecutor(n, thread_name_prefix="qblif-scan")
+    return _pools[n]

@@ -1,0 +1,3 @@
+from qblif.lava.procs.delay_line.process import DelayLine
+
+__all__ = ["DelayLine"]

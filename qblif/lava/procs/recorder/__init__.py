@@ -1,0 +1,3 @@
+from qblif.lava.procs.recorder.process import Recorder
+
+__all__ = ["Recorder"]

@@ -1,0 +1,3 @@
+from qblif.lava.procs.source.process import FrameSource
+
+__all__ = ["FrameSource"]

@@ -1,0 +1,3 @@
+from qblif.lava.procs.thermometer.process import Thermometer
+
+__all__ = ["Thermometer"]

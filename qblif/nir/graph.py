@@ -1,0 +1,563 @@
+"""Load a NIR file and reduce it to a chain of float *stages* (no quantization here).
+
+A stage is what one IR layer becomes: one synaptic op (``Affine``/``Linear``/``Conv1d``/
+``Conv2d``/``SumPool2d``/``AvgPool2d``, with any adjacent ``Scale`` folded in) followed
+by one neuron node (``CubaLIF``/``LIF``/``IF``/``LI``/``Threshold``), or a ``Flatten``.
+Nested ``NIRGraph`` nodes are inlined (their ``Input``/``Output`` nodes become plain
+wires). What the IR (a feed-forward chain) cannot hold is refused with a
+:class:`CompileError` naming the node and its NIR type: recurrent subgraphs (a cycle),
+branches and merges, two synaptic ops in a row, a neuron with no synapse before it.
+
+Shapes: NIR's ``(C, H, W)`` / ``(N,)`` are the IR's file order. A ``Conv1d`` over
+``(C, L)`` becomes a conv with ``H = 1``: its stage shapes are ``(C, 1, L)``.
+Float units are NIR's own: weights multiply the upstream values, neuron parameters
+are as in NIR's equations (see :mod:`qblif.nir.simulate`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from qblif.core.errors import CompileError
+from qblif.core.constants import FALLBACK_INPUT_BITS
+from qblif.core.numeric import conv_out
+
+SYNAPSES = ("Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
+NEURONS = ("CubaLIF", "LIF", "IF", "LI", "Threshold")
+WIRES = ("Input", "Output")
+SUPPORTED = SYNAPSES + NEURONS + WIRES + ("Flatten", "Scale", "NIRGraph")
+META_KEY = "qblif"          # metadata extension of our exporter (docs/nir.md)
+MAX_NODES = 4096
+MAX_ELEMENTS = 2 ** 26
+
+
+DEFAULT_DT = 1e-4       # snnTorch's NIR export convention (tau = dt / (1 - beta))
+
+
+def scalar(x):
+    a = np.asarray(x)
+    return a.reshape(-1)[0].item() if a.size == 1 else None
+
+
+def graph_meta(graph) -> dict:
+    """The top-level ``metadata["qblif"]`` of a graph written by our exporter, or {}."""
+    md = getattr(graph, "metadata", None) or {}
+    ext = md.get(META_KEY) if isinstance(md, dict) else None
+    return ext if isinstance(ext, dict) else {}
+
+
+def positive(name, value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise CompileError(f"{name}={value!r} is not a number") from None
+    if not np.isfinite(value) or value <= 0:
+        raise CompileError(f"{name}={value} must be positive and finite")
+    return value
+
+
+def options(graph, dt=None, input_bits=None, input_scale=None) -> tuple:
+    """``(dt, input_bits, input_scale)``. dt, input_scale: the argument, else the file's
+    metadata, else the default (1e-4, 1.0); input_bits as ``qblif.compile``: the file's
+    metadata, else the argument, else 8."""
+    meta = graph_meta(graph)
+    if dt is None:
+        dt = scalar(meta["dt"]) if "dt" in meta else DEFAULT_DT
+    if input_scale is None:
+        input_scale = scalar(meta["input_scale"]) if "input_scale" in meta else 1.0
+    if "input_bits" in meta:
+        input_bits = scalar(meta["input_bits"])
+    try:
+        input_bits = int(FALLBACK_INPUT_BITS if input_bits is None else input_bits)
+    except (TypeError, ValueError):
+        raise CompileError(f"input_bits={input_bits!r} is not an integer") from None
+    return positive("dt", dt), input_bits, positive("input_scale", input_scale)
+
+
+def _where(name, node) -> str:
+    """``node``: the NIR node, or its type name."""
+    return f"NIR node {name!r} ({node if isinstance(node, str) else type(node).__name__})"
+
+
+def fail(name, node, why) -> CompileError:
+    """A CompileError naming the node and its NIR type."""
+    return CompileError(f"{_where(name, node)}: {why}")
+
+
+def array(name, node, attr, ndim=None, allow_inf=False) -> np.ndarray:
+    """A float64 parameter array, finite (``allow_inf``: +inf allowed), of ``ndim`` dims."""
+    val = getattr(node, attr, None)
+    if val is None:
+        raise fail(name, node, f"parameter {attr!r} is missing")
+    try:
+        arr = np.asarray(val, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise fail(name, node, f"parameter {attr!r} is not numeric") from None
+    if arr.size == 0 or arr.size > MAX_ELEMENTS:
+        raise fail(name, node, f"parameter {attr!r} has {arr.size} elements")
+    bad = np.isnan(arr) | (np.isinf(arr) & ~(allow_inf & (arr > 0)))
+    if np.any(bad):
+        raise fail(name, node, f"parameter {attr!r} holds NaN or infinity")
+    if ndim is not None and arr.ndim != ndim:
+        raise fail(name, node, f"parameter {attr!r} has shape {arr.shape}, expected {ndim} dims")
+    return arr
+
+
+def param(st, attr, default=None, allow_inf=False, positive=False) -> np.ndarray:
+    """A neuron parameter of stage ``st`` broadcast to the stage shape (float64): a scalar,
+    one value per neuron, or (3-D layers) one per channel. ``default`` when absent."""
+    n, name, shape = st.neuron, st.name, tuple(st.shape)
+    if default is not None and getattr(n, attr, None) is None:
+        return np.full(shape, float(default))
+    a = array(name, n, attr, allow_inf=allow_inf)
+    if a.size == 1:
+        a = np.full(shape, a.reshape(-1)[0])
+    elif a.size == int(np.prod(shape)):
+        a = a.reshape(shape)
+    elif len(shape) > 1 and a.size == shape[0]:
+        a = np.broadcast_to(a.reshape((-1,) + (1,) * (len(shape) - 1)), shape).copy()
+    else:
+        raise fail(name, n, f"parameter {attr!r} of shape {a.shape} does not fit the layer "
+                   f"shape {shape}")
+    if positive and np.any(a <= 0):
+        raise fail(name, n, f"parameter {attr!r} must be > 0")
+    return a
+
+
+def pair(name, node, attr, default=None) -> tuple:
+    val = getattr(node, attr, default)
+    if val is None:
+        raise fail(name, node, f"parameter {attr!r} is missing")
+    if isinstance(val, (str, bytes)):
+        return val.decode() if isinstance(val, bytes) else val
+    try:
+        arr = np.asarray(val).reshape(-1)
+        ok = arr.size in (1, 2) and arr.dtype.kind in "iuf" and np.all(np.isfinite(arr)) \
+            and np.all(arr == np.round(arr)) and np.all(np.abs(arr) < 2 ** 31)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise fail(name, node, f"parameter {attr!r}={val!r} is not an int or an int pair")
+    arr = arr.astype(np.int64)
+    return (int(arr[0]), int(arr[-1]))
+
+
+@dataclass
+class Stage:
+    """One IR layer in NIR's float units.
+
+    kind: ``dense`` | ``conv`` | ``pool`` | ``flatten``. weight: dense ``(out, in)``,
+    conv ``(C_out, C_in/groups, kH, kW)``, pool ``(kH, kW)`` (1.0 for SumPool,
+    ``1/(kH*kW)`` for AvgPool), floats in NIR units. bias: ``shape`` array or None
+    (the op's additive term). neuron: the NIR neuron node; name: its node name
+    (the op's, for a flatten). ops: names of the folded synaptic/scale nodes.
+    """
+    kind: str
+    name: str
+    in_shape: tuple
+    shape: tuple
+    neuron: object = None
+    weight: Optional[np.ndarray] = None
+    bias: Optional[np.ndarray] = None
+    kernel: Optional[tuple] = None
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    dilation: tuple = (1, 1)
+    groups: int = 1
+    ops: list = field(default_factory=list)
+    op_types: list = field(default_factory=list)
+
+    @property
+    def neuron_type(self) -> str:
+        return type(self.neuron).__name__ if self.neuron is not None else ""
+
+    @property
+    def meta(self) -> dict:
+        """The qblif metadata extension on the neuron node (our exporter), or {}."""
+        md = getattr(self.neuron, "metadata", None) or {}
+        ext = md.get(META_KEY) if isinstance(md, dict) else None
+        return ext if isinstance(ext, dict) else {}
+
+
+def load(path) -> "nir.NIRGraph":  # noqa: F821
+    """``nir.read`` with every failure turned into one CompileError."""
+    import nir
+    try:
+        return nir.read(str(path), type_check=False)
+    except FileNotFoundError:
+        raise CompileError(f"{path}: no such file") from None
+    except Exception as exc:  # h5py, KeyError for missing datasets, ValueError for types
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        raise CompileError(f"{path}: not a readable NIR file ({type(exc).__name__}: {msg})") \
+            from None
+
+
+def _inline(graph, prefix="", depth=0):
+    """Flatten nested graphs: ``(nodes {name: node}, edges [(a, b)], inputs, outputs)``.
+
+    Sub-graph nodes are named ``<sub>.<node>``; edges to ``<sub>`` or ``<sub>.input``
+    go to its Input nodes, from ``<sub>`` or ``<sub>.output`` come from its Output nodes.
+    """
+    import nir
+    if depth > 32:
+        raise CompileError(f"NIR graph {prefix!r}: nested more than 32 levels deep")
+    nodes = getattr(graph, "nodes", None)
+    edges = getattr(graph, "edges", None)
+    if not isinstance(nodes, dict) or not isinstance(edges, (list, tuple, np.ndarray)):
+        raise CompileError(f"NIR graph {prefix or '/'!r}: has no nodes or no edges")
+    if len(nodes) > MAX_NODES:
+        raise CompileError(f"NIR graph {prefix or '/'!r}: {len(nodes)} nodes (limit {MAX_NODES})")
+    flat, flat_edges, ports = {}, [], {}
+    for name, node in nodes.items():
+        full = f"{prefix}{name}"
+        if isinstance(node, nir.NIRGraph):
+            sub_nodes, sub_edges, ins, outs = _inline(node, full + ".", depth + 1)
+            if not ins or not outs:
+                raise fail(full, node, "a nested graph needs an Input and an Output node")
+            flat.update(sub_nodes)
+            flat_edges += sub_edges
+            ports[name] = (ins, outs)
+        else:
+            flat[full] = node
+    for e in edges:
+        try:
+            a, b = (str(x.decode() if isinstance(x, bytes) else x) for x in e)
+        except (TypeError, ValueError):
+            raise CompileError(f"NIR graph {prefix or '/'!r}: malformed edge {e!r}") from None
+        srcs = _endpoint(a, ports, prefix, out=True)
+        dsts = _endpoint(b, ports, prefix, out=False)
+        flat_edges += [(s, d) for s in srcs for d in dsts]
+    ins = [f"{prefix}{n}" for n, v in nodes.items() if isinstance(v, nir.Input)]
+    outs = [f"{prefix}{n}" for n, v in nodes.items() if isinstance(v, nir.Output)]
+    return flat, flat_edges, ins, outs
+
+
+def _endpoint(x, ports, prefix, out):
+    head, _, port = x.partition(".")
+    if head in ports:
+        ins, outs = ports[head]
+        if not port or port in ("input", "output"):
+            return outs if out else ins
+        return [f"{prefix}{x}"]
+    return [f"{prefix}{x}"]
+
+
+def _splice_wires(nodes, edges, keep):
+    """Remove sub-graph Input/Output nodes (not in ``keep``), connecting around them."""
+    import nir
+    for name in [n for n, v in nodes.items() if isinstance(v, (nir.Input, nir.Output))
+                 and n not in keep]:
+        ins = [a for a, b in edges if b == name]
+        outs = [b for a, b in edges if a == name]
+        edges = [e for e in edges if name not in e] + [(a, b) for a in ins for b in outs]
+        del nodes[name]
+    return nodes, list(dict.fromkeys(edges))
+
+
+def chain(graph) -> list:
+    """The top-level graph as an ordered list of ``(name, node)``, Input first, Output last."""
+    import networkx as nx
+    nodes, edges, ins, outs = _inline(graph)
+    if len(ins) != 1 or len(outs) != 1:
+        raise CompileError(f"NIR graph: expected one Input and one Output node, found "
+                           f"{len(ins)} Input ({', '.join(ins) or '-'}) and {len(outs)} "
+                           f"Output ({', '.join(outs) or '-'})")
+    for a, b in edges:
+        for x in (a, b):
+            if x not in nodes:
+                raise CompileError(f"NIR graph: edge ({a!r}, {b!r}) refers to a missing node "
+                                   f"{x!r}")
+    nodes, edges = _splice_wires(dict(nodes), edges, set(ins) | set(outs))
+    for name, node in nodes.items():
+        t = type(node).__name__
+        if t not in SUPPORTED:
+            raise fail(name, node, f"unsupported node type (supported: {', '.join(SUPPORTED)})")
+    g = nx.DiGraph()
+    g.add_nodes_from(nodes)
+    g.add_edges_from(edges)
+    cycles = list(nx.simple_cycles(g))
+    if cycles:
+        cyc = sorted(cycles, key=len)[0]
+        sub = cyc[0].split(".")[0]
+        raise CompileError(f"NIR node {sub!r}: a recurrent subgraph (cycle "
+                           f"{' -> '.join(cyc + cyc[:1])}) is not representable: the compiler's "
+                           "IR is a feed-forward chain of layers")
+    order = [ins[0]]
+    seen = {ins[0]}
+    while order[-1] != outs[0]:
+        cur = order[-1]
+        succ = list(g.successors(cur))
+        if len(succ) != 1:
+            why = "has no successor (dangling)" if not succ else \
+                f"branches to {len(succ)} nodes ({', '.join(succ)}): only chains are supported"
+            raise fail(cur, nodes[cur], why)
+        nxt = succ[0]
+        if g.in_degree(nxt) != 1:
+            raise fail(nxt, nodes[nxt], f"merges {g.in_degree(nxt)} inputs "
+                       f"({', '.join(g.predecessors(nxt))}): only chains are supported")
+        order.append(nxt)
+        seen.add(nxt)
+    left = [n for n in nodes if n not in seen]
+    if left:
+        raise fail(left[0], nodes[left[0]], "is not on the path from Input to Output")
+    return [(n, nodes[n]) for n in order]
+
+
+def _input_shape(name, node, first_op) -> tuple:
+    t = getattr(node, "input_type", None) or {}
+    shape = t.get("input") if isinstance(t, dict) else None
+    if shape is None and isinstance(t, dict) and len(t) == 1:
+        shape = next(iter(t.values()))
+    if shape is None:
+        raise fail(name, node, "has no input shape")
+    shape = tuple(int(s) for s in np.asarray(shape).reshape(-1))
+    if not shape or min(shape) <= 0 or np.prod(shape, dtype=float) > MAX_ELEMENTS:
+        raise fail(name, node, f"invalid shape {shape}")
+    if len(shape) == 2 and first_op == "Conv1d":
+        return (shape[0], 1, shape[1])
+    if len(shape) not in (1, 3):
+        raise fail(name, node, f"shape {shape}: inputs are (N,) or (C, H, W) (or (C, L) "
+                   "into a Conv1d)")
+    return shape
+
+
+def _fold_scale(name, node, st, after):
+    """Fold a Scale node into the stage's op: after (per output) or before (dense: per input)."""
+    s = array(name, node, "scale")
+    if s.size == 1 or np.ptp(s) == 0:
+        st.weight = st.weight * float(s.reshape(-1)[0])
+        if after and st.bias is not None:
+            st.bias = st.bias * float(s.reshape(-1)[0])
+        return
+    if after and st.kind in ("dense", "conv") and s.size == st.shape[0]:
+        st.weight = st.weight * s.reshape((-1,) + (1,) * (st.weight.ndim - 1))
+        if st.bias is not None:
+            st.bias = st.bias * s.reshape((-1,) + (1,) * (len(st.shape) - 1))
+        return
+    if after and st.kind == "dense" and s.size == int(np.prod(st.shape)):
+        st.weight = st.weight * s.reshape(-1, 1)
+        if st.bias is not None:
+            st.bias = st.bias * s.reshape(st.shape)
+        return
+    if not after and st.kind == "dense" and s.size == st.weight.shape[1]:
+        st.weight = st.weight * s.reshape(1, -1)
+        return
+    raise fail(name, node, f"a Scale of shape {s.shape} cannot be folded into "
+               f"{st.op_types[0]} {st.ops[0]!r} (scalars, per-output-channel after the op, or "
+               "per-input before a dense op)")
+
+
+def _synapse(name, node, cur) -> Stage:
+    t = type(node).__name__
+    if t in ("Affine", "Linear"):
+        w = array(name, node, "weight")
+        if w.ndim != 2:
+            raise fail(name, node, f"weight has shape {w.shape}, expected (out, in)")
+        n_in = int(np.prod(cur))
+        if w.shape[1] != n_in:
+            raise fail(name, node, f"weight shape {w.shape} does not fit its input of {cur} "
+                       f"({n_in} values)")
+        if len(cur) != 1:
+            raise fail(name, node, f"a dense op needs a 1-D input, found {cur}: add a Flatten")
+        st = Stage("dense", name, cur, (w.shape[0],), weight=w)
+        if t == "Affine":
+            b = array(name, node, "bias").reshape(-1)
+            if b.size != w.shape[0]:
+                raise fail(name, node, f"bias has {b.size} values, expected {w.shape[0]}")
+            st.bias = b
+        return st
+    if len(cur) != 3:
+        raise fail(name, node, f"needs a (C, H, W) input, found {cur}")
+    c_in = cur[0]
+    if t in ("Conv1d", "Conv2d"):
+        w = array(name, node, "weight")
+        if t == "Conv1d":
+            if w.ndim != 3 or cur[1] != 1:
+                raise fail(name, node, f"weight {w.shape} / input {cur}: expected "
+                           "(C_out, C_in/groups, k) over a (C, L) input")
+            w = w[:, :, None, :]
+            one = lambda v: (1, int(np.asarray(v).reshape(-1)[0]))  # noqa: E731
+            stride, dil = one(pair(name, node, "stride")), one(pair(name, node, "dilation"))
+            pad = pair(name, node, "padding")
+            pad = pad if isinstance(pad, str) else (0, pad[0])
+        else:
+            if w.ndim != 4:
+                raise fail(name, node, f"weight has shape {w.shape}, expected "
+                           "(C_out, C_in/groups, kH, kW)")
+            stride, dil = pair(name, node, "stride"), pair(name, node, "dilation")
+            pad = pair(name, node, "padding")
+        groups = pair(name, node, "groups", 1)[0]
+        kernel = tuple(int(k) for k in w.shape[2:])
+        if isinstance(pad, str):
+            if pad == "valid":
+                pad = (0, 0)
+            elif pad == "same" and all(k % 2 for k in kernel) and stride == (1, 1):
+                pad = tuple((k - 1) * d // 2 for k, d in zip(kernel, dil))
+            else:
+                raise fail(name, node, f"padding {pad!r} is unsupported with kernel {kernel}, "
+                           f"stride {stride}")
+        if groups < 1 or c_in % groups or w.shape[0] % groups or w.shape[1] != c_in // groups:
+            raise fail(name, node, f"weight shape {w.shape} with groups={groups} does not fit "
+                       f"its input of {cur}")
+        st = Stage("conv", name, cur, (), weight=w, kernel=kernel, stride=stride, padding=pad,
+                   dilation=dil, groups=groups)
+        c_out = w.shape[0]
+        b = getattr(node, "bias", None)
+        if b is not None:
+            b = array(name, node, "bias").reshape(-1)
+            if b.size not in (1, c_out):
+                raise fail(name, node, f"bias has {b.size} values, expected {c_out}")
+            if np.any(b):
+                st.bias = b
+    else:   # SumPool2d / AvgPool2d
+        kernel = pair(name, node, "kernel_size")
+        stride = pair(name, node, "stride", kernel)
+        pad = pair(name, node, "padding", (0, 0))
+        if isinstance(pad, str) or isinstance(stride, str) or isinstance(kernel, str):
+            raise fail(name, node, "string kernel/padding/stride is unsupported for pooling")
+        if min(kernel) < 1 or max(kernel) > 1024:
+            raise fail(name, node, f"kernel_size={kernel} is out of range [1, 1024]")
+        w = np.ones(kernel) / (1.0 if t == "SumPool2d" else float(kernel[0] * kernel[1]))
+        st = Stage("pool", name, cur, (), weight=w, kernel=kernel, stride=stride, padding=pad)
+        c_out = c_in
+    for key, val, lo in (("kernel", st.kernel, 1), ("stride", st.stride, 1),
+                         ("padding", st.padding, 0), ("dilation", st.dilation, 1)):
+        if min(val) < lo or max(val) > 1024:
+            raise fail(name, node, f"{key}={val} is out of range [{lo}, 1024]")
+    hw = tuple(conv_out(cur[1 + a], st.kernel[a], st.stride[a], st.padding[a], st.dilation[a])
+               for a in (0, 1))
+    if min(hw) <= 0:
+        raise fail(name, node, f"kernel {st.kernel} does not fit its input {cur}")
+    st.shape = (c_out,) + hw
+    if st.bias is not None:
+        st.bias = np.broadcast_to(st.bias.reshape(-1, 1, 1), st.shape).copy()
+    return st
+
+
+def _compose(st, nxt, name, node) -> None:
+    """Fuse op ``nxt`` (applied after ``st``) into ``st`` in place: dense after dense
+    (``W2 @ W1``), or a pooling after a conv (one conv with kernel ``K + (k_p - 1) * s``
+    and stride ``s * s_p``: ``conv -> AvgPool2d -> LIF`` as snnTorch writes it)."""
+    if st.kind == "dense" and nxt.kind == "dense":
+        b1 = st.bias if st.bias is not None else 0.0
+        bias = nxt.weight @ np.broadcast_to(b1, (st.weight.shape[0],))
+        if nxt.bias is not None:
+            bias = bias + nxt.bias
+        st.weight = nxt.weight @ st.weight
+        st.bias = bias if (st.bias is not None or nxt.bias is not None) else None
+        st.shape = nxt.shape
+        return
+    if st.kind == "conv" and nxt.kind == "pool" and tuple(st.dilation) == (1, 1) \
+            and tuple(nxt.padding) == (0, 0):
+        (kh, kw), (sh, sw) = st.kernel, st.stride
+        (ph, pw), pool = nxt.kernel, nxt.weight
+        w = np.zeros(st.weight.shape[:2] + (kh + (ph - 1) * sh, kw + (pw - 1) * sw))
+        for a in range(ph):
+            for b in range(pw):
+                w[:, :, a * sh:a * sh + kh, b * sw:b * sw + kw] += st.weight * pool[a, b]
+        stride = (sh * nxt.stride[0], sw * nxt.stride[1])
+        hw = tuple(conv_out(st.in_shape[1 + i], w.shape[2 + i], stride[i], st.padding[i], 1)
+                   for i in (0, 1))
+        if (st.shape[0],) + hw == tuple(nxt.shape):
+            if st.bias is not None:
+                st.bias = np.broadcast_to(st.bias[:, :1, :1] * pool.sum(), nxt.shape).copy()
+            st.weight, st.kernel, st.stride, st.shape = w, tuple(w.shape[2:]), stride, nxt.shape
+            return
+    raise fail(name, node, f"follows {st.op_types[0]} {st.ops[0]!r} with no neuron between, "
+               "and the two ops do not fuse into one synapse (supported: dense after dense, "
+               "unpadded pooling after an undilated conv)")
+
+
+def _check_declared(name, node, shape):
+    """A node's declared output type (where it states one) must match the inferred shape."""
+    t = getattr(node, "output_type", None)
+    if not isinstance(t, dict):
+        return
+    for v in t.values():
+        if v is None:
+            continue
+        try:
+            want = tuple(int(s) for s in np.asarray(v).reshape(-1))
+        except (TypeError, ValueError):
+            continue
+        if want and int(np.prod(want)) != int(np.prod(shape)):
+            raise fail(name, node, f"declares output shape {want}, but its input gives {shape}")
+
+
+def stages(graph, input_scale: float = 1.0) -> tuple:
+    """``(input_shape, [Stage, ...])`` of a NIR graph, or a CompileError. ``input_scale``
+    (the graph receives ``frame * input_scale``) is folded into the first op's weights."""
+    order = chain(graph)
+    first_op = next((type(n).__name__ for _, n in order[1:]
+                     if type(n).__name__ in SYNAPSES), None)
+    shape = _input_shape(*order[0], first_op)
+    in_shape = cur = shape
+    out, pend = [], None          # pend: the stage being assembled (op seen, neuron not yet)
+    pre_scale = []
+    for name, node in order[1:]:
+        t = type(node).__name__
+        if t == "Output":
+            if pend is not None or pre_scale:
+                last = pend.ops[-1] if pend else pre_scale[-1][0]
+                raise fail(name, node, f"follows the synaptic op {last!r} with no neuron "
+                           "between: the compiled network outputs a neuron layer's counts")
+            t_in = getattr(node, "input_type", None)
+            _check_declared(name, type("Output", (), {"output_type": t_in})(), cur)
+            break
+        if t == "Scale":
+            if pend is None:
+                pre_scale.append((name, node))
+            else:
+                _fold_scale(name, node, pend, after=True)
+                pend.ops.append(name)
+                pend.op_types.append(t)
+            continue
+        if t in SYNAPSES:
+            if pend is not None:       # two linear ops in a row: fuse them where exact
+                nxt = _synapse(name, node, pend.shape)
+                _compose(pend, nxt, name, node)
+                pend.ops.append(name)
+                pend.op_types.append(t)
+                _check_declared(name, node, pend.shape)
+                continue
+            pend = _synapse(name, node, cur)
+            pend.ops, pend.op_types = [name], [t]
+            for sn, snode in pre_scale:
+                _fold_scale(sn, snode, pend, after=False)
+                pend.ops.append(sn)
+                pend.op_types.append("Scale")
+            pre_scale = []
+            _check_declared(name, node, pend.shape)
+            continue
+        if t == "Flatten":
+            if pend is not None or pre_scale:
+                raise fail(name, node, "a Flatten between a synaptic op and its neuron is "
+                           "unsupported")
+            flat = (int(np.prod(cur)),)
+            if flat != cur:
+                out.append(Stage("flatten", name, cur, flat))
+            cur = flat
+            continue
+        if t in NEURONS:
+            if pend is None:
+                raise fail(name, node, "needs a synaptic op (Affine, Linear, Conv, Pool) "
+                           "before it: every IR layer is a synapse plus a neuron")
+            pend.neuron, pend.name = node, name
+            _check_declared(name, node, pend.shape)
+            out.append(pend)
+            cur, pend = pend.shape, None
+            continue
+        raise fail(name, node, f"{t} is not supported inside the chain")
+    if not any(st.kind != "flatten" for st in out):
+        raise CompileError("NIR graph: no neuron layer (nothing to compile)")
+    first = next(st for st in out if st.kind != "flatten")
+    first.weight = first.weight * input_scale
+    if out[-1].kind == "flatten":
+        raise CompileError(f"NIR node {out[-1].name!r} (Flatten): the graph ends in a Flatten")
+    for st in out[:-1]:
+        if st.neuron_type == "LI":
+            raise fail(st.name, st.neuron, "an LI (non-spiking) node is supported only as the "
+                       "readout, the last layer")
+    return in_shape, out

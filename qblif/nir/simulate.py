@@ -1,0 +1,153 @@
+"""A float simulation of a NIR graph with NIR's own semantics, and the spike agreement
+check of the compiled network against it.
+
+Semantics (docs/nir.md): every node's ODE stepped by forward Euler at ``dt``, the current
+before the voltage, in chain order with no delay between nodes (what the compiled
+network computes within each sample's window), states zero at the start of each sample.
+Per step, for synaptic input ``y`` (the op's output, bias included):
+
+- CubaLIF: ``I += dt/tau_syn * (w_in*y - I)``; ``v += dt/tau_mem * (v_leak - v + r*I)``
+- LIF: ``v += dt/tau * (v_leak - v + r*y)``;  IF: ``v += dt * r * y``
+- LI (readout): as LIF, never spikes; its output is ``v``
+- Threshold: spike where ``y > threshold``
+
+then a spike where ``v > v_threshold`` and ``v = v_reset`` there. Inputs are the frames
+given to the compiled network (integers, as floats), presented unchanged every step.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from qblif.nir.graph import load, param, stages
+from qblif.nir.graph import options
+from qblif.core.numeric import valid_taps
+
+
+def conv2d(x, w, stride, padding, dilation, groups, out_hw) -> np.ndarray:
+    """Float cross-correlation (torch's conv2d): x ``(B, C_in, H, W)``, w ``(C_out, C_in/g,
+    kH, kW)`` -> ``(B, C_out, *out_hw)``."""
+    b, c_out = x.shape[0], w.shape[0]
+    cg, og = w.shape[1], c_out // groups
+    y = np.zeros((b, c_out) + tuple(out_hw))
+    th = valid_taps(x.shape[2], out_hw[0], w.shape[2], stride[0], padding[0], dilation[0])
+    tw = valid_taps(x.shape[3], out_hw[1], w.shape[3], stride[1], padding[1], dilation[1])
+    for g in range(groups):
+        xg, wg = x[:, g * cg:(g + 1) * cg], w[g * og:(g + 1) * og]
+        for a, (oh, ih) in enumerate(th):
+            for c, (ow, iw) in enumerate(tw):
+                if oh.size and ow.size:
+                    patch = xg[:, :, ih][:, :, :, iw]                     # (B, cg, |oh|, |ow|)
+                    y[:, g * og:(g + 1) * og, oh[:, None], ow[None, :]] += \
+                        np.einsum("oc,bchw->bohw", wg[:, :, a, c], patch)
+    return y
+
+
+def synapse(st, x) -> np.ndarray:
+    """The op of stage ``st`` on ``x`` ``(B, *in_shape)`` -> ``(B, *shape)`` (float)."""
+    b = x.shape[0]
+    if st.kind == "dense":
+        y = x.reshape(b, -1) @ st.weight.T
+    elif st.kind == "conv":
+        y = conv2d(x, st.weight, st.stride, st.padding, st.dilation, st.groups, st.shape[1:])
+    else:
+        c = st.shape[0]
+        w = np.broadcast_to(st.weight, (c, 1) + st.weight.shape)
+        y = conv2d(x, w, st.stride, st.padding, (1, 1), c, st.shape[1:])
+    if st.bias is not None:
+        y = y + st.bias
+    return y.reshape((b,) + tuple(st.shape))
+
+
+def neuron_run(st, y, dt) -> np.ndarray:
+    """Step the stage's neuron over ``y`` ``(S, T, *shape)``: spikes (0/1) or LI voltages."""
+    t_name = st.neuron_type
+    n_s, steps = y.shape[:2]
+    out = np.zeros_like(y)
+    if t_name == "Threshold":
+        return (y > param(st, "threshold")).astype(np.float64)
+    cur = np.zeros((n_s,) + tuple(st.shape))
+    v = np.zeros_like(cur)
+    if t_name == "CubaLIF":
+        a_s, a_m = dt / param(st, "tau_syn", allow_inf=True), dt / param(st, "tau_mem",
+                                                                          allow_inf=True)
+        w_in, r, leak = param(st, "w_in", 1.0), param(st, "r"), param(st, "v_leak", 0.0)
+    elif t_name in ("LIF", "LI"):
+        a_m = dt / param(st, "tau", allow_inf=True)
+        r, leak = param(st, "r"), param(st, "v_leak", 0.0)
+    else:  # IF
+        r = param(st, "r")
+    thr = None if t_name == "LI" else param(st, "v_threshold")
+    reset = None if t_name == "LI" else param(st, "v_reset", 0.0)
+    for t in range(steps):
+        x = y[:, t]
+        if t_name == "CubaLIF":
+            cur = cur + a_s * (w_in * x - cur)
+            v = v + a_m * (leak - v + r * cur)
+        elif t_name in ("LIF", "LI"):
+            v = v + a_m * (leak - v + r * x)
+        else:
+            v = v + dt * r * x
+        if thr is None:
+            out[:, t] = v
+            continue
+        s = v > thr
+        v = np.where(s, reset, v)
+        out[:, t] = s
+    return out
+
+
+def simulate(path, frames, steps: int, dt=None, input_scale=None) -> dict:
+    """Float outputs ``{layer index: (S, T, *shape)}`` of every neuron layer of the NIR file
+    (layer indices as in the compiled IR): spikes 0/1, or ``v`` for an LI readout.
+    frames: ``(S, *input_shape)`` (the compiled network's input shape); the graph receives
+    ``frames * input_scale`` (dt, input_scale: as :func:`qblif.ir.from_nir.read_nir`)."""
+    graph = load(path)
+    dt, _, scale = options(graph, dt, None, input_scale)
+    in_shape, sts = stages(graph)
+    x = np.asarray(frames, np.float64) * scale
+    n_s = x.shape[0]
+    cur = np.broadcast_to(x[:, None], (n_s, steps) + tuple(in_shape))
+    out = {}
+    for i, st in enumerate(sts):
+        if st.kind == "flatten":
+            cur = cur.reshape(n_s, steps, -1)
+            continue
+        y = synapse(st, cur.reshape((n_s * steps,) + tuple(st.in_shape)))
+        y = y.reshape((n_s, steps) + tuple(st.shape))
+        out[i] = cur = neuron_run(st, y, dt)
+    return out
+
+
+def agreement(lava: dict, ref: dict, readouts=()) -> dict:
+    """Per layer: the fraction of (sample, step, neuron) whose spike (count > 0) equals the
+    float simulation's; for LI readouts, the fraction of samples whose arg-max of the summed
+    voltage agrees (``lava`` holds voltages for those)."""
+    res = {}
+    for i, want in ref.items():
+        got = np.asarray(lava[i])
+        if i in readouts:
+            a = got.reshape(got.shape[0], -1, int(np.prod(got.shape[2:]))).sum(1).argmax(1)
+            b = want.reshape(want.shape[0], -1, int(np.prod(want.shape[2:]))).sum(1).argmax(1)
+            res[i] = float(np.mean(a == b))
+        else:
+            res[i] = float(np.mean((got > 0) == (want > 0)))
+    return res
+
+
+def readout_layers(net) -> list:
+    """IR indices of layers that came from an LI node (read their ``v``, not spikes)."""
+    return list(net.ir.graph.get("nir_readouts", []))
+
+
+def check(net, frames, steps: int, lava_out=None) -> dict:
+    """Run the compiled NIR network ``net`` in Lava (unless ``lava_out``, a previous
+    ``net.run`` result with ``record_uv`` for LI readouts, is given) and its float
+    simulation; return ``{layer index: agreement}`` (:func:`agreement`)."""
+    ro = readout_layers(net)
+    if lava_out is None:
+        lava_out = net.run(frames, steps, record_uv=bool(ro))
+    got = {i: (lava_out[("v", i)] if i in ro else lava_out[i]) for i in lava_out
+           if isinstance(i, int)}
+    ref = simulate(net.ir.graph["path"], frames, steps, dt=net.ir.graph.get("nir_dt"),
+                   input_scale=net.ir.graph.get("nir_input_scale"))
+    return agreement(got, ref, ro)

@@ -1,0 +1,154 @@
+"""Resource estimation per layer (static part; SynOps are added after a run).
+
+Loihi 2 figures used (Intel, "Taking Neuromorphic Computing to the Next Level
+with Loihi 2", technology brief, 2021, Table 1): 128 neuromorphic cores per
+chip, up to 1 M neurons and 120 M synapses per chip, i.e. up to 8192 neurons per
+core and, on average, 120e6 / 128 = 937,500 synapses per core. The core estimate
+of a layer is ``max(ceil(neurons / 8192), ceil(synapses / 937500))``: an
+optimistic lower bound that ignores fan-in/axon limits and memory partitioning.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from qblif.core import numeric
+from qblif.ir import in_message, layers, output_delays
+from qblif.passes.declare import declare
+
+LOIHI2_CORES_PER_CHIP = 128
+LOIHI2_NEURONS_PER_CORE = 8192
+LOIHI2_SYNAPSES_PER_CORE = 120_000_000 // 128
+
+
+@declare(reads=("layer.synapse", "layer.in_shape"),
+         writes=("layer.resources", "layer.fan_out_vec", "graph.cores", "graph.chips"))
+def estimate_resources(g):
+    """``layer.resources`` of each synaptic layer: neurons, synapses, fan-in/out, cores;
+    ``g.graph`` ``cores`` and ``chips``. (Message bits and lanes are the input edge's
+    :class:`qblif.ir.Message`; weight bits/exponent the :class:`qblif.ir.Synapse`.)"""
+    total_cores = 0
+    for ly in layers(g):
+        r = ly.resources
+        if not ly.synaptic:
+            r.update(neurons=0, synapses=0, cores=0)
+            continue
+        fo = numeric.fan_out(ly)
+        ly.fan_out_vec = fo
+        syn = int(fo.sum())
+        r.update(neurons=ly.size, synapses=syn,
+                 fan_in=syn / ly.size, fan_out=syn / max(1, fo.size))
+        r["cores"] = max(math.ceil(ly.size / LOIHI2_NEURONS_PER_CORE),
+                         math.ceil(syn / LOIHI2_SYNAPSES_PER_CORE))
+        total_cores += r["cores"]
+    g.graph["cores"] = total_cores
+    g.graph["chips"] = max(1, math.ceil(total_cores / LOIHI2_CORES_PER_CHIP))
+    return g
+
+
+def synops_per_step(ly, counts_in: np.ndarray) -> float:
+    """Mean SynOps per step of ``ly``'s input: unit events x fan-out (spec section 4).
+
+    counts_in: presynaptic counts ``(samples, steps, *in_shape)``.
+    """
+    c = np.asarray(counts_in, np.int64)
+    per = (c * ly.fan_out_vec.reshape((1, 1) + ly.fan_out_vec.shape)).reshape(c.shape[0], c.shape[1], -1)
+    return float(per.sum(axis=2).mean())
+
+
+# ------------------------------------------------------------------ host (Lava CPU) estimate
+# Lava 0.10 runs every process model in its own forked OS process (plus one runtime service
+# and the shared-memory manager), forked from the parent. Measured (docs/hardening.md): the
+# digits MLP's 9 worker processes have a proportional set size (PSS) of 12.8 MB each (their
+# RSS of 77 MB each is mostly pages shared copy-on-write with the parent); a 200-layer net
+# of 605 processes used about 13 GB, 21.5 MB each (issue 10). Per process, the larger:
+PROCESS_MB = 21.5
+MAX_PROCESSES = 256            # documented limit (docs/hardening.md); --force overrides
+MAX_MEMORY_FRACTION = 0.5      # of MemAvailable (/proc/meminfo) at the time of the check
+RUNTIME_PROCESSES = 2          # Lava's runtime service + the shared-memory manager
+
+
+def _lava_processes(g, record=None, record_uv: bool = False) -> int:
+    """Lava processes :func:`qblif.lava.emit.emit` builds for ``g`` (same rules, counted; a
+    dense_rec layer's feedback gate, built in the per-sample mode only, counted always)."""
+
+    def recorded(ly):   # a Recorder, plus two Monitors (u, v) for kinds that have them
+        rec = record is None or ly.index in record
+        return rec + 2 * (record_uv and ly.neuron.kind not in ("SDNN", "RF"))
+
+    n = 1                                            # FrameSource / BiasNeuron
+    lanes_ready = True
+    lys = layers(g)
+    for ly in lys:
+        if ly is lys[0] and ly.proc in ("BiasNeuron", "Delta"):
+            n += recorded(ly) + (ly.proc == "Delta")
+            lanes_ready = False
+            continue
+        if not ly.synaptic:
+            continue
+        n += 2 + recorded(ly)                        # synapse + neuron
+        n += in_message(g, ly.index).lanes > 1 and not lanes_ready   # Thermometer
+        if ly.synapse.imag is not None:
+            n += 1                                   # imaginary Dense
+        else:
+            n += output_delays(ly) is not None      # DelayLine
+            if ly.synapse.weight_rec is not None:    # recurrent Dense (+ its Thermometer),
+                # + the feedback gate of the sample mode (counted in every mode: an upper bound)
+                n += 2 + (g.edges[ly.index, ly.index]["message"].lanes > 1)
+        lanes_ready = False
+    return n
+
+
+def _mem_available_mb():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def host_estimate(g, samples: int = 1, steps: int = 1, record=None,
+                  record_uv: bool = False) -> dict:
+    """What a Lava CPU run of ``g`` needs on this host, before anything starts.
+
+    Returns ``processes`` (OS processes: Lava processes + :data:`RUNTIME_PROCESSES`),
+    ``memory_mb`` (processes x :data:`PROCESS_MB` + recordings: int32 per recorded
+    neuron per step, x3 with ``record_uv``), ``available_mb`` (MemAvailable, None if
+    unknown) and the limits ``max_processes`` / ``max_memory_mb``.
+    """
+    procs = _lava_processes(g, record, record_uv) + RUNTIME_PROCESSES
+    total_steps = int(samples) * int(steps) + int(g.graph.get("depth", 0))
+    rec_neurons = sum(ly.size for ly in layers(g) if ly.neuron is not None
+                      and (record is None or ly.index in record))
+    rec_mb = rec_neurons * total_steps * 4 * (3 if record_uv else 1) / 2 ** 20
+    avail = _mem_available_mb()
+    return dict(processes=procs, memory_mb=procs * PROCESS_MB + rec_mb,
+                recording_mb=rec_mb, available_mb=avail, max_processes=MAX_PROCESSES,
+                max_memory_mb=None if avail is None else avail * MAX_MEMORY_FRACTION)
+
+
+def describe_host_estimate(est: dict) -> str:
+    """One line: ``'Lava CPU estimate: 7 OS processes, ~154 MB host memory (limits: ...)'``."""
+    lim = f"{est['max_processes']} processes"
+    if est.get("max_memory_mb") is not None:
+        lim += f", {est['max_memory_mb']:,.0f} MB ({MAX_MEMORY_FRACTION:.0%} of available)"
+    return (f"Lava CPU estimate: {est['processes']} OS processes, ~{est['memory_mb']:,.0f} MB "
+            f"host memory (limits: {lim})")
+
+
+def check_host_estimate(est: dict, force: bool = False) -> None:
+    """Raise :class:`qblif.core.errors.ResourceLimitError` past a limit, unless ``force``."""
+    from qblif.core.errors import ResourceLimitError
+    over = []
+    if est["processes"] > est["max_processes"]:
+        over.append(f"{est['processes']} OS processes > {est['max_processes']}")
+    if est.get("max_memory_mb") is not None and est["memory_mb"] > est["max_memory_mb"]:
+        over.append(f"~{est['memory_mb']:,.0f} MB > {est['max_memory_mb']:,.0f} MB")
+    if over and not force:
+        raise ResourceLimitError(f"refusing to start Lava: {describe_host_estimate(est)}; "
+                                 f"over the limit: {'; '.join(over)} (one OS process per Lava "
+                                 f"process; pass --force / force=True to run anyway)")

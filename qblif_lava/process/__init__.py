@@ -1,5 +1,0 @@
-"""The QB-LIF Lava process and its CPU process models (one package, as Lava's
-model discovery expects: it imports every module next to the process)."""
-from qblif_lava.process.process import QBLIF
-
-__all__ = ["QBLIF"]
