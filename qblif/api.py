@@ -15,7 +15,7 @@ from qblif.lava.session import stop_runtime
 from qblif.passes.pipeline import compile_ir  # noqa: F401 (re-exported)
 from qblif.schedule import RUN_RESETS
 
-ENGINES = ("lava", "exact")
+from qblif.core.constants import ENGINES  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-RUN_RESETS = ("sample", "none", "netx")   # a run's reset schedule (the neuron's reset is reference.RESET_MODES)
+from qblif.core.constants import RUN_RESETS
 
 
 def reset_schedule(g, ly, steps: int, reset: str = "sample", reset_interval=None,

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from qblif.core.constants import ENCODINGS
 from qblif.ir import layers, producer
 from qblif.viz import raster as viz
 
@@ -157,7 +158,7 @@ def register(sub) -> None:
     p.add_argument("models", nargs=2, metavar="MODEL.net")
     p.add_argument("--dataset", choices=DATASETS, required=True)
     p.add_argument("--samples", type=int, default=20, help="test images")
-    p.add_argument("--encoding", choices=("graded", "binary"), default="graded")
+    p.add_argument("--encoding", choices=ENCODINGS, default="graded")
     p.add_argument("--plot", metavar="FILE.png", help="save the side-by-side figure")
     p.set_defaults(func=cmd_compare)
 

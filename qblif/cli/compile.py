@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import sys
 
-from qblif.schedule import RUN_RESETS
+from qblif.core.constants import ENCODINGS, ENGINES, RUN_MODELS, RUN_RESETS
+from qblif.core.data import DATASETS
 
 
 def register(sub):
@@ -36,7 +37,7 @@ def register(sub):
                     "file is one line naming layer and key, exit 2.",
         epilog="example: qblif compile netx_models/digits_qblif_mlp.net --graph digits.png")
     p.add_argument("model", help="NetX HDF5 file (docs/netx_format.md)")
-    p.add_argument("--encoding", choices=("graded", "binary"), default="graded",
+    p.add_argument("--encoding", choices=ENCODINGS, default="graded",
                    help="spike encoding between layers: graded n in one event, or binary "
                         "thermometer lanes (spec section 4)")
     p.add_argument("--graph", metavar="FILE", help="save a picture of the layer graph (PNG)")
@@ -58,18 +59,18 @@ def register(sub):
     r.add_argument("model", help="NetX HDF5 file (docs/netx_format.md), e.g. one written by "
                                  "'qblif train'")
     src = r.add_mutually_exclusive_group(required=True)
-    src.add_argument("--dataset", choices=("digits", "fashion-mnist"),
+    src.add_argument("--dataset", choices=DATASETS,
                      help="test images to stream (quantized to the file's inputBits)")
     src.add_argument("--input", metavar="FILE.npy",
                      help="run these samples instead of a dataset: ints (S, *input shape) "
                           "held for --steps each, or a stream (S, T_in, *input shape); for "
                           "an input layer with a neuron, its bias mantissas")
     r.add_argument("--samples", type=int, default=10, help="number of test images")
-    r.add_argument("--encoding", choices=("graded", "binary"), default="graded",
+    r.add_argument("--encoding", choices=ENCODINGS, default="graded",
                    help="spike encoding between layers (spec section 4)")
     r.add_argument("--steps", type=int, default=None,
                    help="timesteps T per sample, >= 1 (default: the file's /qblif/timesteps)")
-    r.add_argument("--engine", choices=("lava", "exact"), default="lava",
+    r.add_argument("--engine", choices=ENGINES, default="lava",
                    help="lava: the compiled Lava process graph; exact: the batched "
                         "exact engine (torch), the same counts much faster")
     r.add_argument("--reset", choices=RUN_RESETS, default="sample",
@@ -92,7 +93,7 @@ def register(sub):
                    help="layer of the raster (default: the first layer with bursts, K > 1)")
     r.add_argument("--plot-samples", type=int, default=None, metavar="N",
                    help="samples in the raster and the activity panel (default 10)")
-    r.add_argument("--models", choices=("fast", "stock"), default="fast",
+    r.add_argument("--models", choices=RUN_MODELS, default="fast",
                    help="Lava process models: fast or Lava's stock ones, "
                         "bit-identical (docs/fast_execution.md)")
     r.add_argument("--lanes", type=int, default=None, metavar="L",

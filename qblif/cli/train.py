@@ -17,7 +17,9 @@ from qblif.core.data import DATASETS
 from qblif.core.errors import QblifError
 from qblif.training.config import ARCHS as ARCH_CHOICES
 
-NEURON_CHOICES = ("qblif", "cuba")
+from qblif.core.reference import RESET_MODES  # noqa: E402
+from qblif.training.config import CUBA_IMPLS, LR_SCHEDULES  # noqa: E402
+from qblif.training.config import SPIKING as NEURON_CHOICES  # noqa: E402
 #: options that --resume takes from the checkpoint (giving one with --resume is refused)
 RESUME_FROM_CHECKPOINT = ("dataset", "neuron", "arch", "timesteps", "max_burst", "epochs", "seed",
                           "lr", "batch_size", "limit", "val_limit", "test_limit", "threshold",
@@ -56,13 +58,13 @@ def register(sub):
                    help="fraction: iDecay = 4096 x this, in [1/4096, 1] (default 1.0)")
     p.add_argument("--voltage-decay", type=float, default=0.0,
                    help="fraction: vDecay = 4096 x this, in [0, 4095/4096] (default 0.0)")
-    p.add_argument("--reset-mode", choices=("subtract", "zero"), default="subtract")
+    p.add_argument("--reset-mode", choices=RESET_MODES, default="subtract")
     p.add_argument("--per-channel", action="store_true", help="learn one threshold per channel")
     p.add_argument("--fixed-threshold", action="store_true", help="do not learn the threshold")
     p.add_argument("--input-bits", type=int, default=4)
     p.add_argument("--loss-scale", type=float, default=None,
                    help="logits = output spike counts x this; default 1/K (QB-LIF) or 1 (CUBA)")
-    p.add_argument("--lr-schedule", choices=("cosine", "constant"), default="cosine",
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="cosine",
                    help="per-epoch learning rate: cosine from --lr towards 0, or constant")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="run at most --epochs epochs, fewer if the pace so far (training + "
@@ -73,7 +75,7 @@ def register(sub):
                         "its CUDA kernel on first use)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (results depend on it)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    p.add_argument("--cuba-impl", choices=("lava-dl", "qblif"), default="lava-dl",
+    p.add_argument("--cuba-impl", choices=CUBA_IMPLS, default="lava-dl",
                    help="--neuron cuba: lava-dl's CUBA blocks (CUDA kernels on a GPU), or ours "
                         "(QB-LIF K=1, reset zero: the same forward in plain torch)")
     p.add_argument("--crop-pad", type=int, default=0, metavar="PIXELS",

@@ -10,17 +10,18 @@ import numbers
 
 import numpy as np
 
+from qblif.core.constants import DECAY_UNITY, UV_BITS
 from qblif.core.reference import RESET_MODES
 
-DECAY_RANGE = (0, 4095)            # 12-bit unsigned
+DECAY_RANGE = (0, DECAY_UNITY - 1)  # 12-bit unsigned
 VTH_RANGE = (1, 2 ** 17 - 1)       # 17-bit unsigned, > 0
 # Lava's own LIF process (CUBA layers the compiler emits as LIF): it checks no range; its
 # fixed-point model needs only ``vth << 6`` and ``bias`` in int32 and applies
 # ``4096 - (du + 1)`` and ``4096 - dv``, so iDecay 0 (no current decay, du = -1) and
 # vDecay 4096 (v = u + bias) are meaningful (stock NetX's neuron-less dense uses both).
-LIF_VTH_RANGE = (1, 2 ** 24 - 1)
-LIF_IDECAY_RANGE = (0, 4096)
-LIF_VDECAY_RANGE = (0, 4096)
+LIF_VTH_RANGE = (1, 2 ** UV_BITS - 1)
+LIF_IDECAY_RANGE = (0, DECAY_UNITY)
+LIF_VDECAY_RANGE = (0, DECAY_UNITY)
 MAX_AXON_DELAY = 62                # stock NetX clamps larger delays to 62 (Loihi 2: 6 bits)
 BIAS_MANT_RANGE = (-4096, 4095)    # 13-bit signed
 BIAS_EXP_RANGE = (-7, 7)           # 3-bit magnitude; negative means a right shift

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-UV_BITS = 24
+from qblif.core.constants import DECAY_SHIFT, DECAY_UNITY, STATE_SHIFT, UV_BITS  # noqa: F401
+
 MAX_UV = 2 ** (UV_BITS - 1)          # 2^23
-DECAY_SHIFT = 12                      # decays are fractions of 2^12
-DECAY_UNITY = 2 ** DECAY_SHIFT
-ACT_SHIFT = 6                         # a << 6 aligns input with u
-VTH_SHIFT = 6                         # theta = vth << 6
+ACT_SHIFT = STATE_SHIFT               # a << 6 aligns input with u
+VTH_SHIFT = STATE_SHIFT               # theta = vth << 6
 V_MIN = -MAX_UV + 1
 V_MAX = MAX_UV - 1
 RESET_MODES = ("subtract", "zero")

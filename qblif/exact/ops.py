@@ -22,8 +22,7 @@ import torch
 from qblif.exact.oracle import SDNNState
 from qblif.core import reference
 
-F32_EXACT = 2 ** 24          # integers up to this magnitude are exact in float32
-F64_EXACT = 2 ** 53
+from qblif.core.constants import F32_EXACT, F64_EXACT  # noqa: E402
 NARROW_INPUT = 2 ** 17       # |a| below this: (a << 6) < 2^23, u stays 24-bit
 COMPARE_MAX_K = 8            # burst by K compares up to this K, else a floor division
 

@@ -22,14 +22,15 @@ from __future__ import annotations
 import numpy as np
 
 from qblif.core import numeric
+from qblif.core.constants import NETX_BIAS_EXP, NETX_SDNN_EXP
 from qblif.ir import in_message, layers, per_output_delays
 from qblif.core.numeric import average_counts  # noqa: F401 (re-exported)
 from qblif.schedule import frame_at, reset_schedule
 from qblif.core import reference
 
 
-SDNN_SCALE = 6 + 6   # spike_exp + state_exp (qblif.lava.emit)
-INPUT_BIAS_EXP = 6   # qblif.lava.procs.bias_neuron (stock NetX's bias_exp)
+SDNN_SCALE = 2 * NETX_SDNN_EXP   # spike_exp + state_exp, as emitted
+INPUT_BIAS_EXP = NETX_BIAS_EXP   # stock NetX's bias_exp of an input neuron
 
 
 class SDNNState:

@@ -14,8 +14,9 @@ Shape convention: the file's (lava-dl / torch) order, ``(C, H, W)`` for 3-D laye
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+import contextlib
+from dataclasses import dataclass, field, fields
+from typing import Iterator, Optional
 
 import networkx as nx
 import numpy as np
@@ -24,7 +25,7 @@ from qblif.core.errors import CompileError
 
 LAYER_KINDS = ("input", "dense", "conv", "pool", "flatten", "average")
 SYNAPTIC_KINDS = ("dense", "conv", "pool")
-ENCODINGS = ("graded", "binary")
+from qblif.core.constants import ENCODINGS  # noqa: E402 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,34 @@ class Neuron:
     params: dict = field(default_factory=dict)
 
 
+#: the Layer fields read while :func:`trace_reads` is active (None: not tracing)
+_READS: Optional[set] = None
+
+
+@contextlib.contextmanager
+def trace_reads() -> Iterator[set]:
+    """Collect the names of the :class:`Layer` fields read inside the block (the pass manager
+    checks them against a pass's declared reads)."""
+    global _READS
+    outer, _READS = _READS, set()
+    try:
+        yield _READS
+    finally:
+        _READS = outer
+
+
+class _Traced:
+    """Mixin: records each dataclass field read into :data:`_READS` while tracing."""
+
+    def __getattribute__(self, name):
+        reads = _READS
+        if reads is not None and name in type(self).FIELDS:
+            reads.add(name)
+        return object.__getattribute__(self, name)
+
+
 @dataclass
-class Layer:
+class Layer(_Traced):
     """One NetX layer.
 
     weight: integer weight mantissas as read (dense ``(out, in)``, conv
@@ -155,6 +182,8 @@ class Layer:
     reset_offset: int = 0
     fan_out_vec: Optional[np.ndarray] = None   # non-zero synapses per presynaptic value
 
+    FIELDS = frozenset()    # set below: the names recorded by trace_reads
+
     @property
     def size(self) -> int:
         return int(np.prod(self.shape))
@@ -176,6 +205,9 @@ class Layer:
     @property
     def weight_bits(self) -> int:
         return int(self.synapse.bits) if self.synapse is not None else 8
+
+
+Layer.FIELDS = frozenset(f.name for f in fields(Layer))
 
 
 def new_graph(**attrs) -> nx.DiGraph:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qblif.core.constants import NETX_SDNN_EXP
 from qblif.ir import in_message, layers, output_delays, per_synapse_delays, synaptic_layers
 
 
@@ -46,8 +47,7 @@ class Emitted:
     processes: list = field(default_factory=list)
 
 
-SDNN_SPIKE_EXP = 6   # stock NetX: netx.hdf5.Network(spike_exp=6)
-SDNN_STATE_EXP = 6   # stock NetX: fixed in get_neuron_params
+SDNN_SPIKE_EXP = SDNN_STATE_EXP = NETX_SDNN_EXP   # stock NetX: spike_exp = state_exp = 6
 
 
 def _sdnn_proc(ly):

@@ -17,7 +17,7 @@ from qblif.lava.session import LavaSession
 from qblif.schedule import reset_schedule
 
 
-MODELS = ("fast", "stock")
+from qblif.core.constants import RUN_MODELS as MODELS  # noqa: E402
 AUTO_LANES = 32   # CompiledNetwork.auto_lanes: the fastest L measured for fmnist_qblif_conv
 
 

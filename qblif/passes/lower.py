@@ -32,8 +32,11 @@ def lava_conv_weight(w_file: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w_file[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
 
 
-@declare(reads=("layer.synapse", "edge.message", "graph.input_message"),
-         writes=("layer.synapse", "graph.graded_sdnn_edges"))
+@declare(reads=("edge.message", "graph.input_message", "layer.kind", "layer.shape",
+               "layer.synapse"),
+         writes=("layer.synapse", "graph.graded_sdnn_edges"),
+         requires=("edge.message", "graph.input_message"),
+         ensures=())    # graded_sdnn_edges only where SDNN edges stay graded
 def lower_bursts(g):
     for ly in synaptic_layers(g):
         msg = in_message(g, ly.index)

@@ -32,8 +32,10 @@ def out_message(g, ly, encoding: str = "graded") -> Message:
     return Message(message_bits(k), k, encoding=encoding)
 
 
-@declare(reads=("layer.neuron", "graph.input_bits", "graph.encoding"),
-         writes=("edge.message", "graph.input_message"))
+@declare(reads=("graph.encoding", "graph.input_bits", "layer.kind", "layer.neuron"),
+         writes=("edge.message", "graph.input_message"),
+         requires=("graph.input_bits", "graph.encoding"),
+         ensures=("edge.message", "graph.input_message"))
 def assign_message_bits(g):
     """``message`` on every edge; ``g.graph["input_message"]``: what the frame source sends
     (the edge from outside into the first layer)."""

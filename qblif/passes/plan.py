@@ -35,9 +35,12 @@ from qblif.passes.declare import declare
 SDNN_PROC = {False: "SigmaDelta", True: "Sigma"}
 
 
-@declare(reads=("layer.neuron", "layer.synapse"),
+@declare(reads=("layer.depth", "layer.kind", "layer.neuron", "layer.proc",
+               "layer.reset_offset",
+               "layer.synapse"),
          writes=("layer.depth", "layer.reset_offset", "layer.proc", "graph.depth",
-                 "graph.stateful", "graph.input_neuron"))
+               "graph.stateful", "graph.input_neuron"),
+         requires=())
 def plan_emission(g):
     depth = 0
     for ly in layers(g):

@@ -86,8 +86,11 @@ def netx_weights(w: np.ndarray, layer: int, key: str):
     return scaled, bits, exp
 
 
-@declare(reads=("layer.weight", "layer.weight_rec", "layer.in_shape", "layer.delay"),
-         writes=("layer.synapse",))
+@declare(reads=("layer.delay", "layer.groups", "layer.in_shape", "layer.kind",
+               "layer.synapse",
+               "layer.weight", "layer.weight_imag", "layer.weight_rec"),
+         writes=("layer.synapse",),
+         requires=())
 def quantize(g):
     """Set ``layer.synapse`` (:class:`qblif.ir.Synapse`: NetX-scaled weights, exponent,
     weight bits, groups) per synaptic layer. A recurrent dense layer's input and recurrent

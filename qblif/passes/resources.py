@@ -22,8 +22,11 @@ LOIHI2_NEURONS_PER_CORE = 8192
 LOIHI2_SYNAPSES_PER_CORE = 120_000_000 // 128
 
 
-@declare(reads=("layer.synapse", "layer.in_shape"),
-         writes=("layer.resources", "layer.fan_out_vec", "graph.cores", "graph.chips"))
+@declare(reads=("layer.dilation", "layer.groups", "layer.in_shape", "layer.kind",
+               "layer.padding",
+               "layer.resources", "layer.shape", "layer.stride", "layer.synapse", "layer.weight"),
+         writes=("layer.resources", "layer.fan_out_vec", "graph.cores", "graph.chips"),
+         requires=())
 def estimate_resources(g):
     """``layer.resources`` of each synaptic layer: neurons, synapses, fan-in/out, cores;
     ``g.graph`` ``cores`` and ``chips``. (Message bits and lanes are the input edge's

@@ -24,8 +24,11 @@ def _input_shape(g, first):
                        first.index, "shape")
 
 
-@declare(reads=("layer.shape", "layer.weight", "layer.stride"),
-         writes=("layer.in_shape", "layer.shape", "layer.weight", "graph.input_shape"))
+@declare(reads=("graph.input_shape", "layer.dilation", "layer.groups", "layer.kernel",
+               "layer.kind", "layer.padding", "layer.shape", "layer.stride", "layer.weight",
+               "layer.weight_imag", "layer.weight_rec"),
+         writes=("layer.in_shape", "layer.shape", "layer.weight", "graph.input_shape"),
+         requires=())
 def infer_shapes(g):
     """Propagate shapes layer by layer; raise on any inconsistency."""
     lys = layers(g)

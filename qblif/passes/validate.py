@@ -14,6 +14,7 @@ import copy
 
 import numpy as np
 
+from qblif.core.constants import NETX_BIAS_EXP
 from qblif.core.errors import CompileError
 from qblif.ir import LAYER_KINDS, Neuron, check_graph, layers, producer
 from qblif.passes.declare import declare
@@ -295,7 +296,7 @@ def neuron_values(ly) -> dict:
     if ly.bias is not None and ly.kind != "input":
         out["bias_mant"] = _per_channel(ly.bias, ly.index, "bias", ly.shape,
                                         *P.BIAS_MANT_RANGE)
-        out["bias_exp"] = 6
+        out["bias_exp"] = NETX_BIAS_EXP
     return out
 
 
@@ -327,7 +328,11 @@ def _check_average(g, ly):
                            "type")
 
 
-@declare(reads=("layer.kind", "layer.shape", "layer.neuron"), writes=())
+@declare(reads=("graph.input_bits", "graph.input_shape", "graph.timesteps", "layer.bias",
+               "layer.delay", "layer.dilation", "layer.groups", "layer.kernel", "layer.kind",
+               "layer.neuron", "layer.padding", "layer.shape", "layer.stride", "layer.weight",
+               "layer.weight_imag"),
+         writes=(), requires=())
 def validate(g):
     """Check kinds, required keys, parameter ranges and the graph's structure (pure)."""
     check_graph(g)
@@ -381,8 +386,10 @@ def validate(g):
     return g
 
 
-@declare(reads=("layer.neuron", "layer.bias", "layer.kernel"),
-         writes=("layer.neuron", "layer.stride", "layer.delay", "layer.shape"))
+@declare(reads=("layer.bias", "layer.delay", "layer.kernel", "layer.kind", "layer.neuron",
+               "layer.shape", "layer.stride", "layer.weight", "layer.weight_imag"),
+         writes=("layer.neuron", "layer.stride", "layer.delay", "layer.shape"),
+         requires=())
 def normalize(g):
     """Fill defaults on a validated graph: :func:`neuron_values` into each neuron (and
     :func:`implicit_neuron` into a dense layer without one), delays as full arrays

@@ -17,14 +17,14 @@ import math
 
 from qblif.core.encoding import DEFAULT_INPUT_BITS
 from qblif.core.errors import QblifError
-from qblif.core.params import DECAY_RANGE, MAX_BURST_RANGE, VTH_RANGE
+from qblif.core.params import DECAY_RANGE, INPUT_BITS_RANGE, MAX_BURST_RANGE, VTH_RANGE
 from qblif.core.reference import ACT_SHIFT, DECAY_UNITY
 
-NEURONS = ("qblif", "cuba", "relu")
+SPIKING = ("qblif", "cuba")          # neuron families that spike (qblif train --neuron)
+NEURONS = SPIKING + ("relu",)        # and the non-spiking reference network
 ARCHS = ("mlp", "conv", "deep")     # qblif.training.models.arch_spec
 LR_SCHEDULES = ("cosine", "constant")
 CUBA_IMPLS = ("qblif", "lava-dl")
-INPUT_BITS_RANGE = (1, 8)
 #: float-unit ranges of the neuron fields (see the module docstring)
 THRESHOLD_RANGE = (VTH_RANGE[0] / 2 ** ACT_SHIFT, VTH_RANGE[1] / 2 ** ACT_SHIFT)
 CURRENT_DECAY_RANGE = ((DECAY_RANGE[0] + 1) / DECAY_UNITY, (DECAY_RANGE[1] + 1) / DECAY_UNITY)

@@ -25,7 +25,7 @@ from qblif.training.slayer.hdf5 import Network
 
 from qblif.training.config import ARCHS  # noqa: E402  (one list, checked by the config)
 
-NEURONS = ("qblif", "cuba")
+from qblif.training.config import SPIKING as NEURONS  # noqa: E402
 NUM_CLASSES = 10
 
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-F32_EXACT = 2 ** 24   # float32 represents every integer of magnitude <= 2**24 exactly
-F64_EXACT = 2 ** 53   # float64 represents every integer of magnitude <= 2**53 exactly
+from qblif.core.constants import F32_EXACT, F64_EXACT  # noqa: E402,F401 (exact float ranges)
 I64_EXACT = 2 ** 63
 
 

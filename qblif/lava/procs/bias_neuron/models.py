@@ -10,7 +10,7 @@ from qblif.lava.procs.bias_neuron.process import BiasNeuron
 from qblif.schedule import frame_at
 from qblif.core import reference
 
-BIAS_EXP = 6   # stock NetX: get_neuron_params sets bias_exp = 6 for CUBA/LOIHI
+from qblif.core.constants import NETX_BIAS_EXP as BIAS_EXP  # noqa: E402 (stock NetX: bias_exp = 6 for CUBA/LOIHI)
 
 
 @implements(proc=BiasNeuron, protocol=LoihiProtocol)
