@@ -68,8 +68,7 @@ GRADED_MAX = (reference.V_MAX >> 6) + 1     # a graded payload v >> 6 is below t
 # ------------------------------------------------------------------ what a layer needs
 
 def is_graded(ly) -> bool:
-    n = ly.neuron
-    return n is not None and n.kind == "CUBA" and bool(n.raw.get("gradedSpike"))
+    return ly.neuron is not None and ly.neuron.graded_spike
 
 
 def _shift(ctx, ly) -> int:

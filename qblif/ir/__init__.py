@@ -24,6 +24,11 @@ import numpy as np
 from qblif.core.errors import CompileError
 
 LAYER_KINDS = ("input", "dense", "conv", "pool", "flatten", "average")
+#: the process a layer runs as (``Layer.proc``, set by ``plan_emission``): Lava's own
+#: neuron processes, ours (QBLIF, GradedLIF, BiasNeuron), and ``host`` (an average read out
+#: on the host)
+PROCS = ("QBLIF", "LIF", "GradedLIF", "BiasNeuron", "ATRLIF", "RF", "RF_IZ", "SigmaDelta",
+         "Sigma", "Delta", "host")
 SYNAPTIC_KINDS = ("dense", "conv", "pool")
 from qblif.core.constants import ENCODINGS  # noqa: E402 (re-exported)
 
@@ -120,6 +125,12 @@ class Neuron:
     # refractory state), ``vThStep`` (threshold increase per spike, a mantissa like
     # ``vThMant``); RF (resonate-and-fire, Lava's RF): ``sinDecay``, ``cosDecay``.
     params: dict = field(default_factory=dict)
+
+    @property
+    def graded_spike(self) -> bool:
+        """A CUBA neuron that sends its voltage ``v >> 6`` as a graded spike (lava-dl's
+        ``gradedSpike``; the one reader of that raw key)."""
+        return self.kind == "CUBA" and bool(self.raw.get("gradedSpike"))
 
 
 #: the Layer fields read while :func:`trace_reads` is active (None: not tracing)

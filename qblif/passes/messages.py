@@ -24,7 +24,7 @@ def out_message(g, ly, encoding: str = "graded") -> Message:
     if ly is None or ly.kind == "input":
         bits = int(g.graph["input_bits"])
         return Message(bits, 2 ** bits - 1, encoding=encoding)
-    if ly.neuron.kind == "CUBA" and ly.neuron.raw.get("gradedSpike"):
+    if ly.neuron.graded_spike:
         return Message(GRADED_CUBA_BITS, 0, graded_only=True, encoding=encoding, scale_exp=6)
     if ly.neuron.kind in ("CUBA", "ALIF", "RF"):
         return Message(0, 1, encoding=encoding)

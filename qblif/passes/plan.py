@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qblif.ir import layers
+from qblif.ir import PROCS, layers
 from qblif.passes.declare import declare
 
 
@@ -59,7 +59,7 @@ def plan_emission(g):
                 ly.proc = "ATRLIF"
             elif n.kind == "RF":
                 ly.proc = "RF_IZ" if n.params.get("izhikevich") else "RF"
-            elif n.kind == "CUBA" and n.raw.get("gradedSpike"):
+            elif n.graded_spike:
                 ly.proc = "GradedLIF"
             else:
                 ly.proc = "LIF" if (n.kind == "CUBA" and scalar) else "QBLIF"
@@ -67,6 +67,8 @@ def plan_emission(g):
             prev = g.nodes[ly.index - 1]["layer"]
             ly.depth, ly.reset_offset, ly.proc = prev.depth, prev.reset_offset, "host"
     g.graph["depth"] = depth
+    odd = [ly.index for ly in layers(g) if ly.proc is not None and ly.proc not in PROCS]
+    assert not odd, f"plan_emission: layers {odd} got a process outside ir.PROCS"
     head = layers(g)[0]   # an input layer with a neuron (a NetX block): its proc, else None
     g.graph["input_neuron"] = head.proc if head.kind == "input" else None
     g.graph["stateful"] = any(ly.neuron is not None and ly.neuron.kind == "SDNN"
