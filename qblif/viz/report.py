@@ -4,7 +4,7 @@ from __future__ import annotations
 import networkx as nx
 
 from qblif.ir import in_message, layers
-from qblif.passes.resources import LOIHI2_CORES_PER_CHIP, LOIHI2_NEURONS_PER_CORE, LOIHI2_SYNAPSES_PER_CORE, describe_host_estimate, host_estimate
+from qblif.passes.resources import describe_host_estimate, host_estimate
 
 
 def _label(ly) -> str:
@@ -43,10 +43,7 @@ def text_report(net) -> str:
                      f"{r['fan_out']:>8.1f}{msg.wire_bits:>9}{msg.lanes:>6}"
                      f"{ly.weight_bits:>7}{ly.weight_exp:>6}{r['cores']:>6}{act}")
     lines.append("-" * len(hdr))
-    lines.append(f"total: {tot_n} neurons, {tot_s} synapses, Loihi 2 estimate "
-                 f"{g.graph['cores']} neurocore(s) on {g.graph['chips']} chip(s) "
-                 f"(limits: {LOIHI2_NEURONS_PER_CORE} neurons and {LOIHI2_SYNAPSES_PER_CORE} "
-                 f"synapses per core, {LOIHI2_CORES_PER_CHIP} cores per chip)")
+    lines.append(f"total: {tot_n} neurons, {tot_s} synapses, {mapping_line(g.graph['mapping'])}")
     est = run.get("host_estimate") or host_estimate(g, 1, g.graph.get("timesteps") or 1)
     exact = bool(run) and run.get("engine") == "exact"
     lines.append(describe_host_estimate(est) + ("" if run else ", for 1 sample")
@@ -71,6 +68,15 @@ def text_report(net) -> str:
         lines.append("binary encoding: SDNN outputs stay graded (no thermometer lanes) into "
                      f"layer(s) {', '.join(map(str, g.graph['graded_sdnn_edges']))}")
     return "\n".join(lines)
+
+
+def mapping_line(m) -> str:
+    """``'Loihi 2 estimate 74 neurocore(s) on 1 chip(s) (mapping: ...)'`` or why it does not
+    fit."""
+    if not m.fits:
+        return f"does not fit {m.chip.name}: {m.reason}"
+    return (f"{m.chip.name} estimate {m.cores} neurocore(s) on {m.chips} chip(s) (mapped: per-core "
+            f"neuron state, synaptic memory and axon limits; qblif map for the table)")
 
 
 def export_graph(g) -> nx.DiGraph:
