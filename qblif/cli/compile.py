@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sys
 
+from qblif.core.chip import CHIPS
 from qblif.schedule import RUN_RESETS
 
 
@@ -41,6 +42,9 @@ def register(sub):
                         "thermometer lanes (spec section 4)")
     p.add_argument("--graph", metavar="FILE", help="save a picture of the layer graph (PNG)")
     p.add_argument("--graphml", metavar="FILE", help="export the IR as GraphML")
+    p.add_argument("--chip", choices=tuple(CHIPS), default=None,
+                   help="refuse (exit 2, with the reason) a network that does not fit this "
+                        "chip (qblif map shows the mapping)")
     _nir_args(p)
     p.set_defaults(func=cmd_compile)
 
@@ -143,6 +147,9 @@ def cmd_compile(args):
     from qblif.viz.report import draw_graph, write_graphml
     with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
                      nir_options=_nir_options(args)) as net:
+        if args.chip:
+            from qblif.passes.mapping import map_network, require_fit
+            require_fit(map_network(net.ir, CHIPS[args.chip]))
         print(net.report())
         if "nir_quant" in net.ir.graph:
             from qblif.nir.quantize import text_report

@@ -86,21 +86,22 @@ class Mapping:
         return [p for i in sorted(self.pieces) for p in self.pieces[i]]
 
 
-def fan_in(ly, events=None) -> np.ndarray:
+def fan_in(ly, events=None, zeros: bool = False) -> np.ndarray:
     """Per output neuron (``ly.shape``): the sum over its non-zero synapses of ``events`` of
     the presynaptic value (int, ``ly.in_shape``; default 1 each: the fan-in). With events
-    summed over a run, this is the SynOps each neuron received (spec section 4)."""
+    summed over a run, this is the SynOps each neuron received (spec section 4). ``zeros``:
+    count zero weights too (every connection, as NeuroBench counts operations)."""
     ev = np.ones(ly.in_shape, np.int64) if events is None else np.asarray(events, np.int64)
     if ly.kind == "dense":
-        mask = (np.asarray(ly.weight) != 0).astype(np.int64)
-        return (mask @ ev.reshape(-1)).reshape(ly.shape)
-    mask, groups = _kernel_mask(ly)
+        mask = (np.asarray(ly.weight) != 0) | zeros
+        return (mask.astype(np.int64) @ ev.reshape(-1)).reshape(ly.shape)
+    mask, groups = _kernel_mask(ly, zeros)
     return conv2d(ev, mask, ly.stride, ly.padding, ly.dilation, groups, ly.shape[1:])
 
 
-def _kernel_mask(ly):
+def _kernel_mask(ly, zeros: bool = False):
     """The conv/pool kernel's non-zero mask ``(C_out, C_in/groups, kH, kW)`` and groups."""
-    m = (np.asarray(ly.weight) != 0).astype(np.int64)
+    m = ((np.asarray(ly.weight) != 0) | zeros).astype(np.int64)
     if ly.kind == "pool":
         c = ly.in_shape[0]
         return np.broadcast_to(m, (c, 1) + m.shape), c
