@@ -13,13 +13,14 @@ neurobench/metrics/static and workload modules):
 - ``SynapticOperations``: per sample, summed over timesteps: ``Effective_ACs`` for binary
   inputs and ``Effective_MACs`` for multi-valued (graded) inputs, each non-zero input x its
   connections (zero weights included: NeuroBench counts with the weights set to one), and
-  ``Dense``: every input x its connections, as if no input were zero.
+  ``Dense``: every input x its connections, as if no input were zero (binary encoding: every
+  thermometer lane of every input).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from qblif.ir import layers
+from qblif.ir import in_message, layers
 from qblif.passes.mapping import fan_in
 
 
@@ -58,7 +59,10 @@ def synaptic_operations(g, events: dict, encoding: str) -> dict:
         ly = g.nodes[i]["layer"]
         ev = np.asarray(ev, np.int64)
         n_s = ev.shape[0]
-        every = fan_in(ly, np.full(ly.in_shape, ev.shape[0] * ev.shape[1]), zeros=True).sum()
+        msg = in_message(g, i)
+        lanes = 1 if encoding == "graded" or msg.graded_only else max(1, msg.max)
+        every = fan_in(ly, np.full(ly.in_shape, ev.shape[0] * ev.shape[1] * lanes),
+                       zeros=True).sum()
         dense += int(every)
         ops = int(fan_in(ly, (ev if encoding == "binary" else ev != 0).sum((0, 1)),
                          zeros=True).sum())

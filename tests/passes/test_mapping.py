@@ -15,7 +15,7 @@ import qblif
 from qblif.core import numeric
 from qblif.core.chip import LOIHI2
 from qblif.core.errors import ResourceLimitError
-from qblif.ir import Layer, Message, Neuron, Synapse
+from qblif.ir import Layer, Message, Neuron, Synapse, in_message
 from qblif.passes import neurobench as nb
 from qblif.passes.cost import estimate_cost
 from qblif.passes.mapping import map_network, partition_layer
@@ -154,8 +154,11 @@ def test_neurobench_metrics_follow_its_formulas(digits_run):
         want = sum(unit[ly.index].sum() * ly.shape[0] for ly in dense) / n_s   # x out features
         got = ops["Effective_ACs"] + ops["Effective_MACs"]
         assert got == pytest.approx(want)
+        lanes = {ly.index: 1 if enc == "graded" else in_message(g, ly.index).max
+                 for ly in dense}          # binary: every thermometer lane of every input
         assert ops["Dense"] == pytest.approx(sum(np.prod(ly.in_shape) * ly.shape[0] * steps
-                                                 for ly in dense))
+                                                 * lanes[ly.index] for ly in dense))
+        assert got <= ops["Dense"]
     assert nb.synaptic_operations(g, ev, "graded")["Effective_MACs"] > 0   # bursts > 1
 
 
