@@ -26,7 +26,8 @@ FITTED = "FITTED"
 
 @dataclass(frozen=True)
 class Chip:
-    """One chip type. Units: bits, counts, seconds (``*_s``), joules (``*_j``), watts.
+    """One chip type (``name`` for the command line, ``title`` for reports). Units: bits,
+    counts, seconds (``*_s``), joules (``*_j``), watts.
 
     state_slots_per_core: 24-bit neuron state words per core; a neuron of family F takes
     ``state_words[F]`` of them (so at most ``state_slots_per_core // state_words[F]``
@@ -36,6 +37,7 @@ class Chip:
     core_mesh / chip_mesh: (rows, cols) of cores on a chip and of chips on a board.
     """
     name: str
+    title: str
     cores_per_chip: int
     core_mesh: tuple
     chip_mesh: tuple
@@ -91,7 +93,7 @@ LOIHI2_SOURCES = MappingProxyType({
 })
 
 LOIHI2 = Chip(
-    name="loihi2", cores_per_chip=128, core_mesh=(8, 16), chip_mesh=(2, 4),
+    name="loihi2", title="Loihi 2", cores_per_chip=128, core_mesh=(8, 16), chip_mesh=(2, 4),
     state_slots_per_core=8192,
     state_words=MappingProxyType({"CUBA": 2, "QBLIF": 2, "SDNN": 2, "input": 2,
                                   "ALIF": 3, "RF": 3}),

@@ -71,12 +71,12 @@ def text_report(net) -> str:
 
 
 def mapping_line(m) -> str:
-    """``'Loihi 2 estimate 74 neurocore(s) on 1 chip(s) (mapping: ...)'`` or why it does not
+    """``'Loihi 2 estimate 62 neurocore(s) on 1 chip(s) (mapped: ...)'`` or why it does not
     fit."""
     if not m.fits:
         return f"does not fit {m.chip.name}: {m.reason}"
-    return (f"{m.chip.name} estimate {m.cores} neurocore(s) on {m.chips} chip(s) (mapped: per-core "
-            f"neuron state, synaptic memory and axon limits; qblif map for the table)")
+    return (f"{m.chip.title} estimate {m.cores} neurocore(s) on {m.chips} chip(s) (mapped: "
+            "per-core neuron state, synaptic memory and axon limits; qblif map for the table)")
 
 
 def export_graph(g) -> nx.DiGraph:
