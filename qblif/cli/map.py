@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 
+from qblif.cli.compile import add_nir_args, nir_options
 from qblif.core.chip import CHIPS
 from qblif.core.data import DATASETS
+from qblif.ir import ENCODINGS
 from qblif.schedule import RUN_RESETS
-
-ENCODINGS = ("binary", "graded")
 
 
 def register(sub):
@@ -39,11 +39,15 @@ def register(sub):
                    help="reset schedule of the activity run (as qblif run)")
     p.add_argument("--reset-interval", type=int, default=None, help="with --reset netx")
     p.add_argument("--reset-offset", type=int, default=0, help="with --reset netx")
+    p.add_argument("--encoding", choices=ENCODINGS, default="graded",
+                   help="burst encoding of the mapped layout (binary: thermometer lanes take "
+                        "axons and synaptic memory); the costs are printed for both")
     p.add_argument("--host-input", action="store_true",
                    help="keep an input layer with a neuron on the host (stock NetX's "
                         "skip_layers=1), not on cores")
     p.add_argument("--json", metavar="OUT.json", help="write the mapping and costs as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="save the cores on the chip mesh")
+    add_nir_args(p)
     p.set_defaults(func=cmd_map)
 
 
@@ -140,7 +144,8 @@ def cmd_map(args):
     from qblif import compile as compile_net
     from qblif.passes.mapping import map_network, require_fit
     _check_outputs(args)
-    with compile_net(args.model) as net:
+    with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
+                     nir_options=nir_options(args)) as net:
         m = map_network(net.ir, CHIPS[args.chip], on_chip_input=not args.host_input)
         require_fit(m)
         rows = layer_rows(m, net.ir)
