@@ -62,7 +62,8 @@ class Chip:
         return self.chip_mesh[0] * self.chip_mesh[1]
 
     def max_neurons(self, family: str) -> int:
-        """Neurons of ``family`` (``CUBA``, ``QBLIF``, ``SDNN``, ...) one core holds."""
+        """Neurons of ``family`` (``CUBA``, ``QBLIF``, ``SDNN``, ...) one core holds; a family
+        the chip does not list takes the most words any family takes."""
         return self.state_slots_per_core // self.state_words.get(family, max(self.state_words.values()))
 
 
@@ -95,8 +96,7 @@ LOIHI2_SOURCES = MappingProxyType({
 LOIHI2 = Chip(
     name="loihi2", title="Loihi 2", cores_per_chip=128, core_mesh=(8, 16), chip_mesh=(2, 4),
     state_slots_per_core=8192,
-    state_words=MappingProxyType({"CUBA": 2, "QBLIF": 2, "SDNN": 2, "input": 2,
-                                  "ALIF": 3, "RF": 3}),
+    state_words=MappingProxyType({"CUBA": 2, "QBLIF": 2, "SDNN": 2, "ALIF": 3, "RF": 3}),
     syn_mem_bits=12000 * 64, weight_overhead_bits=1, axons_in=4096, axons_out=4096,
     max_message_bits=32, t_synop_s=1.0e-9, t_update_s=8.4e-9, t_barrier_s=465e-9,
     e_synop_j=23.6e-12, e_update_j=81e-12, static_w=0.21, sources=LOIHI2_SOURCES)

@@ -112,6 +112,20 @@ def test_network_that_cannot_fit_is_refused(tmp_path, monkeypatch, capsys):
     assert not m.fits and "chips" in m.reason
 
 
+def test_placement_keeps_each_layer_on_one_chip():
+    """On 8-core chips, fmnist_qblif_conv's layers (7, 2, 4, 1, 4, 1 pieces) each start on a
+    fresh chip when they would straddle two: no layer spans chips, 3 chips, and only the
+    outputs of the layers before a chip boundary cross chips."""
+    g = qblif.compile_ir(ROOT / "netx_models/fmnist_qblif_conv.net")
+    m = map_network(g, dataclasses.replace(LOIHI2, cores_per_chip=8, core_mesh=(2, 4)))
+    assert m.fits and m.cores == 19 and m.chips == 3
+    for ps in m.pieces.values():
+        assert len({p.chip for p in ps}) == 1
+    assert len({(p.chip, p.core) for p in m.all_pieces()}) == m.cores
+    assert [m.pieces[i][0].chip for i in sorted(m.pieces)] == [0, 1, 1, 1, 2, 2]
+    assert m.inter_chip == sum(p.neurons for i in (0, 3) for p in m.pieces[i])  # 0->1, 3->5
+
+
 @pytest.fixture(scope="module")
 def digits_run():
     with qblif.compile(DIGITS) as net:
