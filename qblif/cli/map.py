@@ -88,8 +88,6 @@ def _activity(args, net):
     import numpy as np
 
     from qblif.core.frames import dataset_frames, file_steps
-    if args.samples < 1:
-        raise ValueError(f"--samples={args.samples} must be >= 1")
     steps = file_steps(net, args.steps)
     if args.dataset:
         frames, _ = dataset_frames(net, args.dataset, args.samples)
@@ -132,8 +130,13 @@ def cost_lines(m, g, steps, events, out) -> tuple:
     return lines, js
 
 
-def _check_outputs(args):
+def _check_args(args):
+    """Refuse bad options before anything runs (one line, exit 1)."""
     from qblif.core.fileio import writable_problem
+    if args.samples < 1:
+        raise ValueError(f"--samples={args.samples} must be >= 1")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps={args.steps} must be >= 1")
     for opt, path in (("--json", args.json), ("--plot", args.plot)):
         problem = path and writable_problem(path)
         if problem:
@@ -143,7 +146,7 @@ def _check_outputs(args):
 def cmd_map(args):
     from qblif import compile as compile_net
     from qblif.passes.mapping import map_network, require_fit
-    _check_outputs(args)
+    _check_args(args)
     with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
                      nir_options=nir_options(args)) as net:
         m = map_network(net.ir, CHIPS[args.chip], on_chip_input=not args.host_input)
