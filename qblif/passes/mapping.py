@@ -120,10 +120,11 @@ def _store_bits(ly, chip: Chip) -> int:
     return ly.weight_bits + chip.weight_overhead_bits
 
 
-def _dense_piece(g, ly, chip, n0, n1, fin) -> Piece:
+def _dense_piece(g, ly, chip, n0, n1, fin, nonzero) -> Piece:
+    """Rows ``n0..n1-1`` of a dense layer; nonzero: its weight matrix ``!= 0``."""
     lanes = _lanes(g, ly)
-    mask = np.asarray(ly.weight)[n0:n1] != 0
-    nnz = int(mask.sum())
+    mask = nonzero[n0:n1]
+    nnz = int(fin[n0:n1].sum())
     n_in = mask.shape[1] * lanes
     wb = _store_bits(ly, chip)
     bits = min((n1 - n0) * n_in * wb, nnz * lanes * (wb + math.ceil(math.log2(max(n_in, 2)))))
@@ -181,8 +182,9 @@ def partition_layer(g, ly, chip: Chip = LOIHI2) -> list:
         worst = _grid_piece(g, ly, chip, 0, 1, 0, 1, fin)
     else:
         n = ly.size
-        make = ((lambda a, b: _dense_piece(g, ly, chip, a, b, fin)) if ly.kind == "dense"
-                else (lambda a, b: Piece(ly.index, (a, b), b - a, 0, 0, 0)))
+        nonzero = np.asarray(ly.weight) != 0 if ly.kind == "dense" else None
+        make = ((lambda a, b: _dense_piece(g, ly, chip, a, b, fin, nonzero))
+                if ly.kind == "dense" else (lambda a, b: Piece(ly.index, (a, b), b - a, 0, 0, 0)))
         lo, hi, best = 1, n, None
         while lo <= hi:                      # the largest run length whose pieces all fit
             mid = (lo + hi) // 2
