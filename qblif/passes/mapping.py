@@ -155,31 +155,33 @@ def _grid_piece(g, ly, chip, c0, c1, w0, w1, fin) -> Piece:
                  _in_columns(ly, w0, w1) * lanes)
 
 
-def _fits(p: Piece, chip: Chip, family: str) -> bool:
-    return all(v <= 1 for v in p.use(chip, family).values())
+def _fits(p: Piece, chip: Chip, family: str, cap=None) -> bool:
+    """Within every per-core limit (and at most ``cap`` neurons, if given)."""
+    within = all(v <= 1 for v in p.use(chip, family).values())
+    return within and (cap is None or p.neurons <= cap)
 
 
 def _runs(n: int, size: int):
     return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
-def partition_layer(g, ly, chip: Chip = LOIHI2) -> list:
-    """Core-sized :class:`Piece` s of ``ly`` (see the module text); raises
-    :class:`ResourceLimitError` when a single neuron (or column) exceeds a core."""
+def partition_layer(g, ly, chip: Chip = LOIHI2, cap=None) -> list:
+    """Core-sized :class:`Piece` s of ``ly`` (see the module text), each of at most ``cap``
+    neurons if given; raises :class:`ResourceLimitError` when a single neuron (or column)
+    exceeds a core."""
     fam = _family(ly)
     fin = fan_in(ly) if ly.synaptic else np.zeros(ly.shape, np.int64)
     if len(ly.shape) == 3:
         c, _, w = ly.shape
         for width in (2 ** k for k in range(math.ceil(math.log2(w)), -1, -1)):
             ps = [_grid_piece(g, ly, chip, 0, c, a, b, fin) for a, b in _runs(w, width)]
-            if all(_fits(p, chip, fam) for p in ps):
+            if all(_fits(p, chip, fam, cap) for p in ps):
                 return ps
         for chans in range(c, 0, -1):
             ps = [_grid_piece(g, ly, chip, c0, c1, a, a + 1, fin)
                   for a in range(w) for c0, c1 in _runs(c, chans)]
-            if all(_fits(p, chip, fam) for p in ps):
+            if all(_fits(p, chip, fam, cap) for p in ps):
                 return ps
-        worst = _grid_piece(g, ly, chip, 0, 1, 0, 1, fin)
     else:
         n = ly.size
         nonzero = np.asarray(ly.weight) != 0 if ly.kind == "dense" else None
@@ -189,18 +191,17 @@ def partition_layer(g, ly, chip: Chip = LOIHI2) -> list:
         while lo <= hi:                      # the largest run length whose pieces all fit
             mid = (lo + hi) // 2
             ps = [make(a, b) for a, b in _runs(n, mid)]
-            if all(_fits(p, chip, fam) for p in ps):
+            if all(_fits(p, chip, fam, cap) for p in ps):
                 best, lo = ps, mid + 1
             else:
                 hi = mid - 1
         if best is not None:
             return best
-        worst = make(0, 1)
-    use = worst.use(chip, fam)
-    lim = max(use, key=use.get)
+    # ps: the smallest pieces (one neuron; one channel of one column), the last ones tried
+    use, lim = max((u[k], k) for u in (p.use(chip, fam) for p in ps) for k in u)
     raise ResourceLimitError(f"layer {ly.index} ({ly.kind}, {'x'.join(map(str, ly.shape))}) "
                              f"does not fit one {chip.name} core: its smallest piece needs "
-                             f"{use[lim]:.0%} of the core's {lim}")
+                             f"{math.ceil(use * 100)}% of the core's {lim}")
 
 
 def _consumers(g, i):
@@ -219,6 +220,37 @@ def _route(m: Mapping, g) -> None:
                 else:
                     w0, w1 = p.region[2:]
                     p.axons_out += (w1 - w0) * len(m.pieces.get(cons.index, [None]))
+
+
+def _smaller_pieces(g, m: Mapping, i: int):
+    """Layer ``i`` cut into pieces of at most half its largest piece's neurons, or None."""
+    cap = max(p.neurons for p in m.pieces[i]) // 2
+    if cap < 1:
+        return None
+    try:
+        return partition_layer(g, g.nodes[i]["layer"], m.chip, cap)
+    except ResourceLimitError:
+        return None
+
+
+def _route_within(m: Mapping, g) -> bool:
+    """Route; re-cut a layer whose pieces need more output routing entries than a core has
+    into pieces of half as many neurons, until all fit (False, with the reason, if a
+    one-neuron piece still does not)."""
+    _route(m, g)
+    over = [p for p in m.all_pieces() if p.axons_out > m.chip.axons_out]
+    while over:
+        i = over[0].layer
+        pieces = _smaller_pieces(g, m, i)
+        if pieces is None:
+            m.fits, m.reason = False, (f"layer {i}: its smallest piece needs "
+                                       f"{over[0].axons_out} output routing entries > "
+                                       f"{m.chip.axons_out} per core")
+            return False
+        m.pieces[i] = pieces
+        _route(m, g)
+        over = [p for p in m.all_pieces() if p.axons_out > m.chip.axons_out]
+    return True
 
 
 def place(m: Mapping) -> None:
@@ -273,11 +305,8 @@ def map_network(g, chip: Chip = LOIHI2, on_chip_input: bool = True) -> Mapping:
         except ResourceLimitError as e:
             m.fits, m.reason = False, str(e)
             return m
-    _route(m, g)
-    for p in m.all_pieces():
-        if p.axons_out > chip.axons_out:
-            m.fits, m.reason = False, (f"layer {p.layer}: a piece needs {p.axons_out} output "
-                                       f"routing entries > {chip.axons_out} per core")
+    if not _route_within(m, g):
+        return m
     place(m)
     m.inter_chip = _inter_chip(m, g)
     if m.fits and m.chips > chip.chips:
