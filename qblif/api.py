@@ -76,6 +76,13 @@ class RunOptions:
 
 
 
+def _events(ly, values):
+    """Events a layer's output values make: SDNN one per non-zero graded message, else the
+    counts (a burst of n: n unit events)."""
+    sd = ly is not None and ly.neuron is not None and ly.neuron.kind == "SDNN"
+    return (values != 0).astype(np.int64) if sd else values
+
+
 def compile(path, encoding: str = "graded", input_bits=None,  # noqa: A001
             nir_options=None) -> "CompiledNetwork":
     """Read ``path`` (NetX HDF5, or NIR for a ``.nir`` path), run every pass of
@@ -386,38 +393,47 @@ class CompiledNetwork:
             raise ValueError(f"input values must be {what} in [{lo}, {hi}]")
         return arr.astype(np.int32), bool(stream)
 
+    def input_events(self, per_step, out) -> dict:
+        """Presynaptic events of each synaptic layer in the last run: ``{index: int array
+        (samples, steps, *in_shape)}`` (unit events: a burst of n counts n; an SDNN message
+        1). per_step: the input the source sent on each step ``(S, T, *shape)``; out: the
+        run's counts. A layer whose producer was not recorded is left out."""
+        n_s, steps = self.last_run["samples"], self.last_run["steps"]
+        ev = {}
+        for ly in layers(self.ir):
+            if ly.index not in out or not ly.synaptic:
+                continue
+            src = producer(self.ir, ly.index)
+            if src is None or (src.kind == "input" and src.neuron is None):
+                cin = np.abs(per_step)
+            elif src.index in out:
+                cin = _events(src, out[src.index])
+            else:
+                continue
+            ev[ly.index] = cin.reshape((n_s, steps) + tuple(ly.in_shape))
+        return ev
+
     def _measure(self, per_step, out):
         """Activity statistics of the last run: spikes and SynOps per step per layer.
         per_step: the input the source sent on each step of each sample ``(S, T, *shape)``."""
         from qblif.passes.resources import synops_per_step
         n_s, steps = self.last_run["samples"], self.last_run["steps"]
         stats = {}
-
-        def events(ly, values):   # SDNN: one event per non-zero graded message
-            sd = ly is not None and ly.neuron is not None and ly.neuron.kind == "SDNN"
-            return (values != 0).astype(np.int64) if sd else values
-
+        ev = self.input_events(per_step, out)
         for ly in layers(self.ir):
             if ly.index not in out or ly.kind == "average":
                 continue
+            spikes = float(_events(ly, out[ly.index]).reshape(n_s, steps, -1).sum(2).mean())
             if ly.kind == "input":   # SDNN delta encoder: no synapse of its own
-                stats[ly.index] = dict(spikes_per_step=float(
-                    events(ly, out[ly.index]).reshape(n_s, steps, -1).sum(2).mean()))
-                continue
-            src = producer(self.ir, ly.index)
-            if src is None or (src.kind == "input" and src.neuron is None):
-                cin = np.abs(per_step)
-            elif src.index in out:
-                cin = events(src, out[src.index])
-            else:                    # producer not recorded: no SynOps for this one
-                continue
-            cin = cin.reshape((n_s, steps) + tuple(ly.in_shape))
-            stats[ly.index] = dict(
-                synops_per_step=synops_per_step(ly, cin),
-                in_events_per_step=float(cin.reshape(n_s, steps, -1).sum(2).mean()),
-                spikes_per_step=float(events(ly, out[ly.index]).reshape(n_s, steps, -1)
-                                      .sum(2).mean()))
+                stats[ly.index] = dict(spikes_per_step=spikes)
+            elif ly.index in ev:
+                cin = ev[ly.index]
+                stats[ly.index] = dict(
+                    synops_per_step=synops_per_step(ly, cin),
+                    in_events_per_step=float(cin.reshape(n_s, steps, -1).sum(2).mean()),
+                    spikes_per_step=spikes)
         self.last_run["layers"] = stats
+        self.last_run["events"] = ev
 
     def report(self) -> str:
         from qblif.viz.report import text_report

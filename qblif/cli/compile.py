@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sys
 
+from qblif.core.chip import CHIPS
 from qblif.core.constants import ENCODINGS, ENGINES, RUN_MODELS, RUN_RESETS
 from qblif.core.data import DATASETS
 
@@ -42,7 +43,10 @@ def register(sub):
                         "thermometer lanes (spec section 4)")
     p.add_argument("--graph", metavar="FILE", help="save a picture of the layer graph (PNG)")
     p.add_argument("--graphml", metavar="FILE", help="export the IR as GraphML")
-    _nir_args(p)
+    p.add_argument("--chip", choices=tuple(CHIPS), default=None,
+                   help="refuse (exit 2, with the reason) a network that does not fit this "
+                        "chip (qblif map shows the mapping)")
+    add_nir_args(p)
     p.set_defaults(func=cmd_compile)
 
     r = sub.add_parser(
@@ -102,7 +106,7 @@ def register(sub):
                         "dense/conv/pool layers of QB-LIF/CUBA neurons; "
                         "docs/fast_execution.md). Default: up to 32 where lanes cover the "
                         "run (noted on stderr), else 1")
-    _nir_args(r)
+    add_nir_args(r)
     r.set_defaults(func=cmd_run)
 
     e = sub.add_parser("export-nir", help="write a NetX model as a NIR graph (docs/nir.md)")
@@ -113,7 +117,7 @@ def register(sub):
     e.set_defaults(func=cmd_export_nir)
 
 
-def _nir_args(p):
+def add_nir_args(p):
     p.add_argument("--dt", type=float, default=None,
                    help="NIR models: Euler time step (default: the file's, else 1e-4)")
     p.add_argument("--weight-bits", type=int, default=8,
@@ -126,7 +130,7 @@ def _nir_args(p):
                         "(default 8)")
 
 
-def _nir_options(args):
+def nir_options(args):
     return dict(dt=args.dt, weight_bits=args.weight_bits, input_scale=args.input_scale) \
         if str(args.model).lower().endswith(".nir") else None
 
@@ -143,7 +147,10 @@ def cmd_compile(args):
     from qblif import compile as compile_net
     from qblif.viz.report import draw_graph, write_graphml
     with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
-                     nir_options=_nir_options(args)) as net:
+                     nir_options=nir_options(args)) as net:
+        if args.chip:
+            from qblif.passes.mapping import map_network, require_fit
+            require_fit(map_network(net.ir, CHIPS[args.chip]))
         print(net.report())
         if "nir_quant" in net.ir.graph:
             from qblif.nir.quantize import text_report
@@ -171,7 +178,7 @@ def cmd_run(args):
     if args.input:
         return _run_input(args)
     with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
-                     nir_options=_nir_options(args)) as net:
+                     nir_options=nir_options(args)) as net:
         steps = file_steps(net, args.steps)
         if args.check and net.ir.graph.get("stateful"):
             raise CompileError("--check compares with qblif-lava's SLAYER export, which has no "

@@ -1,5 +1,5 @@
 """The ``qblif`` command line: ``demo``, ``train``, ``evaluate``, ``compile``, ``run``,
-``export-nir``, ``compare``.
+``export-nir``, ``map``, ``compare``.
 
 Each sub-command lives in the module that owns it and exposes ``register(subparsers)``;
 this file only wires them, importing just the module of the command that runs (``qblif
@@ -44,6 +44,8 @@ COMMANDS = {
     "compile": ("qblif.cli.compile", "compile a NetX HDF5 model and print its resource report"),
     "run": ("qblif.cli.compile", "run a compiled model on test images in Lava (CPU)"),
     "export-nir": ("qblif.cli.compile", "write a NetX model as a NIR graph (docs/nir.md)"),
+    "map": ("qblif.cli.map", "map a model on Loihi 2 cores: pieces, cores, binding limits, "
+            "time, energy (docs/mapping.md)"),
     "compare": ("qblif.cli.compare", "run two models on the same test samples in Lava: accuracy, "
                 "spikes, SynOps, burst histograms (table, --plot figure)"),
 }
@@ -53,6 +55,7 @@ EPILOG = """examples:
   qblif train --dataset digits --out out/m.net        # train, export, write the card
   qblif evaluate out/m.net                            # accuracy of a model file
   qblif compile netx_models/digits_qblif_mlp.net      # resource report
+  qblif map netx_models/fmnist_qblif_conv.net --plot map.png   # cores on Loihi 2
   qblif run netx_models/digits_qblif_mlp.net --dataset digits --samples 20
 'qblif COMMAND --help' shows each command's options. Exit codes: 0 ok, 1 error,
 2 rejected model file or resource limit, 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP."""

@@ -20,6 +20,7 @@ from qblif.passes.quantize import quantize
 from qblif.passes.messages import assign_message_bits
 from qblif.passes.lower import lower_bursts
 from qblif.passes.resources import estimate_resources
+from qblif.passes.mapping import map_to_chip
 from qblif.passes.plan import plan_emission
 
 PASSES = [
@@ -29,7 +30,8 @@ PASSES = [
     quantize,             # NetX weight exponent / bits per synapse, exactness
     assign_message_bits,  # one Message per edge: QBLIF bit_length(K), CUBA binary, input
     lower_bursts,         # synapse weights in Lava layout with thermometer lanes
-    estimate_resources,   # neurons, synapses, fan-in/out, Loihi 2 cores
+    estimate_resources,   # neurons, synapses, fan-in/out
+    map_to_chip,          # pieces on Loihi 2 cores and chips (docs/mapping.md)
     plan_emission,        # Lava process per layer, per-layer reset offsets
 ]
 

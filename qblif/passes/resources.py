@@ -1,15 +1,6 @@
-"""Resource estimation per layer (static part; SynOps are added after a run).
-
-Loihi 2 figures used (Intel, "Taking Neuromorphic Computing to the Next Level
-with Loihi 2", technology brief, 2021, Table 1): 128 neuromorphic cores per
-chip, up to 1 M neurons and 120 M synapses per chip, i.e. up to 8192 neurons per
-core and, on average, 120e6 / 128 = 937,500 synapses per core. The core estimate
-of a layer is ``max(ceil(neurons / 8192), ceil(synapses / 937500))``: an
-optimistic lower bound that ignores fan-in/axon limits and memory partitioning.
-"""
+"""Resource estimation per layer (static part; SynOps are added after a run). The cores
+and chips a network needs come from the mapping pass (:mod:`qblif.passes.mapping`)."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -17,36 +8,25 @@ from qblif.core import numeric
 from qblif.ir import in_message, layers, output_delays
 from qblif.passes.declare import declare
 
-LOIHI2_CORES_PER_CHIP = 128
-LOIHI2_NEURONS_PER_CORE = 8192
-LOIHI2_SYNAPSES_PER_CORE = 120_000_000 // 128
-
-
 @declare(reads=("layer.dilation", "layer.groups", "layer.in_shape", "layer.kind",
-               "layer.padding",
-               "layer.resources", "layer.shape", "layer.stride", "layer.synapse", "layer.weight"),
-         writes=("layer.resources", "layer.fan_out_vec", "graph.cores", "graph.chips"),
+               "layer.padding", "layer.resources", "layer.shape", "layer.stride",
+               "layer.synapse", "layer.weight"),
+         writes=("layer.resources", "layer.fan_out_vec"),
          requires=())
 def estimate_resources(g):
-    """``layer.resources`` of each synaptic layer: neurons, synapses, fan-in/out, cores;
-    ``g.graph`` ``cores`` and ``chips``. (Message bits and lanes are the input edge's
-    :class:`qblif.ir.Message`; weight bits/exponent the :class:`qblif.ir.Synapse`.)"""
-    total_cores = 0
+    """``layer.resources`` of each synaptic layer: neurons, synapses, fan-in/out. (Message
+    bits and lanes are the input edge's :class:`qblif.ir.Message`; weight bits/exponent the
+    :class:`qblif.ir.Synapse`.)"""
     for ly in layers(g):
         r = ly.resources
         if not ly.synaptic:
-            r.update(neurons=0, synapses=0, cores=0)
+            r.update(neurons=0, synapses=0)
             continue
         fo = numeric.fan_out(ly)
         ly.fan_out_vec = fo
         syn = int(fo.sum())
         r.update(neurons=ly.size, synapses=syn,
                  fan_in=syn / ly.size, fan_out=syn / max(1, fo.size))
-        r["cores"] = max(math.ceil(ly.size / LOIHI2_NEURONS_PER_CORE),
-                         math.ceil(syn / LOIHI2_SYNAPSES_PER_CORE))
-        total_cores += r["cores"]
-    g.graph["cores"] = total_cores
-    g.graph["chips"] = max(1, math.ceil(total_cores / LOIHI2_CORES_PER_CHIP))
     return g
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import networkx as nx
 
 from qblif.ir import in_message, layers
-from qblif.passes.resources import LOIHI2_CORES_PER_CHIP, LOIHI2_NEURONS_PER_CORE, LOIHI2_SYNAPSES_PER_CORE, describe_host_estimate, host_estimate
+from qblif.passes.resources import describe_host_estimate, host_estimate
 
 
-def _label(ly) -> str:
+def layer_label(ly) -> str:
     if ly.kind in ("input", "flatten", "average"):
         enc = "/SDNN" if ly.neuron is not None else ""
         return f"{ly.index}:{ly.kind}{enc} {'x'.join(map(str, ly.shape))}"
@@ -30,7 +30,7 @@ def text_report(net) -> str:
     for ly in layers(g):
         r = ly.resources
         if not ly.synaptic:
-            lines.append(f"{_label(ly):<26}")
+            lines.append(f"{layer_label(ly):<26}")
             continue
         st = stats.get(ly.index)
         act = (f"{st['spikes_per_step']:>12.1f}{st['synops_per_step']:>12.1f}" if st
@@ -39,14 +39,11 @@ def text_report(net) -> str:
         tot_s += r["synapses"]
         tot_ops += st["synops_per_step"] if st else 0.0
         msg = in_message(g, ly.index)
-        lines.append(f"{_label(ly):<26}{r['neurons']:>8}{r['synapses']:>10}{r['fan_in']:>8.1f}"
+        lines.append(f"{layer_label(ly):<26}{r['neurons']:>8}{r['synapses']:>10}{r['fan_in']:>8.1f}"
                      f"{r['fan_out']:>8.1f}{msg.wire_bits:>9}{msg.lanes:>6}"
                      f"{ly.weight_bits:>7}{ly.weight_exp:>6}{r['cores']:>6}{act}")
     lines.append("-" * len(hdr))
-    lines.append(f"total: {tot_n} neurons, {tot_s} synapses, Loihi 2 estimate "
-                 f"{g.graph['cores']} neurocore(s) on {g.graph['chips']} chip(s) "
-                 f"(limits: {LOIHI2_NEURONS_PER_CORE} neurons and {LOIHI2_SYNAPSES_PER_CORE} "
-                 f"synapses per core, {LOIHI2_CORES_PER_CHIP} cores per chip)")
+    lines.append(f"total: {tot_n} neurons, {tot_s} synapses, {mapping_line(g.graph['mapping'])}")
     est = run.get("host_estimate") or host_estimate(g, 1, g.graph.get("timesteps") or 1)
     exact = bool(run) and run.get("engine") == "exact"
     lines.append(describe_host_estimate(est) + ("" if run else ", for 1 sample")
@@ -73,11 +70,20 @@ def text_report(net) -> str:
     return "\n".join(lines)
 
 
+def mapping_line(m) -> str:
+    """``'Loihi 2 estimate 62 neurocore(s) on 1 chip(s) (mapped: ...)'`` or why it does not
+    fit."""
+    if not m.fits:
+        return f"does not fit {m.chip.name}: {m.reason}"
+    return (f"{m.chip.title} estimate {m.cores} neurocore(s) on {m.chips} chip(s) (mapped: "
+            "per-core neuron state, synaptic memory and axon limits; qblif map for the table)")
+
+
 def export_graph(g) -> nx.DiGraph:
     """A copy of the IR with only GraphML-friendly (scalar) attributes."""
     h = nx.DiGraph()
     for ly in layers(g):
-        attrs = dict(kind=ly.kind, shape="x".join(map(str, ly.shape)), label=_label(ly))
+        attrs = dict(kind=ly.kind, shape="x".join(map(str, ly.shape)), label=layer_label(ly))
         if ly.neuron is not None:
             attrs.update(neuron=ly.neuron.kind, max_burst=int(ly.neuron.max_burst),
                          reset_mode=ly.neuron.reset_mode, du=int(ly.neuron.du),
