@@ -188,17 +188,18 @@ def _smm_server(runtime):
 def _force_stop(runtime) -> None:
     """Terminate the runtime's OS processes, release its port threads and shared memory."""
     infra = getattr(runtime, "_messaging_infrastructure", None)
-    actors = [a for a in _actors(runtime)
+    # (actor, its Popen) taken once: a worker reaped meanwhile has ``_popen`` set to None
+    actors = [(a, a._popen) for a in _actors(runtime)
               if not getattr(a, "_closed", False) and a._popen is not None]
-    for actor in actors:                  # SIGTERM all first, then wait: seconds, not N x
-        if actor._popen.poll() is None:
+    for actor, popen in actors:           # SIGTERM all first, then wait: seconds, not N x
+        if popen.poll() is None:
             with contextlib.suppress(Exception):
                 actor.terminate()
-    for actor in actors:
-        if actor._popen.wait(2.0) is None:
+    for actor, popen in actors:
+        if popen.wait(2.0) is None:
             with contextlib.suppress(Exception):
                 actor.kill()
-                actor._popen.wait(2.0)
+                popen.wait(2.0)
         with contextlib.suppress(Exception):
             actor.join()                  # closes the result pipes; Lava checks _is_done
     ports = list(getattr(runtime, "_open_ports", []) or []) \
