@@ -156,14 +156,16 @@ def check_order(passes=PASSES) -> None:
 check_order()
 
 
-def run_pass(p, g):
-    """Run one pass and check its contract (see the module docstring)."""
+def run_pass(p, g, before: dict = None) -> tuple:
+    """Run one pass and check its contract (see the module docstring). ``before``: the
+    graph's :func:`snapshot` if the caller has it. Returns ``(graph, its snapshot after the
+    pass)``: the next pass's ``before``."""
     has_edges = g.number_of_edges() > 0
     missing = {r for r in p.requires if r.startswith("graph.")
                or (r.startswith("edge.") and has_edges)} - present(g)
     if missing:
         raise CompileError(f"pass {p.__name__} needs {sorted(missing)}, absent")
-    before = snapshot(g)
+    before = snapshot(g) if before is None else before
     g.graph = TracedDict(g.graph)
     try:
         with trace_reads() as fields_read:
@@ -179,18 +181,20 @@ def run_pass(p, g):
     if undeclared:
         raise AssertionError(f"pass {p.__name__} read {sorted(undeclared)} without "
                              "declaring it")
-    wrote = changed(before, snapshot(out)) - set(p.writes)
+    after = snapshot(out)
+    wrote = changed(before, after) - set(p.writes)
     if wrote:
         raise AssertionError(f"pass {p.__name__} changed {sorted(wrote)} without declaring it")
     absent = {e for e in p.ensures if not e.startswith("edge.") or out.number_of_edges()} \
         - present(out)
     if absent:
         raise AssertionError(f"pass {p.__name__} ensures {sorted(absent)}, absent after it")
-    return out
+    return out, after
 
 
 def run_passes(g, passes=PASSES):
     """Run ``passes`` in order, each checked against its contract (:func:`run_pass`)."""
+    before = None
     for p in passes:
-        g = run_pass(p, g)
+        g, before = run_pass(p, g, before)
     return g
