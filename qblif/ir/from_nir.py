@@ -17,7 +17,7 @@ import numpy as np
 from qblif.core.errors import CompileError
 from qblif.ir import Layer, Neuron, new_graph
 from qblif.nir.graph import DEFAULT_DT, META_KEY, fail, graph_meta, load, options, scalar, stages  # noqa: F401 (DEFAULT_DT, options: re-exported)
-from qblif.nir.quantize import quantize_stage
+from qblif.nir.quantize import headroom_problem, quantize_stage
 
 META_INT_KEYS = ("du", "dv", "max_burst")
 
@@ -49,7 +49,7 @@ def _restore(st) -> dict:
 
 
 def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None,
-             input_scale=None) -> "nx.DiGraph":  # noqa: F821
+             input_scale=None, allow_inexact: bool = False) -> "nx.DiGraph":  # noqa: F821
     """Read the NIR file ``path`` into an IR graph; every failure is a CompileError.
 
     dt: the Euler time step (seconds, NIR's time unit) that discretises the neurons; default
@@ -58,13 +58,17 @@ def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None,
     the graded input (for the headroom bound; the file's metadata wins). input_scale: the NIR
     graph receives ``frame * input_scale`` (e.g. ``1/15`` for a network trained on inputs in
     [0, 1] run on 4-bit frames); folded into the first layer's weights. Default: the file's
-    metadata, else 1.
+    metadata, else 1. allow_inexact: compile a layer whose worst-case state overflows 24
+    bits at every useful scale (refused otherwise); its line lands in
+    ``g.graph["nir_warnings"]``.
     """
-    return graph_to_ir(load(path), str(path), dt, weight_bits, input_bits, input_scale)
+    return graph_to_ir(load(path), str(path), dt, weight_bits, input_bits, input_scale,
+                       allow_inexact)
 
 
 def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
-                input_bits=None, input_scale=None) -> "nx.DiGraph":  # noqa: F821
+                input_bits=None, input_scale=None,
+                allow_inexact: bool = False) -> "nx.DiGraph":  # noqa: F821
     """:func:`read_nir` of an in-memory ``nir.NIRGraph`` (``path`` only names it)."""
     dt, bits, scale = options(graph, dt, input_bits, input_scale)
     in_shape, sts = stages(graph, scale)
@@ -77,7 +81,7 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
     if "dataset" in meta:
         attrs["dataset"] = str(scalar(meta["dataset"]))
     g = new_graph(**attrs)
-    rows, in_max = [], 2 ** bits - 1
+    rows, warnings, in_max = [], [], 2 ** bits - 1
     for i, st in enumerate(sts):
         if st.kind == "flatten":
             g.add_node(i, layer=Layer(index=i, kind="flatten", shape=tuple(st.shape)))
@@ -94,8 +98,13 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
                                "times the input gain is not exact in integers at "
                                f"{weight_bits} weight bits (scale {rep['scale']:.4g}, "
                                f"relative error {rep['err']['weight']:.2e})")
+                problem = headroom_problem(rep)
+                if problem and not allow_inexact:
+                    raise CompileError(problem + " (--allow-inexact / allow_inexact=True "
+                                       "runs it anyway)")
+                warnings += [problem] if problem else []
                 neuron = Neuron(kind="CUBA", du=q["du"], dv=q["dv"], vth=q["vth"])
-                rows.append(dict(q["report"], index=i))
+                rows.append(dict(q["report"], index=i, fused=list(st.notes)))
             layer = Layer(index=i, kind=st.kind, shape=tuple(st.shape), weight=q["weight"],
                           bias=q["bias"], neuron=neuron, kernel=st.kernel, stride=st.stride,
                           padding=st.padding, dilation=st.dilation, groups=st.groups)
@@ -104,6 +113,7 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
         if i:
             g.add_edge(i - 1, i)
     g.graph["nir_quant"] = rows
+    g.graph["nir_warnings"] = warnings
     g.graph["nir_nodes"] = [st.name for st in sts]
     g.graph["nir_readouts"] = [i for i, st in enumerate(sts) if st.neuron_type == "LI"]
     return g
