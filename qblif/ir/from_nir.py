@@ -106,12 +106,15 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
                 neuron = Neuron(kind="CUBA", du=q["du"], dv=q["dv"], vth=q["vth"])
                 rows.append(dict(q["report"], index=i, fused=list(st.notes)))
             layer = Layer(index=i, kind=st.kind, shape=tuple(st.shape), weight=q["weight"],
-                          bias=q["bias"], neuron=neuron, kernel=st.kernel, stride=st.stride,
+                          bias=q["bias"], neuron=neuron, weight_rec=q.get("weight_rec"),
+                          kernel=st.kernel, stride=st.stride,
                           padding=st.padding, dilation=st.dilation, groups=st.groups)
             g.add_node(i, layer=layer)
             in_max = neuron.max_burst
         if i:
             g.add_edge(i - 1, i)
+        if g.nodes[i]["layer"].weight_rec is not None:   # the IR's dense_rec layer
+            g.add_edge(i, i, recurrent=True)
     g.graph["nir_quant"] = rows
     g.graph["nir_warnings"] = warnings
     g.graph["nir_nodes"] = [st.name for st in sts]

@@ -171,6 +171,7 @@ class Stage:
     ops: list = field(default_factory=list)
     op_types: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    weight_rec: Optional[np.ndarray] = None
 
     @property
     def neuron_type(self) -> str:
@@ -259,8 +260,35 @@ def _splice_wires(nodes, edges, keep):
     return nodes, list(dict.fromkeys(edges))
 
 
+RECURRENT_OPS = ("Affine", "Linear")
+
+
+def _recurrent_edges(nodes, edges) -> dict:
+    """``{neuron: (op name, op node)}`` for each recurrent edge: a neuron's output through
+    one ``Affine``/``Linear`` back to its own input (snnTorch's ``RLeaky``/``RSynaptic``,
+    ``lif -> w_rec -> lif``)."""
+    rec = {}
+    for name, node in nodes.items():
+        if type(node).__name__ not in RECURRENT_OPS:
+            continue
+        ins = [a for a, b in edges if b == name]
+        outs = [b for a, b in edges if a == name]
+        if len(ins) == 1 and outs == ins and type(nodes[ins[0]]).__name__ in NEURONS:
+            if ins[0] in rec:
+                raise fail(ins[0], nodes[ins[0]], f"has two recurrent edges ({rec[ins[0]][0]!r}"
+                           f", {name!r})")
+            rec[ins[0]] = (name, node)
+    return rec
+
+
 def chain(graph) -> list:
     """The top-level graph as an ordered list of ``(name, node)``, Input first, Output last."""
+    return chain_parts(graph)[0]
+
+
+def chain_parts(graph) -> tuple:
+    """``(chain, recurrent)``: :func:`chain` with each recurrent edge taken out, and
+    ``{neuron name: (op name, op node)}`` of those edges (:func:`_recurrent_edges`)."""
     import networkx as nx
     nodes, edges, ins, outs = _inline(graph)
     if len(ins) != 1 or len(outs) != 1:
@@ -277,6 +305,10 @@ def chain(graph) -> list:
         t = type(node).__name__
         if t not in SUPPORTED:
             raise fail(name, node, f"unsupported node type (supported: {', '.join(SUPPORTED)})")
+    rec = _recurrent_edges(nodes, edges)
+    for op, _ in rec.values():
+        del nodes[op]
+    edges = [e for e in edges if e[0] in nodes and e[1] in nodes]
     g = nx.DiGraph()
     g.add_nodes_from(nodes)
     g.add_edges_from(edges)
@@ -285,8 +317,9 @@ def chain(graph) -> list:
         cyc = sorted(cycles, key=len)[0]
         sub = cyc[0].split(".")[0]
         raise CompileError(f"NIR node {sub!r}: a recurrent subgraph (cycle "
-                           f"{' -> '.join(cyc + cyc[:1])}) is not representable: the compiler's "
-                           "IR is a feed-forward chain of layers")
+                           f"{' -> '.join(cyc + cyc[:1])}) is not representable: the IR's "
+                           "recurrent layer takes one Affine/Linear from a neuron back to "
+                           "itself")
     order = [ins[0]]
     seen = {ins[0]}
     while order[-1] != outs[0]:
@@ -305,7 +338,7 @@ def chain(graph) -> list:
     left = [n for n in nodes if n not in seen]
     if left:
         raise fail(left[0], nodes[left[0]], "is not on the path from Input to Output")
-    return [(n, nodes[n]) for n in order]
+    return [(n, nodes[n]) for n in order], rec
 
 
 def _input_shape(name, node, first_op) -> tuple:
@@ -561,6 +594,26 @@ def _compose(st, nxt, name, node) -> None:
                "where the second conv is unpadded or the pooling tiles its input)")
 
 
+def _recurrent(st, name, node) -> None:
+    """Attach the recurrent op ``node`` (the neuron's output back to its input) to the dense
+    stage ``st``: ``weight_rec`` ``(out, out)``; an Affine bias adds to the stage bias."""
+    if st.kind != "dense":
+        raise fail(name, node, f"a recurrent edge onto {st.name!r}, whose op {st.ops[0]!r} is "
+                   f"a {st.kind}: the IR's recurrent layer is dense")
+    n = st.shape[0]
+    w = array(name, node, "weight")
+    if w.shape != (n, n):
+        raise fail(name, node, f"recurrent weight has shape {w.shape}, expected ({n}, {n})")
+    st.weight_rec = w
+    if type(node).__name__ == "Affine":
+        b = array(name, node, "bias").reshape(-1)
+        if b.size not in (1, n):
+            raise fail(name, node, f"bias has {b.size} values, expected {n}")
+        st.bias = (0.0 if st.bias is None else st.bias) + np.broadcast_to(b, (n,))
+    st.ops.append(name)
+    st.op_types.append(type(node).__name__ + " (recurrent)")
+
+
 def _check_declared(name, node, shape):
     """A node's declared output type (where it states one) must match the inferred shape."""
     t = getattr(node, "output_type", None)
@@ -580,7 +633,7 @@ def _check_declared(name, node, shape):
 def stages(graph, input_scale: float = 1.0) -> tuple:
     """``(input_shape, [Stage, ...])`` of a NIR graph, or a CompileError. ``input_scale``
     (the graph receives ``frame * input_scale``) is folded into the first op's weights."""
-    order = chain(graph)
+    order, rec = chain_parts(graph)
     first_op = next((type(n).__name__ for _, n in order[1:]
                      if type(n).__name__ in SYNAPSES), None)
     shape = _input_shape(*order[0], first_op)
@@ -656,6 +709,8 @@ def stages(graph, input_scale: float = 1.0) -> tuple:
                 raise fail(name, node, "needs a synaptic op (Affine, Linear, Conv, Pool) "
                            "before it: every IR layer is a synapse plus a neuron")
             pend.neuron, pend.name = node, name
+            if name in rec:
+                _recurrent(pend, *rec[name])
             _check_declared(name, node, pend.shape)
             out.append(pend)
             cur, pend = pend.shape, None

@@ -138,6 +138,9 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int) -> dict:
         raise CompileError(f"weight_bits={weight_bits} is out of range [1, 8]")
     f = decay_fractions(st, dt)
     w_eff = effective_weight(st, f["gain"])
+    n_fwd = w_eff.shape[1] if w_eff.ndim == 2 else None
+    if st.weight_rec is not None:     # one scale for both: the same neuron sums them
+        w_eff = np.concatenate([w_eff, st.weight_rec * f["gain"].reshape(-1, 1)], axis=1)
     step = 2 ** (9 - weight_bits)
     w_lo, w_hi = P.WEIGHT_RANGE[0], P.WEIGHT_RANGE[1] + 1 - step
     w64, b64 = w_eff * 64, f["bias_v"] * 64
@@ -159,9 +162,14 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int) -> dict:
     iu = int(np.clip(np.round(DECAY_ONE * f["alpha_u"]), 1, DECAY_ONE))
     dv = int(np.clip(np.round(DECAY_ONE * f["alpha_v"]), 0, DECAY_ONE - 1))
 
+    def bound(w, b, v):
+        rec = None if st.weight_rec is None else w[:, n_fwd:]
+        return headroom(st.kind, w if rec is None else w[:, :n_fwd], b, iu - 1, dv, in_max,
+                        v, rec)
+
     def room(s):    # the smaller headroom (bits) of the quantized layer at scale s
         w, v, b = ints(s)
-        return room_bits(headroom(st.kind, w, b, iu - 1, dv, in_max, v))
+        return room_bits(bound(w, b, v))
 
     s, limit = _choose_scale(w64, b64, th64, step, exact, room)
     w, v, b = ints(s)
@@ -178,10 +186,12 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int) -> dict:
                         bias=_rel_err(b / (64 * s), f["bias_v"]),
                         du=abs(iu / DECAY_ONE - f["alpha_u"]),
                         dv=abs(dv / DECAY_ONE - f["alpha_v"])))
-    rep.update(headroom(st.kind, w, b, iu - 1, dv, in_max, None if readout else v))
+    rep.update(bound(w, b, None if readout else v))
     bias = b.astype(np.int64) if np.any(b) else None
-    return dict(weight=w.astype(np.int64), vth=v.astype(np.int64), bias=bias, du=iu - 1, dv=dv,
-                report=rep)
+    w = w.astype(np.int64)
+    rec = None if st.weight_rec is None else w[:, n_fwd:]
+    return dict(weight=w if rec is None else w[:, :n_fwd], weight_rec=rec,
+                vth=v.astype(np.int64), bias=bias, du=iu - 1, dv=dv, report=rep)
 
 
 def _choose_scale(w64, b64, th64, step, exact, room) -> tuple:
@@ -189,7 +199,8 @@ def _choose_scale(w64, b64, th64, step, exact, room) -> tuple:
     and inside the headroom), ``range`` (the largest s with every weight, threshold and bias
     in range), ``headroom`` (the largest s whose worst-case |u| and |v| stay below 2^23),
     ``no room`` (even the smallest useful s, where the smallest threshold mantissa is 1 and
-    the largest weight at least one grid step, overflows: the caller refuses). ``room(s)``: headroom in bits."""
+    the largest weight at least one grid step, overflows: the caller refuses).
+    ``room(s)``: the headroom in bits at scale s."""
     if exact(1.0) and room(1.0) >= 0:
         return 1.0, "exact"
     limits = [lim / float(np.max(np.abs(x))) for lim, x in
@@ -216,7 +227,7 @@ def _choose_scale(w64, b64, th64, step, exact, room) -> tuple:
     return (snap, "headroom") if snap >= useful else (s, "headroom")
 
 
-def headroom(kind, w, bias, du, dv, in_max, vth=None) -> dict:
+def headroom(kind, w, bias, du, dv, in_max, vth=None, w_rec=None) -> dict:
     """Bits to spare below 2^23 of the worst-case |u| (wraps) and |v| (clips) of a layer.
 
     Inputs are >= 0 (frames, spike counts) and at most ``in_max``; per neuron, ``a+`` /
@@ -225,11 +236,15 @@ def headroom(kind, w, bias, du, dv, in_max, vth=None) -> dict:
     there is harmless (the NIR neurons are K = 1 with reset to 0: a voltage over the
     threshold spikes and resets whatever its value; without ``vth``, a readout:
     ``(u+ + 64 bias+) * 4096 / dv``); below: ``|v| <= (u- + 64 |bias-|) * 4096 / dv``
-    (unbounded when ``dv = 0``: ``no leak``, v is bounded by its clip only).
+    (unbounded when ``dv = 0``: ``no leak``, v is bounded by its clip only). ``w_rec``: the
+    recurrent weights ``(out, out)`` of the layer's own spikes (at most 1 each: NIR's K = 1).
     """
     w = np.asarray(w, np.float64)
-    rows = w.reshape(w.shape[0], -1) if kind in ("dense", "conv") else w.reshape(1, -1)
-    gain = 64 * in_max * DECAY_ONE / (du + 1)
+    rows = in_max * (w.reshape(w.shape[0], -1) if kind in ("dense", "conv")
+                     else w.reshape(1, -1))
+    if w_rec is not None:
+        rows = np.concatenate([rows, np.asarray(w_rec, np.float64)], axis=1)
+    gain = 64 * DECAY_ONE / (du + 1)
     u_pos = gain * float(np.clip(rows, 0, None).sum(1).max())
     u_neg = gain * float(np.clip(-rows, 0, None).sum(1).max())
     b = np.asarray(0.0 if bias is None or not np.size(bias) else bias, np.float64)
@@ -262,9 +277,9 @@ def headroom_problem(rep: dict):
         return None
     which = "u (24-bit wrap)" if rep["headroom_u_bits"] < 0 else "v (24-bit clip)"
     return (f"NIR node {rep['node']!r} ({rep['type']}): the worst-case {which} exceeds 2^23 "
-            f"by {-bits:.1f} bits even at the smallest useful scale ({rep['scale']:.3g}: threshold "
-            "mantissa >= 1, largest weight >= one grid step): the quantized layer cannot "
-            "hold its dynamics")
+            f"by {-bits:.1f} bits even at the smallest useful scale ({rep['scale']:.3g}: "
+            "threshold mantissa >= 1, largest weight >= one grid step): the quantized layer "
+            "cannot hold its dynamics")
 
 
 def text_report(rows: list, dt: float, weight_bits: int) -> str:

@@ -11,7 +11,9 @@ Per step, for synaptic input ``y`` (the op's output, bias included):
 - LI (readout): as LIF, never spikes; its output is ``v``
 - Threshold: spike where ``y > threshold``
 
-then a spike where ``v > v_threshold`` and ``v = v_reset`` there. Inputs are the frames
+then a spike where ``v > v_threshold`` and ``v = v_reset`` there. A recurrent edge
+(``weight_rec``) adds ``R @ s[t-1]`` to ``y`` at step t (NIR's one-step semantics, as
+snnTorch's ``RLeaky``/``RSynaptic`` and the IR's ``dense_rec``). Inputs are the frames
 given to the compiled network (integers, as floats), presented unchanged every step.
 """
 from __future__ import annotations
@@ -42,8 +44,11 @@ def neuron_run(st, y, dt) -> np.ndarray:
         r = param(st, "r")
     thr = None if t_name == "LI" else param(st, "v_threshold")
     reset = None if t_name == "LI" else param(st, "v_reset", 0.0)
+    rec = st.weight_rec
     for t in range(steps):
         x = y[:, t]
+        if rec is not None and t:          # the recurrent edge: last step's spikes
+            x = x + out[:, t - 1] @ rec.T
         if t_name == "CubaLIF":
             cur = cur + a_s * (w_in * x - cur)
             v = v + a_m * (leak - v + r * cur)

@@ -256,8 +256,9 @@ def _bad_cases():
     yield "v_reset", _fc_lif(v_reset=np.ones(3)), GOOD_EDGES, "'lif' .*v_reset"
     d = dict(n, lif=nir.I(r=np.ones(3)))
     yield "unsupported type", d, GOOD_EDGES, r"'lif' \(I\): unsupported node type"
-    d = dict(n, rec=nir.Linear(weight=np.eye(3)))
-    yield "recurrent", d, GOOD_EDGES + [("lif", "rec"), ("rec", "lif")], "recurrent subgraph"
+    d = dict(n, rec=nir.Linear(weight=np.eye(3)), rec2=nir.Linear(weight=np.eye(3)))
+    yield "cycle of two ops", d, GOOD_EDGES + [("lif", "rec"), ("rec", "rec2"),
+                                               ("rec2", "lif")], "recurrent subgraph"
     d = {"in": nir.Input(input_type={"input": np.array([1, 4, 4])}),
          "c1": nir.Conv2d(input_shape=(4, 4), weight=np.ones((1, 1, 2, 2)), stride=1, padding=0,
                           dilation=1, groups=1, bias=np.zeros(1)),
@@ -293,17 +294,28 @@ def test_inexact_avgpool_is_a_clear_error(tmp_path):
     assert ly.kind == "pool" and np.ptp(ly.weight) == 0 and ly.weight.flat[0] % 2 == 0
 
 
-def test_recurrent_snntorch_style_subgraph_is_refused_naming_the_node(tmp_path):
+def test_nested_recurrent_subgraph_equals_the_float_simulation(tmp_path):
+    """A nested NIRGraph with lif -> w_rec -> lif (snnTorch's RLeaky shape, an IF here):
+    the IR's dense_rec; exact parameters give the float NIR simulation spike for spike."""
+    w_rec = np.array([[0, -16, 8], [8, 0, -8], [-8, 16, 0]]) / 64
     sub = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}),
-                              "lif": _lif(3), "w_rec": nir.Linear(weight=np.eye(3)),
+                              "lif": nir.IF(r=np.full(3, 1 / DT), v_threshold=np.full(3, 0.5)),
+                              "w_rec": nir.Linear(weight=w_rec),
                               "output": nir.Output(output_type={"output": np.array([3])})},
                        edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"),
                               ("lif", "output")], type_check=False)
-    nodes = _fc_lif()
+    nodes = _fc_lif(w=np.round(np.random.default_rng(3).normal(0, 0.2, (3, 4)) * 32) / 32)
     nodes["lif"] = sub
     path = _write(tmp_path, "rec.nir", nodes, GOOD_EDGES)
-    with pytest.raises(CompileError, match="NIR node 'lif': a recurrent subgraph"):
-        qblif.compile(path, nir_options=dict(dt=DT))
+    frames = np.random.default_rng(4).integers(0, 4, (4, 4))
+    with qblif.compile(path, input_bits=2, nir_options=dict(dt=DT)) as net:
+        assert net.ir.graph["nir_quant"][0]["exact"]
+        assert np.array_equal(layers(net.ir)[0].weight_rec, w_rec * 64)
+        oracle = forward(net.ir, frames, 6)
+        lava = net.run(frames, 6)
+    ref = simulate(path, frames, 6, dt=DT)
+    assert np.array_equal(oracle[0], ref[0]) and np.array_equal(lava[0], ref[0])
+    assert ref[0].sum() > 3
 
 
 def test_garbage_and_missing_files(tmp_path):
@@ -503,18 +515,22 @@ def _torch_ops(body, x):
     return y.numpy()
 
 
+def _flat(shape):
+    return nir.Flatten(input_type={"input": np.array(shape)})
+
+
 FUSE_CASES = {
     "sumpool-conv(pad 1)": lambda r: [("p", _pool()), ("c", _conv(2, 3, 3, (4, 4), 1, r))],
-    "avgpool-conv": lambda r: [("p", _pool(2, nir.AvgPool2d)), ("c", _conv(2, 3, 3, (4, 4), 0, r))],
-    "conv-conv": lambda r: [("c1", _conv(2, 3, 3, (8, 8), 1, r)), ("c2", _conv(3, 2, 3, (8, 8), 0, r))],
+    "avgpool-conv": lambda r: [("p", _pool(2, nir.AvgPool2d)),
+                               ("c", _conv(2, 3, 3, (4, 4), 0, r))],
+    "conv-conv": lambda r: [("c1", _conv(2, 3, 3, (8, 8), 1, r)),
+                            ("c2", _conv(3, 2, 3, (8, 8), 0, r))],
     "conv-sumpool-conv": lambda r: [("c1", _conv(2, 3, 3, (8, 8), 1, r)), ("p", _pool()),
                                     ("c2", _conv(3, 2, 3, (4, 4), 0, r))],
-    "conv-flatten-affine": lambda r: [("c", _conv(2, 3, 3, (8, 8), 0, r)),
-                                      ("f", nir.Flatten(input_type={"input": np.array([3, 6, 6])})),
+    "conv-flatten-affine": lambda r: [("c", _conv(2, 3, 3, (8, 8), 0, r)), ("f", _flat([3, 6, 6])),
                                       ("a", nir.Affine(weight=r.normal(0, 0.3, (4, 108)),
                                                        bias=r.normal(0, 0.1, 4)))],
-    "sumpool-flatten-linear": lambda r: [("p", _pool()),
-                                         ("f", nir.Flatten(input_type={"input": np.array([2, 4, 4])})),
+    "sumpool-flatten-linear": lambda r: [("p", _pool()), ("f", _flat([2, 4, 4])),
                                          ("l", nir.Linear(weight=r.normal(0, 0.3, (4, 32))))],
 }
 
