@@ -124,9 +124,9 @@ def _nir_args(p):
                    help="NIR models without qblif metadata: bits of the graded input "
                         "(default 8)")
     p.add_argument("--allow-inexact", action="store_true",
-                   help="NIR models: compile a layer whose worst-case state overflows 24 bits "
-                        "at every scale that keeps its threshold (refused by default), with a "
-                        "warning")
+                   help="NIR models: give each layer the most precise scale in range, not "
+                        "lowered for the 24-bit headroom, and compile a layer whose worst-case "
+                        "state overflows 24 bits (refused by default), with a warning")
 
 
 def _nir_options(args):

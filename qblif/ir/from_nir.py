@@ -58,8 +58,9 @@ def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None,
     the graded input (for the headroom bound; the file's metadata wins). input_scale: the NIR
     graph receives ``frame * input_scale`` (e.g. ``1/15`` for a network trained on inputs in
     [0, 1] run on 4-bit frames); folded into the first layer's weights. Default: the file's
-    metadata, else 1. allow_inexact: compile a layer whose worst-case state overflows 24
-    bits at every useful scale (refused otherwise); its line lands in
+    metadata, else 1. allow_inexact: each layer takes the most precise scale in range,
+    not lowered for the 24-bit headroom, and a layer whose worst-case state overflows 24
+    bits compiles (refused otherwise: at every useful scale); its line lands in
     ``g.graph["nir_warnings"]``.
     """
     return graph_to_ir(load(path), str(path), dt, weight_bits, input_bits, input_scale,
@@ -91,7 +92,8 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
                 neuron = Neuron(kind=q["kind"], du=q["du"], dv=q["dv"], vth=q["vth"],
                                 max_burst=q["max_burst"], reset_mode=q["reset_mode"])
             else:
-                q = quantize_stage(st, dt, int(weight_bits), in_max)
+                q = quantize_stage(st, dt, int(weight_bits), in_max,
+                                   guarantee=not allow_inexact)
                 rep = q["report"]
                 if st.op_types[0] == "AvgPool2d" and rep["err"]["weight"] > 0:
                     raise fail(st.ops[0], "AvgPool2d", f"the average 1/{np.prod(st.kernel)} "

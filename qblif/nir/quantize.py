@@ -127,8 +127,11 @@ def _rel_err(q, f):
     return float(np.max(np.abs(q - f)) / big) if big > 0 else float(np.max(np.abs(q)))
 
 
-def quantize_stage(st, dt: float, weight_bits: int, in_max: int) -> dict:
-    """Integer parameters of one stage and its error report.
+def quantize_stage(st, dt: float, weight_bits: int, in_max: int,
+                   guarantee: bool = True) -> dict:
+    """Integer parameters of one stage and its error report. ``guarantee``: lower the scale
+    until the worst-case state fits 24 bits (``False``, ``--allow-inexact``: the most
+    precise scale in range, whatever the headroom).
 
     Returns ``dict(weight=int64, vth=int64 array (shape), bias=int64 array or None, du, dv,
     report=dict)``. weight: file order (dense (out, in), conv (C_out, C_in/g, kH, kW),
@@ -171,7 +174,7 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int) -> dict:
         w, v, b = ints(s)
         return room_bits(bound(w, b, v))
 
-    s, limit = _choose_scale(w64, b64, th64, step, exact, room)
+    s, limit = _choose_scale(w64, b64, th64, step, exact, room, guarantee)
     w, v, b = ints(s)
     if readout:
         v = np.full(st.shape, vth_hi)
@@ -194,21 +197,22 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int) -> dict:
                 vth=v.astype(np.int64), bias=bias, du=iu - 1, dv=dv, report=rep)
 
 
-def _choose_scale(w64, b64, th64, step, exact, room) -> tuple:
+def _choose_scale(w64, b64, th64, step, exact, room, guarantee=True) -> tuple:
     """The layer scale ``s`` and what chose it: ``exact`` (s = 1, or a power of two, exact
     and inside the headroom), ``range`` (the largest s with every weight, threshold and bias
     in range), ``headroom`` (the largest s whose worst-case |u| and |v| stay below 2^23),
     ``no room`` (even the smallest useful s, where the smallest threshold mantissa is 1 and
-    the largest weight at least one grid step, overflows: the caller refuses).
+    the largest weight at least one grid step, overflows: the caller refuses). Without
+    ``guarantee`` the headroom is not consulted (steps 1 and 2 only).
     ``room(s)``: the headroom in bits at scale s."""
-    if exact(1.0) and room(1.0) >= 0:
+    if exact(1.0) and (room(1.0) >= 0 or not guarantee):
         return 1.0, "exact"
     limits = [lim / float(np.max(np.abs(x))) for lim, x in
               ((P.WEIGHT_RANGE[1] + 1 - step, w64), (P.BIAS_MANT_RANGE[1], b64),
                (P.VTH_RANGE[1], th64))
               if x is not None and np.any(x)]
     s = min(limits) if limits else 1.0
-    if room(s) >= 0:
+    if room(s) >= 0 or not guarantee:
         return s, "range"
     useful = step / float(np.max(np.abs(w64)))      # the largest weight: one grid step
     if th64 is not None:                            # the smallest threshold mantissa: 1
@@ -276,10 +280,12 @@ def headroom_problem(rep: dict):
     if bits >= 0:
         return None
     which = "u (24-bit wrap)" if rep["headroom_u_bits"] < 0 else "v (24-bit clip)"
+    where = ("even at the smallest useful scale ({:.3g}: threshold mantissa >= 1, largest "
+             "weight >= one grid step)" if rep.get("limit") == "no room" else
+             "at the most precise scale ({:.3g}; the headroom did not lower it)")
     return (f"NIR node {rep['node']!r} ({rep['type']}): the worst-case {which} exceeds 2^23 "
-            f"by {-bits:.1f} bits even at the smallest useful scale ({rep['scale']:.3g}: "
-            "threshold mantissa >= 1, largest weight >= one grid step): the quantized layer "
-            "cannot hold its dynamics")
+            f"by {-bits:.1f} bits {where.format(rep['scale'])}: the quantized layer cannot "
+            "hold its dynamics")
 
 
 def text_report(rows: list, dt: float, weight_bits: int) -> str:

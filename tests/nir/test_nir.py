@@ -192,7 +192,9 @@ def test_headroom_scale_exact_power_of_two_refusal_and_allow_inexact(tmp_path, c
                        r"3\.0 bits"):
         qblif.compile(big, nir_options=dict(dt=DT))
     g = qblif.compile(big, nir_options=dict(dt=DT, allow_inexact=True)).ir
-    assert g.graph["nir_warnings"] and g.graph["nir_quant"][0]["limit"] == "no room"
+    r = g.graph["nir_quant"][0]      # allow_inexact: the most precise scale, not lowered
+    assert g.graph["nir_warnings"] and r["limit"] == "exact" and r["scale"] == 1
+    assert "most precise scale" in g.graph["nir_warnings"][0]
     assert "may overflow" in text_report(g.graph["nir_quant"], DT, 8)
     assert cli.main(["compile", str(big), "--dt", str(DT)]) == 2
     err = capsys.readouterr().err
