@@ -1,9 +1,10 @@
 """NIR producers other than snnTorch (tests/nir/test_nir_snntorch.py): networks built in
-Norse 1.1.0, written by its own exporter, compiled and run in Lava; Lava = the exact engine
-= our oracle, and the agreement with Norse's own float simulation is measured per layer.
-Skipped with the reason when Norse is not installed (test extra ``norse==1.1.0``).
+Norse 1.1.0 and Sinabs 3.1.3, written by the producer's own exporter, compiled and run in
+Lava; Lava = the exact engine = our oracle, and the agreement with the producer's own float
+simulation is measured per layer; and our K = 1 export run by Norse's NIR importer. Each
+test skips with the reason when its producer is not installed (test extras).
 Rockpool 3.1.0's ``to_nir`` cannot build a graph under nir 1.0.8 (type inference fails
-on its batch dimension, docs/nir.md): nothing of Rockpool's to test yet."""
+on its batch dimension, docs/nir.md): nothing of Rockpool's to test."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,16 +12,21 @@ import pytest
 
 nir = pytest.importorskip("nir")
 torch = pytest.importorskip("torch")
-pytest.importorskip("norse.torch", reason="norse==1.1.0 is not installed (test extra)")
 
 import qblif  # noqa: E402
 from qblif.exact.oracle import forward  # noqa: E402
 from qblif.ir import layers  # noqa: E402
 from qblif.nir.simulate import agreement, simulate  # noqa: E402
-import norse_nets as nn_  # noqa: E402
+
+
+def _norse():
+    pytest.importorskip("norse.torch", reason="norse==1.1.0 is not installed (test extra)")
+    import norse_nets
+    return norse_nets
 
 
 def test_norse_lifbox_mlp_exports_compiles_and_agrees(tmp_path):
+    nn_ = _norse()
     torch.manual_seed(0)
     model = nn_.mlp((16, 12, 5))
     with torch.no_grad():
@@ -79,6 +85,7 @@ def test_our_k1_export_runs_in_norse_and_agrees(tmp_path):
     """``qblif export-nir`` of a K = 1 CUBA model, read by Norse's NIR node importer: Norse's
     float run agrees with our float NIR simulation (>= 99%) and with our Lava run of the
     NetX model (measured, >= 95%; docs/nir.md has the figures)."""
+    _norse()
     import sys
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "passes"))
     from test_compiler_writer import dense_net, write_net
@@ -97,3 +104,57 @@ def test_our_k1_export_runs_in_norse_and_agrees(tmp_path):
         lava = net.run(frames, steps)
     assert min(agreement(lava, theirs).values()) >= 0.95
     assert all(t.sum() > 20 for t in theirs.values())
+
+
+def test_sinabs_cnn_pooling_into_conv_exports_compiles_and_agrees(tmp_path):
+    """Sinabs 3.1.3 (``pip install --no-deps sinabs==3.1.3 pbr``: its samna dependency is
+    not needed for NIR) writes Conv2d-IAF-SumPool2d-Conv2d-IAF-Flatten-Linear-IAF with
+    ``sinabs.to_nir``; the pooling fuses into the next conv. Sinabs' IF has ``r = 1`` and
+    no dt: its files mean ``dt = 1``. With ``SingleSpike`` and ``MembraneReset`` (what the
+    NIR file states) our float simulation equals Sinabs' run; Lava = engine = oracle."""
+    sinabs = pytest.importorskip("sinabs", reason="sinabs==3.1.3 is not installed (test "
+                                 "extra, --no-deps, with pbr)")
+    import sinabs.layers as sl
+    from sinabs.activation import MembraneReset, SingleSpike
+
+    def iaf():
+        return sl.IAFSqueeze(batch_size=1, spike_fn=SingleSpike, reset_fn=MembraneReset(),
+                             min_v_mem=None)
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1, bias=False), iaf(), sl.SumPool2d(2),
+        torch.nn.Conv2d(4, 4, 3, padding=1, bias=False), iaf(), torch.nn.Flatten(),
+        torch.nn.Linear(64, 5, bias=False), iaf())
+    with torch.no_grad():
+        for j, gain in ((0, 2), (3, 2), (6, 4)):
+            model[j].weight.mul_(gain)
+    path = tmp_path / "sinabs.nir"
+    nir.write(str(path), sinabs.to_nir(model, torch.zeros(1, 1, 8, 8)))
+    frames = np.random.default_rng(0).integers(0, 4, (3, 1, 8, 8))
+    steps = 6
+    cells = [m for m in model if isinstance(m, sl.IAFSqueeze)]
+    rec = {id(m): [] for m in cells}
+    hooks = [m.register_forward_hook(lambda mod, _i, o: rec[id(mod)].append(o.numpy().copy()))
+             for m in cells]
+    with torch.no_grad():
+        for s in range(len(frames)):
+            sinabs.reset_states(model)
+            model(torch.tensor(frames[s:s + 1], dtype=torch.float32).repeat(steps, 1, 1, 1))
+    for h in hooks:
+        h.remove()
+    theirs = [np.stack(rec[id(m)]).reshape((len(frames), steps, -1)) for m in cells]
+    ours = simulate(path, frames, steps, dt=1.0)
+    with qblif.compile(path, input_bits=2, nir_options=dict(dt=1.0)) as net:
+        assert [ly.kind for ly in layers(net.ir)] == ["conv", "conv", "flatten", "dense"]
+        assert "fused into one conv" in net.ir.graph["nir_quant"][1]["fused"][0]
+        lava = net.run(frames, steps)
+        eng = net.run(frames, steps, engine="exact")
+        oracle = forward(net.ir, frames, steps)
+    keys = sorted(ours)
+    for i in oracle:
+        assert np.array_equal(lava[i], oracle[i]) and np.array_equal(eng[i], oracle[i])
+    ref = {k: t.reshape(ours[k].shape) for k, t in zip(keys, theirs)}
+    assert agreement(ours, ref) == {k: 1.0 for k in keys}
+    assert min(agreement(lava, ref).values()) >= 0.9
+    assert all(t.sum() > 10 for t in theirs)
