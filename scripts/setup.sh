@@ -26,6 +26,10 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip wheel setuptools
 echo "setup: installing lava-nc 0.10.0, lava-dl 0.6.0 (torch 2.3) and qblif-lava (a few minutes the first time)"
 .venv/bin/python -m pip install -q -e '.[test]'
+# Sinabs (a NIR producer for the tests): its wheel pins nir 1.0.4 and pulls samna; its NIR
+# export works with our nir 1.0.8, so it is installed without its dependencies
+.venv/bin/python -m pip install -q --no-deps sinabs==3.1.3 \
+    || echo "setup: note: sinabs not installed; its NIR producer tests will be skipped" >&2
 
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

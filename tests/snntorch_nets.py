@@ -26,6 +26,30 @@ def synaptic(shape, alpha=0.5, beta=0.75, thr=1.0, output=False):
                         threshold=torch.full(shape, thr), output=output, **RESET)
 
 
+def rleaky(n, beta=0.8, thr=1.0, output=False, rec_gain=1.0):
+    """snnTorch's recurrent Leaky (all-to-all ``nn.Linear`` feedback, scaled by
+    ``rec_gain``), reset to zero on the spike."""
+    m = snn.RLeaky(beta=torch.full((n,), beta), threshold=torch.full((n,), thr),
+                   linear_features=n, all_to_all=True, output=output, **RESET)
+    with torch.no_grad():
+        m.recurrent.weight.mul_(rec_gain)
+    return m
+
+
+def rsynaptic(n, alpha=0.5, beta=0.75, thr=1.0, output=False, rec_gain=1.0):
+    """snnTorch's recurrent Synaptic with an unbiased feedback (a bias into the synaptic
+    current is not representable). snnTorch 1.0.0's ``RSynaptic.forward`` fails with
+    ``reset_delay=False`` (it reads the unset ``spk`` argument), so this one keeps
+    snnTorch's default one-step-late reset, which NIR's export does not state."""
+    m = snn.RSynaptic(alpha=torch.full((n,), alpha), beta=torch.full((n,), beta),
+                      threshold=torch.full((n,), thr), linear_features=n, all_to_all=True,
+                      output=output, reset_mechanism="zero", init_hidden=True)
+    with torch.no_grad():
+        m.recurrent.weight.mul_(rec_gain)
+        m.recurrent.bias.zero_()
+    return m
+
+
 def export(net, in_shape, path) -> None:
     """snnTorch's own NIR export (nirtorch tracing with a batch of one), written to ``path``."""
     import nir
@@ -35,7 +59,8 @@ def export(net, in_shape, path) -> None:
 
 
 def spiking_modules(net) -> list:
-    return [m for m in net.modules() if isinstance(m, (snn.Leaky, snn.Synaptic))]
+    return [m for m in net.modules()
+            if isinstance(m, (snn.Leaky, snn.Synaptic, snn.RLeaky, snn.RSynaptic))]
 
 
 @torch.no_grad()

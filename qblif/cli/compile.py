@@ -128,11 +128,27 @@ def add_nir_args(p):
     p.add_argument("--input-bits", type=int, default=None,
                    help="NIR models without qblif metadata: bits of the graded input "
                         "(default 8)")
+    p.add_argument("--allow-inexact", action="store_true",
+                   help="NIR models: give each layer the most precise scale in range, not "
+                        "lowered for the 24-bit headroom, and compile a layer whose worst-case "
+                        "state overflows 24 bits (refused by default), with a warning")
 
 
 def nir_options(args):
-    return dict(dt=args.dt, weight_bits=args.weight_bits, input_scale=args.input_scale) \
+    return dict(dt=args.dt, weight_bits=args.weight_bits, input_scale=args.input_scale,
+                allow_inexact=args.allow_inexact) \
         if str(args.model).lower().endswith(".nir") else None
+
+
+def compile_from_args(args):
+    """``qblif.compile`` of ``args.model`` with every option of the command line (NIR ones
+    included); a NIR layer compiled under ``--allow-inexact`` warns on stderr."""
+    from qblif import compile as compile_net
+    net = compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
+                      nir_options=nir_options(args))
+    for line in net.ir.graph.get("nir_warnings", []):
+        print(f"qblif {args.command}: warning: {line} (--allow-inexact)", file=sys.stderr)
+    return net
 
 
 def cmd_export_nir(args):
@@ -144,10 +160,8 @@ def cmd_export_nir(args):
 
 
 def cmd_compile(args):
-    from qblif import compile as compile_net
     from qblif.viz.report import draw_graph, write_graphml
-    with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
-                     nir_options=nir_options(args)) as net:
+    with compile_from_args(args) as net:
         if args.chip:
             from qblif.passes.mapping import map_network, require_fit
             require_fit(map_network(net.ir, CHIPS[args.chip]))
@@ -166,7 +180,6 @@ def cmd_compile(args):
 
 
 def cmd_run(args):
-    from qblif import compile as compile_net
     from qblif.core.frames import accuracy, dataset_frames, file_steps
     from qblif.core.errors import CompileError
 
@@ -177,8 +190,7 @@ def cmd_run(args):
                          f"/qblif/timesteps)")
     if args.input:
         return _run_input(args)
-    with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
-                     nir_options=nir_options(args)) as net:
+    with compile_from_args(args) as net:
         steps = file_steps(net, args.steps)
         if args.check and net.ir.graph.get("stateful"):
             raise CompileError("--check compares with qblif-lava's SLAYER export, which has no "
@@ -226,41 +238,52 @@ def _run_input(args):
     report and each sample's output counts summed over its steps."""
     import numpy as np
 
-    from qblif import compile as compile_net
     from qblif.core.errors import CompileError
 
     try:
         samples = np.load(args.input, allow_pickle=False)
     except ValueError as exc:
         raise ValueError(f"{args.input}: not a .npy array ({exc})") from None
-    with compile_net(args.model, encoding=args.encoding) as net:
+    with compile_from_args(args) as net:
         stream = samples.ndim == len(net.input_shape) + 2
+        nir_check = args.check and "nir_dt" in net.ir.graph
+        if args.check and not nir_check:
+            raise ValueError("--check with --input compares NIR models with their float "
+                             "simulation; for NetX models use --dataset")
+        if nir_check and (stream or args.reset != "sample"):
+            raise ValueError("--check with --input needs static samples (S, *input shape) "
+                             "and --reset sample: the float NIR simulation holds each sample "
+                             "for --steps steps from zero state")
         steps = args.steps or (samples.shape[1] if stream else net.ir.graph.get("timesteps"))
         if not steps:
             raise CompileError("the file has no /qblif/timesteps; pass --steps", "qblif",
                                "timesteps")
         last = max(net.ir.nodes)
         neuron = net.ir.nodes[last]["layer"].neuron
-        readout = neuron is not None and neuron.raw.get("implicit")   # never spikes: show v
+        readout = neuron is not None and (neuron.raw.get("implicit")         # never spikes:
+                                          or last in net.ir.graph.get("nir_readouts", []))
+        record_uv = bool(readout) or bool(nir_check and net.ir.graph["nir_readouts"])
         lanes = _lanes(args, net, samples, models=args.models, stream=stream,
-                       reset=args.reset, record_uv=bool(readout), engine=args.engine,
+                       reset=args.reset, record_uv=record_uv, engine=args.engine,
                        steps_per_sample=steps, reset_interval=args.reset_interval,
                        reset_offset=args.reset_offset)
         out = net.run(samples, steps, progress=sys.stderr.isatty(), stream=stream,
                       reset=args.reset, reset_interval=args.reset_interval,
-                      reset_offset=args.reset_offset, record_uv=bool(readout),
+                      reset_offset=args.reset_offset, record_uv=record_uv,
                       force=args.force, models=args.models,
-                      layers_to_record=[last] if readout else None, lanes=lanes,
-                      engine=args.engine)
+                      layers_to_record=[last] if readout and not nir_check else None,
+                      lanes=lanes, engine=args.engine)
         _note_lanes(args, lanes)
         print(net.report())
         if readout:
             for s, row in enumerate(out[("v", last)][:, -1].reshape(len(out[last]), -1)):
                 print(f"sample {s}: layer {last} (integrator readout) v {row.tolist()}")
-            return 0
-        sums = out[last].reshape(out[last].shape[0], steps, -1).sum(axis=1)
-        for s, row in enumerate(sums):
-            print(f"sample {s}: layer {last} counts {row.tolist()}")
+        else:
+            sums = out[last].reshape(out[last].shape[0], steps, -1).sum(axis=1)
+            for s, row in enumerate(sums):
+                print(f"sample {s}: layer {last} counts {row.tolist()}")
+        if nir_check:
+            return _check_nir(net, samples, out, steps)
     return 0
 
 

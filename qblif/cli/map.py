@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from qblif.cli.compile import add_nir_args, nir_options
+from qblif.cli.compile import add_nir_args, compile_from_args
 from qblif.core.chip import CHIPS
 from qblif.core.data import DATASETS
 from qblif.ir import ENCODINGS
@@ -144,11 +144,9 @@ def _check_args(args):
 
 
 def cmd_map(args):
-    from qblif import compile as compile_net
     from qblif.passes.mapping import map_network, require_fit
     _check_args(args)
-    with compile_net(args.model, encoding=args.encoding, input_bits=args.input_bits,
-                     nir_options=nir_options(args)) as net:
+    with compile_from_args(args) as net:
         m = map_network(net.ir, CHIPS[args.chip], on_chip_input=not args.host_input)
         require_fit(m)
         rows = layer_rows(m, net.ir)

@@ -17,7 +17,7 @@ import numpy as np
 from qblif.core.errors import CompileError
 from qblif.ir import Layer, Neuron, new_graph
 from qblif.nir.graph import DEFAULT_DT, META_KEY, fail, graph_meta, load, options, scalar, stages  # noqa: F401 (DEFAULT_DT, options: re-exported)
-from qblif.nir.quantize import quantize_stage
+from qblif.nir.quantize import headroom_problem, quantize_stage
 
 META_INT_KEYS = ("du", "dv", "max_burst")
 
@@ -49,7 +49,7 @@ def _restore(st) -> dict:
 
 
 def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None,
-             input_scale=None) -> "nx.DiGraph":  # noqa: F821
+             input_scale=None, allow_inexact: bool = False) -> "nx.DiGraph":  # noqa: F821
     """Read the NIR file ``path`` into an IR graph; every failure is a CompileError.
 
     dt: the Euler time step (seconds, NIR's time unit) that discretises the neurons; default
@@ -58,13 +58,18 @@ def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None,
     the graded input (for the headroom bound; the file's metadata wins). input_scale: the NIR
     graph receives ``frame * input_scale`` (e.g. ``1/15`` for a network trained on inputs in
     [0, 1] run on 4-bit frames); folded into the first layer's weights. Default: the file's
-    metadata, else 1.
+    metadata, else 1. allow_inexact: each layer takes the most precise scale in range,
+    not lowered for the 24-bit headroom, and a layer whose worst-case state overflows 24
+    bits compiles (refused otherwise: at every useful scale); its line lands in
+    ``g.graph["nir_warnings"]``.
     """
-    return graph_to_ir(load(path), str(path), dt, weight_bits, input_bits, input_scale)
+    return graph_to_ir(load(path), str(path), dt, weight_bits, input_bits, input_scale,
+                       allow_inexact)
 
 
 def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
-                input_bits=None, input_scale=None) -> "nx.DiGraph":  # noqa: F821
+                input_bits=None, input_scale=None,
+                allow_inexact: bool = False) -> "nx.DiGraph":  # noqa: F821
     """:func:`read_nir` of an in-memory ``nir.NIRGraph`` (``path`` only names it)."""
     dt, bits, scale = options(graph, dt, input_bits, input_scale)
     in_shape, sts = stages(graph, scale)
@@ -77,7 +82,7 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
     if "dataset" in meta:
         attrs["dataset"] = str(scalar(meta["dataset"]))
     g = new_graph(**attrs)
-    rows, in_max = [], 2 ** bits - 1
+    rows, warnings, in_max = [], [], 2 ** bits - 1
     for i, st in enumerate(sts):
         if st.kind == "flatten":
             g.add_node(i, layer=Layer(index=i, kind="flatten", shape=tuple(st.shape)))
@@ -87,23 +92,33 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
                 neuron = Neuron(kind=q["kind"], du=q["du"], dv=q["dv"], vth=q["vth"],
                                 max_burst=q["max_burst"], reset_mode=q["reset_mode"])
             else:
-                q = quantize_stage(st, dt, int(weight_bits), in_max)
+                q = quantize_stage(st, dt, int(weight_bits), in_max,
+                                   guarantee=not allow_inexact)
                 rep = q["report"]
                 if st.op_types[0] == "AvgPool2d" and rep["err"]["weight"] > 0:
                     raise fail(st.ops[0], "AvgPool2d", f"the average 1/{np.prod(st.kernel)} "
                                "times the input gain is not exact in integers at "
                                f"{weight_bits} weight bits (scale {rep['scale']:.4g}, "
                                f"relative error {rep['err']['weight']:.2e})")
+                problem = headroom_problem(rep)
+                if problem and not allow_inexact:
+                    raise CompileError(problem + " (--allow-inexact / allow_inexact=True "
+                                       "runs it anyway)")
+                warnings += [problem] if problem else []
                 neuron = Neuron(kind="CUBA", du=q["du"], dv=q["dv"], vth=q["vth"])
-                rows.append(dict(q["report"], index=i))
+                rows.append(dict(q["report"], index=i, fused=list(st.notes)))
             layer = Layer(index=i, kind=st.kind, shape=tuple(st.shape), weight=q["weight"],
-                          bias=q["bias"], neuron=neuron, kernel=st.kernel, stride=st.stride,
+                          bias=q["bias"], neuron=neuron, weight_rec=q.get("weight_rec"),
+                          kernel=st.kernel, stride=st.stride,
                           padding=st.padding, dilation=st.dilation, groups=st.groups)
             g.add_node(i, layer=layer)
             in_max = neuron.max_burst
         if i:
             g.add_edge(i - 1, i)
+        if g.nodes[i]["layer"].weight_rec is not None:   # the IR's dense_rec layer
+            g.add_edge(i, i, recurrent=True)
     g.graph["nir_quant"] = rows
+    g.graph["nir_warnings"] = warnings
     g.graph["nir_nodes"] = [st.name for st in sts]
     g.graph["nir_readouts"] = [i for i, st in enumerate(sts) if st.neuron_type == "LI"]
     return g

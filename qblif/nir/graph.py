@@ -23,6 +23,7 @@ import numpy as np
 from qblif.core.errors import CompileError
 from qblif.core.constants import FALLBACK_INPUT_BITS
 from qblif.core.numeric import conv_out
+from qblif.nir.linear import synapse
 
 SYNAPSES = ("Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
 NEURONS = ("CubaLIF", "LIF", "IF", "LI", "Threshold")
@@ -152,7 +153,8 @@ class Stage:
     conv ``(C_out, C_in/groups, kH, kW)``, pool ``(kH, kW)`` (1.0 for SumPool,
     ``1/(kH*kW)`` for AvgPool), floats in NIR units. bias: ``shape`` array or None
     (the op's additive term). neuron: the NIR neuron node; name: its node name
-    (the op's, for a flatten). ops: names of the folded synaptic/scale nodes.
+    (the op's, for a flatten). ops: names of the folded synaptic/scale nodes; notes: one
+    line per fusion of two linear ops (what was chosen and why).
     """
     kind: str
     name: str
@@ -168,6 +170,8 @@ class Stage:
     groups: int = 1
     ops: list = field(default_factory=list)
     op_types: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    weight_rec: Optional[np.ndarray] = None
 
     @property
     def neuron_type(self) -> str:
@@ -256,8 +260,35 @@ def _splice_wires(nodes, edges, keep):
     return nodes, list(dict.fromkeys(edges))
 
 
+RECURRENT_OPS = ("Affine", "Linear")
+
+
+def _recurrent_edges(nodes, edges) -> dict:
+    """``{neuron: (op name, op node)}`` for each recurrent edge: a neuron's output through
+    one ``Affine``/``Linear`` back to its own input (snnTorch's ``RLeaky``/``RSynaptic``,
+    ``lif -> w_rec -> lif``)."""
+    rec = {}
+    for name, node in nodes.items():
+        if type(node).__name__ not in RECURRENT_OPS:
+            continue
+        ins = [a for a, b in edges if b == name]
+        outs = [b for a, b in edges if a == name]
+        if len(ins) == 1 and outs == ins and type(nodes[ins[0]]).__name__ in NEURONS:
+            if ins[0] in rec:
+                raise fail(ins[0], nodes[ins[0]], f"has two recurrent edges ({rec[ins[0]][0]!r}"
+                           f", {name!r})")
+            rec[ins[0]] = (name, node)
+    return rec
+
+
 def chain(graph) -> list:
     """The top-level graph as an ordered list of ``(name, node)``, Input first, Output last."""
+    return chain_parts(graph)[0]
+
+
+def chain_parts(graph) -> tuple:
+    """``(chain, recurrent)``: :func:`chain` with each recurrent edge taken out, and
+    ``{neuron name: (op name, op node)}`` of those edges (:func:`_recurrent_edges`)."""
     import networkx as nx
     nodes, edges, ins, outs = _inline(graph)
     if len(ins) != 1 or len(outs) != 1:
@@ -274,6 +305,10 @@ def chain(graph) -> list:
         t = type(node).__name__
         if t not in SUPPORTED:
             raise fail(name, node, f"unsupported node type (supported: {', '.join(SUPPORTED)})")
+    rec = _recurrent_edges(nodes, edges)
+    for op, _ in rec.values():
+        del nodes[op]
+    edges = [e for e in edges if e[0] in nodes and e[1] in nodes]
     g = nx.DiGraph()
     g.add_nodes_from(nodes)
     g.add_edges_from(edges)
@@ -282,8 +317,9 @@ def chain(graph) -> list:
         cyc = sorted(cycles, key=len)[0]
         sub = cyc[0].split(".")[0]
         raise CompileError(f"NIR node {sub!r}: a recurrent subgraph (cycle "
-                           f"{' -> '.join(cyc + cyc[:1])}) is not representable: the compiler's "
-                           "IR is a feed-forward chain of layers")
+                           f"{' -> '.join(cyc + cyc[:1])}) is not representable: the IR's "
+                           "recurrent layer takes one Affine/Linear from a neuron back to "
+                           "itself")
     order = [ins[0]]
     seen = {ins[0]}
     while order[-1] != outs[0]:
@@ -302,7 +338,7 @@ def chain(graph) -> list:
     left = [n for n in nodes if n not in seen]
     if left:
         raise fail(left[0], nodes[left[0]], "is not on the path from Input to Output")
-    return [(n, nodes[n]) for n in order]
+    return [(n, nodes[n]) for n in order], rec
 
 
 def _input_shape(name, node, first_op) -> tuple:
@@ -436,10 +472,91 @@ def _synapse(name, node, cur) -> Stage:
     return st
 
 
+MAX_FUSED = 2 ** 24     # elements of a linear op materialized as a dense matrix
+
+
+def _full_kernel(st) -> np.ndarray:
+    """The conv/pool weight of stage ``st`` as one ``(C_out, C_in, kH, kW)`` kernel (groups
+    expanded to a block diagonal; a pooling is the diagonal of its window)."""
+    c_in = st.in_shape[0]
+    if st.kind == "pool":
+        w = np.zeros((c_in, c_in) + st.weight.shape)
+        w[np.arange(c_in), np.arange(c_in)] = st.weight
+        return w
+    g, c_out = st.groups, st.weight.shape[0]
+    if g == 1:
+        return st.weight
+    og, cg = c_out // g, c_in // g
+    w = np.zeros((c_out, c_in) + st.weight.shape[2:])
+    for i in range(g):
+        w[i * og:(i + 1) * og, i * cg:(i + 1) * cg] = st.weight[i * og:(i + 1) * og]
+    return w
+
+
+def _pads_are_zeros(st) -> bool:
+    """Whether zero padding after ``st`` equals ``st``'s output over zero-padded input: a
+    pooling that tiles its input exactly (kernel = stride, no padding, no remainder)."""
+    return st.kind == "pool" and tuple(st.kernel) == tuple(st.stride) \
+        and not any(st.padding) and all(st.in_shape[1 + a] % st.stride[a] == 0 for a in (0, 1))
+
+
+def _fuse_convs(st, nxt) -> bool:
+    """Fuse conv ``nxt`` after a conv or pooling ``st`` into one conv, in place: stride
+    ``s1 s2``, kernel ``(K2 - 1) d2 s1 + (K1 - 1) d1 + 1``, padding ``p2 s1 + p1``, weights
+    ``sum_m W2[o, m] W1[m, i]`` at each composed tap (pooling then conv: a strided conv with
+    the composed kernel). False (nothing changed) where they do not fuse."""
+    if nxt.kind != "conv" or st.kind not in ("conv", "pool"):
+        return False
+    if any(nxt.padding) and not _pads_are_zeros(st):
+        return False
+    w1, w2 = _full_kernel(st), _full_kernel(nxt)
+    (s1, p1, d1), (s2, d2) = (st.stride, st.padding, st.dilation), (nxt.stride, nxt.dilation)
+    k1, k2 = w1.shape[2:], w2.shape[2:]
+    size = tuple((k2[a] - 1) * d2[a] * s1[a] + (k1[a] - 1) * d1[a] + 1 for a in (0, 1))
+    stride = (s1[0] * s2[0], s1[1] * s2[1])
+    pad = (nxt.padding[0] * s1[0] + p1[0], nxt.padding[1] * s1[1] + p1[1])
+    hw = tuple(conv_out(st.in_shape[1 + a], size[a], stride[a], pad[a], 1) for a in (0, 1))
+    if max(size) > 1024 or (nxt.shape[0],) + hw != tuple(nxt.shape):
+        return False
+    f = np.zeros((w2.shape[0], w1.shape[1]) + size)
+    span = tuple((k1[a] - 1) * d1[a] + 1 for a in (0, 1))
+    for a in range(k2[0]):
+        for b in range(k2[1]):
+            oa, ob = a * d2[0] * s1[0], b * d2[1] * s1[1]
+            f[:, :, oa:oa + span[0]:d1[0], ob:ob + span[1]:d1[1]] += \
+                np.einsum("om,mihw->oihw", w2[:, :, a, b], w1)
+    bias = np.zeros(nxt.shape[0]) if nxt.bias is None else nxt.bias[:, 0, 0]
+    if st.bias is not None:
+        bias = bias + np.einsum("ochw,c->o", w2, st.bias[:, 0, 0])
+    st.kind, st.weight, st.kernel, st.stride, st.padding = "conv", f, size, stride, pad
+    st.dilation, st.groups, st.shape = (1, 1), 1, tuple(nxt.shape)
+    st.bias = np.broadcast_to(bias.reshape(-1, 1, 1), st.shape).copy() \
+        if (st.bias is not None or nxt.bias is not None) else None
+    return True
+
+
+def as_dense(st, name, node) -> None:
+    """Turn the conv/pool stage ``st`` into the dense matrix of the same linear map over its
+    flattened input, in place (file order: C, H, W)."""
+    n_in, n_out = int(np.prod(st.in_shape)), int(np.prod(st.shape))
+    if n_in * n_out > MAX_FUSED:
+        raise fail(name, node, f"fusing {st.op_types[0]} {st.ops[0]!r} into a dense op needs "
+                   f"a {n_out} x {n_in} matrix (limit {MAX_FUSED} elements)")
+    eye = np.eye(n_in).reshape((n_in,) + tuple(st.in_shape))
+    st.weight = synapse(st, eye, bias=False).reshape(n_in, n_out).T
+    st.bias = None if st.bias is None else st.bias.reshape(-1)
+    st.kind, st.in_shape, st.shape = "dense", (n_in,), (n_out,)
+    st.kernel, st.stride, st.padding, st.dilation, st.groups = None, (1, 1), (0, 0), (1, 1), 1
+
+
 def _compose(st, nxt, name, node) -> None:
     """Fuse op ``nxt`` (applied after ``st``) into ``st`` in place: dense after dense
-    (``W2 @ W1``), or a pooling after a conv (one conv with kernel ``K + (k_p - 1) * s``
-    and stride ``s * s_p``: ``conv -> AvgPool2d -> LIF`` as snnTorch writes it)."""
+    (``W2 @ W1``), a pooling after a conv (one conv with kernel ``K + (k_p - 1) * s`` and
+    stride ``s * s_p``: ``conv -> AvgPool2d -> LIF`` as snnTorch writes it), a conv after a
+    conv or pooling (:func:`_fuse_convs`). ``st.notes`` records each fusion."""
+    before = f"{st.op_types[-1]} {st.ops[-1]!r}"
+    note = f"{before} -> {type(node).__name__} {name!r}: fused into one {{}} (linear maps " \
+           "compose; no neuron between)"
     if st.kind == "dense" and nxt.kind == "dense":
         b1 = st.bias if st.bias is not None else 0.0
         bias = nxt.weight @ np.broadcast_to(b1, (st.weight.shape[0],))
@@ -448,6 +565,11 @@ def _compose(st, nxt, name, node) -> None:
         st.weight = nxt.weight @ st.weight
         st.bias = bias if (st.bias is not None or nxt.bias is not None) else None
         st.shape = nxt.shape
+        st.notes.append(note.format(f"dense op {st.shape[0]} x {st.weight.shape[1]}"))
+        return
+    if _fuse_convs(st, nxt):
+        st.notes.append(note.format(f"conv, kernel {st.kernel}, stride {st.stride}, padding "
+                                    f"{st.padding}"))
         return
     if st.kind == "conv" and nxt.kind == "pool" and tuple(st.dilation) == (1, 1) \
             and tuple(nxt.padding) == (0, 0):
@@ -464,10 +586,32 @@ def _compose(st, nxt, name, node) -> None:
             if st.bias is not None:
                 st.bias = np.broadcast_to(st.bias[:, :1, :1] * pool.sum(), nxt.shape).copy()
             st.weight, st.kernel, st.stride, st.shape = w, tuple(w.shape[2:]), stride, nxt.shape
+            st.notes.append(note.format(f"conv, kernel {st.kernel}, stride {st.stride}"))
             return
-    raise fail(name, node, f"follows {st.op_types[0]} {st.ops[0]!r} with no neuron between, "
-               "and the two ops do not fuse into one synapse (supported: dense after dense, "
-               "unpadded pooling after an undilated conv)")
+    raise fail(name, node, f"follows {before} with no neuron between, and the two ops do not "
+               "fuse into one synapse (supported: dense after dense or after a flattened "
+               "conv/pooling, pooling after an undilated conv, conv after a conv or pooling "
+               "where the second conv is unpadded or the pooling tiles its input)")
+
+
+def _recurrent(st, name, node) -> None:
+    """Attach the recurrent op ``node`` (the neuron's output back to its input) to the dense
+    stage ``st``: ``weight_rec`` ``(out, out)``; an Affine bias adds to the stage bias."""
+    if st.kind != "dense":
+        raise fail(name, node, f"a recurrent edge onto {st.name!r}, whose op {st.ops[0]!r} is "
+                   f"a {st.kind}: the IR's recurrent layer is dense")
+    n = st.shape[0]
+    w = array(name, node, "weight")
+    if w.shape != (n, n):
+        raise fail(name, node, f"recurrent weight has shape {w.shape}, expected ({n}, {n})")
+    st.weight_rec = w
+    if type(node).__name__ == "Affine":
+        b = array(name, node, "bias").reshape(-1)
+        if b.size not in (1, n):
+            raise fail(name, node, f"bias has {b.size} values, expected {n}")
+        st.bias = (0.0 if st.bias is None else st.bias) + np.broadcast_to(b, (n,))
+    st.ops.append(name)
+    st.op_types.append(type(node).__name__ + " (recurrent)")
 
 
 def _check_declared(name, node, shape):
@@ -489,12 +633,13 @@ def _check_declared(name, node, shape):
 def stages(graph, input_scale: float = 1.0) -> tuple:
     """``(input_shape, [Stage, ...])`` of a NIR graph, or a CompileError. ``input_scale``
     (the graph receives ``frame * input_scale``) is folded into the first op's weights."""
-    order = chain(graph)
+    order, rec = chain_parts(graph)
     first_op = next((type(n).__name__ for _, n in order[1:]
                      if type(n).__name__ in SYNAPSES), None)
     shape = _input_shape(*order[0], first_op)
     in_shape = cur = shape
     out, pend = [], None          # pend: the stage being assembled (op seen, neuron not yet)
+    pend_flat = None              # a Flatten seen after pend's op (a dense op must follow)
     pre_scale = []
     for name, node in order[1:]:
         t = type(node).__name__
@@ -515,6 +660,18 @@ def stages(graph, input_scale: float = 1.0) -> tuple:
                 pend.op_types.append(t)
             continue
         if t in SYNAPSES:
+            if pend_flat is not None:  # conv/pool -> Flatten -> dense: one dense op
+                if t not in ("Affine", "Linear"):
+                    raise fail(name, node, f"follows Flatten {pend_flat!r} after the synaptic "
+                               f"op {pend.ops[-1]!r} with no neuron between: only a dense op "
+                               "fuses there")
+                if len(pend.in_shape) > 1:
+                    out.append(Stage("flatten", pend_flat, pend.in_shape,
+                                     (int(np.prod(pend.in_shape)),)))
+                as_dense(pend, name, node)
+                pend.ops.append(pend_flat)
+                pend.op_types.append("Flatten")
+                pend_flat = None
             if pend is not None:       # two linear ops in a row: fuse them where exact
                 nxt = _synapse(name, node, pend.shape)
                 _compose(pend, nxt, name, node)
@@ -532,6 +689,9 @@ def stages(graph, input_scale: float = 1.0) -> tuple:
             _check_declared(name, node, pend.shape)
             continue
         if t == "Flatten":
+            if pend is not None and pend_flat is None and not pre_scale:
+                pend_flat = name       # fused with the dense op that must follow
+                continue
             if pend is not None or pre_scale:
                 raise fail(name, node, "a Flatten between a synaptic op and its neuron is "
                            "unsupported")
@@ -541,10 +701,16 @@ def stages(graph, input_scale: float = 1.0) -> tuple:
             cur = flat
             continue
         if t in NEURONS:
+            if pend_flat is not None:
+                raise fail(name, node, f"follows Flatten {pend_flat!r} after the synaptic op "
+                           f"{pend.ops[-1]!r}: a Flatten between a synaptic op and its neuron "
+                           "is unsupported")
             if pend is None:
                 raise fail(name, node, "needs a synaptic op (Affine, Linear, Conv, Pool) "
                            "before it: every IR layer is a synapse plus a neuron")
             pend.neuron, pend.name = node, name
+            if name in rec:
+                _recurrent(pend, *rec[name])
             _check_declared(name, node, pend.shape)
             out.append(pend)
             cur, pend = pend.shape, None

@@ -127,8 +127,11 @@ def _rel_err(q, f):
     return float(np.max(np.abs(q - f)) / big) if big > 0 else float(np.max(np.abs(q)))
 
 
-def quantize_stage(st, dt: float, weight_bits: int, in_max: int) -> dict:
-    """Integer parameters of one stage and its error report.
+def quantize_stage(st, dt: float, weight_bits: int, in_max: int,
+                   guarantee: bool = True) -> dict:
+    """Integer parameters of one stage and its error report. ``guarantee``: lower the scale
+    until the worst-case state fits 24 bits (``False``, ``--allow-inexact``: the most
+    precise scale in range, whatever the headroom).
 
     Returns ``dict(weight=int64, vth=int64 array (shape), bias=int64 array or None, du, dv,
     report=dict)``. weight: file order (dense (out, in), conv (C_out, C_in/g, kH, kW),
@@ -138,12 +141,15 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int) -> dict:
         raise CompileError(f"weight_bits={weight_bits} is out of range [1, 8]")
     f = decay_fractions(st, dt)
     w_eff = effective_weight(st, f["gain"])
+    n_fwd = w_eff.shape[1] if w_eff.ndim == 2 else None
+    if st.weight_rec is not None:     # one scale for both: the same neuron sums them
+        w_eff = np.concatenate([w_eff, st.weight_rec * f["gain"].reshape(-1, 1)], axis=1)
     step = 2 ** (9 - weight_bits)
-    w_lo, w_hi = -256, 256 - step
+    w_lo, w_hi = P.WEIGHT_RANGE[0], P.WEIGHT_RANGE[1] + 1 - step
     w64, b64 = w_eff * 64, f["bias_v"] * 64
     readout = f["theta"] is None
     th64 = None if readout else f["theta"] * 64
-    vth_hi, b_lo, b_hi = P.VTH_RANGE[1], *P.BIAS_MANT_RANGE
+    vth_hi, (b_lo, b_hi) = P.VTH_RANGE[1], P.BIAS_MANT_RANGE
 
     def ints(s):
         w = _grid(w64 * s, step, w_lo, w_hi)
@@ -156,28 +162,26 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int) -> dict:
         return (_close(w, w64 * s) and _close(b, b64 * s)
                 and (readout or _close(v, th64 * s)))
 
-    if exact(1.0):
-        s = 1.0
-    else:
-        limits = []
-        wmax = float(np.max(np.abs(w64)))
-        if wmax > 0:
-            limits.append(w_hi / wmax)
-        bmax = float(np.max(np.abs(b64)))
-        if bmax > 0:
-            limits.append(b_hi / bmax)
-        if not readout:
-            limits.append(vth_hi / float(np.max(th64)))
-        s = min(limits) if limits else 1.0
-    w, v, b = ints(s)
     iu = int(np.clip(np.round(DECAY_ONE * f["alpha_u"]), 1, DECAY_ONE))
     dv = int(np.clip(np.round(DECAY_ONE * f["alpha_v"]), 0, DECAY_ONE - 1))
+
+    def bound(w, b, v):
+        rec = None if st.weight_rec is None else w[:, n_fwd:]
+        return headroom(st.kind, w if rec is None else w[:, :n_fwd], b, iu - 1, dv, in_max,
+                        v, rec)
+
+    def room(s):    # the smaller headroom (bits) of the quantized layer at scale s
+        w, v, b = ints(s)
+        return room_bits(bound(w, b, v))
+
+    s, limit = _choose_scale(w64, b64, th64, step, exact, room, guarantee)
+    w, v, b = ints(s)
     if readout:
         v = np.full(st.shape, vth_hi)
     if not np.any(w):
         raise fail(st.name, st.neuron, f"every weight of {st.ops[0]!r} rounds to 0 at "
                    f"{weight_bits} weight bits (scale {s:.4g}): the layer would be silent")
-    rep = dict(node=st.name, type=st.neuron_type, op=st.op_types[0], scale=s,
+    rep = dict(node=st.name, type=st.neuron_type, op=st.op_types[0], scale=s, limit=limit,
                exact=bool(exact(s) and _close(iu / DECAY_ONE, f["alpha_u"])
                           and _close(dv / DECAY_ONE, f["alpha_v"])),
                err=dict(weight=_rel_err(w / (64 * s), w_eff),
@@ -185,24 +189,77 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int) -> dict:
                         bias=_rel_err(b / (64 * s), f["bias_v"]),
                         du=abs(iu / DECAY_ONE - f["alpha_u"]),
                         dv=abs(dv / DECAY_ONE - f["alpha_v"])))
-    rep.update(headroom(st.kind, w, b, iu - 1, dv, in_max))
+    rep.update(bound(w, b, None if readout else v))
     bias = b.astype(np.int64) if np.any(b) else None
-    return dict(weight=w.astype(np.int64), vth=v.astype(np.int64), bias=bias, du=iu - 1, dv=dv,
-                report=rep)
+    w = w.astype(np.int64)
+    rec = None if st.weight_rec is None else w[:, n_fwd:]
+    return dict(weight=w if rec is None else w[:, :n_fwd], weight_rec=rec,
+                vth=v.astype(np.int64), bias=bias, du=iu - 1, dv=dv, report=rep)
 
 
-def headroom(kind, w, bias, du, dv, in_max) -> dict:
-    """Bits to spare below 2^23 of the bound on |u| (wraps) and |v| (clips), per layer.
+def _choose_scale(w64, b64, th64, step, exact, room, guarantee=True) -> tuple:
+    """The layer scale ``s`` and what chose it: ``exact`` (s = 1, or a power of two, exact
+    and inside the headroom), ``range`` (the largest s with every weight, threshold and bias
+    in range), ``headroom`` (the largest s whose worst-case |u| and |v| stay below 2^23),
+    ``no room`` (even the smallest useful s, where the smallest threshold mantissa is 1 and
+    the largest weight at least one grid step, overflows: the caller refuses). Without
+    ``guarantee`` the headroom is not consulted (steps 1 and 2 only).
+    ``room(s)``: the headroom in bits at scale s."""
+    if exact(1.0) and (room(1.0) >= 0 or not guarantee):
+        return 1.0, "exact"
+    limits = [lim / float(np.max(np.abs(x))) for lim, x in
+              ((P.WEIGHT_RANGE[1] + 1 - step, w64), (P.BIAS_MANT_RANGE[1], b64),
+               (P.VTH_RANGE[1], th64))
+              if x is not None and np.any(x)]
+    s = min(limits) if limits else 1.0
+    if room(s) >= 0 or not guarantee:
+        return s, "range"
+    useful = step / float(np.max(np.abs(w64)))      # the largest weight: one grid step
+    if th64 is not None:                            # the smallest threshold mantissa: 1
+        useful = max(useful, 1.0 / float(np.min(th64)))
+    for _ in range(16):         # room(s) shrinks by log2 of the scale (up to rounding)
+        s = s * 2.0 ** min(room(s), -1e-3)
+        if s < useful:
+            return useful, "no room"
+        if room(s) >= 0:
+            break
+    two = 2.0 ** math.floor(math.log2(s))
+    if exact(two) and room(two) >= 0 and two >= useful:
+        return two, "exact"
+    wmax = float(np.max(np.abs(w64)))       # the largest weight on a grid point (uniform
+    snap = math.floor(wmax * s / step) * step / wmax        # kernels, e.g. pooling: exact)
+    return (snap, "headroom") if snap >= useful else (s, "headroom")
 
-    ``|a| <= in_max * sum|w|`` per neuron; ``|u| <= 64 |a| * 4096 / (du + 1)``;
-    ``|v| <= (|u| + 64 |bias|) * 4096 / dv`` (unbounded when ``dv = 0``).
+
+def headroom(kind, w, bias, du, dv, in_max, vth=None, w_rec=None) -> dict:
+    """Bits to spare below 2^23 of the worst-case |u| (wraps) and |v| (clips) of a layer.
+
+    Inputs are >= 0 (frames, spike counts) and at most ``in_max``; per neuron, ``a+`` /
+    ``a-`` = ``in_max`` times the sum of its positive / negative weights (weight units),
+    ``|u| <= 64 a * 4096 / (du + 1)``. Above: ``v <= 64 vth + u+ + 64 bias+``, and a clip
+    there is harmless (the NIR neurons are K = 1 with reset to 0: a voltage over the
+    threshold spikes and resets whatever its value; without ``vth``, a readout:
+    ``(u+ + 64 bias+) * 4096 / dv``); below: ``|v| <= (u- + 64 |bias-|) * 4096 / dv``
+    (unbounded when ``dv = 0``: ``no leak``, v is bounded by its clip only). ``w_rec``: the
+    recurrent weights ``(out, out)`` of the layer's own spikes (at most 1 each: NIR's K = 1).
     """
-    w = np.abs(np.asarray(w, np.float64))
-    per = w.reshape(w.shape[0], -1).sum(1) if kind in ("dense", "conv") else np.array([w.sum()])
-    a = float(per.max()) * in_max
-    u = 64 * a * DECAY_ONE / (du + 1)
-    bmax = float(np.max(np.abs(bias))) if bias is not None and np.size(bias) else 0.0
-    v = math.inf if dv == 0 else (u + 64 * bmax) * DECAY_ONE / dv
+    w = np.asarray(w, np.float64)
+    rows = in_max * (w.reshape(w.shape[0], -1) if kind in ("dense", "conv")
+                     else w.reshape(1, -1))
+    if w_rec is not None:
+        rows = np.concatenate([rows, np.asarray(w_rec, np.float64)], axis=1)
+    gain = 64 * DECAY_ONE / (du + 1)
+    u_pos = gain * float(np.clip(rows, 0, None).sum(1).max())
+    u_neg = gain * float(np.clip(-rows, 0, None).sum(1).max())
+    b = np.asarray(0.0 if bias is None or not np.size(bias) else bias, np.float64)
+    b_pos, b_neg = 64 * float(np.clip(b, 0, None).max()), 64 * float(np.clip(-b, 0, None).max())
+
+    def leaky(x):
+        return (x * DECAY_ONE / dv) if dv else (math.inf if x > 0 else 0.0)
+
+    v_pos = leaky(u_pos + b_pos) if vth is None else \
+        min(64 * float(np.max(vth)) + u_pos + b_pos, STATE_LIMIT)
+    u, v = max(u_pos, u_neg), max(v_pos, leaky(u_neg + b_neg))
 
     def bits(x):
         return math.inf if x <= 0 else -math.inf if math.isinf(x) else math.log2(STATE_LIMIT / x)
@@ -210,10 +267,32 @@ def headroom(kind, w, bias, du, dv, in_max) -> dict:
     return dict(u_bound=u, v_bound=v, headroom_u_bits=bits(u), headroom_v_bits=bits(v))
 
 
+def room_bits(rep: dict) -> float:
+    """The smaller finite headroom (bits) of a report row; +inf when neither is finite."""
+    vals = [x for x in (rep["headroom_u_bits"], rep["headroom_v_bits"]) if x > -math.inf]
+    return min(vals) if vals else math.inf
+
+
+def headroom_problem(rep: dict):
+    """One line naming the node and the figure when the layer's worst case overflows 24
+    bits (``qblif`` refuses it unless ``--allow-inexact``), else None."""
+    bits = room_bits(rep)
+    if bits >= 0:
+        return None
+    which = "u (24-bit wrap)" if rep["headroom_u_bits"] < 0 else "v (24-bit clip)"
+    where = ("even at the smallest useful scale ({:.3g}: threshold mantissa >= 1, largest "
+             "weight >= one grid step)" if rep.get("limit") == "no room" else
+             "at the most precise scale ({:.3g}; the headroom did not lower it)")
+    return (f"NIR node {rep['node']!r} ({rep['type']}): the worst-case {which} exceeds 2^23 "
+            f"by {-bits:.1f} bits {where.format(rep['scale'])}: the quantized layer cannot "
+            "hold its dynamics")
+
+
 def text_report(rows: list, dt: float, weight_bits: int) -> str:
     """The per-layer quantization table (rows: the ``report`` dicts, with ``index``)."""
     hdr = (f"{'layer':<6}{'NIR node':<18}{'type':<10}{'scale':>9}{'w err':>9}{'vth err':>9}"
-           f"{'bias err':>9}{'du err':>9}{'dv err':>9}{'u room':>8}{'v room':>8}  exact")
+           f"{'bias err':>9}{'du err':>9}{'dv err':>9}{'u room':>8}{'v room':>8}  exact  "
+           "scale set by")
     lines = [f"NIR quantization: dt={dt:g}, {weight_bits}-bit weights (errors: weights, "
              "thresholds, biases relative to the layer's largest; decays absolute; room: bits "
              "below 2^23 of the worst-case |u| and |v|; 'no leak': dv = 0, v is bounded by "
@@ -224,7 +303,9 @@ def text_report(rows: list, dt: float, weight_bits: int) -> str:
                 for x in (r["headroom_u_bits"], r["headroom_v_bits"])]
         lines.append(f"{r['index']:<6}{r['node'][:17]:<18}{r['type']:<10}{r['scale']:>9.3g}"
                      f"{e['weight']:>9.2e}{e['vth']:>9.2e}{e['bias']:>9.2e}{e['du']:>9.2e}"
-                     f"{e['dv']:>9.2e}{room[0]}{room[1]}  {'yes' if r['exact'] else 'no'}")
-        if r["headroom_u_bits"] < 0:
-            lines.append(f"      warning: u may wrap (24-bit) in layer {r['index']}")
+                     f"{e['dv']:>9.2e}{room[0]}{room[1]}  {'yes' if r['exact'] else 'no ':<5}"
+                     f"{r.get('limit', '')}")
+        lines += [f"      {note}" for note in r.get("fused", [])]
+        if headroom_problem(r):
+            lines.append(f"      warning: u or v may overflow 24 bits in layer {r['index']}")
     return "\n".join(lines)

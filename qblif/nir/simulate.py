@@ -11,51 +11,17 @@ Per step, for synaptic input ``y`` (the op's output, bias included):
 - LI (readout): as LIF, never spikes; its output is ``v``
 - Threshold: spike where ``y > threshold``
 
-then a spike where ``v > v_threshold`` and ``v = v_reset`` there. Inputs are the frames
+then a spike where ``v > v_threshold`` and ``v = v_reset`` there. A recurrent edge
+(``weight_rec``) adds ``R @ s[t-1]`` to ``y`` at step t (NIR's one-step semantics, as
+snnTorch's ``RLeaky``/``RSynaptic`` and the IR's ``dense_rec``). Inputs are the frames
 given to the compiled network (integers, as floats), presented unchanged every step.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from qblif.nir.graph import load, param, stages
-from qblif.nir.graph import options
-from qblif.core.numeric import valid_taps
-
-
-def conv2d(x, w, stride, padding, dilation, groups, out_hw) -> np.ndarray:
-    """Float cross-correlation (torch's conv2d): x ``(B, C_in, H, W)``, w ``(C_out, C_in/g,
-    kH, kW)`` -> ``(B, C_out, *out_hw)``."""
-    b, c_out = x.shape[0], w.shape[0]
-    cg, og = w.shape[1], c_out // groups
-    y = np.zeros((b, c_out) + tuple(out_hw))
-    th = valid_taps(x.shape[2], out_hw[0], w.shape[2], stride[0], padding[0], dilation[0])
-    tw = valid_taps(x.shape[3], out_hw[1], w.shape[3], stride[1], padding[1], dilation[1])
-    for g in range(groups):
-        xg, wg = x[:, g * cg:(g + 1) * cg], w[g * og:(g + 1) * og]
-        for a, (oh, ih) in enumerate(th):
-            for c, (ow, iw) in enumerate(tw):
-                if oh.size and ow.size:
-                    patch = xg[:, :, ih][:, :, :, iw]                     # (B, cg, |oh|, |ow|)
-                    y[:, g * og:(g + 1) * og, oh[:, None], ow[None, :]] += \
-                        np.einsum("oc,bchw->bohw", wg[:, :, a, c], patch)
-    return y
-
-
-def synapse(st, x) -> np.ndarray:
-    """The op of stage ``st`` on ``x`` ``(B, *in_shape)`` -> ``(B, *shape)`` (float)."""
-    b = x.shape[0]
-    if st.kind == "dense":
-        y = x.reshape(b, -1) @ st.weight.T
-    elif st.kind == "conv":
-        y = conv2d(x, st.weight, st.stride, st.padding, st.dilation, st.groups, st.shape[1:])
-    else:
-        c = st.shape[0]
-        w = np.broadcast_to(st.weight, (c, 1) + st.weight.shape)
-        y = conv2d(x, w, st.stride, st.padding, (1, 1), c, st.shape[1:])
-    if st.bias is not None:
-        y = y + st.bias
-    return y.reshape((b,) + tuple(st.shape))
+from qblif.nir.graph import load, options, param, stages
+from qblif.nir.linear import conv2d, synapse  # noqa: F401 (re-exported)
 
 
 def neuron_run(st, y, dt) -> np.ndarray:
@@ -78,8 +44,11 @@ def neuron_run(st, y, dt) -> np.ndarray:
         r = param(st, "r")
     thr = None if t_name == "LI" else param(st, "v_threshold")
     reset = None if t_name == "LI" else param(st, "v_reset", 0.0)
+    rec = st.weight_rec
     for t in range(steps):
         x = y[:, t]
+        if rec is not None and t:          # the recurrent edge: last step's spikes
+            x = x + out[:, t - 1] @ rec.T
         if t_name == "CubaLIF":
             cur = cur + a_s * (w_in * x - cur)
             v = v + a_m * (leak - v + r * cur)

@@ -151,8 +151,8 @@ def test_quantization_report_options_and_errors(tmp_path):
     body = [("fc", nir.Affine(weight=rng.normal(0, 0.3, (5, 4)), bias=np.full(5, 0.01))),
             ("lif", _lif(5, tau=3 * DT, thr=0.7))]
     path = _chain(tmp_path, "q.nir", (4,), body, (5,))
-    g8 = qblif.compile(path, nir_options=dict(dt=DT)).ir
-    g3 = qblif.compile(path, nir_options=dict(dt=DT, weight_bits=3)).ir
+    g8 = qblif.compile(path, input_bits=4, nir_options=dict(dt=DT)).ir
+    g3 = qblif.compile(path, input_bits=4, nir_options=dict(dt=DT, weight_bits=3)).ir
     r8, r3 = g8.graph["nir_quant"][0], g3.graph["nir_quant"][0]
     assert not r8["exact"] and 0 < r8["err"]["weight"] < 0.01 < r3["err"]["weight"]
     assert r8["err"]["dv"] == pytest.approx(abs(round(4096 / 3) / 4096 - 1 / 3))
@@ -162,19 +162,74 @@ def test_quantization_report_options_and_errors(tmp_path):
     assert ly.neuron.du == 4095 and ly.neuron.dv == round(4096 / 3)   # LIF: no current
     # the scale maps the largest weight to 254 and the threshold / bias with it
     s = r8["scale"]
-    assert np.abs(ly.weight).max() == 254
+    assert r8["limit"] == "range" and np.abs(ly.weight).max() == 254
     assert int(np.asarray(ly.neuron.vth).reshape(-1)[0]) == round(0.7 * 64 * s)
     text = text_report(g8.graph["nir_quant"], DT, 8)
-    assert "u room" in text and "lif" in text
+    assert "u room" in text and "lif" in text and "range" in text
     # a coarser dt changes the decays
     g2 = qblif.compile(path, nir_options=dict(dt=2 * DT)).ir
     assert layers(g2)[0].neuron.dv == round(4096 * 2 / 3)
-    # u headroom: a huge 8-bit input into many large weights warns
-    big = _chain(tmp_path, "big.nir", (2000,), [("fc", nir.Linear(weight=np.ones((2, 2000)))),
-                                                 ("lif", _lif(2, tau=DT, thr=1.0))], (2,))
-    g = qblif.compile(big, nir_options=dict(dt=DT)).ir
-    assert g.graph["nir_quant"][0]["headroom_u_bits"] < 0
-    assert "may wrap" in text_report(g.graph["nir_quant"], DT, 8)
+    # 8-bit inputs: the worst case of 254 would overflow v; the scale is set by the headroom
+    r = qblif.compile(path, nir_options=dict(dt=DT)).ir.graph["nir_quant"][0]
+    assert r["limit"] == "headroom" and 0 <= min(r["headroom_u_bits"], r["headroom_v_bits"]) < 0.1
+    assert r["scale"] < s
+
+
+def _big(tmp_path, thr):
+    return _chain(tmp_path, f"big{thr}.nir", (2000,), [
+        ("fc", nir.Linear(weight=np.ones((2, 2000)))), ("lif", _lif(2, tau=DT, thr=thr))], (2,))
+
+
+def test_headroom_scale_exact_power_of_two_refusal_and_allow_inexact(tmp_path, capsys):
+    from qblif.cli import main as cli
+    # 2000 inputs of 3 through weights 1: u fits 24 bits at scale 1/4, still exact
+    r = qblif.compile(_big(tmp_path, 1.0), input_bits=2, nir_options=dict(dt=DT)).ir \
+        .graph["nir_quant"][0]
+    assert r["limit"] == "exact" and r["scale"] == 0.25 and r["headroom_u_bits"] >= 0
+    # 8-bit inputs: no scale that keeps the threshold holds u: refused, naming node and bits
+    big = _big(tmp_path, 1.0)
+    with pytest.raises(CompileError, match=r"NIR node 'lif' \(LIF\): the worst-case u .* by "
+                       r"3\.0 bits"):
+        qblif.compile(big, nir_options=dict(dt=DT))
+    g = qblif.compile(big, nir_options=dict(dt=DT, allow_inexact=True)).ir
+    r = g.graph["nir_quant"][0]      # allow_inexact: the most precise scale, not lowered
+    assert g.graph["nir_warnings"] and r["limit"] == "exact" and r["scale"] == 1
+    assert "most precise scale" in g.graph["nir_warnings"][0]
+    assert "may overflow" in text_report(g.graph["nir_quant"], DT, 8)
+    assert cli.main(["compile", str(big), "--dt", str(DT)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'lif'" in err and "3.0 bits" in err
+    np.save(tmp_path / "x.npy", np.full((1, 2000), 255))
+    run = ["run", str(big), "--input", str(tmp_path / "x.npy"), "--steps", "2", "--dt", str(DT)]
+    assert cli.main(run) == 2
+    assert cli.main(run + ["--allow-inexact", "--engine", "exact"]) == 0
+    assert "warning: NIR node 'lif'" in capsys.readouterr().err
+
+
+def test_run_input_honours_nir_options_and_check(tmp_path, capsys):
+    """``qblif run x.nir --input`` uses --dt / --weight-bits / --input-scale as the
+    dataset path does, and ``--check`` reports the agreement per layer."""
+    from qblif.cli import main as cli
+    path = _chain(tmp_path, "one.nir", (1,), [("fc", nir.Linear(weight=np.ones((1, 1)))),
+                                              ("lif", _lif(1, tau=4 * DT, thr=0.9))], (1,))
+    np.save(tmp_path / "x.npy", np.ones((1, 1), np.int64))
+    base = ["run", str(path), "--input", str(tmp_path / "x.npy"), "--steps", "40",
+            "--engine", "exact", "--input-bits", "1"]
+
+    def count(*extra):
+        assert cli.main(base + list(extra)) == 0
+        out = capsys.readouterr().out
+        return int(out.split("counts [")[1].split("]")[0]), out
+
+    fine, _ = count("--dt", str(DT / 2))
+    coarse, _ = count("--dt", str(DT))
+    scaled, _ = count("--dt", str(DT), "--input-scale", "0.5")
+    want = {dt: int(simulate(path, np.ones((1, 1)), 40, dt=dt)[0].sum()) for dt in (DT / 2, DT)}
+    assert (fine, coarse) == (want[DT / 2], want[DT]) and fine != coarse
+    half = int(simulate(path, np.ones((1, 1)), 40, dt=DT, input_scale=0.5)[0].sum())
+    assert scaled == half != coarse
+    _, out = count("--dt", str(DT), "--check")
+    assert "layer 0 (NIR node 'lif'): 100.00% agreement" in out
 
 
 # --- malformed and unsupported files ------------------------------------------------------
@@ -203,14 +258,15 @@ def _bad_cases():
     yield "v_reset", _fc_lif(v_reset=np.ones(3)), GOOD_EDGES, "'lif' .*v_reset"
     d = dict(n, lif=nir.I(r=np.ones(3)))
     yield "unsupported type", d, GOOD_EDGES, r"'lif' \(I\): unsupported node type"
-    d = dict(n, rec=nir.Linear(weight=np.eye(3)))
-    yield "recurrent", d, GOOD_EDGES + [("lif", "rec"), ("rec", "lif")], "recurrent subgraph"
+    d = dict(n, rec=nir.Linear(weight=np.eye(3)), rec2=nir.Linear(weight=np.eye(3)))
+    yield "cycle of two ops", d, GOOD_EDGES + [("lif", "rec"), ("rec", "rec2"),
+                                               ("rec2", "lif")], "recurrent subgraph"
     d = {"in": nir.Input(input_type={"input": np.array([1, 4, 4])}),
          "c1": nir.Conv2d(input_shape=(4, 4), weight=np.ones((1, 1, 2, 2)), stride=1, padding=0,
                           dilation=1, groups=1, bias=np.zeros(1)),
-         "c2": nir.Conv2d(input_shape=(3, 3), weight=np.ones((1, 1, 2, 2)), stride=1, padding=0,
-                          dilation=1, groups=1, bias=np.zeros(1)),
-         "lif": _lif((1, 2, 2)), "out": nir.Output(output_type={"output": np.array([1, 2, 2])})}
+         "c2": nir.Conv2d(input_shape=(3, 3), weight=np.ones((1, 1, 2, 2)), stride=1, padding=1,
+                          dilation=1, groups=1, bias=np.zeros(1)),    # padded after a conv
+         "lif": _lif((1, 4, 4)), "out": nir.Output(output_type={"output": np.array([1, 4, 4])})}
     yield "two ops that do not fuse", d, [("in", "c1"), ("c1", "c2"), ("c2", "lif"),
                                           ("lif", "out")], "'c2' .*do not fuse"
     d = {"in": n["in"], "lif": n["lif"], "out": n["out"]}
@@ -236,20 +292,32 @@ def test_inexact_avgpool_is_a_clear_error(tmp_path):
     body[1] = ("if", nir.IF(r=np.full((1, 2, 2), 1 / DT), v_threshold=np.full((1, 2, 2), 0.5)))
     ly = layers(qblif.compile(_chain(tmp_path, "avg2.nir", (1, 6, 6), body, (1, 2, 2)),
                                  nir_options=dict(dt=DT)).ir)[0]
-    assert ly.kind == "pool" and np.all(ly.weight == 254)     # 1/9 scaled to the grid top
+    # 1/9 scaled to a grid point below the headroom of 8-bit inputs: exact
+    assert ly.kind == "pool" and np.ptp(ly.weight) == 0 and ly.weight.flat[0] % 2 == 0
 
 
-def test_recurrent_snntorch_style_subgraph_is_refused_naming_the_node(tmp_path):
+def test_nested_recurrent_subgraph_equals_the_float_simulation(tmp_path):
+    """A nested NIRGraph with lif -> w_rec -> lif (snnTorch's RLeaky shape, an IF here):
+    the IR's dense_rec; exact parameters give the float NIR simulation spike for spike."""
+    w_rec = np.array([[0, -16, 8], [8, 0, -8], [-8, 16, 0]]) / 64
     sub = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}),
-                              "lif": _lif(3), "w_rec": nir.Linear(weight=np.eye(3)),
+                              "lif": nir.IF(r=np.full(3, 1 / DT), v_threshold=np.full(3, 0.5)),
+                              "w_rec": nir.Linear(weight=w_rec),
                               "output": nir.Output(output_type={"output": np.array([3])})},
                        edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"),
                               ("lif", "output")], type_check=False)
-    nodes = _fc_lif()
+    nodes = _fc_lif(w=np.round(np.random.default_rng(3).normal(0, 0.2, (3, 4)) * 32) / 32)
     nodes["lif"] = sub
     path = _write(tmp_path, "rec.nir", nodes, GOOD_EDGES)
-    with pytest.raises(CompileError, match="NIR node 'lif': a recurrent subgraph"):
-        qblif.compile(path, nir_options=dict(dt=DT))
+    frames = np.random.default_rng(4).integers(0, 4, (4, 4))
+    with qblif.compile(path, input_bits=2, nir_options=dict(dt=DT)) as net:
+        assert net.ir.graph["nir_quant"][0]["exact"]
+        assert np.array_equal(layers(net.ir)[0].weight_rec, w_rec * 64)
+        oracle = forward(net.ir, frames, 6)
+        lava = net.run(frames, 6)
+    ref = simulate(path, frames, 6, dt=DT)
+    assert np.array_equal(oracle[0], ref[0]) and np.array_equal(lava[0], ref[0])
+    assert ref[0].sum() > 3
 
 
 def test_garbage_and_missing_files(tmp_path):
@@ -415,3 +483,107 @@ def test_input_scale_folds_into_the_first_layer(tmp_path):
     assert np.array_equal(sa[0], sb[0]) and sa[0].any()
     with pytest.raises(CompileError, match="input_scale"):
         qblif.compile(b, nir_options=dict(input_scale=-1.0))
+
+
+# --- linear ops with no neuron between: fused into one synapse ------------------------------
+def _conv(c_in, c_out, k, hw, pad=0, rng=None, grid=False):
+    w = rng.normal(0, 0.4, (c_out, c_in, k, k))
+    if grid:
+        w = np.round(w * 32) / 32                    # 8-bit even grid: exact
+    return nir.Conv2d(input_shape=hw, weight=w, stride=1, padding=pad, dilation=1, groups=1,
+                      bias=np.zeros(c_out))
+
+
+def _pool(k=2, kind=nir.SumPool2d):
+    return kind(kernel_size=np.array([k, k]), stride=np.array([k, k]), padding=np.array([0, 0]))
+
+
+def _torch_ops(body, x):
+    """The float reference of a chain of NIR linear ops, in torch (independent of ours)."""
+    import torch
+    import torch.nn.functional as F
+    y = torch.tensor(x)
+    for _, n in body:
+        if isinstance(n, nir.Conv2d):
+            y = F.conv2d(y, torch.tensor(n.weight), torch.tensor(n.bias), n.stride, n.padding)
+        elif isinstance(n, nir.SumPool2d):
+            y = F.avg_pool2d(y, tuple(n.kernel_size)) * float(np.prod(n.kernel_size))
+        elif isinstance(n, nir.AvgPool2d):
+            y = F.avg_pool2d(y, tuple(n.kernel_size))
+        elif isinstance(n, nir.Flatten):
+            y = y.reshape(y.shape[0], -1)
+        else:
+            y = y @ torch.tensor(n.weight).T + torch.tensor(getattr(n, "bias", 0.0))
+    return y.numpy()
+
+
+def _flat(shape):
+    return nir.Flatten(input_type={"input": np.array(shape)})
+
+
+FUSE_CASES = {
+    "sumpool-conv(pad 1)": lambda r: [("p", _pool()), ("c", _conv(2, 3, 3, (4, 4), 1, r))],
+    "avgpool-conv": lambda r: [("p", _pool(2, nir.AvgPool2d)),
+                               ("c", _conv(2, 3, 3, (4, 4), 0, r))],
+    "conv-conv": lambda r: [("c1", _conv(2, 3, 3, (8, 8), 1, r)),
+                            ("c2", _conv(3, 2, 3, (8, 8), 0, r))],
+    "conv-sumpool-conv": lambda r: [("c1", _conv(2, 3, 3, (8, 8), 1, r)), ("p", _pool()),
+                                    ("c2", _conv(3, 2, 3, (4, 4), 0, r))],
+    "conv-flatten-affine": lambda r: [("c", _conv(2, 3, 3, (8, 8), 0, r)), ("f", _flat([3, 6, 6])),
+                                      ("a", nir.Affine(weight=r.normal(0, 0.3, (4, 108)),
+                                                       bias=r.normal(0, 0.1, 4)))],
+    "sumpool-flatten-linear": lambda r: [("p", _pool()), ("f", _flat([2, 4, 4])),
+                                         ("l", nir.Linear(weight=r.normal(0, 0.3, (4, 32))))],
+}
+
+
+@pytest.mark.parametrize("case", list(FUSE_CASES))
+def test_linear_ops_without_neuron_fuse_into_one_synapse(case):
+    from qblif.nir.graph import stages
+    from qblif.nir.linear import synapse
+    rng = np.random.default_rng(11)
+    body = FUSE_CASES[case](rng)
+    x = rng.normal(0, 1, (3, 2, 8, 8))
+    want = _torch_ops(body, x)
+    n_out = want.shape[1:]
+    nodes = {"in": nir.Input(input_type={"input": np.array([2, 8, 8])}), **dict(body),
+             "if": nir.IF(r=np.full(n_out, 1 / DT), v_threshold=np.ones(n_out)),
+             "out": nir.Output(output_type={"output": np.array(n_out)})}
+    names = list(nodes)
+    g = nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), type_check=False)
+    _, sts = stages(g)
+    st = sts[-1]
+    assert len([s for s in sts if s.kind != "flatten"]) == 1 and st.notes
+    got = synapse(st, x.reshape((3,) + tuple(st.in_shape)))
+    np.testing.assert_allclose(got.reshape(want.shape), want, atol=1e-9)
+
+
+def test_sinabs_style_cnn_pooling_into_conv_compiles_and_runs_exactly(tmp_path):
+    """Conv2d-IF-SumPool2d-Conv2d-IF-Flatten-Affine-IF (Sinabs' N-MNIST shape, built with
+    nir): the pooling fuses into the next conv (exact at 8 bits), Lava = engine = oracle."""
+    rng = np.random.default_rng(12)
+    body = [("conv1", _conv(1, 4, 3, (8, 8), 1, rng, grid=True)),
+            ("iaf1", nir.IF(r=np.full((4, 8, 8), 1 / DT), v_threshold=np.full((4, 8, 8), 0.5))),
+            ("pool1", _pool()),
+            ("conv2", _conv(4, 4, 3, (4, 4), 1, rng, grid=True)),
+            ("iaf2", nir.IF(r=np.full((4, 4, 4), 1 / DT), v_threshold=np.full((4, 4, 4), 1.0))),
+            ("flat", nir.Flatten(input_type={"input": np.array([4, 4, 4])})),
+            ("fc", nir.Affine(weight=np.round(rng.normal(0, 0.3, (5, 64)) * 32) / 32,
+                              bias=np.zeros(5))),
+            ("iaf3", nir.IF(r=np.full(5, 1 / DT), v_threshold=np.ones(5)))]
+    path = _chain(tmp_path, "sinabs.nir", (1, 8, 8), body, (5,))
+    with qblif.compile(path, input_bits=2, nir_options=dict(dt=DT)) as net:
+        assert [ly.kind for ly in layers(net.ir)] == ["conv", "conv", "flatten", "dense"]
+        rows = net.ir.graph["nir_quant"]
+        assert rows[1]["exact"] and "'pool1' -> Conv2d 'conv2': fused" in rows[1]["fused"][0]
+        assert layers(net.ir)[1].stride == (2, 2) and layers(net.ir)[1].kernel == (6, 6)
+        frames = rng.integers(0, 4, (3,) + net.input_shape)
+        steps = 6
+        lava = net.run(frames, steps)
+        eng = net.run(frames, steps, engine="exact")
+        oracle = forward(net.ir, frames, steps)
+        ref = simulate(path, frames, steps, dt=DT)
+    for i in oracle:
+        assert np.array_equal(lava[i], oracle[i]) and np.array_equal(eng[i], oracle[i]), i
+    assert all(np.array_equal(oracle[i], ref[i]) for i in ref)     # exact: = float NIR
+    assert oracle[3].any()
