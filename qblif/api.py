@@ -350,8 +350,7 @@ class CompiledNetwork:
             stream = arr.ndim == len(shape) + 2
         head = layers(self.ir)[0]
         bias_driven = head.proc == "BiasNeuron"
-        signed = head.proc == "Delta" or (head.kind != "input" and head.neuron is not None
-                                          and head.neuron.kind == "SDNN")
+        signed = self.ir.graph["input_message"].signed   # an SDNN takes the frames
         if not stream and not bias_driven and not input_transform and not signed:
             return self.check_frames(arr), False
         if not stream and arr.shape == shape:
