@@ -42,7 +42,7 @@ class Emitted:
     total_steps: int
     neurons: dict = field(default_factory=dict)      # layer index -> neuron process
     sinks: dict = field(default_factory=dict)        # layer index -> (Recorder, file, size)
-    monitors: dict = field(default_factory=dict)     # (var, index) -> Monitor
+    states: dict = field(default_factory=dict)       # (var, index) -> (file, Lava shape)
     processes: list = field(default_factory=list)
 
 
@@ -272,7 +272,7 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
     from qblif.lava.procs.bias_neuron import BiasNeuron
     from qblif.lava.procs.delay_line import DelayLine
     from qblif.lava.procs.recorder import Recorder
-    from qblif.lava.procs.recorder.process import create_recording
+    from qblif.lava.procs.recorder.process import StateRecorder, create_recording
     from qblif.lava.procs.source import FrameSource
     from qblif.lava.procs.thermometer import Thermometer
     from lava.proc.dense.process import Dense
@@ -310,13 +310,16 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             em.sinks[ly.index] = (sink, path, ly.size * sample_lanes)
             em.processes.append(sink)
         if record_uv and ly.neuron.kind not in ("SDNN", "RF"):   # these have no u, v
-            from lava.proc.monitor.process import Monitor
-            for var in ("u", "v"):
-                mon = Monitor()
-                lava_var = "i" if (var == "u" and ly.proc == "ATRLIF") else var
-                mon.probe(getattr(neu, lava_var), total)
-                em.monitors[(var, ly.index)] = mon
-                em.processes.append(mon)
+            lava_vars = ("i" if ly.proc == "ATRLIF" else "u", "v")
+            shape = tuple(getattr(neu, lava_vars[0]).shape)
+            paths = [os.path.join(workdir, f"layer{ly.index}_{var}.i32") for var in ("u", "v")]
+            for var, path in zip(("u", "v"), paths):
+                create_recording(path, int(np.prod(shape)), total)
+                em.states[(var, ly.index)] = (path, shape)
+            rec = StateRecorder(shape=shape, steps=total, paths=paths,
+                                name=f"layer{ly.index}_uv_record")
+            rec.probe(*(getattr(neu, v) for v in lava_vars))
+            em.processes.append(rec)
 
     for ly in layers(g):
         if ly is head and ly.proc == "BiasNeuron":

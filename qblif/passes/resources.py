@@ -73,9 +73,9 @@ def _lava_processes(g, record=None, record_uv: bool = False) -> int:
     """Lava processes :func:`qblif.lava.emit.emit` builds for ``g`` (same rules, counted; a
     dense_rec layer's feedback gate, built in the per-sample mode only, counted always)."""
 
-    def recorded(ly):   # a Recorder, plus two Monitors (u, v) for kinds that have them
+    def recorded(ly):   # a Recorder, plus one StateRecorder (u, v) for kinds that have them
         rec = record is None or ly.index in record
-        return rec + 2 * (record_uv and ly.neuron.kind not in ("SDNN", "RF"))
+        return rec + (record_uv and ly.neuron.kind not in ("SDNN", "RF"))
 
     n = 1                                            # FrameSource / BiasNeuron
     lanes_ready = True
