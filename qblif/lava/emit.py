@@ -46,6 +46,10 @@ class Emitted:
     processes: list = field(default_factory=list)
 
 
+#: the sigma-delta state Vars ``run(record=...)`` can record, as Lava's processes hold them:
+#: Sigma has ``sigma``; Delta and SigmaDelta ``sigma``, ``act`` (the activation) and
+#: ``residue`` (the delta not yet sent), all in units of 2^-6 (``state_exp = 6``)
+SDNN_STATES = ("sigma", "act", "residue")
 SDNN_SPIKE_EXP = 6   # stock NetX: netx.hdf5.Network(spike_exp=6)
 SDNN_STATE_EXP = 6   # stock NetX: fixed in get_neuron_params
 
@@ -251,12 +255,14 @@ def _synapse_proc(ly, msg, sample_lanes: int = 1, stock_models: bool = False):
 def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
          record_uv: bool = False, *, stream: bool = False, reset: str = "sample",
          reset_interval=None, reset_offset: int = 0, sample_lanes: int = 1,
-         stock_models: bool = False) -> Emitted:
+         stock_models: bool = False, states: tuple = ()) -> Emitted:
     """Build the process graph for ``frames_lava`` (ints ``(samples, *Lava input shape)``,
     or with ``stream`` ``(samples, T_in, *Lava input shape)``).
 
     record: layer indices whose counts are recorded (None: every neuron layer), each into
-    a file in ``workdir`` (see :mod:`qblif.lava.procs.recorder`). reset, reset_interval,
+    a file in ``workdir`` (see :mod:`qblif.lava.procs.recorder`); record_uv: u and v of every
+    neuron layer that has them, states: the :data:`SDNN_STATES` of the recorded SDNN layers
+    (``em.states[(name, index)] = (file, Lava shape)``). reset, reset_interval,
     reset_offset: :func:`qblif.schedule.reset_schedule`.
 
     sample_lanes L > 1 (:func:`check_sample_lanes` must pass): ``frames_lava`` is
@@ -309,15 +315,18 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             (out.transpose([2, 1, 0]).flatten() if len(ly.shape) == 3 else out).connect(sink.a_in)
             em.sinks[ly.index] = (sink, path, ly.size * sample_lanes)
             em.processes.append(sink)
-        if record_uv and ly.neuron.kind not in ("SDNN", "RF"):   # these have no u, v
-            lava_vars = ("i" if ly.proc == "ATRLIF" else "u", "v")
+        names = [] if ly.neuron.kind in ("SDNN", "RF") or not record_uv else ["u", "v"]
+        if ly.neuron.kind == "SDNN" and (record is None or ly.index in record):
+            names = [s for s in states if hasattr(neu, s)]        # Sigma: sigma only
+        if names:
+            lava_vars = ["i" if (v == "u" and ly.proc == "ATRLIF") else v for v in names]
             shape = tuple(getattr(neu, lava_vars[0]).shape)
-            paths = [os.path.join(workdir, f"layer{ly.index}_{var}.i32") for var in ("u", "v")]
-            for var, path in zip(("u", "v"), paths):
+            paths = [os.path.join(workdir, f"layer{ly.index}_{var}.i32") for var in names]
+            for var, path in zip(names, paths):
                 create_recording(path, int(np.prod(shape)), total)
                 em.states[(var, ly.index)] = (path, shape)
             rec = StateRecorder(shape=shape, steps=total, paths=paths,
-                                name=f"layer{ly.index}_uv_record")
+                                name=f"layer{ly.index}_state_record")
             rec.probe(*(getattr(neu, v) for v in lava_vars))
             em.processes.append(rec)
 

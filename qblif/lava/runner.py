@@ -193,7 +193,8 @@ def run_lava(ir, frames: np.ndarray, stream: bool, steps: int, record, opts, liv
     em = None
     with RunSession() as session:
         em = emit(ir, np.ascontiguousarray(lava_frames), steps, session.workdir,
-                  record, opts.record_uv, stream=stream, reset=opts.reset,
+                  record, opts.record_uv, states=tuple(opts.record), stream=stream,
+                  reset=opts.reset,
                   reset_interval=opts.reset_interval, reset_offset=opts.reset_offset,
                   sample_lanes=lanes, stock_models=opts.models == "stock")
         session.proc = em.source
@@ -225,7 +226,7 @@ def run_lava(ir, frames: np.ndarray, stream: bool, steps: int, record, opts, liv
         else:
             block = data[ly.index][:, cols]             # (size, S, T)
             out[ly.index] = np.moveaxis(block, 0, -1).reshape(cols.shape + tuple(ly.shape))
-        for var in ("u", "v") if opts.record_uv and ("u", ly.index) in uv else ():
+        for var in [name for name, i in uv if i == ly.index]:
             series = uv[(var, ly.index)]
             series = series.reshape((series.shape[0],)       # (total, *Lava shape)
                                     + lane_shape(tuple(ly.shape)[::-1], lanes))

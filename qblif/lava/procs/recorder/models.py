@@ -37,6 +37,7 @@ class PyStateRecorderModel(PyLoihiProcessModel):
     of each probed Var, written flat to its memmap row ``t - 1``."""
     ref_0: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, np.int32)
     ref_1: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, np.int32)
+    ref_2: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, np.int32)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)

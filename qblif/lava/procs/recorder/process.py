@@ -24,8 +24,12 @@ class Recorder(AbstractProcess):
         self.a_in = InPort(shape=(int(size),))
 
 
+MAX_STATE_VARS = 3     # u, v; or an SDNN's sigma, act, residue
+
+
 class StateRecorder(AbstractProcess):
-    """Records Vars of a neuron process (u and v) after every timestep into one file each.
+    """Records Vars of a neuron process (u and v; sigma, act, residue) after every timestep
+    into one file each.
 
     Lava's ``Monitor`` reads a Var through a ``RefPort`` once per step (cheap) but keeps the
     series in a Var of its own, which the host then fetches one element per message (minutes
@@ -38,12 +42,16 @@ class StateRecorder(AbstractProcess):
         shape = tuple(int(s) for s in shape)
         super().__init__(shape=shape, steps=int(steps), paths=tuple(map(str, paths)),
                          name=name)
-        self.ref_0 = RefPort(shape=shape)
+        if not 1 <= len(paths) <= MAX_STATE_VARS:
+            raise ValueError(f"{len(paths)} paths: a StateRecorder records 1 to "
+                             f"{MAX_STATE_VARS} Vars")
+        self.ref_0 = RefPort(shape=shape)     # Lava's models declare their ports statically
         self.ref_1 = RefPort(shape=shape)
+        self.ref_2 = RefPort(shape=shape)
 
     def probe(self, *variables) -> None:
-        """Connect the Vars to record (one per path, at most two), in ``paths`` order."""
-        if len(variables) != len(self.proc_params["paths"]) or len(variables) > 2:
+        """Connect the Vars to record (one per path), in ``paths`` order."""
+        if len(variables) != len(self.proc_params["paths"]):
             raise ValueError(f"{len(variables)} Vars for {len(self.proc_params['paths'])} paths")
         for k, var in enumerate(variables):
             getattr(self, f"ref_{k}").connect_var(var)
