@@ -295,7 +295,8 @@ class CompiledNetwork:
             from qblif.lava.emit import check_sample_lanes
             check_sample_lanes(self.ir, opts.lanes, stock_models=opts.models == "stock")
         from qblif.passes.resources import check_host_estimate, host_estimate
-        est = host_estimate(self.ir, frames.shape[0], steps, record, opts.record_uv)
+        est = host_estimate(self.ir, frames.shape[0], steps, record, opts.record_uv,
+                            tuple(opts.record))
         check_host_estimate(est, opts.force)
         out, self.last_run = run_lava(self.ir, frames, stream, steps, record, opts, self._live)
         self.last_run["host_estimate"] = est

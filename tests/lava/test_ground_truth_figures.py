@@ -116,6 +116,9 @@ def pilotnet_sdnn(steps: int = 20) -> dict:
         tl = net.run(inp[None], steps, layers_to_record=[1, 2, 9], timeline=True,
                      record=("sigma", "act", "residue"))
         shapes = {i: net.ir.nodes[i]["layer"].shape for i in (1, 2)}
+        from qblif.passes.resources import RUNTIME_PROCESSES     # one StateRecorder a layer
+        assert net.last_run["host_estimate"]["processes"] == \
+            net.last_run["processes"] + RUNTIME_PROCESSES
     rows = {"pilotnet_sdnn/output.npy": _figures(tl[9][:9, 0], np.load(d / "output.npy")[0])}
     for i in (1, 2):
         gt = _time_first_file_order(np.load(d / f"sigma{i}.npy"), shapes[i])
