@@ -325,6 +325,9 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             for var, path in zip(names, paths):
                 create_recording(path, int(np.prod(shape)), total)
                 em.states[(var, ly.index)] = (path, shape)
+            if ly.proc == "QBLIF" and not stock_models:   # the lean model writes them itself
+                neu.record_uv_into(*paths, total)
+                return
             rec = StateRecorder(shape=shape, steps=total, paths=paths,
                                 name=f"layer{ly.index}_state_record")
             rec.probe(*(getattr(neu, v) for v in lava_vars))

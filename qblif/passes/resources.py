@@ -73,11 +73,11 @@ def _lava_processes(g, record=None, record_uv: bool = False, states: tuple = ())
     """Lava processes :func:`qblif.lava.emit.emit` builds for ``g`` (same rules, counted; a
     dense_rec layer's feedback gate, built in the per-sample mode only, counted always)."""
 
-    def recorded(ly):   # a Recorder, plus one StateRecorder (u, v; SDNN states)
-        rec = record is None or ly.index in record
+    def recorded(ly):   # a Recorder, plus one StateRecorder (u, v; SDNN states); QB-LIF's
+        rec = record is None or ly.index in record     # lean model records u, v itself
         sdnn = ly.neuron.kind == "SDNN"
-        return rec + (record_uv and not sdnn and ly.neuron.kind != "RF") + \
-            bool(states and sdnn and rec)
+        return rec + (record_uv and not sdnn and ly.neuron.kind != "RF"
+                      and ly.proc != "QBLIF") + bool(states and sdnn and rec)
 
     n = 1                                            # FrameSource / BiasNeuron
     lanes_ready = True

@@ -6,7 +6,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from qblif.lava.procs.recorder.process import Recorder, StateRecorder
+from qblif.lava.procs.recorder.process import Recorder, StateRecorder, open_rows
 
 
 @implements(proc=Recorder, protocol=LoihiProtocol)
@@ -49,9 +49,7 @@ class PyStateRecorderModel(PyLoihiProcessModel):
     def run_post_mgmt(self):
         p = self.proc_params
         if self._rows is None:
-            size = int(np.prod(p["shape"]))
-            self._rows = [np.memmap(path, dtype=np.int32, mode="r+", shape=(p["steps"], size))
-                          for path in p["paths"]]
+            self._rows = open_rows(p["paths"], p["steps"], int(np.prod(p["shape"])))
         t = self.time_step - 1
         if t < p["steps"]:
             for k, rows in enumerate(self._rows):

@@ -57,6 +57,13 @@ class StateRecorder(AbstractProcess):
             getattr(self, f"ref_{k}").connect_var(var)
 
 
+def open_rows(paths, steps: int, size: int) -> list:
+    """The ``(steps, size)`` int32 memmaps at ``paths`` (created by :func:`create_recording`),
+    opened for writing by a process model."""
+    return [np.memmap(p, dtype=np.int32, mode="r+", shape=(int(steps), int(size)))
+            for p in paths]
+
+
 def create_recording(path: str, size: int, steps: int) -> None:
     """Create the zero-filled int32 file of shape ``(steps, size)`` a Recorder writes to."""
     np.memmap(path, dtype=np.int32, mode="w+", shape=(int(steps), int(size))).flush()
