@@ -10,6 +10,7 @@ from typing import Optional
 import numpy as np
 
 from qblif.ir import layers, producer
+from qblif.lava.emit import SDNN_STATES
 from qblif.lava.runner import AUTO_LANES, MODELS, refuse_lanes, run_config, run_lava  # noqa: F401
 from qblif.lava.session import stop_runtime
 from qblif.passes.pipeline import compile_ir  # noqa: F401 (re-exported)
@@ -36,6 +37,7 @@ class RunOptions:
     input_transform: bool = False
     timeline: bool = False
     lanes: int = 1
+    record: tuple = ()
 
     #: ``run``'s positional order after ``steps_per_sample`` (earlier releases)
     POSITIONAL = ("record_uv", "layers_to_record", "progress", "force", "models", "engine")
@@ -52,6 +54,12 @@ class RunOptions:
             raise TypeError(f"lanes must be an int, got {type(self.lanes).__name__}")
         if self.lanes < 1:
             raise ValueError(f"lanes must be >= 1, got {self.lanes}")
+        if isinstance(self.record, str) or not set(self.record) <= set(SDNN_STATES):
+            raise ValueError(f"record={self.record!r}: expected a tuple of the SDNN states "
+                             f"{', '.join(SDNN_STATES)}")
+        if self.record and self.engine != "lava":
+            raise ValueError(f"record={tuple(self.record)!r} reads Lava's sigma-delta "
+                             f"processes: run with engine='lava'")
         if self.engine == "exact" and self.lanes > 1:
             raise ValueError("lanes > 1 applies to engine='lava' (the exact engine "
                              "batches samples itself); run with lanes=1")
@@ -229,6 +237,11 @@ class CompiledNetwork:
         their samples are not independent (``ir.graph["stateful"]``). Lava runs
         ``S*T + depth`` steps in total. ``layers_to_record``: layer indices to return
         (default every neuron layer; ``[net.output_index]`` saves a process per layer).
+        ``record``: sigma-delta states to return too, a tuple of
+        :data:`qblif.lava.emit.SDNN_STATES` (``"sigma"``, ``"act"``, ``"residue"``), as Lava's
+        ``Sigma``/``Delta``/``SigmaDelta`` processes hold them after each step (units of
+        2^-6): ``(name, i)`` of the counts' shape for every recorded SDNN layer that has
+        the Var (a Sigma layer has only ``sigma``); engine ``"lava"`` only.
         ``progress``: show a tqdm bar (the run is then split into up to 50 chunks).
 
         Before Lava starts, :meth:`host_estimate` is checked against the documented limits
@@ -289,7 +302,8 @@ class CompiledNetwork:
             from qblif.lava.emit import check_sample_lanes
             check_sample_lanes(self.ir, opts.lanes, stock_models=opts.models == "stock")
         from qblif.passes.resources import check_host_estimate, host_estimate
-        est = host_estimate(self.ir, frames.shape[0], steps, record, opts.record_uv)
+        est = host_estimate(self.ir, frames.shape[0], steps, record, opts.record_uv,
+                            tuple(opts.record))
         check_host_estimate(est, opts.force)
         out, self.last_run = run_lava(self.ir, frames, stream, steps, record, opts, self._live)
         self.last_run["host_estimate"] = est
@@ -357,8 +371,7 @@ class CompiledNetwork:
             stream = arr.ndim == len(shape) + 2
         head = layers(self.ir)[0]
         bias_driven = head.proc == "BiasNeuron"
-        signed = head.proc == "Delta" or (head.kind != "input" and head.neuron is not None
-                                          and head.neuron.kind == "SDNN")
+        signed = self.ir.graph["input_message"].signed   # an SDNN takes the frames
         if not stream and not bias_driven and not input_transform and not signed:
             return self.check_frames(arr), False
         if not stream and arr.shape == shape:

@@ -48,3 +48,32 @@ def frame_at(frames: np.ndarray, t: int, steps: int, stream: bool) -> np.ndarray
     if not stream:
         return frames[s]
     return frames[s, j] if j < frames.shape[1] else np.zeros(frames.shape[2:], frames.dtype)
+
+
+#: neurons whose state the per-sample reset zeroes at the start of each window
+WINDOWED_NEURONS = ("QBLIF", "CUBA")
+
+
+def t_step_refusal(g, reset: str = "sample"):
+    """Why ``T`` simulated steps per sample do not carry the T-step windows of a run of this
+    IR, or None where they do.
+
+    With ``reset="sample"`` a layer at depth d is zeroed at the first step of its window (the
+    producer's window shifted by one step, :func:`reset_schedule`), so its T-step window is a
+    function of its producer's T-step window of the same sample alone, and the input's T
+    steps carry every layer's window: the steps past T that a ``T + depth`` (SLAYER
+    ``T + latency``) simulation adds change no window. That fails where a window sees more
+    than its producer's window: recurrence (its own earlier output, and lava-dl's recurrent
+    output delay), axonal delays (a producer's steps before the window, or past its end),
+    sigma-delta state (never reset, it streams across samples), neurons without a reset
+    (ALIF, RF) and any other reset schedule."""
+    if reset != "sample":
+        return f"reset={reset!r} (windows are not reset at their start)"
+    for ly in (g.nodes[i]["layer"] for i in sorted(g.nodes)):
+        if ly.neuron is not None and ly.neuron.kind not in WINDOWED_NEURONS:
+            return f"layer {ly.index} has {ly.neuron.kind} neurons (never reset per window)"
+        if g.has_edge(ly.index, ly.index) or ly.kind == "dense_rec":
+            return f"layer {ly.index} is recurrent"
+        if ly.delay is not None and np.any(np.asarray(ly.delay) != 0):
+            return f"layer {ly.index} has axonal delays"
+    return None

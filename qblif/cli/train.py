@@ -240,7 +240,13 @@ def register_evaluate(sub):
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: every core for exact, 1 for slayer)")
     p.add_argument("--update-card", action="store_true",
-                   help="write the measured test fields into NAME.json / NAME.md")
+                   help="write the measured test fields into NAME.json / NAME.md (implies "
+                        "--latency-window: the card's definitions)")
+    p.add_argument("--latency-window", action="store_true",
+                   help="exact engine: simulate SLAYER's T + latency steps per image and count "
+                        "spikes and SynOps over them, as the model card does (default: T "
+                        "steps where each layer's T-step window needs no more, "
+                        "qblif.schedule.t_step_refusal; the accuracy is the same)")
     p.set_defaults(func=run_evaluate)
 
 
@@ -252,8 +258,9 @@ def _evaluate(args, card):
         # the CLI layer may use the compiler; the training library never imports it
         from qblif.exact.evaluate import EngineRefused, evaluate_file
         try:
+            latency = True if args.update_card or args.latency_window else None
             return evaluate_file(args.model, test_limit=args.test_limit, threads=args.threads,
-                                 card=card)
+                                 card=card, latency_window=latency)
         except EngineRefused as exc:
             if args.engine == "exact":
                 raise
@@ -283,10 +290,12 @@ def run_evaluate(args) -> int:
     elif args.update_card:
         raise QblifError(f"--update-card: no model card {jpath} beside {args.model}")
     res = _evaluate(args, card)
+    windows = res.pop("windows", "T + latency")     # SLAYER's evaluate: T + latency steps
     print(f"{args.model}: test accuracy {res['test_accuracy'] * 100:.2f}% on "
           f"{res['test_samples']} {res['dataset']} test images (quantized), "
           f"{res['spikes_per_neuron_step']:.4f} spikes/neuron/step, "
-          f"{res['synops_per_sample']:,.0f} SynOps/sample")
+          f"{res['synops_per_sample']:,.0f} SynOps/sample "
+          f"({'T-step windows' if windows == 'T' else 'T + latency steps, as the card'})")
     if args.update_card:
         was = card.get("test_accuracy")
         card.update({k: v for k, v in res.items() if k != "dataset"})

@@ -3,6 +3,12 @@ neuron per step, SynOps per sample) for a NetX file, defined exactly as
 :func:`qblif.training.train.evaluate` (SLAYER's quantized forward) defines them, computed by
 :class:`qblif.exact.ExactEngine` on the compiled IR.
 
+Windows. For a feed-forward network with a per-sample reset (:func:`qblif.schedule.t_step_refusal`
+is None) the engine simulates T steps per image, each layer's T-step window: the accuracy is the
+same as below (the output's first T window steps are the same counts), and the spikes and SynOps
+are those of the T-step windows (``windows="T"``, the definition of ``qblif run``'s report,
+docs/plots.md). ``latency_window=True`` (and every other network) gives SLAYER's definitions:
+
 SLAYER simulates ``S = T + latency`` steps of each frame (latency: the output layer's synaptic
 depth). Its block at depth d answers on SLAYER step t what the compiled layer's window answers on
 step ``t - d`` (nothing before: the shipped files have no bias), so the engine runs each layer
@@ -28,6 +34,7 @@ from qblif.exact import ops as ex
 from qblif.ir import layers, producer
 from qblif.core.numeric import fan_out
 from qblif.core.errors import QblifError
+from qblif.schedule import t_step_refusal
 
 
 class EngineRefused(QblifError):
@@ -68,16 +75,27 @@ def _neuron_sums(c: torch.Tensor, k: int) -> torch.Tensor:
 
 def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
                 threads: Optional[int] = None, device="cpu",
-                batch_size: Optional[int] = None) -> dict:
+                batch_size: Optional[int] = None,
+                latency_window: Optional[bool] = None) -> dict:
     """Card fields for integer ``frames (N, *input_shape)`` and ``labels (N,)`` (see the module
-    doc). Returns ``accuracy``, ``samples``, ``spikes_per_neuron_step``, ``synops_per_sample``,
-    ``spike_synops_per_sample``, ``input_synops_per_sample``, ``wall_s``."""
+    doc). ``latency_window``: simulate SLAYER's ``T + latency`` steps (None: only where T-step
+    windows do not suffice, :func:`qblif.schedule.t_step_refusal`). Returns ``accuracy``,
+    ``samples``, ``spikes_per_neuron_step``, ``synops_per_sample``, ``spike_synops_per_sample``,
+    ``input_synops_per_sample``, ``wall_s``, ``windows`` (``"T"`` or ``"T + latency"``) and
+    ``simulated_steps`` (per image)."""
     from qblif.exact import ExactEngine, kinds
     t0 = time.perf_counter()
     syn_layers = [ly for ly in layers(ir) if ly.kind in ("dense", "conv", "pool")]
     out_ly = [ly for ly in layers(ir) if ly.neuron is not None][-1]
-    total = int(timesteps) + int(out_ly.depth) + kinds.delay_steps(ir)     # S = T + latency
-    win = {ly.index: total - ly.depth + 1 for ly in syn_layers}     # SLAYER steps 1..S
+    if latency_window is None:
+        latency_window = t_step_refusal(ir) is not None
+    steps = int(timesteps)
+    if latency_window:
+        total = steps + int(out_ly.depth) + kinds.delay_steps(ir)     # S = T + latency
+        win = {ly.index: total - ly.depth + 1 for ly in syn_layers}   # SLAYER steps 1..S
+    else:
+        total, win = steps, None                                      # each layer's T-step window
+    scored = total - int(out_ly.depth) if latency_window else steps   # SLAYER steps 0..S-1
     eng = ExactEngine(ir, device=device, threads=threads, batch_size=batch_size)
     sums = {ly.index: 0 for ly in syn_layers}          # per neuron, over samples and steps
     correct = 0
@@ -87,7 +105,7 @@ def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
         for ly in syn_layers:
             sums[ly.index] = sums[ly.index] + _neuron_sums(chunk[ly.index], ly.max_burst)
         o = chunk[out_ly.index]
-        score = o[:, :total - out_ly.depth].reshape(o.shape[0], total - out_ly.depth, -1).sum(1)
+        score = o[:, :scored].reshape(o.shape[0], scored, -1).sum(1)
         pred = score.argmax(1).cpu().numpy()
         correct += int((pred == labels[start:start + len(pred)]).sum())
     n = len(frames)
@@ -110,11 +128,13 @@ def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
                 synops_per_sample=(synops + input_ops) / n if n else 0.0,
                 spike_synops_per_sample=synops / n if n else 0.0,
                 input_synops_per_sample=input_ops / n if n else 0.0,
-                wall_s=time.perf_counter() - t0)
+                wall_s=time.perf_counter() - t0,
+                windows="T + latency" if latency_window else "T", simulated_steps=total)
 
 
 def evaluate_file(path: str, test_limit: Optional[int] = None, threads: Optional[int] = None,
-                  card: Optional[dict] = None, device="cpu") -> dict:
+                  card: Optional[dict] = None, device="cpu",
+                  latency_window: Optional[bool] = None) -> dict:
     """The test fields of a model card (as :func:`qblif.training.train.evaluate_file`)
     measured by the exact engine on the test split of the file's dataset (``card["dataset"]``,
     else the file's ``/qblif/dataset``). Raises :class:`qblif.core.errors.QblifError` where
@@ -135,9 +155,10 @@ def evaluate_file(path: str, test_limit: Optional[int] = None, threads: Optional
         x, y = load_dataset(dataset, "test", test_limit)
         frames = quantize_intensity(x, int(g["input_bits"]))
         frames = frames.reshape((len(frames),) + net.input_shape)
-        r = evaluate_ir(net.ir, frames, y, int(g["timesteps"]), threads=threads, device=device)
+        r = evaluate_ir(net.ir, frames, y, int(g["timesteps"]), threads=threads, device=device,
+                        latency_window=latency_window)
     return {"dataset": dataset, "test_samples": r["samples"], "test_accuracy": r["accuracy"],
             "spikes_per_neuron_step": r["spikes_per_neuron_step"],
             "synops_per_sample": r["synops_per_sample"],
             "spike_synops_per_sample": r["spike_synops_per_sample"],
-            "input_synops_per_sample": r["input_synops_per_sample"]}
+            "input_synops_per_sample": r["input_synops_per_sample"], "windows": r["windows"]}

@@ -251,6 +251,16 @@ def producer(g: nx.DiGraph, i: int):
     return producer(g, p.index) if p.kind == "flatten" else p
 
 
+def frame_consumer(g: nx.DiGraph):
+    """The layer whose input is the frames: an input layer with a neuron (an encoder, a
+    bias-driven input), else the first synaptic layer; None for a graph without either."""
+    order = layers(g)
+    if order and order[0].kind == "input" and order[0].neuron is not None:
+        return order[0]
+    syn = [ly for ly in order if ly.synaptic]
+    return syn[0] if syn else None
+
+
 def in_message(g: nx.DiGraph, i: int) -> Message:
     """The :class:`Message` on layer ``i``'s forward input edge (the first layer: the frame
     source's, ``g.graph["input_message"]``)."""

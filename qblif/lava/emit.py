@@ -43,10 +43,14 @@ class Emitted:
     total_steps: int
     neurons: dict = field(default_factory=dict)      # layer index -> neuron process
     sinks: dict = field(default_factory=dict)        # layer index -> (Recorder, file, size)
-    monitors: dict = field(default_factory=dict)     # (var, index) -> Monitor
+    states: dict = field(default_factory=dict)       # (var, index) -> (file, Lava shape)
     processes: list = field(default_factory=list)
 
 
+#: the sigma-delta state Vars ``run(record=...)`` can record, as Lava's processes hold them:
+#: Sigma has ``sigma``; Delta and SigmaDelta ``sigma``, ``act`` (the activation) and
+#: ``residue`` (the delta not yet sent), all in units of 2^-6 (``state_exp = 6``)
+SDNN_STATES = ("sigma", "act", "residue")
 SDNN_SPIKE_EXP = SDNN_STATE_EXP = NETX_SDNN_EXP   # stock NetX: spike_exp = state_exp = 6
 
 
@@ -251,12 +255,14 @@ def _synapse_proc(ly, msg, sample_lanes: int = 1, stock_models: bool = False):
 def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
          record_uv: bool = False, *, stream: bool = False, reset: str = "sample",
          reset_interval=None, reset_offset: int = 0, sample_lanes: int = 1,
-         stock_models: bool = False) -> Emitted:
+         stock_models: bool = False, states: tuple = ()) -> Emitted:
     """Build the process graph for ``frames_lava`` (ints ``(samples, *Lava input shape)``,
     or with ``stream`` ``(samples, T_in, *Lava input shape)``).
 
     record: layer indices whose counts are recorded (None: every neuron layer), each into
-    a file in ``workdir`` (see :mod:`qblif.lava.procs.recorder`). reset, reset_interval,
+    a file in ``workdir`` (see :mod:`qblif.lava.procs.recorder`); record_uv: u and v of every
+    neuron layer that has them, states: the :data:`SDNN_STATES` of the recorded SDNN layers
+    (``em.states[(name, index)] = (file, Lava shape)``). reset, reset_interval,
     reset_offset: :func:`qblif.schedule.reset_schedule`.
 
     sample_lanes L > 1 (:func:`check_sample_lanes` must pass): ``frames_lava`` is
@@ -272,7 +278,7 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
     from qblif.lava.procs.bias_neuron import BiasNeuron
     from qblif.lava.procs.delay_line import DelayLine
     from qblif.lava.procs.recorder import Recorder
-    from qblif.lava.procs.recorder.process import create_recording
+    from qblif.lava.procs.recorder.process import StateRecorder, create_recording
     from qblif.lava.procs.source import FrameSource
     from qblif.lava.procs.thermometer import Thermometer
     from lava.proc.dense.process import Dense
@@ -309,14 +315,23 @@ def emit(g, frames_lava: np.ndarray, steps: int, workdir: str, record=None,
             (out.transpose([2, 1, 0]).flatten() if len(ly.shape) == 3 else out).connect(sink.a_in)
             em.sinks[ly.index] = (sink, path, ly.size * sample_lanes)
             em.processes.append(sink)
-        if record_uv and ly.neuron.kind not in ("SDNN", "RF"):   # these have no u, v
-            from lava.proc.monitor.process import Monitor
-            for var in ("u", "v"):
-                mon = Monitor()
-                lava_var = "i" if (var == "u" and ly.proc == "ATRLIF") else var
-                mon.probe(getattr(neu, lava_var), total)
-                em.monitors[(var, ly.index)] = mon
-                em.processes.append(mon)
+        names = [] if ly.neuron.kind in ("SDNN", "RF") or not record_uv else ["u", "v"]
+        if ly.neuron.kind == "SDNN" and (record is None or ly.index in record):
+            names = [s for s in states if hasattr(neu, s)]        # Sigma: sigma only
+        if names:
+            lava_vars = ["i" if (v == "u" and ly.proc == "ATRLIF") else v for v in names]
+            shape = tuple(getattr(neu, lava_vars[0]).shape)
+            paths = [os.path.join(workdir, f"layer{ly.index}_{var}.i32") for var in names]
+            for var, path in zip(names, paths):
+                create_recording(path, int(np.prod(shape)), total)
+                em.states[(var, ly.index)] = (path, shape)
+            if ly.proc == "QBLIF" and not stock_models:   # the lean model writes them itself
+                neu.record_uv_into(*paths, total)
+                return
+            rec = StateRecorder(shape=shape, steps=total, paths=paths,
+                                name=f"layer{ly.index}_state_record")
+            rec.probe(*(getattr(neu, v) for v in lava_vars))
+            em.processes.append(rec)
 
     for ly in layers(g):
         if ly is head and ly.proc == "BiasNeuron":

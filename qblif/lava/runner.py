@@ -193,7 +193,8 @@ def run_lava(ir, frames: np.ndarray, stream: bool, steps: int, record, opts, liv
     em = None
     with RunSession() as session:
         em = emit(ir, np.ascontiguousarray(lava_frames), steps, session.workdir,
-                  record, opts.record_uv, stream=stream, reset=opts.reset,
+                  record, opts.record_uv, states=tuple(opts.record), stream=stream,
+                  reset=opts.reset,
                   reset_interval=opts.reset_interval, reset_offset=opts.reset_offset,
                   sample_lanes=lanes, stock_models=opts.models == "stock")
         session.proc = em.source
@@ -208,7 +209,8 @@ def run_lava(ir, frames: np.ndarray, stream: bool, steps: int, record, opts, liv
             wall = time.perf_counter() - t0
             data = {i: read_recording(path, size, em.total_steps).T
                     for i, (_, path, size) in em.sinks.items()}        # (size, total)
-            uv = {k: m.get_data() for k, m in em.monitors.items()}
+            uv = {k: read_recording(path, int(np.prod(shape)), em.total_steps)
+                  .reshape((em.total_steps,) + shape) for k, (path, shape) in em.states.items()}
         finally:
             live.remove(em.source)
     out, depth = {}, ir.graph["depth"]
@@ -224,9 +226,8 @@ def run_lava(ir, frames: np.ndarray, stream: bool, steps: int, record, opts, liv
         else:
             block = data[ly.index][:, cols]             # (size, S, T)
             out[ly.index] = np.moveaxis(block, 0, -1).reshape(cols.shape + tuple(ly.shape))
-        for var in ("u", "v") if opts.record_uv and ("u", ly.index) in uv else ():
-            neu = em.neurons[ly.index]
-            series = np.asarray(next(iter(uv[(var, ly.index)][neu.name].values())))
+        for var in [name for name, i in uv if i == ly.index]:
+            series = uv[(var, ly.index)]
             series = series.reshape((series.shape[0],)       # (total, *Lava shape)
                                     + lane_shape(tuple(ly.shape)[::-1], lanes))
             series = series.transpose((0,) + tuple(range(series.ndim - 1, 0, -1)))

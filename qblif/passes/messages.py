@@ -9,7 +9,7 @@ flatten carries its producer's events. The graph's ``encoding`` is part of the r
 from __future__ import annotations
 
 from qblif.core.errors import CompileError
-from qblif.ir import ENCODINGS, Message, producer
+from qblif.ir import ENCODINGS, Message, frame_consumer, producer
 from qblif.passes.declare import declare
 from qblif.core.params import message_bits
 
@@ -32,6 +32,18 @@ def out_message(g, ly, encoding: str = "graded") -> Message:
     return Message(message_bits(k), k, encoding=encoding)
 
 
+def input_message(g, encoding: str = "graded") -> Message:
+    """What the frame source sends: ``input_bits`` unsigned values, or, where the layer that
+    takes the frames is sigma-delta (a ``Delta`` encoder, or an SDNN first synaptic layer
+    after a neuron-less input, lava-dl's usual SDNN layout), signed graded values (no
+    thermometer lanes in either encoding), as stock NetX feeds them."""
+    msg = out_message(g, None, encoding)
+    head = frame_consumer(g)
+    if head is not None and head.neuron is not None and head.neuron.kind == "SDNN":
+        return Message(msg.bits, msg.max, signed=True, graded_only=True, encoding=encoding)
+    return msg
+
+
 @declare(reads=("graph.encoding", "graph.input_bits", "layer.kind", "layer.neuron"),
          writes=("edge.message", "graph.input_message"),
          requires=("graph.input_bits", "graph.encoding"),
@@ -42,10 +54,11 @@ def assign_message_bits(g):
     enc = g.graph.get("encoding", "graded")
     if enc not in ENCODINGS:
         raise CompileError(f"unknown encoding {enc!r} (expected graded or binary)")
-    g.graph["input_message"] = out_message(g, None, enc)
+    g.graph["input_message"] = input_message(g, enc)
     for u, v, d in g.edges(data=True):
         src = g.nodes[u]["layer"]
         if src.kind == "flatten":
             src = producer(g, u)
-        d["message"] = out_message(g, src, enc)
+        plain_input = src is not None and src.kind == "input" and src.neuron is None
+        d["message"] = g.graph["input_message"] if plain_input else out_message(g, src, enc)
     return g

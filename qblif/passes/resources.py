@@ -52,13 +52,15 @@ MAX_MEMORY_FRACTION = 0.5      # of MemAvailable (/proc/meminfo) at the time of 
 RUNTIME_PROCESSES = 2          # Lava's runtime service + the shared-memory manager
 
 
-def _lava_processes(g, record=None, record_uv: bool = False) -> int:
+def _lava_processes(g, record=None, record_uv: bool = False, states: tuple = ()) -> int:
     """Lava processes :func:`qblif.lava.emit.emit` builds for ``g`` (same rules, counted; a
     dense_rec layer's feedback gate, built in the per-sample mode only, counted always)."""
 
-    def recorded(ly):   # a Recorder, plus two Monitors (u, v) for kinds that have them
-        rec = record is None or ly.index in record
-        return rec + 2 * (record_uv and ly.neuron.kind not in ("SDNN", "RF"))
+    def recorded(ly):   # a Recorder, plus one StateRecorder (u, v; SDNN states); QB-LIF's
+        rec = record is None or ly.index in record     # lean model records u, v itself
+        sdnn = ly.neuron.kind == "SDNN"
+        return rec + (record_uv and not sdnn and ly.neuron.kind != "RF"
+                      and ly.proc != "QBLIF") + bool(states and sdnn and rec)
 
     n = 1                                            # FrameSource / BiasNeuron
     lanes_ready = True
@@ -95,19 +97,20 @@ def _mem_available_mb():
 
 
 def host_estimate(g, samples: int = 1, steps: int = 1, record=None,
-                  record_uv: bool = False) -> dict:
+                  record_uv: bool = False, states: tuple = ()) -> dict:
     """What a Lava CPU run of ``g`` needs on this host, before anything starts.
 
     Returns ``processes`` (OS processes: Lava processes + :data:`RUNTIME_PROCESSES`),
     ``memory_mb`` (processes x :data:`PROCESS_MB` + recordings: int32 per recorded
-    neuron per step, x3 with ``record_uv``), ``available_mb`` (MemAvailable, None if
+    neuron per step, x3 with ``record_uv``, + one per SDNN state of ``states``, the names
+    ``run(record=)`` takes), ``available_mb`` (MemAvailable, None if
     unknown) and the limits ``max_processes`` / ``max_memory_mb``.
     """
-    procs = _lava_processes(g, record, record_uv) + RUNTIME_PROCESSES
+    procs = _lava_processes(g, record, record_uv, states) + RUNTIME_PROCESSES
     total_steps = int(samples) * int(steps) + int(g.graph.get("depth", 0))
     rec_neurons = sum(ly.size for ly in layers(g) if ly.neuron is not None
                       and (record is None or ly.index in record))
-    rec_mb = rec_neurons * total_steps * 4 * (3 if record_uv else 1) / 2 ** 20
+    rec_mb = rec_neurons * total_steps * 4 * (1 + 2 * bool(record_uv) + len(states)) / 2 ** 20
     avail = _mem_available_mb()
     return dict(processes=procs, memory_mb=procs * PROCESS_MB + rec_mb,
                 recording_mb=rec_mb, available_mb=avail, max_processes=MAX_PROCESSES,

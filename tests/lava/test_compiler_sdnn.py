@@ -12,7 +12,7 @@ import pytest
 import qblif
 from qblif.core.errors import CompileError
 from qblif.exact.oracle import forward
-from test_compiler_writer import even_weights, qblif_neuron, write_net
+from test_compiler_writer import dense_net, even_weights, qblif_neuron, write_net
 
 SAMPLES, STEPS, IN_BITS = 3, 5, 4
 
@@ -130,6 +130,36 @@ def test_lava_dl_sdnn_matches_stock_netx(tmp_path, make):
         out_b = net_b.run(frames, STEPS)
     for i in out:
         np.testing.assert_array_equal(out_b[i], out[i])
+
+
+def test_signed_frames_into_an_sdnn_conv_after_a_plain_input(tmp_path):
+    """lava-dl's usual SDNN layout (a neuron-less input, then a sigma-delta conv) takes
+    signed frames, as stock NetX does: Lava (both encodings) and the exact engine equal
+    stock; the input message is signed and graded. A spiking first layer still refuses
+    frames outside ``0 .. 2**inputBits - 1``."""
+    pytest.importorskip("torch")
+    path, in_shape = _sdnn_conv(tmp_path)
+    frames = np.random.default_rng(4).integers(-40, 40, size=(SAMPLES,) + in_shape)
+    assert frames.min() < 0
+    with qblif.compile(path, input_bits=IN_BITS) as net:
+        msg = net.ir.graph["input_message"]
+        assert msg.signed and msg.graded_only
+        out = net.run(frames, STEPS)[net.output_index]
+        ex = net.run(frames, STEPS, engine="exact")[net.output_index]
+        last, total = net.ir.nodes[net.output_index]["layer"], net.last_run["lava_steps"]
+    with qblif.compile(path, encoding="binary", input_bits=IN_BITS) as net_b:
+        out_b = net_b.run(frames, STEPS)[net_b.output_index]
+    ref = _stock_netx(path, frames, STEPS, total)
+    cols = np.arange(SAMPLES)[:, None] * STEPS + last.reset_offset - 1 + np.arange(STEPS)
+    assert np.abs(ref[cols]).sum() > 0, "silent network: no evidence"
+    for got in (out, ex, out_b):
+        np.testing.assert_array_equal(got, ref[cols])
+    specs, shape = dense_net(np.random.default_rng(0))
+    spiking = write_net(tmp_path / "spiking.net", specs)
+    with qblif.compile(spiking, input_bits=IN_BITS) as net:
+        assert not net.ir.graph["input_message"].signed
+        with pytest.raises(ValueError, match=r"inputBits=4"):
+            net.run(-np.ones((1,) + shape, int), 2, engine="exact")
 
 
 def mixed_sdnn_net(path, input_bits, rng):

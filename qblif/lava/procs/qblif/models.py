@@ -23,6 +23,7 @@ from lava.proc.lif.models import AbstractPyLifModelFixed
 
 from qblif.core import reference
 from qblif.lava.procs.qblif.process import QBLIF
+from qblif.lava.procs.recorder.process import open_rows
 
 
 class PeriodicReset:
@@ -72,6 +73,17 @@ class PyQBLIFModelFixed(PeriodicReset, _QBLIFFixedTypes):
         super().__init__(proc_params)
         self._init_reset(proc_params)
         self._ready = False
+        self._uv_rows = None      # (u rows, v rows) with QBLIF.record_uv_into
+
+    def _record_uv(self, u: np.ndarray, v: np.ndarray) -> None:
+        """Row ``t - 1`` of the u and v files of :meth:`QBLIF.record_uv_into`."""
+        if self._uv_rows is None:
+            u_path, v_path, steps = self.proc_params["record_uv"]
+            self._uv_rows = open_rows((u_path, v_path), steps, u.size)
+        t = self.time_step - 1
+        if t < self._uv_rows[0].shape[0]:
+            self._uv_rows[0][t] = u.reshape(-1)
+            self._uv_rows[1][t] = v.reshape(-1)
 
     def on_var_update(self):
         """Called by Lava after any ``Var.set()``: prepare threshold, bias, decays again."""
@@ -141,6 +153,8 @@ class PyQBLIFModelFixed(PeriodicReset, _QBLIFFixedTypes):
             v -= n * (self.theta if np.ndim(self.theta) == 0 else self.theta32)
         else:
             v[n > 0] = 0
+        if self.proc_params.get("record_uv") is not None:
+            self._record_uv(u, v)
         self.s_out.send(n)
 
 

@@ -50,7 +50,7 @@ class QBLIF(AbstractProcess):
         shape = p["shape"]
         super().__init__(shape=shape, reset_mode=p["reset_mode"],
                          reset_interval=p["reset_interval"], reset_offset=p["reset_offset"],
-                         name=name, log_config=log_config)
+                         record_uv=None, name=name, log_config=log_config)
         full = lambda x: np.broadcast_to(x, shape).copy()  # noqa: E731
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
@@ -62,6 +62,12 @@ class QBLIF(AbstractProcess):
         self.bias_mant = Var(shape=shape, init=full(p["bias_mant"]))
         self.bias_exp = Var(shape=shape, init=full(p["bias_exp"]))
         self.max_burst = Var(shape=(1,), init=p["max_burst"])
+
+    def record_uv_into(self, u_path: str, v_path: str, steps: int) -> None:
+        """Have the lean fixed-point model write u and v after each of the first ``steps``
+        steps into the int32 ``(steps, size)`` files (``recorder.create_recording``), one row
+        per step, in the process itself: no Monitor, no extra process."""
+        self.proc_params.overwrite("record_uv", (str(u_path), str(v_path), int(steps)))
 
     @property
     def reset_mode(self) -> str:
