@@ -3,7 +3,7 @@
     python bench/ctrl_c_loop.py [--start 0.1] [--stop 1.5] [--step 0.01] [--warm]
                                 [--signal INT|TERM|HUP]
 
-Copies ``qblif`` and ``compiler`` to a temporary directory without any ``__pycache__``
+Copies ``qblif`` to a temporary directory without any ``__pycache__``
 (a fresh clone's first run; ``PYTHONDONTWRITEBYTECODE=1`` keeps it cold), then for each delay
 starts ``python -m qblif.cli.main run`` (digits MLP, 100 samples x 100 steps) in its own
 session, sends SIGINT to its process group after the delay (as a terminal's Ctrl-C; SIGTERM
@@ -74,9 +74,8 @@ def main(argv=None) -> int:
         if args.warm:
             code = ROOT
         else:
-            for pkg in ("qblif", "compiler"):
-                shutil.copytree(ROOT / pkg, Path(code) / pkg,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(ROOT / "qblif", Path(code) / "qblif",
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         n = round((args.stop - args.start) / args.step) + 1
         bad = []
         t0 = time.perf_counter()
