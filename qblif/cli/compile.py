@@ -216,15 +216,11 @@ def _note_lanes(args, lanes: int) -> None:
 def _run_input(args):
     """``qblif run MODEL --input FILE.npy``: run the samples of a .npy file; print the
     report and each sample's output counts summed over its steps."""
-    import numpy as np
-
     from qblif import compile as compile_net
     from qblif.core.errors import CompileError
+    from qblif.core.npyfile import load_npy
 
-    try:
-        samples = np.load(args.input, allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(f"{args.input}: not a .npy array ({exc})") from None
+    samples = load_npy(args.input)       # header checked first: bounded memory, one line
     with compile_net(args.model, encoding=args.encoding) as net:
         stream = samples.ndim == len(net.input_shape) + 2
         steps = args.steps or (samples.shape[1] if stream else net.ir.graph.get("timesteps"))

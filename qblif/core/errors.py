@@ -60,3 +60,10 @@ class CheckpointError(QblifError):
     tensors and plain values (``qblif.training.checkpoint``); the message names the file."""
 
     exit_code = 2
+
+
+class InputFileError(QblifError):
+    """An input array file (``qblif run --input x.npy``) is malformed, lies about its size or
+    is past the limits (``qblif.core.npyfile``); the message names the file."""
+
+    exit_code = 2

@@ -21,7 +21,8 @@ from typing import Optional
 import numpy as np
 
 from qblif.core.errors import CompileError
-from qblif.core.constants import FALLBACK_INPUT_BITS
+from qblif.core.constants import FALLBACK_INPUT_BITS, MAX_ELEMENTS, MAX_NIR_DEPTH
+from qblif.core.hdf5_limits import check_hdf5
 from qblif.core.numeric import conv_out
 
 SYNAPSES = ("Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
@@ -30,7 +31,6 @@ WIRES = ("Input", "Output")
 SUPPORTED = SYNAPSES + NEURONS + WIRES + ("Flatten", "Scale", "NIRGraph")
 META_KEY = "qblif"          # metadata extension of our exporter (docs/nir.md)
 MAX_NODES = 4096
-MAX_ELEMENTS = 2 ** 26
 
 
 DEFAULT_DT = 1e-4       # snnTorch's NIR export convention (tau = dt / (1 - beta))
@@ -182,8 +182,10 @@ class Stage:
 
 
 def load(path) -> "nir.NIRGraph":  # noqa: F821
-    """``nir.read`` with every failure turned into one CompileError."""
+    """``nir.read`` with every failure turned into one CompileError; declared sizes are
+    checked first (:func:`check_hdf5`)."""
     import nir
+    check_hdf5(path, CompileError, "NIR")
     try:
         return nir.read(str(path), type_check=False)
     except FileNotFoundError:
@@ -201,8 +203,8 @@ def _inline(graph, prefix="", depth=0):
     go to its Input nodes, from ``<sub>`` or ``<sub>.output`` come from its Output nodes.
     """
     import nir
-    if depth > 32:
-        raise CompileError(f"NIR graph {prefix!r}: nested more than 32 levels deep")
+    if depth > MAX_NIR_DEPTH:
+        raise CompileError(f"NIR graph {prefix!r}: nested more than {MAX_NIR_DEPTH} levels deep")
     nodes = getattr(graph, "nodes", None)
     edges = getattr(graph, "edges", None)
     if not isinstance(nodes, dict) or not isinstance(edges, (list, tuple, np.ndarray)):
@@ -277,13 +279,7 @@ def chain(graph) -> list:
     g = nx.DiGraph()
     g.add_nodes_from(nodes)
     g.add_edges_from(edges)
-    cycles = list(nx.simple_cycles(g))
-    if cycles:
-        cyc = sorted(cycles, key=len)[0]
-        sub = cyc[0].split(".")[0]
-        raise CompileError(f"NIR node {sub!r}: a recurrent subgraph (cycle "
-                           f"{' -> '.join(cyc + cyc[:1])}) is not representable: the compiler's "
-                           "IR is a feed-forward chain of layers")
+    _refuse_cycle(g, nodes)
     order = [ins[0]]
     seen = {ins[0]}
     while order[-1] != outs[0]:
@@ -303,6 +299,22 @@ def chain(graph) -> list:
     if left:
         raise fail(left[0], nodes[left[0]], "is not on the path from Input to Output")
     return [(n, nodes[n]) for n in order]
+
+
+def _refuse_cycle(g, nodes) -> None:
+    """One CompileError for the first cycle found (linear time: enumerating every simple
+    cycle is exponential on a hostile graph). A cycle through no neuron is an algebraic loop."""
+    import networkx as nx
+    try:
+        cyc = [a for a, _ in nx.find_cycle(g)]
+    except nx.NetworkXNoCycle:
+        return
+    path = " -> ".join(cyc + cyc[:1])
+    if not any(type(nodes[n]).__name__ in NEURONS for n in cyc):
+        raise CompileError(f"NIR node {cyc[0]!r}: a cycle through no neuron ({path}): an "
+                           "algebraic loop has no value")
+    raise CompileError(f"NIR node {cyc[0].split('.')[0]!r}: a recurrent subgraph (cycle {path}) "
+                       "is not representable: the compiler's IR is a feed-forward chain of layers")
 
 
 def _input_shape(name, node, first_op) -> tuple:
