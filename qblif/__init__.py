@@ -13,7 +13,13 @@ The layers and the import rule are in docs/architecture.md; the semantics in
 :mod:`qblif.core.reference`. Names are imported on first use, so ``import qblif`` loads
 neither torch nor Lava, and SLAYER training runs without lava-nc (e.g. on a GPU machine).
 """
-from qblif.core.errors import CompileError, ModelFileError, QblifError
+from qblif.core import interrupts  # standard library only
+
+if interrupts.cli_process():    # the qblif command: Ctrl-C handled from here on (issue 21)
+    interrupts.install()
+del interrupts
+
+from qblif.core.errors import CompileError, ModelFileError, QblifError  # noqa: E402
 
 __all__ = ["CompileError", "ModelFileError", "QblifError", "CompiledNetwork", "RunOptions",
            "compile", "compile_ir", "PASSES", "QBLIF", "__version__"]
