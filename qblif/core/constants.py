@@ -15,3 +15,4 @@ MAX_FILE_ELEMENTS = 2 ** 28     # elements of all the datasets of one HDF5 file 
 MAX_HDF5_OBJECTS = 100_000      # groups + datasets + attributes walked in one HDF5 file
 MAX_NIR_DEPTH = 32              # nesting of NIR subgraphs (NIRGraph nodes inside NIRGraph)
 MAX_HDF5_DEPTH = 2 * MAX_NIR_DEPTH + 8   # group nesting (each NIR level is nodes/<name>/)
+MAX_CARD_BYTES = 1_000_000      # a model card NAME.json (qblif evaluate reads it)
