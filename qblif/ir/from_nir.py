@@ -33,7 +33,7 @@ def _restore(st) -> dict:
         reset = reset.decode() if isinstance(reset, bytes) else str(reset)
         vth = np.asarray(m["vth"])
         bias = np.asarray(m["bias"]) if "bias" in m else None
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:   # inf: OverflowError
         raise fail(name, n, f"malformed metadata extension {META_KEY!r} ({exc})") from None
     w64 = st.weight * 64
     if not np.array_equal(w64, np.round(w64)):
