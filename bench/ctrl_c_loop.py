@@ -3,7 +3,7 @@
     python bench/ctrl_c_loop.py [--start 0.1] [--stop 1.5] [--step 0.01] [--warm]
                                 [--signal INT|TERM|HUP]
 
-Copies ``qblif`` to a temporary directory without any ``__pycache__``
+Copies ``qblif`` and ``compiler`` to a temporary directory without any ``__pycache__``
 (a fresh clone's first run; ``PYTHONDONTWRITEBYTECODE=1`` keeps it cold), then for each delay
 starts ``python -m qblif.cli.main run`` (digits MLP, 100 samples x 100 steps) in its own
 session, sends SIGINT to its process group after the delay (as a terminal's Ctrl-C; SIGTERM
@@ -37,7 +37,8 @@ def one(code: Path, delay: float, cold: bool, sig: signal.Signals = signal.SIGIN
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     try:
         with open(os.path.join(tmp, "stderr"), "wb") as err:
-            p = subprocess.Popen([sys.executable, "-m", "qblif.cli.main", *ARGS], cwd=ROOT,
+            # cwd = the code: ``python -m`` puts the working directory first on sys.path
+            p = subprocess.Popen([sys.executable, "-m", "qblif.cli.main", *ARGS], cwd=code,
                                  env=env, stdout=subprocess.DEVNULL, stderr=err,
                                  start_new_session=True)
         time.sleep(delay)
@@ -74,8 +75,9 @@ def main(argv=None) -> int:
         if args.warm:
             code = ROOT
         else:
-            shutil.copytree(ROOT / "qblif", Path(code) / "qblif",
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            for pkg in ("qblif", "compiler"):
+                shutil.copytree(ROOT / pkg, Path(code) / pkg,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         n = round((args.stop - args.start) / args.step) + 1
         bad = []
         t0 = time.perf_counter()

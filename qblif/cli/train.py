@@ -171,6 +171,7 @@ def run(args) -> int:
     if not writer or distributed.launched():     # torchrun's ranks: their launcher holds it
         return _train(args, cfg, parser, writer)
     from qblif.core.fileio import exclusive
+    tr.check_out(args.out, force=args.force)     # a bad --out: its own message, before the lock
     with exclusive(args.out):      # a second run on the same --out is refused, never mixed
         return _train(args, cfg, parser, writer)
 

@@ -181,27 +181,19 @@ def interrupt_handler(signum, frame):
 interrupt_handler.qblif = True      # a session may replace it (and restores it afterwards)
 
 
-CLI_MODULE = "qblif.cli.main"
-CLI_SCRIPT = "qblif"
-
-
-def cli_process() -> bool:
-    """Whether this interpreter runs the ``qblif`` command (``python -m qblif.cli.main`` or
-    the ``qblif`` console script). ``qblif/__init__`` then installs the handlers on its first
-    line, before any other module of ours loads: until then SIGINT has Python's default
-    handler, and a Ctrl-C raised inside those imports left a traceback and exit -2."""
-    argv = list(getattr(sys, "orig_argv", None) or ())
-    if "-m" in argv[:-1] and argv[argv.index("-m") + 1] == CLI_MODULE:
-        return True
-    return bool(sys.argv) and sys.argv[0].rsplit("/", 1)[-1] == CLI_SCRIPT
-
-
 def install() -> dict:
     """Install :func:`interrupt_handler` for each of SIGINT, SIGTERM and SIGHUP whose handler
-    is the default; returns ``{signal: previous handler}`` for :func:`restore`."""
+    is the default, or the first handler that ``qblif/__init__`` set for the ``qblif``
+    command (a signal it held becomes pending, see :func:`arm`); returns ``{signal:
+    previous handler}`` for :func:`restore`."""
     saved = {}
     for sig, default in DEFAULT_HANDLERS.items():
-        if signal.getsignal(sig) is default:
+        current = signal.getsignal(sig)
+        if getattr(current, "qblif_early", False):   # qblif/__init__'s first handler
+            signal.signal(sig, interrupt_handler)
+            for held in current.held:
+                _state["pending"] = held
+        elif current is default:
             saved[sig] = signal.signal(sig, interrupt_handler)
     saved["unraisablehook"] = watch_swallowed()
     return saved
