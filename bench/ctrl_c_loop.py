@@ -1,6 +1,6 @@
 """Ctrl-C at many moments of a cold ``qblif run`` (issue 10, docs/hardening.md).
 
-    python bench/ctrl_c_loop.py [--start 0.1] [--stop 1.5] [--step 0.01] [--warm]
+    python bench/ctrl_c_loop.py [--start 0.1] [--stop 1.5] [--step 0.01] [--warm] [--baseline REF]
                                 [--signal INT|TERM|HUP]
 
 Copies ``qblif`` and ``compiler`` to a temporary directory without any ``__pycache__``
@@ -62,6 +62,24 @@ def one(code: Path, delay: float, cold: bool, sig: signal.Signals = signal.SIGIN
     return ok, rc, text, left
 
 
+def cold_copy(src: Path, dst: Path) -> Path:
+    """``qblif`` and ``compiler`` of the tree ``src`` without bytecode, in ``dst``."""
+    for pkg in ("qblif", "compiler"):
+        if (src / pkg).is_dir():
+            shutil.copytree(src / pkg, dst / pkg,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dst
+
+
+def baseline_copy(ref: str, dst: Path) -> Path:
+    """``qblif`` and ``compiler`` as of the git commit ``ref`` of this repository."""
+    dst.mkdir(parents=True)
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "qblif", "compiler"],
+                         check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dst)], input=tar, check=True)
+    return dst
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--start", type=float, default=0.1, help="first delay in s")
@@ -69,30 +87,36 @@ def main(argv=None) -> int:
     ap.add_argument("--step", type=float, default=0.01, help="delay step in s")
     ap.add_argument("--warm", action="store_true", help="run the tree as is (bytecode cache)")
     ap.add_argument("--signal", choices=("INT", "TERM", "HUP"), default="INT")
+    ap.add_argument("--baseline", metavar="GIT_REF", default=None,
+                    help="also run the code of this commit, alternating with this tree at "
+                         "each delay (cold)")
     args = ap.parse_args(argv)
     sig = signal.Signals["SIG" + args.signal]
-    with tempfile.TemporaryDirectory(prefix="ctrl-c-code-") as code:
-        if args.warm:
-            code = ROOT
-        else:
-            for pkg in ("qblif", "compiler"):
-                shutil.copytree(ROOT / pkg, Path(code) / pkg,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    with tempfile.TemporaryDirectory(prefix="ctrl-c-code-") as tmp:
+        trees = {"this tree": ROOT if args.warm else cold_copy(ROOT, Path(tmp) / "new")}
+        if args.baseline:
+            trees[args.baseline] = baseline_copy(args.baseline, Path(tmp) / "base")
         n = round((args.stop - args.start) / args.step) + 1
-        bad = []
+        bad = {name: [] for name in trees}
         t0 = time.perf_counter()
+        load0 = os.getloadavg()[0]
         for i in range(n):
             delay = args.start + i * args.step
-            ok, rc, text, left = one(Path(code), delay, cold=not args.warm, sig=sig)
-            if not ok:
-                bad.append(delay)
-                tail = "\n".join(text.replace("\r", "\n").strip().splitlines()[-12:])
-                print(f"FAIL delay {delay:.3f} s: rc {rc}, left {left}\n{tail}\n---", flush=True)
+            for name, code in trees.items():
+                ok, rc, text, left = one(Path(code), delay, cold=not args.warm, sig=sig)
+                if not ok:
+                    bad[name].append(delay)
+                    tail = "\n".join(text.replace("\r", "\n").strip().splitlines()[-12:])
+                    print(f"FAIL [{name}] delay {delay:.3f} s: rc {rc}, left {left}\n{tail}\n---",
+                          flush=True)
     mode = "warm" if args.warm else "cold"
-    print(f"{n - len(bad)} of {n} runs ok ({sig.name}, {mode}, delays "
-          f"{args.start:.3f}..{args.stop:.3f} s step {args.step:.3f}, "
-          f"{time.perf_counter() - t0:.0f} s); failed at: {[round(d, 3) for d in bad]}")
-    return 1 if bad else 0
+    for name in trees:
+        print(f"[{name}] {n - len(bad[name])} of {n} runs ok ({sig.name}, {mode}, delays "
+              f"{args.start:.3f}..{args.stop:.3f} s step {args.step:.3f}, load average "
+              f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, "
+              f"{time.perf_counter() - t0:.0f} s in all); failed at: "
+              f"{[round(d, 3) for d in bad[name]]}")
+    return 1 if bad["this tree"] else 0
 
 
 if __name__ == "__main__":
