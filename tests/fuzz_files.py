@@ -106,8 +106,7 @@ def _mutate_hdf5(path: Path, op: str, index: int, rng) -> None:
             f[key] = rng.randint(-3, 300, size=tuple(rng.randint(0, 5, size=rng.randint(0, 4))))
         elif op == "dtype":
             dt = ["i1", "u2", "f2", "f4", "?", "c8", "S3"][rng.randint(7)]
-            f[key] = np.resize(arr, arr.shape).astype(dt) if arr.dtype.kind != "S" else \
-                np.zeros(arr.shape, dt)
+            f[key] = arr.astype(dt) if arr.dtype.kind in "biuf" else np.zeros(arr.shape, dt)
         elif op in ("nan", "inf", "big"):
             val = {"nan": np.nan, "inf": -np.inf if rng.randint(2) else np.inf,
                    "big": 10.0 ** rng.randint(5, 300)}[op]

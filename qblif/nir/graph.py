@@ -37,8 +37,9 @@ DEFAULT_DT = 1e-4       # snnTorch's NIR export convention (tau = dt / (1 - beta
 
 
 def scalar(x):
+    """The one number or string that ``x`` holds, else None (also for a dict or an object)."""
     a = np.asarray(x)
-    return a.reshape(-1)[0].item() if a.size == 1 else None
+    return a.reshape(-1)[0].item() if a.size == 1 and a.dtype.kind in "biufSU" else None
 
 
 def graph_meta(graph) -> dict:
@@ -324,7 +325,11 @@ def _input_shape(name, node, first_op) -> tuple:
         shape = next(iter(t.values()))
     if shape is None:
         raise fail(name, node, "has no input shape")
-    shape = tuple(int(s) for s in np.asarray(shape).reshape(-1))
+    try:
+        shape = tuple(int(s) for s in np.asarray(shape).reshape(-1))
+    except (TypeError, ValueError, OverflowError):     # untrusted file (issue 21)
+        raise fail(name, node, f"input shape {' '.join(repr(shape).split())[:60]} is not a "
+                   "list of integers") from None
     if not shape or min(shape) <= 0 or np.prod(shape, dtype=float) > MAX_ELEMENTS:
         raise fail(name, node, f"invalid shape {shape}")
     if len(shape) == 2 and first_op == "Conv1d":

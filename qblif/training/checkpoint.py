@@ -86,7 +86,7 @@ def check_checkpoint(ck, path: str) -> None:
     """Refuse a loaded object that is not a version-:data:`CHECKPOINT_VERSION` checkpoint."""
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a qblif training checkpoint")
-    if ck.get("version") != CHECKPOINT_VERSION:
+    if not isinstance(ck.get("version"), int) or ck["version"] != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: checkpoint version {ck.get('version')!r} is not "
                               f"supported (this qblif reads version {CHECKPOINT_VERSION})")
     for key, types in SCHEMA.items():
