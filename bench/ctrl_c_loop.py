@@ -62,6 +62,15 @@ def one(code: Path, delay: float, cold: bool, sig: signal.Signals = signal.SIGIN
     return ok, rc, text, left
 
 
+def before_our_code(text: str) -> bool:
+    """Whether a failed run was interrupted before ``qblif/__init__``'s first line: its whole
+    stderr has no frame of ours and not our line (the interpreter's own start: ``site``, the
+    editable install's ``.pth``, ``runpy`` finding the package; or no output at all, killed
+    by SIGINT before Python had set up its handler). Any interruption after that line that
+    escapes as a traceback passes through a frame under ``/qblif/``."""
+    return "/qblif/" not in text and "qblif run:" not in text
+
+
 def cold_copy(src: Path, dst: Path) -> Path:
     """``qblif`` and ``compiler`` of the tree ``src`` without bytecode, in ``dst``."""
     for pkg in ("qblif", "compiler"):
@@ -98,6 +107,7 @@ def main(argv=None) -> int:
             trees[args.baseline] = baseline_copy(args.baseline, Path(tmp) / "base")
         n = round((args.stop - args.start) / args.step) + 1
         bad = {name: [] for name in trees}
+        early = {name: 0 for name in trees}
         t0 = time.perf_counter()
         load0 = os.getloadavg()[0]
         for i in range(n):
@@ -106,7 +116,8 @@ def main(argv=None) -> int:
                 ok, rc, text, left = one(Path(code), delay, cold=not args.warm, sig=sig)
                 if not ok:
                     bad[name].append(delay)
-                    tail = "\n".join(text.replace("\r", "\n").strip().splitlines()[-12:])
+                    early[name] += before_our_code(text)
+                    tail = "\n".join(text.replace("\r", "\n").strip().splitlines()[-40:])
                     print(f"FAIL [{name}] delay {delay:.3f} s: rc {rc}, left {left}\n{tail}\n---",
                           flush=True)
     mode = "warm" if args.warm else "cold"
@@ -114,8 +125,9 @@ def main(argv=None) -> int:
         print(f"[{name}] {n - len(bad[name])} of {n} runs ok ({sig.name}, {mode}, delays "
               f"{args.start:.3f}..{args.stop:.3f} s step {args.step:.3f}, load average "
               f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, "
-              f"{time.perf_counter() - t0:.0f} s in all); failed at: "
-              f"{[round(d, 3) for d in bad[name]]}")
+              f"{time.perf_counter() - t0:.0f} s in all); {len(bad[name]) - early[name]} "
+              f"failures after qblif's first line, {early[name]} in the interpreter's start; "
+              f"failed at: {[round(d, 3) for d in bad[name]]}")
     return 1 if bad["this tree"] else 0
 
 
