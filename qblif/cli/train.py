@@ -159,7 +159,6 @@ def run(args) -> int:
         raise QblifError(f"--stop-after {args.stop_after} is invalid: expected > 0 seconds")
     from qblif.training import distributed
     parser = getattr(args, "train_parser", None)
-    from qblif.core.data import load_dataset
     from qblif.training import train as tr
     from qblif.training.config import ConfigError
     try:
