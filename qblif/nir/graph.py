@@ -72,7 +72,7 @@ def options(graph, dt=None, input_bits=None, input_scale=None) -> tuple:
         input_bits = scalar(meta["input_bits"])
     try:
         input_bits = int(FALLBACK_INPUT_BITS if input_bits is None else input_bits)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):   # inf (issue 21)
         raise CompileError(f"input_bits={input_bits!r} is not an integer") from None
     return positive("dt", dt), input_bits, positive("input_scale", input_scale)
 
@@ -497,7 +497,7 @@ def _check_declared(name, node, shape):
             continue
         try:
             want = tuple(int(s) for s in np.asarray(v).reshape(-1))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             continue
         if want and int(np.prod(want)) != int(np.prod(shape)):
             raise fail(name, node, f"declares output shape {want}, but its input gives {shape}")
