@@ -23,6 +23,7 @@ import numpy as np
 from qblif.core.errors import CompileError
 from qblif.core.constants import FALLBACK_INPUT_BITS, MAX_ELEMENTS, MAX_NIR_DEPTH
 from qblif.core.hdf5_limits import check_hdf5
+from qblif.core.params import INPUT_BITS_RANGE
 from qblif.core.numeric import conv_out
 
 SYNAPSES = ("Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
@@ -74,6 +75,9 @@ def options(graph, dt=None, input_bits=None, input_scale=None) -> tuple:
         input_bits = int(FALLBACK_INPUT_BITS if input_bits is None else input_bits)
     except (TypeError, ValueError, OverflowError):   # inf (issue 21)
         raise CompileError(f"input_bits={input_bits!r} is not an integer") from None
+    lo, hi = INPUT_BITS_RANGE        # checked before 2 ** input_bits (issue 21: 1e300 hung)
+    if not lo <= input_bits <= hi:
+        raise CompileError(f"input_bits={input_bits} is out of range [{lo}, {hi}]")
     return positive("dt", dt), input_bits, positive("input_scale", input_scale)
 
 
