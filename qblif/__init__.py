@@ -13,7 +13,37 @@ The layers and the import rule are in docs/architecture.md; the semantics in
 :mod:`qblif.core.reference`. Names are imported on first use, so ``import qblif`` loads
 neither torch nor Lava, and SLAYER training runs without lava-nc (e.g. on a GPU machine).
 """
-from qblif.core.errors import CompileError, ModelFileError, QblifError
+import sys
+
+
+def _cli_process() -> bool:
+    """Whether this interpreter runs the ``qblif`` command (``python -m qblif.cli.main`` or
+    the ``qblif`` console script)."""
+    argv = list(getattr(sys, "orig_argv", None) or ())
+    if "-m" in argv[:-1] and argv[argv.index("-m") + 1] == "qblif.cli.main":
+        return True
+    return bool(sys.argv) and sys.argv[0].rsplit("/", 1)[-1] == "qblif"
+
+
+def _hold_signal(signum, frame):
+    """SIGINT/SIGTERM/SIGHUP that come before :mod:`qblif.core.interrupts` is loaded: kept
+    in ``held``; its ``install`` takes them over and the CLI raises them once it can."""
+    _hold_signal.held.append(signum)
+
+
+_hold_signal.held = []
+_hold_signal.qblif_early = True
+
+if _cli_process():   # the qblif command: no import before the first handler (issue 21)
+    import _signal
+    for _sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
+        if _signal.getsignal(_sig) in (_signal.default_int_handler, _signal.SIG_DFL):
+            _signal.signal(_sig, _hold_signal)
+    from qblif.core import interrupts
+    interrupts.install()
+    del interrupts, _signal, _sig
+
+from qblif.core.errors import CompileError, ModelFileError, QblifError  # noqa: E402
 
 __all__ = ["CompileError", "ModelFileError", "QblifError", "CompiledNetwork", "RunOptions",
            "compile", "compile_ir", "PASSES", "QBLIF", "__version__"]

@@ -236,14 +236,10 @@ def _note_lanes(args, lanes: int) -> None:
 def _run_input(args):
     """``qblif run MODEL --input FILE.npy``: run the samples of a .npy file; print the
     report and each sample's output counts summed over its steps."""
-    import numpy as np
-
     from qblif.core.errors import CompileError
+    from qblif.core.npyfile import load_npy
 
-    try:
-        samples = np.load(args.input, allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(f"{args.input}: not a .npy array ({exc})") from None
+    samples = load_npy(args.input)       # header checked first: bounded memory, one line
     with compile_from_args(args) as net:
         stream = samples.ndim == len(net.input_shape) + 2
         nir_check = args.check and "nir_dt" in net.ir.graph

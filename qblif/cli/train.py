@@ -161,7 +161,6 @@ def run(args) -> int:
         raise QblifError(f"--stop-after {args.stop_after} is invalid: expected > 0 seconds")
     from qblif.training import distributed
     parser = getattr(args, "train_parser", None)
-    from qblif.core.data import load_dataset
     from qblif.training import train as tr
     from qblif.training.config import ConfigError
     try:
@@ -170,6 +169,22 @@ def run(args) -> int:
     except ConfigError as exc:
         raise as_option_error(exc) from None
     writer = int(os.environ.get("RANK", "0")) == 0
+    if not writer or distributed.launched():     # torchrun's ranks: their launcher holds it
+        return _train(args, cfg, parser, writer)
+    from qblif.core.fileio import exclusive
+    tr.check_out(args.out, force=args.force)     # a bad --out: its own message, before the lock
+    with exclusive(args.out):      # a second run on the same --out is refused, never mixed
+        return _train(args, cfg, parser, writer)
+
+
+def _train(args, cfg, parser, writer: bool) -> int:
+    """``qblif train`` after the arguments are checked (the rank-0 caller holds the lock
+    of ``--out``): check the outputs, train, write the model and its card as a unit."""
+    import os
+
+    from qblif.core.data import load_dataset
+    from qblif.training import distributed
+    from qblif.training import train as tr
     if writer:
         tr.check_out(args.out, force=args.force)
     for split in ("train", "val", "test"):          # DataError now, not after an epoch
@@ -272,7 +287,6 @@ def _evaluate(args, card):
 
 
 def run_evaluate(args) -> int:
-    import json
     import os
 
     # card.py, not train.py: the exact engine needs neither lava-dl nor the training loop
@@ -283,24 +297,30 @@ def run_evaluate(args) -> int:
     if args.test_limit is not None and args.test_limit < 1:
         raise QblifError(f"--test-limit {args.test_limit} is invalid: expected >= 1")
     jpath, _ = tr.card_paths(args.model)
-    card = None
-    if os.path.isfile(jpath):
-        with open(jpath) as f:
-            card = json.load(f)
-    elif args.update_card:
+    if not args.update_card:
+        _report(args, _evaluate(args, tr.read_card(jpath) if os.path.isfile(jpath) else None))
+        return 0
+    if not os.path.isfile(jpath):
         raise QblifError(f"--update-card: no model card {jpath} beside {args.model}")
-    res = _evaluate(args, card)
+    from qblif.core.fileio import exclusive
+    with exclusive(args.model, "updating the card of"):   # a second one is refused
+        card = tr.read_card(jpath)
+        res = _evaluate(args, card)
+        _report(args, res)
+        was = card.get("test_accuracy")
+        card.update({k: v for k, v in res.items() if k != "dataset"})
+        note = card.pop("note", None)
+        card.pop("file", None)
+        tr.write_card(card, args.model, note=note)
+    print(f"updated {jpath} (test accuracy was {was})")
+    return 0
+
+
+def _report(args, res: dict) -> None:
+    """One line: accuracy, spikes and SynOps, and over which steps they were counted."""
     windows = res.pop("windows", "T + latency")     # SLAYER's evaluate: T + latency steps
     print(f"{args.model}: test accuracy {res['test_accuracy'] * 100:.2f}% on "
           f"{res['test_samples']} {res['dataset']} test images (quantized), "
           f"{res['spikes_per_neuron_step']:.4f} spikes/neuron/step, "
           f"{res['synops_per_sample']:,.0f} SynOps/sample "
           f"({'T-step windows' if windows == 'T' else 'T + latency steps, as the card'})")
-    if args.update_card:
-        was = card.get("test_accuracy")
-        card.update({k: v for k, v in res.items() if k != "dataset"})
-        note = card.pop("note", None)
-        card.pop("file", None)
-        tr.write_card(card, args.model, note=note)
-        print(f"updated {jpath} (test accuracy was {was})")
-    return 0

@@ -30,3 +30,11 @@ ENGINES = ("lava", "exact")             # what runs a compiled network
 RUN_MODELS = ("fast", "stock")          # Lava process models: ours (bit-exact) or Lava's own
 RUN_RESETS = ("sample", "none", "netx")  # a run's reset schedule (the neuron's own reset
                                          # after a burst is reference.RESET_MODES)
+
+# ---------------------------------------------------------------- untrusted files (issue 21)
+MAX_ELEMENTS = 2 ** 26          # elements of one HDF5 dataset (NetX, NIR) or --input array
+MAX_FILE_ELEMENTS = 2 ** 28     # elements of all the datasets of one HDF5 file together
+MAX_HDF5_OBJECTS = 100_000      # groups + datasets + attributes walked in one HDF5 file
+MAX_NIR_DEPTH = 32              # nesting of NIR subgraphs (NIRGraph nodes inside NIRGraph)
+MAX_HDF5_DEPTH = 2 * MAX_NIR_DEPTH + 8   # group nesting (each NIR level is nodes/<name>/)
+MAX_CARD_BYTES = 1_000_000      # a model card NAME.json (qblif evaluate reads it)

@@ -1,6 +1,6 @@
 """Error types the CLI turns into one line and a non-zero exit (no traceback).
 
-Exit codes: :class:`QblifError` 1; a rejected file (:class:`ModelFileError`,
+Exit codes: :class:`QblifError` 1; a rejected file (:class:`ModelFileError`, :class:`CheckpointError`,
 :class:`CompileError`) or a resource limit (:class:`ResourceLimitError`) 2."""
 
 
@@ -51,5 +51,19 @@ class CompileError(ModelFileError):
 class ResourceLimitError(QblifError):
     """A run would need more OS processes or host memory than the documented limits
     (``qblif.passes.resources.host_estimate``); ``force=True`` / ``--force`` overrides."""
+
+    exit_code = 2
+
+
+class CheckpointError(QblifError):
+    """A training checkpoint is missing, foreign, of another version, or holds more than
+    tensors and plain values (``qblif.training.checkpoint``); the message names the file."""
+
+    exit_code = 2
+
+
+class InputFileError(QblifError):
+    """An input array file (``qblif run --input x.npy``) is malformed, lies about its size or
+    is past the limits (``qblif.core.npyfile``); the message names the file."""
 
     exit_code = 2

@@ -9,6 +9,7 @@ naming the path and the reason.
 """
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import os
 import tempfile
@@ -117,3 +118,54 @@ def writable_problem(path: str) -> str | None:
     except OSError as exc:
         return str(exc.strerror or exc)
     return None
+
+
+class BusyError(QblifError):
+    """Another process holds the lock of an output (``qblif train --out``, ``evaluate
+    --update-card``): one line naming the output; exit code 1."""
+
+
+def lock_path(path: str) -> str:
+    """The lock file of output ``path``: ``.NAME.lock`` beside it."""
+    d, name = os.path.split(os.path.abspath(path))
+    return os.path.join(d, f".{name}.lock")
+
+
+@contextlib.contextmanager
+def exclusive(path: str, what: str = "writing"):
+    """Hold the lock of output ``path`` (``fcntl.flock`` on :func:`lock_path`) for the body;
+    a second process refuses at once with :class:`BusyError` instead of mixing its files
+    with ours. The lock file is removed on release; a holder that dies releases the lock
+    (the kernel drops it) and the next one reuses the file."""
+    lock = lock_path(path)
+    fd = _acquire(lock, path, what)
+    try:
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+def _acquire(lock: str, path: str, what: str) -> int:
+    """An fd of ``lock``, flocked; retried when the file was unlinked by its last holder
+    between our open and our lock (then we would hold a lock nobody else sees)."""
+    import fcntl
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise WriteError(lock, *_reason(exc)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BusyError(f"another qblif process is {what} {path} (it holds {lock}); "
+                            "try again when it is done") from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)

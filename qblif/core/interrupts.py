@@ -183,10 +183,17 @@ interrupt_handler.qblif = True      # a session may replace it (and restores it 
 
 def install() -> dict:
     """Install :func:`interrupt_handler` for each of SIGINT, SIGTERM and SIGHUP whose handler
-    is the default; returns ``{signal: previous handler}`` for :func:`restore`."""
+    is the default, or the first handler that ``qblif/__init__`` set for the ``qblif``
+    command (a signal it held becomes pending, see :func:`arm`); returns ``{signal:
+    previous handler}`` for :func:`restore`."""
     saved = {}
     for sig, default in DEFAULT_HANDLERS.items():
-        if signal.getsignal(sig) is default:
+        current = signal.getsignal(sig)
+        if getattr(current, "qblif_early", False):   # qblif/__init__'s first handler
+            signal.signal(sig, interrupt_handler)
+            for held in current.held:
+                _state["pending"] = held
+        elif current is default:
             saved[sig] = signal.signal(sig, interrupt_handler)
     saved["unraisablehook"] = watch_swallowed()
     return saved

@@ -33,10 +33,10 @@ def _restore(st) -> dict:
         reset = reset.decode() if isinstance(reset, bytes) else str(reset)
         vth = np.asarray(m["vth"])
         bias = np.asarray(m["bias"]) if "bias" in m else None
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:   # inf: OverflowError
         raise fail(name, n, f"malformed metadata extension {META_KEY!r} ({exc})") from None
     w64 = st.weight * 64
-    if not np.array_equal(w64, np.round(w64)):
+    if not (np.all(np.isfinite(w64)) and np.array_equal(w64, np.round(w64))):
         raise fail(name, n, f"metadata {META_KEY!r} is present but the weights of "
                    f"{st.ops[0]!r} are not integer multiples of 1/64")
     for key, arr in (("vth", vth), ("bias", bias)):
@@ -76,11 +76,15 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
     meta = graph_meta(graph)
     attrs = dict(path=str(path), input_shape=tuple(in_shape), nir_dt=dt,
                  nir_weight_bits=int(weight_bits), nir_input_scale=scale)
-    for key in ("input_bits", "timesteps"):
-        if key in meta:
-            attrs[key] = int(scalar(meta[key]))
-    if "dataset" in meta:
-        attrs["dataset"] = str(scalar(meta["dataset"]))
+    try:
+        for key in ("input_bits", "timesteps"):
+            if key in meta:
+                attrs[key] = int(scalar(meta[key]))
+        if "dataset" in meta:
+            attrs["dataset"] = str(scalar(meta["dataset"]))
+    except (TypeError, ValueError, OverflowError):          # untrusted file (issue 21)
+        raise CompileError(f"NIR metadata {META_KEY}/{key}: not a single number "
+                           f"({' '.join(repr(meta[key]).split())[:60]})") from None
     g = new_graph(**attrs)
     rows, warnings, in_max = [], [], 2 ** bits - 1
     for i, st in enumerate(sts):

@@ -20,16 +20,18 @@ from __future__ import annotations
 import numpy as np
 
 from qblif.core import params as P
+from qblif.core.constants import MAX_ELEMENTS
 from qblif.core.errors import ModelFileError, QblifError  # noqa: F401 (ModelFileError: the readers raise it)
-
-MAX_ELEMENTS = 2 ** 26   # refuse to read a dataset larger than this (hostile or absurd files)
+from qblif.core.hdf5_limits import check_hdf5
 
 
 # ------------------------------------------------------------------ decoding
 def open_file(path):
     """Open the NetX HDF5 file ``path`` for reading (an ``h5py.File``); a missing or
-    unreadable file is one :class:`ModelFileError` naming the path."""
+    unreadable file is one :class:`ModelFileError` naming the path, and so is a file that
+    declares a dataset past the size limits (:func:`check_hdf5`, before any read)."""
     import h5py
+    check_hdf5(path)
     try:
         return h5py.File(path, "r")
     except FileNotFoundError:

@@ -21,7 +21,9 @@ from typing import Optional
 import numpy as np
 
 from qblif.core.errors import CompileError
-from qblif.core.constants import FALLBACK_INPUT_BITS
+from qblif.core.constants import FALLBACK_INPUT_BITS, MAX_ELEMENTS, MAX_NIR_DEPTH
+from qblif.core.hdf5_limits import check_hdf5
+from qblif.core.params import INPUT_BITS_RANGE
 from qblif.core.numeric import conv_out
 from qblif.nir.linear import synapse
 
@@ -31,15 +33,15 @@ WIRES = ("Input", "Output")
 SUPPORTED = SYNAPSES + NEURONS + WIRES + ("Flatten", "Scale", "NIRGraph")
 META_KEY = "qblif"          # metadata extension of our exporter (docs/nir.md)
 MAX_NODES = 4096
-MAX_ELEMENTS = 2 ** 26
 
 
 DEFAULT_DT = 1e-4       # snnTorch's NIR export convention (tau = dt / (1 - beta))
 
 
 def scalar(x):
+    """The one number or string that ``x`` holds, else None (also for a dict or an object)."""
     a = np.asarray(x)
-    return a.reshape(-1)[0].item() if a.size == 1 else None
+    return a.reshape(-1)[0].item() if a.size == 1 and a.dtype.kind in "biufSU" else None
 
 
 def graph_meta(graph) -> dict:
@@ -72,8 +74,11 @@ def options(graph, dt=None, input_bits=None, input_scale=None) -> tuple:
         input_bits = scalar(meta["input_bits"])
     try:
         input_bits = int(FALLBACK_INPUT_BITS if input_bits is None else input_bits)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):   # inf (issue 21)
         raise CompileError(f"input_bits={input_bits!r} is not an integer") from None
+    lo, hi = INPUT_BITS_RANGE        # checked before 2 ** input_bits (issue 21: 1e300 hung)
+    if not lo <= input_bits <= hi:
+        raise CompileError(f"input_bits={input_bits} is out of range [{lo}, {hi}]")
     return positive("dt", dt), input_bits, positive("input_scale", input_scale)
 
 
@@ -186,8 +191,10 @@ class Stage:
 
 
 def load(path) -> "nir.NIRGraph":  # noqa: F821
-    """``nir.read`` with every failure turned into one CompileError."""
+    """``nir.read`` with every failure turned into one CompileError; declared sizes are
+    checked first (:func:`check_hdf5`)."""
     import nir
+    check_hdf5(path, CompileError, "NIR")
     try:
         return nir.read(str(path), type_check=False)
     except FileNotFoundError:
@@ -205,8 +212,8 @@ def _inline(graph, prefix="", depth=0):
     go to its Input nodes, from ``<sub>`` or ``<sub>.output`` come from its Output nodes.
     """
     import nir
-    if depth > 32:
-        raise CompileError(f"NIR graph {prefix!r}: nested more than 32 levels deep")
+    if depth > MAX_NIR_DEPTH:
+        raise CompileError(f"NIR graph {prefix!r}: nested more than {MAX_NIR_DEPTH} levels deep")
     nodes = getattr(graph, "nodes", None)
     edges = getattr(graph, "edges", None)
     if not isinstance(nodes, dict) or not isinstance(edges, (list, tuple, np.ndarray)):
@@ -312,14 +319,7 @@ def chain_parts(graph) -> tuple:
     g = nx.DiGraph()
     g.add_nodes_from(nodes)
     g.add_edges_from(edges)
-    cycles = list(nx.simple_cycles(g))
-    if cycles:
-        cyc = sorted(cycles, key=len)[0]
-        sub = cyc[0].split(".")[0]
-        raise CompileError(f"NIR node {sub!r}: a recurrent subgraph (cycle "
-                           f"{' -> '.join(cyc + cyc[:1])}) is not representable: the IR's "
-                           "recurrent layer takes one Affine/Linear from a neuron back to "
-                           "itself")
+    _refuse_cycle(g, nodes)
     order = [ins[0]]
     seen = {ins[0]}
     while order[-1] != outs[0]:
@@ -341,6 +341,23 @@ def chain_parts(graph) -> tuple:
     return [(n, nodes[n]) for n in order], rec
 
 
+def _refuse_cycle(g, nodes) -> None:
+    """One CompileError for the first cycle found (linear time: enumerating every simple
+    cycle is exponential on a hostile graph). A cycle through no neuron is an algebraic loop."""
+    import networkx as nx
+    try:
+        cyc = [a for a, _ in nx.find_cycle(g)]
+    except nx.NetworkXNoCycle:
+        return
+    path = " -> ".join(cyc + cyc[:1])
+    if not any(type(nodes[n]).__name__ in NEURONS for n in cyc):
+        raise CompileError(f"NIR node {cyc[0]!r}: a cycle through no neuron ({path}): an "
+                           "algebraic loop has no value")
+    raise CompileError(f"NIR node {cyc[0].split('.')[0]!r}: a recurrent subgraph (cycle {path}) "
+                       "is not representable: the IR's recurrent layer takes one Affine/Linear "
+                       "from a neuron back to itself")
+
+
 def _input_shape(name, node, first_op) -> tuple:
     t = getattr(node, "input_type", None) or {}
     shape = t.get("input") if isinstance(t, dict) else None
@@ -348,7 +365,11 @@ def _input_shape(name, node, first_op) -> tuple:
         shape = next(iter(t.values()))
     if shape is None:
         raise fail(name, node, "has no input shape")
-    shape = tuple(int(s) for s in np.asarray(shape).reshape(-1))
+    try:
+        shape = tuple(int(s) for s in np.asarray(shape).reshape(-1))
+    except (TypeError, ValueError, OverflowError):     # untrusted file (issue 21)
+        raise fail(name, node, f"input shape {' '.join(repr(shape).split())[:60]} is not a "
+                   "list of integers") from None
     if not shape or min(shape) <= 0 or np.prod(shape, dtype=float) > MAX_ELEMENTS:
         raise fail(name, node, f"invalid shape {shape}")
     if len(shape) == 2 and first_op == "Conv1d":
@@ -624,7 +645,7 @@ def _check_declared(name, node, shape):
             continue
         try:
             want = tuple(int(s) for s in np.asarray(v).reshape(-1))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             continue
         if want and int(np.prod(want)) != int(np.prod(shape)):
             raise fail(name, node, f"declares output shape {want}, but its input gives {shape}")

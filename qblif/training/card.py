@@ -13,7 +13,8 @@ import os
 import shutil
 import tempfile
 
-from qblif.core.errors import QblifError
+from qblif.core.constants import MAX_CARD_BYTES
+from qblif.core.errors import ModelFileError, QblifError
 from qblif.core.fileio import writable_problem, write_together
 
 MODEL_SUFFIX = ".net"
@@ -28,6 +29,23 @@ def card_paths(out: str):
     """``NAME.json`` and ``NAME.md`` beside ``NAME.net``."""
     stem = stem_of(out)
     return stem + ".json", stem + ".md"
+
+
+def read_card(path: str) -> dict:
+    """The model card ``NAME.json`` at ``path``: a JSON object of at most ``MAX_CARD_BYTES``
+    (an untrusted file: anything else is one :class:`ModelFileError` naming it, exit 2)."""
+    size = os.path.getsize(path)
+    if size > MAX_CARD_BYTES:
+        raise ModelFileError(f"{path}: model card of {size:,} bytes (limit {MAX_CARD_BYTES:,})")
+    try:
+        with open(path, "rb") as f:
+            card = json.loads(f.read())
+    except (ValueError, RecursionError) as exc:    # bad JSON, bad UTF-8, 10^5-digit ints
+        raise ModelFileError(f"{path}: not a JSON model card ({' '.join(str(exc).split())[:120]})") \
+            from None
+    if not isinstance(card, dict):
+        raise ModelFileError(f"{path}: a model card is a JSON object, not {type(card).__name__}")
+    return card
 
 
 def output_paths(out: str) -> dict:

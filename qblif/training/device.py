@@ -69,10 +69,15 @@ def device_name(dev: torch.device) -> str:
 
 
 def rng_states() -> dict:
-    """The global RNG states (torch CPU and CUDA, numpy, python), for a checkpoint."""
+    """The global RNG states, for a checkpoint, as tensors and plain values only: torch CPU
+    and CUDA (uint8 tensors), numpy's MT19937 ``(name, keys as an int64 tensor, pos,
+    has_gauss, cached)`` and python's ``random.getstate()`` (a tuple of ints)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     return {"torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "numpy": np.random.get_state(), "python": random.getstate()}
+            "numpy": (str(name), torch.from_numpy(keys.astype(np.int64)), int(pos),
+                      int(has_gauss), float(cached)),
+            "python": random.getstate()}
 
 
 def set_rng_states(s: dict) -> None:
@@ -80,5 +85,8 @@ def set_rng_states(s: dict) -> None:
     torch.set_rng_state(s["torch"])
     if s.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s["cuda"])
-    np.random.set_state(s["numpy"])
-    random.setstate(s["python"])
+    name, keys, pos, has_gauss, cached = s["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), int(pos),
+                         int(has_gauss), float(cached)))
+    version, internal, gauss = s["python"]
+    random.setstate((int(version), tuple(int(x) for x in internal), gauss))

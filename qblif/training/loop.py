@@ -28,15 +28,15 @@ import torch
 import torch.nn.functional as F
 
 from qblif.core.data import input_shape as dataset_input_shape, load_dataset
-from qblif.core.errors import QblifError
+from qblif.core.errors import CheckpointError, QblifError
 from qblif.training import distributed as ddp
 from qblif.training.card import versions
+from qblif.training.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint  # noqa: F401 (re-exported)
 from qblif.training.config import TrainConfig, check_config
 from qblif.training.device import configure_device, device_name, rng_states, seed_everything, set_rng_states
 from qblif.training.evaluate import encode, evaluate, sim_steps, thresholds
 from qblif.training.models import build_model, describe, neuron_params, set_quantized
 
-CHECKPOINT_VERSION = 1
 #: config fields that may differ between a checkpoint and the run that resumes it
 RESUME_MAY_CHANGE = ("progress", "time_budget", "device")
 
@@ -126,23 +126,7 @@ def augment(x: torch.Tensor, in_shape, crop_pad: int = 0, hflip: bool = False) -
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path: str, payload: dict) -> None:
-    """``torch.save`` of ``payload`` to ``path``, atomically."""
-    from qblif.core.fileio import write_together
-    write_together([(path, lambda tmp: torch.save(payload, tmp))])
-
-
-def load_checkpoint(path: str) -> dict:
-    """A checkpoint written by :func:`train` (raises :class:`QblifError` naming ``path``)."""
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise QblifError(f"checkpoint {path} does not exist") from None
-    except Exception as exc:                       # unpickling errors of all kinds
-        raise QblifError(f"cannot read checkpoint {path}: {' '.join(str(exc).split())[:200]}") from None
-    if not isinstance(ck, dict) or ck.get("version") != CHECKPOINT_VERSION or "config" not in ck:
-        raise QblifError(f"{path} is not a qblif training checkpoint (version {CHECKPOINT_VERSION})")
-    return ck
+# the format (tensors and plain values only, read with weights_only=True): training/checkpoint.py
 
 
 def config_of_checkpoint(path: str) -> TrainConfig:
@@ -157,6 +141,21 @@ def _check_resume_config(cfg: TrainConfig, ck: dict, path: str) -> None:
         if k not in RESUME_MAY_CHANGE and k in saved and saved[k] != v:
             raise QblifError(f"cannot resume {path}: it was written with {k}={saved[k]!r}, "
                              f"this run has {k}={v!r}")
+
+
+def _restore(ck: dict, path: str, model, opt, gen, rank: int) -> tuple:
+    """Load checkpoint ``ck`` into ``model``, ``opt``, ``gen`` and this rank's RNGs; returns
+    ``(state, position)``. A checkpoint that does not fit is one :class:`CheckpointError`."""
+    try:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        gen.set_state(ck["generator"])
+        rngs = ck["rng"]
+        set_rng_states(rngs[rank] if rank < len(rngs) else rngs[0])
+        return dict(ck["state"], resumed=int(ck["state"]["resumed"]) + 1), ck["position"]
+    except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CheckpointError(f"cannot resume {path}: it does not fit this model "
+                              f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
 
 
 class _StopRequests:
@@ -233,13 +232,7 @@ def train(cfg: TrainConfig, log=print, *, checkpoint: str | None = None,
           "best_state": None, "epoch_times": [], "elapsed": 0.0, "resumed": 0}
     pos = None              # inside an epoch: its order, next batch, partial sums
     if ck is not None:
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        gen.set_state(ck["generator"])
-        rngs = ck["rng"]
-        set_rng_states(rngs[ctx.rank] if ctx.rank < len(rngs) else rngs[0])
-        st = dict(ck["state"], resumed=ck["state"]["resumed"] + 1)
-        pos = ck["position"]
+        st, pos = _restore(ck, resume, model, opt, gen, ctx.rank)
     writer = ctx.is_writer
 
     def snapshot(position):
@@ -247,7 +240,7 @@ def train(cfg: TrainConfig, log=print, *, checkpoint: str | None = None,
         if not writer or checkpoint is None:
             return
         save_checkpoint(checkpoint, {
-            "version": CHECKPOINT_VERSION, "config": dataclasses.asdict(cfg),
+            "config": dataclasses.asdict(cfg),
             "world_size": ctx.world, "model": model.state_dict(), "optimizer": opt.state_dict(),
             "generator": gen.get_state(), "rng": rngs,
             "state": dict(st, elapsed=time.perf_counter() - t0), "position": position})

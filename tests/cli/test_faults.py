@@ -88,14 +88,15 @@ class Cli:
     """``python -m qblif.cli.main ARGS`` in a new session, stderr to a file."""
 
     def __init__(self, tmp_path, args, code=ROOT, command=("-m", "qblif.cli.main"), env=()):
-        """``code``: the tree whose ``qblif`` and ``compiler`` run (see :func:`cold_tree`)."""
+        """``code``: the tree whose ``qblif`` runs (see :func:`cold_tree`); also the working
+        directory, which ``python -m`` puts first on ``sys.path``."""
         self.tmp = tmp_path / "tmp"
         self.tmp.mkdir(exist_ok=True)
         self.err_path = tmp_path / "stderr.txt"
         env = dict(os.environ, PYTHONPATH=str(code), TMPDIR=str(self.tmp),
                    PYTHONUNBUFFERED="1", **dict(env))
         with open(self.err_path, "wb") as err:
-            self.p = subprocess.Popen([sys.executable, *command, *args], cwd=ROOT,
+            self.p = subprocess.Popen([sys.executable, *command, *args], cwd=code,
                                       env=env, stdout=subprocess.DEVNULL, stderr=err,
                                       start_new_session=True)
         self.pids, self.shm = set(), set()
