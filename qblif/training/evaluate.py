@@ -31,8 +31,11 @@ def encode(model, images: np.ndarray, input_bits: int) -> torch.Tensor:
 
 
 def sim_steps(model, timesteps: int) -> int:
-    """Simulated steps for an input window of ``timesteps`` (T + latency)."""
-    return int(timesteps) + (model.latency if model.neuron != "relu" else 0)
+    """Simulated steps for an input window of ``timesteps``: T for a windowed (feed-forward)
+    network and ReLU, T + latency otherwise."""
+    if model.neuron == "relu" or model.windowed:
+        return int(timesteps)
+    return int(timesteps) + model.latency
 
 
 def logits_of(model, xb: torch.Tensor, steps: int, loss_scale: float = 1.0, record=False):
@@ -75,9 +78,11 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, timesteps: int, inpu
             logits = logits_of(model, xb, steps)
             correct += int((logits.argmax(1) == yb).sum())
             continue
-        # one extra step: the delayed tensors then hold every block's emissions of the
-        # ``steps`` simulated steps (lava-dl's delay_shift drops the last one)
-        x = xb.unsqueeze(-1).expand(*xb.shape, steps + 1).contiguous()
+        # windowed: every block's own T-step window (no shift); else one extra step, so that
+        # the delayed tensors hold every block's emissions of the ``steps`` simulated steps
+        # (lava-dl's delay_shift drops the last one)
+        lag = 0 if model.windowed else 1
+        x = xb.unsqueeze(-1).expand(*xb.shape, steps + lag).contiguous()
         out, inputs = model(x, record=True)
         correct += int((out[..., :steps].sum(-1).argmax(1) == yb).sum())
         if fanouts is None:
@@ -89,8 +94,8 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, timesteps: int, inpu
             if j == 0:     # graded input, steps 0..S-1: payload x_int = x_int unit events
                 input_ops += float((x_in[..., :steps].sum((0, -1)) * fo).sum())
             else:          # spikes emitted by the previous block in steps 0..S-1
-                synops += float((x_in[..., 1:].sum((0, -1)) * fo).sum())
-            spikes += float(y_out[..., 1:].sum())
+                synops += float((x_in[..., lag:].sum((0, -1)) * fo).sum())
+            spikes += float(y_out[..., lag:].sum())
             if i == 0:
                 neurons += y_out[0, ..., 0].numel()
     n = len(x_all)
