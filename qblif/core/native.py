@@ -37,20 +37,21 @@ def _cpu() -> str:
         return ""
 
 
-def build_library(source: Path, cflags=CFLAGS) -> ctypes.CDLL:
-    """The compiled and loaded ``source`` (cached; a concurrent build never sees half a file)."""
+def build_library(source: Path, cflags=CFLAGS, libs=()) -> ctypes.CDLL:
+    """The compiled and loaded ``source`` (cached; a concurrent build never sees half a file);
+    ``libs``: linker arguments after the source (``-lm``)."""
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
     if cc is None:
         raise OSError("no C compiler (gcc or cc) on PATH")
     src = Path(source).read_bytes()
-    tag = hashlib.sha256(src + " ".join([cc, _cpu(), *cflags]).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(src + " ".join([cc, _cpu(), *cflags, *libs]).encode()).hexdigest()[:16]
     so = cache_dir() / f"{Path(source).stem}-{tag}.so"
     if not so.exists():
         so.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=so.parent)
         os.close(fd)
         try:
-            subprocess.run([cc, *cflags, str(source), "-o", tmp], check=True,
+            subprocess.run([cc, *cflags, str(source), "-o", tmp, *libs], check=True,
                            capture_output=True, timeout=120)
             os.replace(tmp, so)
         finally:

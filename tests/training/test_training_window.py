@@ -67,7 +67,7 @@ def test_window_forward_equals_chip_run(name, dataset, lava):
 
 
 CASES = [  # (reset zero, K, iDecay, vDecay, input scale: large values wrap u and clip v)
-    (False, 4, 4096, 0, 40), (False, 3, 1000, 300, 4000), (True, 1, 2000, 100, 4000),
+    (False, 4, 4096, 0, 40), (False, 3, 1000, 300, 100000), (True, 1, 2000, 100, 100000),
     (True, 1, 4096, 0, 40)]
 
 

@@ -79,7 +79,8 @@ def _f32_exact(weight: torch.Tensor, x: torch.Tensor, w_scale: int) -> bool:
     """Whether the float32 synaptic sum of ``x`` (integer counts) is exact: max|x| times the
     largest sum of |w_int| over one output's fan-in below :data:`F32_EXACT_BOUND`."""
     fan = weight.detach().abs().reshape(weight.shape[0], -1).sum(1).max() * w_scale
-    return float(fan) * float(x.detach().abs().max()) < F32_EXACT_BOUND
+    lo, hi = torch.aminmax(x.detach())
+    return float(fan) * max(float(hi), -float(lo)) < F32_EXACT_BOUND
 
 
 def folded_synapse(syn, x: torch.Tensor, exact: bool, w_scale: int = 64) -> torch.Tensor:
@@ -96,6 +97,10 @@ def folded_synapse(syn, x: torch.Tensor, exact: bool, w_scale: int = 64) -> torc
         w = w.to(x.dtype)
     if isinstance(syn, synapse.Dense):
         y = F.linear(x.reshape(len(x), -1), w.reshape(w.shape[0], -1))
+    elif pool and tuple(syn.dilation[:2]) == (1, 1) and bool((w == w.flatten()[0]).all()):
+        # a uniform kernel: w times the window sums (exact: integer sums, one dyadic product)
+        y = F.avg_pool2d(x, syn.kernel_size[:2], syn.stride[:2], syn.padding[:2],
+                         divisor_override=1) * w.flatten()[0]
     elif pool:
         b, c = x.shape[:2]
         y = F.conv2d(x.reshape(b * c, 1, *x.shape[2:]), w[..., 0], None, syn.stride[:2],

@@ -5,7 +5,7 @@ M neurons in memory order) in one pass: the forward is :func:`qblif.core.referen
 bit for bit (int64 in C), the backward is the gradient autograd gives for the step-by-step
 quantized formulas of :class:`qblif.training.slayer.neuron.Neuron` (straight-through rounding
 and wraps, the clip mask of ``v``, the ReLSG-ET surrogate, the reset through ``n`` and
-``theta``), recomputed per sample instead of saving the states. ``None`` from
+``theta``), from two float32 records of the forward (``n`` and ``v`` before the reset). ``None`` from
 :func:`library` (no C compiler, ``QBLIF_NATIVE=0``) means the caller uses its torch code.
 
 Units: ``z`` the synaptic input in SLAYER units (``a / 64``, float32); ``theta`` per neuron in
@@ -22,11 +22,13 @@ from typing import Optional
 
 import torch
 
-from qblif.core.native import build_library, native_enabled
+from qblif.core.native import CFLAGS as BASE_CFLAGS, build_library, native_enabled
 from qblif.core.reference import ACT_SHIFT, DECAY_UNITY, VTH_SHIFT
 
 SOURCE = Path(__file__).with_name("qblif_burst.c")
 S_SCALE = 1 << (ACT_SHIFT + VTH_SHIFT)          # chip state = SLAYER state * 4096
+#: no errno from floor/trunc/nearbyint, so the neuron loop vectorises (no fast-math: exact)
+CFLAGS = BASE_CFLAGS + ("-fno-math-errno", "-fno-trapping-math")
 _lib = None
 _tried = False
 _pools: dict = {}
@@ -40,16 +42,24 @@ def library() -> Optional[ctypes.CDLL]:
     if not _tried:
         _tried = True
         try:
-            lib = build_library(SOURCE)
+            lib = _build()
         except (OSError, subprocess.SubprocessError):
             return None
         i64, ptr, cint, dbl = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_double
-        lib.qb_forward.argtypes = [ptr, ptr, i64, i64, i64, i64, ptr, i64, i64, cint, cint]
-        lib.qb_backward.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr, i64, i64, cint,
-                                    cint, dbl, dbl]
+        lib.qb_forward.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, ptr, dbl, dbl, cint, cint]
+        lib.qb_backward.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr, dbl, dbl,
+                                    cint, cint, dbl, dbl]
         lib.qb_forward.restype = lib.qb_backward.restype = cint
         _lib = lib
     return _lib
+
+
+def _build() -> ctypes.CDLL:
+    """With glibc's vector exp (libmvec) where it links, else without (scalar exp)."""
+    try:
+        return build_library(SOURCE, CFLAGS + ("-DQBLIF_MVEC",), ("-lmvec", "-lm"))
+    except subprocess.SubprocessError:
+        return build_library(SOURCE, CFLAGS, ("-lm",))
 
 
 def _ranges(b: int):
@@ -75,43 +85,52 @@ class QuantizedBurst(torch.autograd.Function):
 
     ``z``: float32 ``(B, T, M)`` contiguous; ``theta``: float ``(M,)`` (SLAYER units, multiples
     of 1/64, gradient returned); ``i_decay``, ``v_decay``: ints; ``width``, ``scale``: the
-    ReLSG-ET tail width (units of theta) and gradient scale. States start at zero."""
+    ReLSG-ET tail width (units of theta) and gradient scale; ``record``: keep what the
+    backward needs (:func:`quantized_burst` sets it). States start at zero."""
 
     @staticmethod
-    def forward(ctx, z, theta, i_decay, v_decay, max_burst, zero_reset, width, scale):
+    def forward(ctx, z, theta, i_decay, v_decay, max_burst, zero_reset, width, scale,
+                record=True):
         lib = library()
         b, t, m = z.shape
         z = z.contiguous()
-        th = torch.round(theta.detach().double() * S_SCALE).to(torch.int64).contiguous()
+        th = torch.round(theta.detach().double() * S_SCALE).contiguous()     # vth << 6
         ku, kv = DECAY_UNITY - int(i_decay), DECAY_UNITY - int(v_decay)
         n = torch.empty_like(z)
-        args = (z.data_ptr(), n.data_ptr())
+        grad = bool(record)
+        pre = torch.empty_like(z) if grad else None            # v before the reset
+        args = (z.data_ptr(), n.data_ptr(), pre.data_ptr() if grad else None)
         _run(lambda b0, b1: lib.qb_forward(*args, b0, b1, t, m, th.data_ptr(), ku, kv,
                                            int(max_burst), int(zero_reset)), b)
-        ctx.save_for_backward(z, th)
+        ctx.save_for_backward(pre, n, th)
         ctx.params = (ku, kv, int(max_burst), int(zero_reset), float(width), float(scale))
         return n
 
     @staticmethod
     def backward(ctx, gn):
         lib = library()
-        z, th = ctx.saved_tensors
+        pre, n, th = ctx.saved_tensors
         ku, kv, k, zero, width, scale = ctx.params
-        b, t, m = z.shape
+        b, t, m = pre.shape
         gn = gn.to(torch.float32).contiguous()
-        gz = torch.empty_like(z)
+        gz = torch.empty_like(pre)
         ranges = _ranges(b)
-        gths = [torch.zeros(m, dtype=torch.float64) for _ in ranges] \
-            if ctx.needs_input_grad[1] else None
-        args = (z.data_ptr(), gn.data_ptr(), gz.data_ptr())
+        gths = [torch.zeros(m, dtype=torch.float64) for _ in ranges]
+        args = (pre.data_ptr(), n.data_ptr(), gn.data_ptr(), gz.data_ptr())
 
         def part(b0, b1):
             j = ranges.index((b0, b1))
-            g = gths[j].data_ptr() if gths is not None else None
-            return lib.qb_backward(*args, g, b0, b1, t, m, th.data_ptr(), ku, kv, k, zero,
+            return lib.qb_backward(*args, gths[j].data_ptr(), b0, b1, t, m, th.data_ptr(), ku, kv, k, zero,
                                    width, scale)
         _run(part, b)
-        gtheta = None
-        if gths is not None:
-            gtheta = (sum(gths) * S_SCALE).to(torch.float32)
-        return gz, gtheta, None, None, None, None, None, None
+        gtheta = (sum(gths) * S_SCALE).to(torch.float32) if ctx.needs_input_grad[1] else None
+        return gz, gtheta, None, None, None, None, None, None, None
+
+
+def quantized_burst(z: torch.Tensor, theta: torch.Tensor, i_decay: int, v_decay: int,
+                    max_burst: int, zero_reset: bool, width: float = 1.0,
+                    scale: float = 1.0) -> torch.Tensor:
+    """:class:`QuantizedBurst` keeping the backward's records only when autograd needs them."""
+    record = torch.is_grad_enabled() and (z.requires_grad or theta.requires_grad)
+    return QuantizedBurst.apply(z, theta, i_decay, v_decay, max_burst, zero_reset, width, scale,
+                                record)

@@ -332,7 +332,7 @@ class Neuron(base.Neuron):
             full = full.permute(1, 2, 0) if last else full
         else:
             full = theta.reshape(()).expand(phys.shape[1:])
-        n = fused.QuantizedBurst.apply(
+        n = fused.quantized_burst(
             phys.reshape(n_t, steps, -1).to(torch.float32), full.reshape(-1),
             self.cx_current_decay, self.cx_voltage_decay, self.max_burst,
             self.reset_mode == 'zero', self.tau_grad, self.scale_grad)
