@@ -63,7 +63,7 @@ class TrainConfig:
     weight_scale: float = 1.0
     input_bits: int = DEFAULT_INPUT_BITS
     loss_scale: float = 1.0
-    train_quantized: bool = False  # QB-LIF: train through the exact integer forward (STE)
+    train_quantized: bool = True   # QB-LIF: train through the exact integer forward (the fused kernel)
     lr_schedule: str = "cosine"    # cosine (per epoch, to 0 over the planned epochs) | constant
     time_budget: float | None = None  # seconds for training + validation (plans the epochs)
     threads: int = 1
