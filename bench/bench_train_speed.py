@@ -7,6 +7,7 @@ one run, round-robin (each round times every network once, so a change of load h
 - ``snntorch``: snnTorch 1.0 ``Leaky`` neurons after every layer, the usual Python time loop;
 - ``qblif``: ``qblif train``'s step (forward on the T-step window, cross-entropy, backward,
   Adam, threshold clamp), QB-LIF K, quantized (what trains is what runs);
+- ``qblif channels-last``: the same with the conv activations in channels-last memory;
 - ``cuba``: the same step for CUBA through our blocks (QB-LIF K = 1, reset zero).
 
 A training step = forward + loss + backward + Adam step, on random 4-bit inputs and random
@@ -101,16 +102,17 @@ def make_steps(args):
     steps["relu x T"] = relu_step
     snet, sforward = snntorch_net(t)
     steps["snntorch Leaky"] = step_of(snet, lambda: sforward(x / 15))
-    for name, neuron in (("qblif", "qblif"), ("cuba", "cuba")):
+    for neuron, last in (("qblif", False), ("qblif", True), ("cuba", False)):
         cfg = TrainConfig(dataset="fashion-mnist", arch="conv", neuron=neuron, cuba_impl="qblif",
                           timesteps=t, max_burst=args.max_burst, train_quantized=True)
         torch.manual_seed(0)
         model = make_model(cfg)
-        model.channels_last = args.channels_last
+        model.channels_last = last
         set_quantized(model, True)
         s = sim_steps(model, t)
         xs = x.unsqueeze(-1).expand(*x.shape, s).contiguous()
         label = f"qblif K={args.max_burst}" if neuron == "qblif" else "cuba (ours)"
+        label += " channels-last" if last else ""
         steps[label] = step_of(model, lambda m=model, xs=xs: m(xs).sum(-1) * 0.25)
     return steps
 
@@ -122,7 +124,6 @@ def main(argv=None):
     p.add_argument("--max-burst", type=int, default=4)
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--channels-last", action="store_true")
     p.add_argument("--out", help="markdown result file")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -141,8 +142,7 @@ def main(argv=None):
     bound = med["relu x T"]
     q = med[f"qblif K={args.max_burst}"]
     lines = [f"Fashion-MNIST conv, T = {args.timesteps}, batch {args.batch_size}, "
-             f"{args.threads} torch thread(s), {args.rounds} rounds (median), channels_last="
-             f"{args.channels_last}; load average {load0[0]:.1f} before, {load1[0]:.1f} after "
+             f"{args.threads} torch thread(s), {args.rounds} rounds (median); load average {load0[0]:.1f} before, {load1[0]:.1f} after "
              f"(2 shared cores: pessimistic when busy)", "",
              "| network | ms / training sample | x ReLU x T | x QB-LIF | epoch (54,000) at this pace |",
              "|---|---:|---:|---:|---:|"]
