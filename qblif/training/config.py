@@ -45,7 +45,7 @@ class TrainConfig:
     dataset: str = "digits"
     neuron: str = "qblif"          # qblif | cuba | relu
     arch: str = "mlp"              # mlp | conv
-    timesteps: int = 4             # input window T (simulated steps = T + latency)
+    timesteps: int = 4             # input window T (simulated: T feed-forward, else T + latency)
     max_burst: int = 4             # K (QB-LIF only)
     epochs: int = 5
     seed: int = 0
