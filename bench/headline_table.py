@@ -4,7 +4,10 @@
 the seeds where there are several, spikes per neuron per step, SynOps per sample, epochs,
 training images, wall time) and ``headline.png`` (accuracy against T and against SynOps).
 
-    python bench/headline_table.py [--dir bench/results/headline]
+    python bench/headline_table.py [--dir bench/results/headline] [--docs docs/training_speed.md]
+
+``--docs``: also replace the text between the ``<!-- headline -->`` and ``<!-- /headline -->``
+markers of that file with the table.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from qblif.core.fileio import atomic_write_text  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 NAME = re.compile(r"fmnist_(qblif|cuba)_conv_T(\d+)_s(\d+)\.json$")
 LABEL = {"qblif": "QB-LIF K=4", "cuba": "CUBA"}
+START, END = "<!-- headline -->", "<!-- /headline -->"
 
 
 def load_cards(directory: str) -> dict:
@@ -93,6 +97,7 @@ def plot(runs: dict, path: str) -> None:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dir", default=os.path.join(HERE, "results", "headline"))
+    p.add_argument("--docs", help="markdown file whose marked table to replace")
     args = p.parse_args(argv)
     runs = load_cards(args.dir)
     if not runs:
@@ -101,6 +106,14 @@ def main(argv=None):
     print(text)
     atomic_write_text(os.path.join(args.dir, "headline.md"), text)
     plot(runs, os.path.join(args.dir, "headline.png"))
+    if args.docs:
+        with open(args.docs) as f:
+            doc = f.read()
+        head, sep, rest = doc.partition(START)
+        _, sep2, tail = rest.partition(END)
+        if not (sep and sep2):
+            raise SystemExit(f"headline_table: {args.docs} has no {START} ... {END} markers")
+        atomic_write_text(args.docs, head + START + "\n" + text + END + tail)
 
 
 if __name__ == "__main__":
