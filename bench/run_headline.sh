@@ -8,17 +8,18 @@
 # done (after a kill, remove the stale NAME.running files first). Run with PYTHONPATH set to the
 # repository. Then:
 #     python bench/headline_table.py        # table + plot into docs/ and bench/results/headline
-# Budget (env): LIMIT training images, EPOCHS, VAL validation images.
+# Budget (env): LIMIT training images, EPOCHS, VAL validation images; RUNS "T,seed ..."; OUT.
 set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-/work/main/.venv/bin/python}
 OUT=${OUT:-bench/results/headline}
 LIMIT=${LIMIT:-4000}; EPOCHS=${EPOCHS:-2}; VAL=${VAL:-1000}; BATCH=${BATCH:-64}; LR=${LR:-3e-3}
+RUNS=${RUNS:-"4,0 1,0 2,0 4,1 4,2 8,0"}     # T,seed pairs, run in this order
 CKPT=${CKPT:-${TMPDIR:-/tmp}/qblif-headline}
 mkdir -p "$OUT" "$CKPT"
 lane() {   # $1 = neuron
-    for run in "4 0" "1 0" "2 0" "4 1" "4 2" "8 0"; do
-        set -- "$1" $run
+    for run in $RUNS; do
+        set -- "$1" ${run%,*} ${run#*,}
         name="$OUT/fmnist_$1_conv_T$2_s$3"
         [ -f "$name.json" ] || [ -f "$name.running" ] && continue
         touch "$name.running"
