@@ -73,8 +73,9 @@ def _run(fn, b: int):
     if len(ranges) == 1:
         rcs = [fn(*ranges[0])]
     else:
-        pool = _pools.setdefault(len(ranges), ThreadPoolExecutor(len(ranges)))
-        rcs = list(pool.map(lambda r: fn(*r), ranges))
+        if len(ranges) not in _pools:
+            _pools[len(ranges)] = ThreadPoolExecutor(len(ranges), thread_name_prefix="qblif-burst")
+        rcs = list(_pools[len(ranges)].map(lambda r: fn(*r), ranges))
     if any(rcs):
         raise MemoryError("qblif_burst: out of memory for the state buffers")
 
@@ -120,8 +121,8 @@ class QuantizedBurst(torch.autograd.Function):
 
         def part(b0, b1):
             j = ranges.index((b0, b1))
-            return lib.qb_backward(*args, gths[j].data_ptr(), b0, b1, t, m, th.data_ptr(), ku, kv, k, zero,
-                                   width, scale)
+            return lib.qb_backward(*args, gths[j].data_ptr(), b0, b1, t, m, th.data_ptr(), ku,
+                                   kv, k, zero, width, scale)
         _run(part, b)
         gtheta = (sum(gths) * S_SCALE).to(torch.float32) if ctx.needs_input_grad[1] else None
         return gz, gtheta, None, None, None, None, None, None, None
