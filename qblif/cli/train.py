@@ -323,4 +323,4 @@ def _report(args, res: dict) -> None:
           f"{res['test_samples']} {res['dataset']} test images (quantized), "
           f"{res['spikes_per_neuron_step']:.4f} spikes/neuron/step, "
           f"{res['synops_per_sample']:,.0f} SynOps/sample "
-          f"({'T-step windows' if windows == 'T' else 'T + latency steps, as the card'})")
+          f"({'T-step windows' if windows == 'T' else 'the whole T + latency run: axonal delays'})")

@@ -3,24 +3,23 @@ neuron per step, SynOps per sample) for a NetX file, defined exactly as
 :func:`qblif.training.train.evaluate` (SLAYER's quantized forward) defines them, computed by
 :class:`qblif.exact.ExactEngine` on the compiled IR.
 
-Windows. For a feed-forward network with a per-sample reset (:func:`qblif.schedule.t_step_refusal`
-is None) the engine simulates T steps per image, each layer's T-step window: the accuracy is the
-same as below (the output's first T window steps are the same counts), and the spikes and SynOps
-are those of the T-step windows (``windows="T"``, the definition of ``qblif run``'s report,
-docs/plots.md). ``latency_window=True`` (and every other network) gives SLAYER's definitions:
+Windows. SLAYER simulates a feed-forward file with a per-sample reset on the T-step window
+(:func:`qblif.schedule.t_step_refusal` is None), and so does the engine: each layer's T-step
+window. Anything else (recurrence, axonal delays, SDNN, ALIF/RF), or ``latency_window=True``,
+runs ``S = T + latency`` steps (latency: the output layer's synaptic depth, delays included);
+SLAYER's block at depth d answers on SLAYER step t what the compiled layer's window answers on
+step ``t - d`` (nothing before: the shipped files have no bias), so the engine then runs each
+layer for the ``S - d + 1`` window steps SLAYER simulates. Either way:
 
-SLAYER simulates ``S = T + latency`` steps of each frame (latency: the output layer's synaptic
-depth). Its block at depth d answers on SLAYER step t what the compiled layer's window answers on
-step ``t - d`` (nothing before: the shipped files have no bias), so the engine runs each layer
-for the ``S - d + 1`` window steps SLAYER counts (``1..S``) and:
-
-* accuracy: argmax of the output layer's counts over SLAYER steps ``0..S-1`` (its first T
-  window steps, as ``qblif run``);
-* spikes per neuron per step: every neuron layer's counts over SLAYER steps ``1..S`` divided by
-  (neurons x samples x S);
-* SynOps per sample: the input frame times the first layer's fan-out, S times, plus every later
-  layer's input events (its producer's counts over steps ``1..S``) times its fan-out
-  (:func:`qblif.core.numeric.fan_out`: synapses with a non-zero weight).
+* accuracy: argmax of the output layer's counts over its first ``S - d`` window steps (T
+  without axonal delays, as ``qblif run``);
+* spikes per neuron per step: every neuron layer's counts over its T-step window divided by
+  (neurons x samples x T);
+* SynOps per sample: the input frame times the first layer's fan-out, T times, plus every later
+  layer's input events (its producer's counts over the producer's T-step window) times its
+  fan-out (:func:`qblif.core.numeric.fan_out`: synapses with a non-zero weight). Spikes and
+  SynOps thus count what the chip does in each layer's window (docs/plots.md). A network with
+  axonal delays keeps counting SLAYER's whole simulation (steps ``1..S``, S in the denominator).
 """
 from __future__ import annotations
 
@@ -95,7 +94,9 @@ def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
         win = {ly.index: total - ly.depth + 1 for ly in syn_layers}   # SLAYER steps 1..S
     else:
         total, win = steps, None                                      # each layer's T-step window
-    scored = total - int(out_ly.depth) if latency_window else steps   # SLAYER steps 0..S-1
+    scored = total - int(out_ly.depth) if latency_window else steps   # the output's first T steps
+    # spikes and SynOps: each layer's T-step window; with axonal delays SLAYER's whole run
+    span = total if kinds.delay_steps(ir) else steps
     eng = ExactEngine(ir, device=device, threads=threads, batch_size=batch_size)
     sums = {ly.index: 0 for ly in syn_layers}          # per neuron, over samples and steps
     correct = 0
@@ -103,7 +104,8 @@ def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
     for start, chunk in eng.chunks(frames, total, layer_steps=win, file_order=False,
                                    batch_size=batch_size or eng.default_batch(total)):
         for ly in syn_layers:
-            sums[ly.index] = sums[ly.index] + _neuron_sums(chunk[ly.index], ly.max_burst)
+            window = chunk[ly.index][:, :span]
+            sums[ly.index] = sums[ly.index] + _neuron_sums(window, ly.max_burst)
         o = chunk[out_ly.index]
         score = o[:, :scored].reshape(o.shape[0], scored, -1).sum(1)
         pred = score.argmax(1).cpu().numpy()
@@ -120,16 +122,16 @@ def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
         src = producer(ir, ly.index)
         if src is None or (src.kind == "input" and src.neuron is None):
             frame_sum = np.asarray(frames, np.float64).sum(0).reshape(fo.shape)
-            input_ops += total * float((frame_sum * fo).sum())
+            input_ops += span * float((frame_sum * fo).sum())
         else:
             synops += float((sums[src.index].reshape(fo.shape) * fo).sum())
     return dict(accuracy=correct / max(n, 1), samples=n,
-                spikes_per_neuron_step=spikes / (neurons * n * total) if neurons and n else 0.0,
+                spikes_per_neuron_step=spikes / (neurons * n * span) if neurons and n else 0.0,
                 synops_per_sample=(synops + input_ops) / n if n else 0.0,
                 spike_synops_per_sample=synops / n if n else 0.0,
                 input_synops_per_sample=input_ops / n if n else 0.0,
                 wall_s=time.perf_counter() - t0,
-                windows="T + latency" if latency_window else "T", simulated_steps=total)
+                windows="T + latency" if span != steps else "T", simulated_steps=total)
 
 
 def evaluate_file(path: str, test_limit: Optional[int] = None, threads: Optional[int] = None,

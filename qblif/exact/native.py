@@ -10,11 +10,7 @@ input (tests/test_exact_engine.py compares it with the reference on wrap and cli
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shutil
 import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
@@ -22,46 +18,16 @@ from typing import Optional
 import numpy as np
 import torch
 
+from qblif.core.native import build_library, native_enabled
+
 SOURCE = Path(__file__).with_name("qblif_scan.c")
-CFLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-std=c99"]
 _DTYPES = {torch.int32: 0, torch.float32: 1, torch.float64: 2, torch.int64: 3}
 _lib = None
 _tried = False
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "qblif-lava"
-
-
-def _cpu() -> str:
-    """The CPU model and flags (the build is ``-march=native``)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return "".join(sorted({ln for ln in f if ln.startswith(("model name", "flags"))}))
-    except OSError:
-        return ""
-
-
 def _build() -> Optional[ctypes.CDLL]:
-    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        return None
-    src = SOURCE.read_bytes()
-    tag = hashlib.sha256(src + " ".join([cc, _cpu()] + CFLAGS).encode()).hexdigest()[:16]
-    so = cache_dir() / f"qblif_scan-{tag}.so"
-    if not so.exists():
-        so.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=so.parent)
-        os.close(fd)
-        try:
-            subprocess.run([cc, *CFLAGS, str(SOURCE), "-o", tmp], check=True,
-                           capture_output=True, timeout=120)
-            os.replace(tmp, so)            # atomic: a concurrent build never sees half a file
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    lib = ctypes.CDLL(str(so))
+    lib = build_library(SOURCE)
     f = lib.qblif_scan
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     f.argtypes = [ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, i64, i64,
@@ -74,7 +40,7 @@ def _build() -> Optional[ctypes.CDLL]:
 def library() -> Optional[ctypes.CDLL]:
     """The loaded kernel library, or None (no compiler, build failed, ``QBLIF_NATIVE=0``)."""
     global _lib, _tried
-    if os.environ.get("QBLIF_NATIVE", "1") == "0":
+    if not native_enabled():
         return None
     if not _tried:
         _tried = True

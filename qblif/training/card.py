@@ -220,8 +220,10 @@ def card_markdown(r: dict) -> str:
         f"voltage decay {c['voltage_decay']}"
         + (f"; exported iDecay {r['device_params']['iDecay']}, vDecay {r['device_params']['vDecay']}"
            if r.get("device_params") else "") + ") |",
-        f"| timesteps T | {r['timesteps']} input steps; simulated {r['simulated_steps']} "
-        f"(= T + latency {r['latency']}) |",
+        f"| timesteps T | {r['timesteps']} input steps; " + (
+            f"simulated on each layer's T-step window (feed-forward; chip latency {r['latency']}) |"
+            if r['simulated_steps'] == r['timesteps'] else
+            f"simulated {r['simulated_steps']} (= T + latency {r['latency']}) |"),
         f"| input | direct graded, {c['input_bits']} bits |",
         "| augmentation | " + (", ".join(
             ([f"random crop (zero padding {c['crop_pad']} px)"] if c.get("crop_pad") else [])

@@ -45,7 +45,7 @@ class TrainConfig:
     dataset: str = "digits"
     neuron: str = "qblif"          # qblif | cuba | relu
     arch: str = "mlp"              # mlp | conv
-    timesteps: int = 4             # input window T (simulated steps = T + latency)
+    timesteps: int = 4             # input window T (simulated: T feed-forward, else T + latency)
     max_burst: int = 4             # K (QB-LIF only)
     epochs: int = 5
     seed: int = 0
@@ -63,7 +63,7 @@ class TrainConfig:
     weight_scale: float = 1.0
     input_bits: int = DEFAULT_INPUT_BITS
     loss_scale: float = 1.0
-    train_quantized: bool = False  # QB-LIF: train through the exact integer forward (STE)
+    train_quantized: bool = True   # QB-LIF: train through the exact integer forward (the fused kernel)
     lr_schedule: str = "cosine"    # cosine (per epoch, to 0 over the planned epochs) | constant
     time_budget: float | None = None  # seconds for training + validation (plans the epochs)
     threads: int = 1

@@ -1,7 +1,8 @@
 """Evaluation: input encoding, the forward readout, accuracy with spike and SynOps statistics.
 
-Statistics (per test sample): ``spikes_per_neuron_step`` = unit events (burst counts n,
-summed) over all spiking neurons / (neurons x simulated steps); SynOps = unit events x
+Statistics (per test sample), over each layer's T-step window (what the chip computes in it;
+one definition for windowed and ``T + latency`` simulations): ``spikes_per_neuron_step`` =
+unit events (burst counts n, summed) over all spiking neurons / (neurons x T); SynOps = unit events x
 fan-out (spec section 4), fan-out counting only synapses with a non-zero quantized weight
 (what the compiler places): ``spike_synops_per_sample`` over the blocks fed by spikes,
 ``input_synops_per_sample`` for the graded input (payload x_int counts as x_int unit
@@ -31,8 +32,11 @@ def encode(model, images: np.ndarray, input_bits: int) -> torch.Tensor:
 
 
 def sim_steps(model, timesteps: int) -> int:
-    """Simulated steps for an input window of ``timesteps`` (T + latency)."""
-    return int(timesteps) + (model.latency if model.neuron != "relu" else 0)
+    """Simulated steps for an input window of ``timesteps``: T for a windowed (feed-forward)
+    network and ReLU, T + latency otherwise."""
+    if model.neuron == "relu" or model.windowed:
+        return int(timesteps)
+    return int(timesteps) + model.latency
 
 
 def logits_of(model, xb: torch.Tensor, steps: int, loss_scale: float = 1.0, record=False):
@@ -68,29 +72,32 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, timesteps: int, inpu
     correct = 0
     spikes = neurons = 0.0
     synops = input_ops = 0.0
-    fanouts = None
+    fanouts = masks = None
+    span = int(timesteps)
     for i in range(0, len(x_all), batch_size):
         xb, yb = x_all[i:i + batch_size].to(dev), y_all[i:i + batch_size].to(dev)
         if not stats or model.neuron == "relu":
             logits = logits_of(model, xb, steps)
             correct += int((logits.argmax(1) == yb).sum())
             continue
-        # one extra step: the delayed tensors then hold every block's emissions of the
-        # ``steps`` simulated steps (lava-dl's delay_shift drops the last one)
+        # one extra step: with delays, the delayed tensors then hold every block's emissions
+        # of the ``steps`` simulated steps (lava-dl's delay_shift drops the last one)
         x = xb.unsqueeze(-1).expand(*xb.shape, steps + 1).contiguous()
         out, inputs = model(x, record=True)
         correct += int((out[..., :steps].sum(-1).argmax(1) == yb).sum())
         if fanouts is None:
             fanouts = [fanout_map(b, t.shape[1:-1]) for b, t in zip(model.blocks, inputs)]
+            masks = window_masks(model, steps, timesteps)
+            span = steps if has_axonal_delays(model) else int(timesteps)
         outputs = inputs[1:] + [out]
         for j, (x_in, y_out, fo) in enumerate(zip(inputs, outputs, fanouts)):
             if fo is None:                                         # Flatten
                 continue
-            if j == 0:     # graded input, steps 0..S-1: payload x_int = x_int unit events
-                input_ops += float((x_in[..., :steps].sum((0, -1)) * fo).sum())
-            else:          # spikes emitted by the previous block in steps 0..S-1
-                synops += float((x_in[..., 1:].sum((0, -1)) * fo).sum())
-            spikes += float(y_out[..., 1:].sum())
+            if j == 0:     # graded input: payload x_int = x_int unit events, span steps
+                input_ops += float((x_in[..., :span].sum((0, -1)) * fo).sum())
+            else:          # spikes of the previous block in its T-step window
+                synops += float((_windowed_sum(x_in, masks[j - 1]) * fo).sum())
+            spikes += float(_windowed_sum(y_out, masks[j]).sum())
             if i == 0:
                 neurons += y_out[0, ..., 0].numel()
     n = len(x_all)
@@ -100,11 +107,41 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, timesteps: int, inpu
             res.update(spikes_per_neuron_step=None, synops_per_sample=float(model.macs()),
                        spike_synops_per_sample=None, input_synops_per_sample=None)
         else:
-            res.update(spikes_per_neuron_step=spikes / (neurons * n * steps) if neurons else 0.0,
+            res.update(spikes_per_neuron_step=spikes / (neurons * n * span) if neurons else 0.0,
                        synops_per_sample=(synops + input_ops) / n,
                        spike_synops_per_sample=synops / n, input_synops_per_sample=input_ops / n)
     model.train(was_training)          # left in quantized mode (the evaluation/export default)
     return res
+
+
+def has_axonal_delays(model) -> bool:
+    """Whether a block has learnable axonal delays (lava-dl's ``delay=True``)."""
+    return any(isinstance(getattr(b, "delay", None), torch.nn.Module)
+               and getattr(b.delay, "init", False) for b in model.blocks)
+
+
+def window_masks(model, steps: int, timesteps: int) -> list:
+    """Per block, a 0/1 mask ``(1, S + 1)`` of the steps of its output (on the forward's time
+    axis, ``S = steps`` plus the one extra step :func:`evaluate` runs) that the statistics
+    count: its neurons' T-step window, steps ``0..T-1`` for a windowed network, else
+    ``d .. d + T - 1`` from the block's depth d (one step per delayed synapse, where
+    :func:`qblif.verify.slayer_counts` cuts the chip's windows). A network with axonal delays
+    counts its whole simulation instead (steps ``1..S``, as the exact engine's evaluate)."""
+    t = torch.arange(int(steps) + 1)
+    if has_axonal_delays(model):
+        return [((t >= 1) & (t <= int(steps))).float()[None]] * len(model.blocks)
+    masks, depth = [], 0
+    for b in model.blocks:
+        depth += 0 if model.windowed or not getattr(b, "delay_shift", False) else 1
+        masks.append(((t >= depth) & (t < depth + int(timesteps))).float()[None])
+    return masks
+
+
+def _windowed_sum(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(N, C, *spatial, S + 1)`` summed over the batch and the masked steps ->
+    ``(C, *spatial)``."""
+    m = mask.reshape(1, *([1] * (x.dim() - 3)), mask.shape[-1]).to(x.device)
+    return (x.sum(0) * m).sum(-1)
 
 
 def thresholds(model) -> dict:

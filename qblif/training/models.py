@@ -141,6 +141,7 @@ class SpikingNet(Network):
         self.neuron, self.arch, self.cuba_impl = neuron, arch, cuba_impl
         self.in_shape = in_shape
         self.flat_input = bool(flat_input)       # the mlp consumes flattened frames (N, C*H*W, T)
+        self.channels_last = False      # windowed conv layers in channels-last memory (oneDNN)
 
     @classmethod
     def from_network(cls, net, dataset: str, arch: str | None = None, in_shape=None):
@@ -161,12 +162,44 @@ class SpikingNet(Network):
         """Shape of one input frame as the first block sees it (NetX ``inputShape``)."""
         return self.input_shape
 
+    @property
+    def windowed(self) -> bool:
+        """A feed-forward network of our blocks (:func:`qblif.training.slayer.block.windowable`):
+        simulated on the T-step input window only, each block on its own window (what the
+        chip's per-layer reset gives), instead of ``T + latency`` steps."""
+        from qblif.training.slayer.block import windowable
+        return all(windowable(b) for b in self.blocks)
+
     def forward(self, x, record: bool = False):
+        """Output counts ``(N, 10, S)`` for the input ``(N, *input, S)``; with ``record``, also
+        every block's input (time last). A :attr:`windowed` network runs each block on its
+        S-step window with time folded into the batch; otherwise the blocks run in sequence,
+        each adding a step of delay."""
+        if self.windowed:
+            return self._forward_window(x, record)
         inputs = []
         for b in self.blocks:
             inputs.append(x)
             x = b(x)
         return (x, inputs) if record else x
+
+    def _forward_window(self, x, record):
+        n, steps = x.shape[0], x.shape[-1]
+        xf = x.movedim(-1, 1).reshape(n * steps, *x.shape[1:-1])
+        if xf.dim() == 4 and self.channels_last:
+            xf = xf.contiguous(memory_format=torch.channels_last)
+        inputs = []
+        for b in self.blocks:
+            if record:
+                inputs.append(_unfold(xf, n, steps))
+            xf = b.forward_folded(xf, steps)
+        out = _unfold(xf, n, steps)
+        return (out, inputs) if record else out
+
+
+def _unfold(xf: torch.Tensor, n: int, steps: int) -> torch.Tensor:
+    """``(N*T, *shape)`` -> ``(N, *shape, T)``."""
+    return xf.reshape(n, steps, *xf.shape[1:]).movedim(1, -1)
 
 
 def _build_blocks(blk, dataset, arch, in_shape, params, weight_scale):

@@ -94,4 +94,6 @@ def test_loaded_network_adapter_is_the_network():
     x = torch.tensor(np.random.default_rng(0).integers(0, 16, (4, 64, 6)), dtype=torch.float32)
     with torch.no_grad():
         out, inputs = m(x, record=True)
-        assert torch.equal(out, net(x)) and len(inputs) == len(net.blocks)
+        # windowed (each block on its own window) = the delayed run cut at the output's depth
+        delayed = net(torch.cat([x, torch.zeros(4, 64, m.latency)], -1))[..., m.latency:]
+        assert m.windowed and torch.equal(out, delayed) and len(inputs) == len(net.blocks)

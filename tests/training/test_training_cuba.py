@@ -32,13 +32,18 @@ def test_our_cuba_network_equals_lavadl_cuba(arch):
     from qblif.core.data import load_dataset
     x, _ = load_dataset("digits", "test", 8)
     xb = tr.encode(ours, x, 4)
+    # ours is windowed (each block on its own 6-step window, no delay); lava-dl's blocks run
+    # 6 + latency steps, each adding one step of delay: block j's window starts at its depth
     steps = tr.sim_steps(ours, 6)
-    inp = xb.unsqueeze(-1).expand(*xb.shape, steps).contiguous()
+    assert ours.windowed and steps == 6 and tr.sim_steps(theirs, 6) == 6 + theirs.latency
     with torch.no_grad():
-        yt, rt = theirs(inp, record=True)
-        yo, ro = ours(inp, record=True)
-    for a, b in zip(rt[1:] + [yt], ro[1:] + [yo]):
-        assert torch.equal(a, b)
+        yt, rt = theirs(xb.unsqueeze(-1).expand(*xb.shape, 6 + theirs.latency).contiguous(),
+                        record=True)
+        yo, ro = ours(xb.unsqueeze(-1).expand(*xb.shape, steps).contiguous(), record=True)
+    depth = 0
+    for blk, a, b in zip(theirs.blocks, rt[1:] + [yt], ro[1:] + [yo]):
+        depth += 1 if getattr(blk, "delay_shift", False) else 0
+        assert torch.equal(a[..., depth:depth + steps], b)
     assert yt.sum() > 0 and sum(float(t.sum()) for t in rt[1:]) > 0   # spikes happen
 
 

@@ -65,6 +65,67 @@ def _synapse64(syn, x):
     return F.conv3d(x, weight, bias, syn.stride, syn.padding, syn.dilation, syn.groups)
 
 
+#: float32 sums of even weight mantissas (w_int / 64) times integer counts are exact while
+#: every partial sum |a| (weight units) stays below 2^25 (a / 2 below float32's 2^24)
+F32_EXACT_BOUND = 2 ** 25
+
+
+def _synapse_weight(syn):
+    """The synapse's weight after its pre-hook (the quantized one), float32."""
+    return syn.weight if syn._pre_hook_fx is None else syn._pre_hook_fx(syn.weight)
+
+
+def _f32_exact(weight: torch.Tensor, x: torch.Tensor, w_scale: int) -> bool:
+    """Whether the float32 synaptic sum of ``x`` (integer counts) is exact: max|x| times the
+    largest sum of |w_int| over one output's fan-in below :data:`F32_EXACT_BOUND`."""
+    fan = weight.detach().abs().reshape(weight.shape[0], -1).sum(1).max() * w_scale
+    lo, hi = torch.aminmax(x.detach())
+    return float(fan) * max(float(hi), -float(lo)) < F32_EXACT_BOUND
+
+
+def folded_synapse(syn, x: torch.Tensor, exact: bool, w_scale: int = 64) -> torch.Tensor:
+    """A lava-dl Dense/Conv/Pool synapse applied to time folded into the batch:
+    ``x`` ``(B, F)`` or ``(B, C, H, W)`` (B = N*T) -> ``(B, out)`` / ``(B, C', H', W')``, with 2-D
+    kernels instead of lava-dl's 3-D ones over ``(..., T)``. ``exact``: the quantized mode's
+    exact sum, in float32 when :func:`_f32_exact` proves it exact, else in float64."""
+    w = _synapse_weight(syn)
+    pool = isinstance(syn, synapse.Pool)
+    dtype = x.dtype
+    if exact and not _f32_exact(w, x, w_scale):
+        w, x = w.to(torch.float64), x.to(torch.float64)
+    else:
+        w = w.to(x.dtype)
+    if isinstance(syn, synapse.Dense):
+        y = F.linear(x.reshape(len(x), -1), w.reshape(w.shape[0], -1))
+    elif pool and tuple(syn.dilation[:2]) == (1, 1) and bool((w == w.flatten()[0]).all()):
+        # a uniform kernel: w times the window sums (exact: integer sums, one dyadic product)
+        y = F.avg_pool2d(x, syn.kernel_size[:2], syn.stride[:2], syn.padding[:2],
+                         divisor_override=1) * w.flatten()[0]
+    elif pool:
+        b, c = x.shape[:2]
+        y = F.conv2d(x.reshape(b * c, 1, *x.shape[2:]), w[..., 0], None, syn.stride[:2],
+                     syn.padding[:2], syn.dilation[:2])
+        y = y.reshape(b, c, *y.shape[2:])
+    else:
+        y = F.conv2d(x, w[..., 0], None, syn.stride[:2], syn.padding[:2], syn.dilation[:2],
+                     syn.groups)
+    if syn.bias is not None:
+        y = y + syn.bias.to(y.dtype).reshape((1, -1) + (1,) * (y.dim() - 2))
+    return y.to(dtype)
+
+
+def windowable(block) -> bool:
+    """Whether ``block`` may run on the T-step window with time folded into the batch
+    (:meth:`AbstractQBLIF.forward_folded`): a feed-forward Dense/Conv/Pool block without axonal
+    delays, persistent state, spike-rate logging or weight norm, or a Flatten."""
+    if isinstance(block, Flatten):
+        return True
+    if not isinstance(block, (Dense, Conv, Pool)):
+        return False
+    return (block.delay is None and block.delay_shift is True and not block.count_log
+            and not block.neuron.persistent_state and not block.synapse.weight_norm_enabled)
+
+
 class AbstractQBLIF(torch.nn.Module):
     """Mixin: builds ``self.neuron = Neuron(**neuron_params)`` (never instantiate alone)."""
 
@@ -118,6 +179,18 @@ class AbstractQBLIF(torch.nn.Module):
         return self._output(x)
 
 
+    def forward_folded(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """Counts of the block's neurons on its own T-step window, time folded into the batch
+        (``(N*T, *in)`` -> ``(N*T, *out)``, see :func:`folded_synapse`). No step of delay: on
+        the chip each layer's window starts one step after its input layer's (the compiled
+        graph resets it there), so for a feed-forward network this equals :meth:`forward` on
+        ``T + depth`` steps cut to each block's window (tests/training/test_training_window.py)."""
+        if getattr(self, 'mask', None) is not None:
+            self.synapse.weight.data *= self.mask
+        z = folded_synapse(self.synapse, x, self.neuron.quantized, self.neuron.w_scale)
+        return self.neuron.forward_folded(z, steps)
+
+
 class Input(AbstractQBLIF, base.AbstractInput):
     """lava-dl input block with a QB-LIF neuron (``neuron_params=None``: pass-through)."""
 
@@ -137,6 +210,13 @@ class Flatten(base.AbstractFlatten):
             self.shape = [int(torch.tensor(x.shape[1:-1]).prod()), 1, 1]
         x = x.reshape((x.shape[0], -1, x.shape[-1]))
         return (x, None) if self.count_log is True else x
+
+
+    def forward_folded(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """``(N*T, C, H, W)`` -> ``(N*T, C*H*W)`` in lava-dl's (C, H, W) order."""
+        if self.shape is None:
+            self.shape = [int(np.prod(x.shape[1:])), 1, 1]
+        return x.contiguous().reshape(len(x), -1)
 
 
 class Average(base.AbstractAverage):

@@ -28,6 +28,7 @@ from lava.lib.dl.slayer.utils import quantize
 
 from qblif.core.params import DECAY_RANGE, MAX_BURST_RANGE, VTH_RANGE, check_reset_mode, message_bits
 from qblif.core.reference import ACT_SHIFT, DECAY_UNITY, MAX_UV, V_MAX, V_MIN, VTH_SHIFT
+from qblif.training.slayer import fused
 from qblif.training.slayer.surrogate import ReLSGET
 
 W_SCALE = 1 << ACT_SHIFT                    # weight float = w_int / 64
@@ -297,6 +298,46 @@ class Neuron(base.Neuron):
             self.current_state = us[..., -1].detach().clone()
             self.voltage_state = vs[..., -1].detach().clone()
         return ns.to(input.dtype), us, vs
+
+    # ------------------------------------------------------------------ folded time
+    def fused_ok(self, z: torch.Tensor) -> bool:
+        """Whether :meth:`forward_folded` runs the fused C kernel for ``z`` (quantized mode,
+        CPU, no persistent state, dropout, norm or learnable decay, the kernel built)."""
+        return (self.quantized and z.device.type == 'cpu' and not self.persistent_state
+                and self.drop is None and self.norm is None
+                and not (self.current_decay.requires_grad or self.voltage_decay.requires_grad)
+                and fused.library() is not None)
+
+    def forward_folded(self, z: torch.Tensor, steps: int) -> torch.Tensor:
+        """Counts for the synaptic input ``z`` ``(N*T, *shape)`` with time folded into the
+        batch (sample-major: row ``i * T + t`` is sample i, step t; states start at zero for
+        every sample). Same values and gradients as :meth:`forward` on ``(N, *shape, T)``;
+        the quantized mode runs :class:`fused.QuantizedBurst` (a ``channels_last`` ``z`` stays
+        channels-last), anything else the step-by-step code."""
+        n_t = z.shape[0] // steps
+        if not self.fused_ok(z):
+            x = z.reshape(n_t, steps, *z.shape[1:]).movedim(1, -1)
+            y = self.forward(x)
+            return y.movedim(-1, 1).reshape(z.shape)
+        self._init_shape(z[:1].unsqueeze(-1))
+        self.clamp()
+        theta = self.quantized_threshold()
+        last = z.dim() == 4 and not z.is_contiguous() and z.is_contiguous(
+            memory_format=torch.channels_last)
+        phys = z.permute(0, 2, 3, 1) if last else z          # memory order
+        # one threshold per neuron, in the memory order of phys
+        if self.per_channel:
+            ch = (-1,) + (1,) * (len(self.shape) - 1)
+            full = theta.reshape(ch).expand(self.shape)
+            full = full.permute(1, 2, 0) if last else full
+        else:
+            full = theta.reshape(()).expand(phys.shape[1:])
+        n = fused.quantized_burst(
+            phys.reshape(n_t, steps, -1).to(torch.float32), full.reshape(-1),
+            self.cx_current_decay, self.cx_voltage_decay, self.max_burst,
+            self.reset_mode == 'zero', self.tau_grad, self.scale_grad)
+        n = n.reshape(phys.shape)
+        return (n.permute(0, 3, 1, 2) if last else n).to(z.dtype)
 
     def _reset(self, v, n, theta):
         """:func:`qblif.core.reference.reset_voltage`."""
