@@ -38,3 +38,4 @@ MAX_HDF5_OBJECTS = 100_000      # groups + datasets + attributes walked in one H
 MAX_NIR_DEPTH = 32              # nesting of NIR subgraphs (NIRGraph nodes inside NIRGraph)
 MAX_HDF5_DEPTH = 2 * MAX_NIR_DEPTH + 8   # group nesting (each NIR level is nodes/<name>/)
 MAX_CARD_BYTES = 1_000_000      # a model card NAME.json (qblif evaluate reads it)
+READ_TIMEOUT_S = 60.0          # reading one untrusted HDF5 file (a damaged one can hang HDF5)

@@ -22,6 +22,7 @@ import numpy as np
 
 from qblif.core.errors import CompileError
 from qblif.core.constants import FALLBACK_INPUT_BITS, MAX_ELEMENTS, MAX_NIR_DEPTH
+from qblif.core.isolate import ReadFailed, ReadTimeout, read_isolated
 from qblif.core.hdf5_limits import check_hdf5
 from qblif.core.params import INPUT_BITS_RANGE
 from qblif.core.numeric import conv_out
@@ -195,14 +196,15 @@ def load(path) -> "nir.NIRGraph":  # noqa: F821
     checked first (:func:`check_hdf5`)."""
     import nir
     check_hdf5(path, CompileError, "NIR")
-    try:
-        return nir.read(str(path), type_check=False)
-    except FileNotFoundError:
-        raise CompileError(f"{path}: no such file") from None
-    except Exception as exc:  # h5py, KeyError for missing datasets, ValueError for types
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        raise CompileError(f"{path}: not a readable NIR file ({type(exc).__name__}: {msg})") \
+    try:        # in a child with a time limit: a damaged file can hang HDF5 itself
+        return read_isolated(nir.read, str(path), False)
+    except ReadTimeout as exc:
+        raise CompileError(f"{path}: not a readable NIR file (HDF5 {exc}: a damaged file)") \
             from None
+    except ReadFailed as exc:  # h5py, KeyError for missing datasets, ValueError for types
+        if exc.kind == "FileNotFoundError":
+            raise CompileError(f"{path}: no such file") from None
+        raise CompileError(f"{path}: not a readable NIR file ({exc})") from None
 
 
 def _inline(graph, prefix="", depth=0):
