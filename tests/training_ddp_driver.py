@@ -29,6 +29,8 @@ def logged(items):
 fio.write_together = logged
 import qblif.training.card as card  # noqa: E402
 card.write_together = logged
+import qblif.training.checkpoint as checkpoint  # noqa: E402
+checkpoint.write_together = logged
 cfg = tr.TrainConfig(**json.loads(os.environ["QBLIF_TEST_CFG"]))
 ckpt = os.path.join(outdir, "ddp.ckpt")
 

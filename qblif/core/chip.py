@@ -17,7 +17,7 @@ Sources:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
 ASSUMPTION = "ASSUMPTION"
@@ -56,6 +56,14 @@ class Chip:
     static_w: float
     sources: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
+    def __deepcopy__(self, memo) -> "Chip":     # immutable: a copy of the IR shares it
+        return self
+
+    def __reduce__(self):                        # pickle the read-only tables as dicts
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return (chip_from_dicts, ({k: dict(v) if isinstance(v, MappingProxyType) else v
+                                   for k, v in values.items()},))
+
     @property
     def chips(self) -> int:
         """Chips on the board (``chip_mesh`` rows x cols)."""
@@ -65,6 +73,12 @@ class Chip:
         """Neurons of ``family`` (``CUBA``, ``QBLIF``, ``SDNN``, ...) one core holds; a family
         the chip does not list takes the most words any family takes."""
         return self.state_slots_per_core // self.state_words.get(family, max(self.state_words.values()))
+
+
+def chip_from_dicts(values: dict) -> Chip:
+    """A :class:`Chip` from plain values (its tables as dicts): what unpickling calls."""
+    return Chip(**{k: MappingProxyType(v) if isinstance(v, dict) else v
+                   for k, v in values.items()})
 
 
 LOIHI2_SOURCES = MappingProxyType({
