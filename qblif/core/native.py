@@ -58,3 +58,22 @@ def build_library(source: Path, cflags=CFLAGS, libs=()) -> ctypes.CDLL:
             if os.path.exists(tmp):
                 os.remove(tmp)
     return ctypes.CDLL(str(so))
+
+
+def lazy_library(build):
+    """``library()``: ``build()`` (a loaded :class:`ctypes.CDLL`) on the first call, then the
+    same library; None where it cannot be had (``QBLIF_NATIVE=0``, no C compiler, a failed
+    build), so the caller falls back to its torch path."""
+    state = {"tried": False, "lib": None}
+
+    def library() -> "ctypes.CDLL | None":
+        if not native_enabled():
+            return None
+        if not state["tried"]:
+            state["tried"] = True
+            try:
+                state["lib"] = build()
+            except (OSError, subprocess.SubprocessError):
+                state["lib"] = None
+        return state["lib"]
+    return library

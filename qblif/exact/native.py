@@ -10,7 +10,6 @@ input (tests/test_exact_engine.py compares it with the reference on wrap and cli
 from __future__ import annotations
 
 import ctypes
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
@@ -18,12 +17,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from qblif.core.native import build_library, native_enabled
+from qblif.core.native import build_library, lazy_library
 
 SOURCE = Path(__file__).with_name("qblif_scan.c")
 _DTYPES = {torch.int32: 0, torch.float32: 1, torch.float64: 2, torch.int64: 3}
-_lib = None
-_tried = False
 
 
 def _build() -> Optional[ctypes.CDLL]:
@@ -37,18 +34,8 @@ def _build() -> Optional[ctypes.CDLL]:
     return lib
 
 
-def library() -> Optional[ctypes.CDLL]:
-    """The loaded kernel library, or None (no compiler, build failed, ``QBLIF_NATIVE=0``)."""
-    global _lib, _tried
-    if not native_enabled():
-        return None
-    if not _tried:
-        _tried = True
-        try:
-            _lib = _build()
-        except (OSError, subprocess.SubprocessError):
-            _lib = None
-    return _lib
+#: the loaded kernel library, or None (no compiler, build failed, ``QBLIF_NATIVE=0``)
+library = lazy_library(_build)
 
 
 def _param(value, n: int):

@@ -18,40 +18,28 @@ import ctypes
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional
 
 import torch
 
-from qblif.core.native import CFLAGS as BASE_CFLAGS, build_library, native_enabled
+from qblif.core.native import CFLAGS as BASE_CFLAGS, build_library, lazy_library
 from qblif.core.reference import ACT_SHIFT, DECAY_UNITY, VTH_SHIFT
 
 SOURCE = Path(__file__).with_name("qblif_burst.c")
 S_SCALE = 1 << (ACT_SHIFT + VTH_SHIFT)          # chip state = SLAYER state * 4096
 #: no errno from floor/trunc/nearbyint, so the neuron loop vectorises (no fast-math: exact)
 CFLAGS = BASE_CFLAGS + ("-fno-math-errno", "-fno-trapping-math")
-_lib = None
-_tried = False
 _pools: dict = {}
 
 
-def library() -> Optional[ctypes.CDLL]:
-    """The loaded kernels, or None (no compiler, a failed build, ``QBLIF_NATIVE=0``)."""
-    global _lib, _tried
-    if not native_enabled():
-        return None
-    if not _tried:
-        _tried = True
-        try:
-            lib = _build()
-        except (OSError, subprocess.SubprocessError):
-            return None
-        i64, ptr, cint, dbl = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_double
-        lib.qb_forward.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, ptr, dbl, dbl, cint, cint]
-        lib.qb_backward.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr, dbl, dbl,
-                                    cint, cint, dbl, dbl]
-        lib.qb_forward.restype = lib.qb_backward.restype = cint
-        _lib = lib
-    return _lib
+def _load() -> ctypes.CDLL:
+    """The built kernels with their argument types."""
+    lib = _build()
+    i64, ptr, cint, dbl = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_double
+    lib.qb_forward.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, ptr, dbl, dbl, cint, cint]
+    lib.qb_backward.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr, dbl, dbl,
+                                cint, cint, dbl, dbl]
+    lib.qb_forward.restype = lib.qb_backward.restype = cint
+    return lib
 
 
 def _build() -> ctypes.CDLL:
@@ -60,6 +48,10 @@ def _build() -> ctypes.CDLL:
         return build_library(SOURCE, CFLAGS + ("-DQBLIF_MVEC",), ("-lmvec", "-lm"))
     except subprocess.SubprocessError:
         return build_library(SOURCE, CFLAGS, ("-lm",))
+
+
+#: the loaded kernels, or None (no compiler, a failed build, ``QBLIF_NATIVE=0``)
+library = lazy_library(_load)
 
 
 def _ranges(b: int):
