@@ -10,7 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from qblif.core.numeric import average_counts
-from qblif.ir import layers, per_output_delays
+from qblif.ir import layers, output_delays
 from qblif.lava.procs.recorder.process import read_recording
 from qblif.lava.procs.source.process import lane_shape
 from qblif.lava.session import LavaSession
@@ -137,8 +137,7 @@ def refuse_lanes(ir, reset: str, steps=None, reset_interval=None,
             f"reset='netx' (reset_interval={reset_interval}, reset_offset={reset_offset})")
     for ly in layers(ir):
         carry = None
-        if ly.synapse is not None and per_output_delays(ly.synapse.delay,
-                                                        ly.kind) is not None:
+        if output_delays(ly) is not None:
             carry = ("axonal delay line is cleared only with reset='sample', so inputs "
                      "of the previous sample arrive late in the next one")
         elif ly.synapse is not None and ly.synapse.weight_rec is not None:

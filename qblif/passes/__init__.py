@@ -12,6 +12,8 @@ import dataclasses
 import hashlib
 import zlib
 
+import numpy as np
+
 from qblif.core.errors import CompileError
 from qblif.ir import Layer, layers, trace_reads
 from qblif.passes.declare import declare  # noqa: F401  (re-exported)
@@ -77,7 +79,6 @@ def fingerprint(value) -> str:
 
     def feed(v):
         if hasattr(v, "dtype") and hasattr(v, "shape"):
-            import numpy as np
             a = np.ascontiguousarray(v)
             crc = zlib.crc32(a.data if a.dtype != object else repr(a.tolist()).encode())
             h.update(f"{a.dtype}{a.shape}{crc}".encode())    # crc32: 5x blake2b's speed
