@@ -9,6 +9,8 @@
 # repository. Then:
 #     python bench/headline_table.py        # table + plot into docs/ and bench/results/headline
 # Budget (env): LIMIT training images, EPOCHS, VAL validation images; RUNS "T,seed ..."; OUT.
+# PIDFILE (env, optional): kept holding the pids of the running training processes, one a line,
+# so another session can pause the grid (kill -STOP / -CONT each pid).
 set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-/work/main/.venv/bin/python}
@@ -16,6 +18,7 @@ OUT=${OUT:-bench/results/headline}
 LIMIT=${LIMIT:-4000}; EPOCHS=${EPOCHS:-2}; VAL=${VAL:-1000}; BATCH=${BATCH:-64}; LR=${LR:-3e-3}
 RUNS=${RUNS:-"4,0 1,0 2,0 4,1 4,2 8,0"}     # T,seed pairs, run in this order
 CKPT=${CKPT:-${TMPDIR:-/tmp}/qblif-headline}
+PIDFILE=${PIDFILE:-}
 mkdir -p "$OUT" "$CKPT"
 lane() {   # $1 = neuron
     for run in $RUNS; do
@@ -27,8 +30,12 @@ lane() {   # $1 = neuron
             --neuron "$1" --cuba-impl qblif --max-burst 4 --timesteps "$2" --seed "$3" \
             --limit "$LIMIT" --val-limit "$VAL" --epochs "$EPOCHS" --batch-size "$BATCH" \
             --lr "$LR" --threads 1 --no-progress --checkpoint "$CKPT/$(basename "$name").ckpt" \
-            --out "$name.net" --force >> "$OUT/log_$1.txt" 2>&1
+            --out "$name.net" --force >> "$OUT/log_$1.txt" 2>&1 &
+        echo $! > "$name.running"
+        [ -n "$PIDFILE" ] && cat "$OUT"/*.running > "$PIDFILE" 2>/dev/null
+        wait $!
         rm -f "$name.running"
+        [ -n "$PIDFILE" ] && { cat "$OUT"/*.running > "$PIDFILE" 2>/dev/null || : > "$PIDFILE"; }
     done
 }
 lane qblif & lane cuba & wait
