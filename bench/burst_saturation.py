@@ -12,6 +12,7 @@ Variants (``--variants``, comma-separated; each is applied on top of the default
 - ``tau2`` / ``tau4``: the surrogate's tail width ``tau_grad`` 2 or 4 (thetas);
 - ``thlr0.1`` / ``thlr10``: the thresholds' learning rate x0.1 or x10 (Adam; the weights keep
   the schedule's rate);
+- ``dense2``: the hidden dense layer's (3,136 inputs) initial threshold set to 2 (any number);
 - combinations joined with ``+`` (``pool4+tau2``).
 
 Histogram: the quantized (chip-exact) windowed forward on ``--hist`` validation images; for
@@ -69,12 +70,14 @@ class ScaledAdam(ORIG_ADAM):
 
 def apply_variant(variant: str) -> None:
     """Patch the loop's model factory / neuron parameters / optimizer for ``variant``."""
-    pool_theta, tau, thlr = None, None, 1.0
+    pool_theta, dense_theta, tau, thlr = None, None, None, 1.0
     for part in variant.split("+"):
         if part == "base":
             continue
         if part.startswith("pool"):
             pool_theta = float(part[4:])
+        elif part.startswith("dense"):
+            dense_theta = float(part[5:])
         elif part.startswith("tau"):
             tau = float(part[3:])
         elif part.startswith("thlr"):
@@ -97,6 +100,8 @@ def apply_variant(variant: str) -> None:
             n.threshold_param._is_threshold = True
             if pool_theta is not None and type(b).__name__ == "Pool":
                 n.threshold_param.data.fill_(pool_theta)
+            if dense_theta is not None and type(b).__name__ == "Dense" and b is not m.blocks[-1]:
+                n.threshold_param.data.fill_(dense_theta)
         return m
 
     loop.neuron_params, loop.make_model = params, make
