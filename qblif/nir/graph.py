@@ -15,13 +15,16 @@ are as in NIR's equations (see :mod:`qblif.nir.simulate`).
 """
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from qblif.core.errors import CompileError
-from qblif.core.constants import FALLBACK_INPUT_BITS, MAX_ELEMENTS, MAX_NIR_DEPTH
+from qblif.core.constants import (FALLBACK_INPUT_BITS, GRADED_BURST_BITS, MAX_ELEMENTS,
+                                  MAX_NIR_DEPTH)
 from qblif.core.isolate import ReadFailed, ReadTimeout, read_isolated
 from qblif.core.hdf5_limits import check_hdf5
 from qblif.core.params import INPUT_BITS_RANGE
@@ -178,6 +181,7 @@ class Stage:
     op_types: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     weight_rec: Optional[np.ndarray] = None
+    relay: bool = False
 
     @property
     def neuron_type(self) -> str:
@@ -496,6 +500,7 @@ def _synapse(name, node, cur) -> Stage:
 
 
 MAX_FUSED = 2 ** 24     # elements of a linear op materialized as a dense matrix
+MAX_RELAY = 2 ** GRADED_BURST_BITS - 1  # the largest value a relay passes on (a burst count)
 
 
 def _full_kernel(st) -> np.ndarray:
@@ -572,11 +577,12 @@ def as_dense(st, name, node) -> None:
     st.kernel, st.stride, st.padding, st.dilation, st.groups = None, (1, 1), (0, 0), (1, 1), 1
 
 
-def _compose(st, nxt, name, node) -> None:
+def _compose(st, nxt, name, node) -> bool:
     """Fuse op ``nxt`` (applied after ``st``) into ``st`` in place: dense after dense
     (``W2 @ W1``), a pooling after a conv (one conv with kernel ``K + (k_p - 1) * s`` and
     stride ``s * s_p``: ``conv -> AvgPool2d -> LIF`` as snnTorch writes it), a conv after a
-    conv or pooling (:func:`_fuse_convs`). ``st.notes`` records each fusion."""
+    conv or pooling (:func:`_fuse_convs`). ``st.notes`` records each fusion. False (``st``
+    unchanged) where the two ops do not fuse."""
     before = f"{st.op_types[-1]} {st.ops[-1]!r}"
     note = f"{before} -> {type(node).__name__} {name!r}: fused into one {{}} (linear maps " \
            "compose; no neuron between)"
@@ -589,11 +595,11 @@ def _compose(st, nxt, name, node) -> None:
         st.bias = bias if (st.bias is not None or nxt.bias is not None) else None
         st.shape = nxt.shape
         st.notes.append(note.format(f"dense op {st.shape[0]} x {st.weight.shape[1]}"))
-        return
+        return True
     if _fuse_convs(st, nxt):
         st.notes.append(note.format(f"conv, kernel {st.kernel}, stride {st.stride}, padding "
                                     f"{st.padding}"))
-        return
+        return True
     if st.kind == "conv" and nxt.kind == "pool" and tuple(st.dilation) == (1, 1) \
             and tuple(nxt.padding) == (0, 0):
         (kh, kw), (sh, sw) = st.kernel, st.stride
@@ -610,11 +616,118 @@ def _compose(st, nxt, name, node) -> None:
                 st.bias = np.broadcast_to(st.bias[:, :1, :1] * pool.sum(), nxt.shape).copy()
             st.weight, st.kernel, st.stride, st.shape = w, tuple(w.shape[2:]), stride, nxt.shape
             st.notes.append(note.format(f"conv, kernel {st.kernel}, stride {st.stride}"))
-            return
-    raise fail(name, node, f"follows {before} with no neuron between, and the two ops do not "
-               "fuse into one synapse (supported: dense after dense or after a flattened "
-               "conv/pooling, pooling after an undilated conv, conv after a conv or pooling "
-               "where the second conv is unpadded or the pooling tiles its input)")
+            return True
+    return False
+
+
+EXACT_RTOL = 1e-6       # a float32 weight this close to its grid point counts as exact
+
+
+def weight_bits_needed(w, max_bits: int = 8):
+    """The fewest weight bits ``b`` (1..max_bits) at which the weights ``w`` are exact at some
+    scale (integer multiples ``k`` of one step, ``-2**(b-1) <= k <= 2**(b-1) - 1``, the grid
+    of :mod:`qblif.nir.quantize`); None when no width up to ``max_bits`` holds them."""
+    w = np.asarray(w, np.float64).reshape(-1)
+    m = float(np.max(np.abs(w))) if w.size else 0.0
+    if m == 0:
+        return 1
+    for k in range(1, 2 ** (max_bits - 1) + 1):      # the largest |w| is k steps
+        x = w * (k / m)
+        r = np.round(x)
+        if np.all(np.abs(x - r) <= EXACT_RTOL * np.maximum(np.abs(x), 1.0)):
+            b = 1 + int(math.ceil(math.log2(max(-float(r.min()), float(r.max()) + 1, 1.0))))
+            return b if b <= max_bits else None     # the coarsest step: the fewest bits
+    return None
+
+
+def relay_ints(w):
+    """``(c, ints)``: the smallest ``c > 0`` with ``w * c`` integers in ``[0, MAX_RELAY]``
+    (``ints``, int64) for the weights of a relay (:func:`_join`), or ``(None, why)``."""
+    w = np.asarray(w, np.float64)
+    if np.any(w < 0):
+        return None, "its weights are mixed-sign, so the intermediate values are signed; a " \
+            "relay carries burst counts 0..255"
+    m = float(np.max(w)) if w.size else 0.0
+    if m == 0:
+        return None, "its weights are all zero"
+    for k in range(1, MAX_RELAY + 1):
+        x = w * (k / m)
+        r = np.round(x)
+        if np.all(np.abs(x - r) <= EXACT_RTOL * np.maximum(np.abs(x), 1.0)):
+            return k / m, r.astype(np.int64)
+    return None, f"its weights are not integer multiples of one step with at most " \
+        f"{MAX_RELAY} steps"
+
+
+def _as_relay(st) -> None:
+    """Mark ``st`` (an op with no neuron after it) as a relay layer, in place: no neuron, its
+    bias taken out (the caller folds it into the next op)."""
+    st.relay, st.neuron, st.name = True, None, st.ops[0]
+
+
+def _fold_relay_bias(relay, nxt) -> None:
+    """The relay's bias ``b1`` folded into the next op ``nxt``: ``W2 (y + b1) + b2`` is
+    ``W2 y + (W2 b1 + b2)``, per output (zero padding: ``W2 b1`` per position)."""
+    if relay.bias is None:
+        return
+    b1 = np.broadcast_to(relay.bias, relay.shape)[None]
+    extra = synapse(nxt, b1, bias=False)[0]
+    nxt.bias = extra if nxt.bias is None else nxt.bias + extra
+    relay.bias = None
+
+
+def _join(out, pend, nxt, name, node, weight_bits, flat=None):
+    """Op ``nxt`` (node ``name``) follows op stage ``pend`` with no neuron between (``flat``:
+    the name of a Flatten between them). Fuse the two into one synapse when the composed
+    weights are exact at ``weight_bits``; else, where that is exact and the fusion is not,
+    make ``pend`` a *relay* layer (appended to ``out``; a memoryless QB-LIF that passes its
+    intermediate integer values on as burst counts, docs/nir.md); else fuse anyway. Returns
+    ``(stage being assembled, fused?)``; each choice is a line in its ``notes``."""
+    t = type(node).__name__
+    before = f"{pend.op_types[-1]} {pend.ops[-1]!r}" + (f" -> Flatten {flat!r}" if flat else "")
+    fused, why_not = copy.deepcopy(pend), None
+    try:
+        if flat is not None:
+            as_dense(fused, name, node)
+            fused.ops.append(flat)
+            fused.op_types.append("Flatten")
+        if not _compose(fused, nxt, name, node):
+            fused, why_not = None, "the two ops do not fuse into one synapse (supported: " \
+                "dense after dense or after a flattened conv/pooling, pooling after an " \
+                "undilated conv, conv after a conv or pooling where the second conv is " \
+                "unpadded or the pooling tiles its input)"
+    except CompileError as exc:
+        fused, why_not = None, str(exc)
+    c, relay_why = relay_ints(pend.weight)
+    relay_ok = c is not None and pend.kind in ("dense", "conv", "pool")
+    b2 = weight_bits_needed(nxt.weight, weight_bits)
+    if relay_ok and b2 is None:
+        relay_ok, relay_why = False, f"the weights of {t} {name!r} are not exact at " \
+            f"{weight_bits} bits either"
+    if fused is not None:
+        bf = weight_bits_needed(fused.weight, weight_bits)
+        if bf is not None or not relay_ok:
+            need = f"exact at {bf} bits" if bf is not None else \
+                f"need more than {weight_bits} bits (a relay would not be exact either: " \
+                f"{relay_why})"
+            fused.notes[-1] += f"; fused, not relayed: the composed weights are {need}"
+            return fused, True
+        why = f"fusing them would need more than {weight_bits} weight bits"
+    else:
+        if not relay_ok:
+            raise fail(name, node, f"follows {before} with no neuron between: {why_not}; and "
+                       f"a relay layer would not be exact: {relay_why}")
+        why = why_not.split(" (supported")[0]
+    _as_relay(pend)
+    _fold_relay_bias(pend, nxt)
+    out.append(pend)
+    if flat is not None and len(pend.shape) > 1:
+        out.append(Stage("flatten", flat, pend.shape, (int(np.prod(pend.shape)),)))
+    nxt.ops, nxt.op_types = [name], [t]
+    nxt.notes.append(f"{before} -> {t} {name!r}: relay layer {pend.name!r} between them ("
+                     f"{why}; the relay passes its integer values on exactly, weights x "
+                     f"{c:.6g}, and the {t} weights are exact at {b2} bits)")
+    return nxt, False
 
 
 def _recurrent(st, name, node) -> None:
@@ -653,7 +766,7 @@ def _check_declared(name, node, shape):
             raise fail(name, node, f"declares output shape {want}, but its input gives {shape}")
 
 
-def stages(graph, input_scale: float = 1.0) -> tuple:
+def stages(graph, input_scale: float = 1.0, weight_bits: int = 8) -> tuple:
     """``(input_shape, [Stage, ...])`` of a NIR graph, or a CompileError. ``input_scale``
     (the graph receives ``frame * input_scale``) is folded into the first op's weights."""
     order, rec = chain_parts(graph)
@@ -683,23 +796,23 @@ def stages(graph, input_scale: float = 1.0) -> tuple:
                 pend.op_types.append(t)
             continue
         if t in SYNAPSES:
+            flat = pend_flat
             if pend_flat is not None:  # conv/pool -> Flatten -> dense: one dense op
                 if t not in ("Affine", "Linear"):
                     raise fail(name, node, f"follows Flatten {pend_flat!r} after the synaptic "
                                f"op {pend.ops[-1]!r} with no neuron between: only a dense op "
                                "fuses there")
-                if len(pend.in_shape) > 1:
-                    out.append(Stage("flatten", pend_flat, pend.in_shape,
-                                     (int(np.prod(pend.in_shape)),)))
-                as_dense(pend, name, node)
-                pend.ops.append(pend_flat)
-                pend.op_types.append("Flatten")
                 pend_flat = None
-            if pend is not None:       # two linear ops in a row: fuse them where exact
-                nxt = _synapse(name, node, pend.shape)
-                _compose(pend, nxt, name, node)
-                pend.ops.append(name)
-                pend.op_types.append(t)
+            if pend is not None:       # two linear ops in a row: fuse, or relay where exact
+                in_shape_pend = pend.in_shape
+                nxt = _synapse(name, node, (int(np.prod(pend.shape)),) if flat else pend.shape)
+                pend, fused = _join(out, pend, nxt, name, node, weight_bits, flat)
+                if fused:
+                    if flat is not None and len(in_shape_pend) > 1:
+                        out.append(Stage("flatten", flat, in_shape_pend,
+                                         (int(np.prod(in_shape_pend)),)))
+                    pend.ops.append(name)
+                    pend.op_types.append(t)
                 _check_declared(name, node, pend.shape)
                 continue
             pend = _synapse(name, node, cur)
@@ -741,8 +854,8 @@ def stages(graph, input_scale: float = 1.0) -> tuple:
         raise fail(name, node, f"{t} is not supported inside the chain")
     if not any(st.kind != "flatten" for st in out):
         raise CompileError("NIR graph: no neuron layer (nothing to compile)")
-    first = next(st for st in out if st.kind != "flatten")
-    first.weight = first.weight * input_scale
+    first = next(st for st in out if st.kind != "flatten" and not st.relay)
+    first.weight = first.weight * input_scale     # (a relay before it is linear: same sums)
     if out[-1].kind == "flatten":
         raise CompileError(f"NIR node {out[-1].name!r} (Flatten): the graph ends in a Flatten")
     for st in out[:-1]:

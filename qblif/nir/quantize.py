@@ -128,10 +128,12 @@ def _rel_err(q, f):
 
 
 def quantize_stage(st, dt: float, weight_bits: int, in_max: int,
-                   guarantee: bool = True) -> dict:
+                   guarantee: bool = True, in_unit: float = 1.0) -> dict:
     """Integer parameters of one stage and its error report. ``guarantee``: lower the scale
     until the worst-case state fits 24 bits (``False``, ``--allow-inexact``: the most
-    precise scale in range, whatever the headroom).
+    precise scale in range, whatever the headroom). ``in_unit``: the stage's input arrives
+    multiplied by it (a relay layer before it sends ``c * y``): the forward weights are
+    divided by it.
 
     Returns ``dict(weight=int64, vth=int64 array (shape), bias=int64 array or None, du, dv,
     report=dict)``. weight: file order (dense (out, in), conv (C_out, C_in/g, kH, kW),
@@ -140,7 +142,7 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int,
     if not 1 <= weight_bits <= 8:
         raise CompileError(f"weight_bits={weight_bits} is out of range [1, 8]")
     f = decay_fractions(st, dt)
-    w_eff = effective_weight(st, f["gain"])
+    w_eff = effective_weight(st, f["gain"]) / in_unit
     n_fwd = w_eff.shape[1] if w_eff.ndim == 2 else None
     if st.weight_rec is not None:     # one scale for both: the same neuron sums them
         w_eff = np.concatenate([w_eff, st.weight_rec * f["gain"].reshape(-1, 1)], axis=1)

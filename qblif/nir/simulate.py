@@ -65,14 +65,17 @@ def neuron_run(st, y, dt) -> np.ndarray:
     return out
 
 
-def simulate(path, frames, steps: int, dt=None, input_scale=None) -> dict:
+def simulate(path, frames, steps: int, dt=None, input_scale=None,
+             weight_bits: int = 8) -> dict:
     """Float outputs ``{layer index: (S, T, *shape)}`` of every neuron layer of the NIR file
     (layer indices as in the compiled IR): spikes 0/1, or ``v`` for an LI readout.
     frames: ``(S, *input_shape)`` (the compiled network's input shape); the graph receives
-    ``frames * input_scale`` (dt, input_scale: as :func:`qblif.ir.from_nir.read_nir`)."""
+    ``frames * input_scale`` (dt, input_scale: as :func:`qblif.ir.from_nir.read_nir`;
+    weight_bits: as compiled, which decides fusion against relay layers). A relay layer's
+    output is its op's value (the compiled relay sends it times its integer scale)."""
     graph = load(path)
     dt, _, scale = options(graph, dt, None, input_scale)
-    in_shape, sts = stages(graph)
+    in_shape, sts = stages(graph, weight_bits=weight_bits)
     x = np.asarray(frames, np.float64) * scale
     n_s = x.shape[0]
     cur = np.broadcast_to(x[:, None], (n_s, steps) + tuple(in_shape))
@@ -83,7 +86,7 @@ def simulate(path, frames, steps: int, dt=None, input_scale=None) -> dict:
             continue
         y = synapse(st, cur.reshape((n_s * steps,) + tuple(st.in_shape)))
         y = y.reshape((n_s, steps) + tuple(st.shape))
-        out[i] = cur = neuron_run(st, y, dt)
+        out[i] = cur = y if st.relay else neuron_run(st, y, dt)
     return out
 
 
@@ -118,5 +121,6 @@ def check(net, frames, steps: int, lava_out=None) -> dict:
     got = {i: (lava_out[("v", i)] if i in ro else lava_out[i]) for i in lava_out
            if isinstance(i, int)}
     ref = simulate(net.ir.graph["path"], frames, steps, dt=net.ir.graph.get("nir_dt"),
-                   input_scale=net.ir.graph.get("nir_input_scale"))
+                   input_scale=net.ir.graph.get("nir_input_scale"),
+                   weight_bits=net.ir.graph.get("nir_weight_bits", 8))
     return agreement(got, ref, ro)

@@ -1,0 +1,143 @@
+"""NIR conventions beyond the plain chain (docs/nir.md, "Every convention"): relay layers
+between linear ops that do not fuse exactly, each exact against the float NIR simulation,
+our oracle, the exact engine and Lava (0 mismatches)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+nir = pytest.importorskip("nir")
+
+import qblif  # noqa: E402
+from qblif import CompileError  # noqa: E402
+from qblif.exact.oracle import forward  # noqa: E402
+from qblif.ir import layers  # noqa: E402
+from qblif.nir.quantize import text_report  # noqa: E402
+from qblif.nir.simulate import simulate  # noqa: E402
+
+DT = 1e-3
+
+
+def _chain(tmp_path, name, in_shape, body, out_shape):
+    nodes = {"in": nir.Input(input_type={"input": np.array(in_shape)})}
+    nodes.update(body)
+    nodes["out"] = nir.Output(output_type={"output": np.array(out_shape)})
+    names = list(nodes)
+    g = nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), type_check=False)
+    path = tmp_path / name
+    nir.write(str(path), g)
+    return path
+
+
+def _if(shape, thr=1.0):
+    return nir.IF(r=np.full(shape, 1 / DT), v_threshold=np.full(shape, thr))
+
+
+def _grid(rng, shape, scale=0.3):
+    return np.round(rng.normal(0, scale, shape) * 32) / 32      # 8-bit even grid: exact
+
+
+def _conv(w, hw, pad):
+    return nir.Conv2d(input_shape=hw, weight=w, stride=1, padding=pad, dilation=1, groups=1,
+                      bias=np.zeros(w.shape[0]))
+
+
+def _run_all(path, frames, steps, **opts):
+    """(net rows, layer kinds, {layer: oracle}, lava, engine, float NIR simulation)."""
+    with qblif.compile(path, nir_options=dict(dt=DT), **opts) as net:
+        rows = net.ir.graph["nir_quant"]
+        kinds = [(ly.kind, ly.neuron.kind if ly.neuron else None) for ly in layers(net.ir)]
+        relays = net.ir.graph["nir_relays"]
+        report = text_report(rows, DT, 8)
+        lava = net.run(frames, steps)
+        eng = net.run(frames, steps, engine="exact")
+        oracle = forward(net.ir, frames, steps)
+    ref = simulate(path, frames, steps, dt=DT)
+    return rows, kinds, relays, report, oracle, lava, eng, ref
+
+
+def _assert_exact(oracle, lava, eng, ref, relays):
+    for i in oracle:
+        assert np.array_equal(lava[i], oracle[i]), i
+        assert np.array_equal(eng[i], oracle[i]), i
+    for i in ref:
+        if i not in relays:       # a relay sends c * y (c: its integer scale): compare > 0
+            assert np.array_equal(oracle[i], ref[i].astype(oracle[i].dtype)), i
+        else:
+            assert np.array_equal(oracle[i] > 0, ref[i] > 0), i
+
+
+def test_pooling_into_padded_conv_goes_through_an_exact_relay(tmp_path):
+    """SumPool2d (2x2, stride 1: does not tile its input) -> padded Conv2d: the zeros of the
+    padding are not zeros of the pooled map, so the two cannot fuse; a relay layer carries
+    the pooled sums (0..4) as burst counts, and the network equals the float NIR graph."""
+    rng = np.random.default_rng(3)
+    body = [("conv1", _conv(_grid(rng, (2, 1, 3, 3)), (6, 6), 1)),
+            ("if1", _if((2, 6, 6), 0.5)),
+            ("pool", nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([1, 1]),
+                                   padding=np.array([0, 0]))),
+            ("conv2", _conv(_grid(rng, (3, 2, 3, 3)), (5, 5), 1)),
+            ("if2", _if((3, 5, 5), 1.0))]
+    path = _chain(tmp_path, "relay_pool.nir", (1, 6, 6), body, (3, 5, 5))
+    frames = rng.integers(0, 4, (4, 1, 6, 6))
+    rows, kinds, relays, report, oracle, lava, eng, ref = _run_all(path, frames, 6,
+                                                                   input_bits=2)
+    assert kinds == [("conv", "CUBA"), ("pool", "QBLIF"), ("conv", "CUBA")]
+    assert relays == [1]
+    assert rows[1]["type"] == "relay" and rows[1]["payload_bits"] == 3      # counts 0..4
+    note = rows[2]["fused"][0]
+    assert "relay layer 'pool'" in note and "do not fuse" in note
+    assert "relay" in report and all(r["exact"] for r in rows)
+    _assert_exact(oracle, lava, eng, ref, relays)
+    assert oracle[1].max() >= 2 and oracle[2].any()       # graded counts, and spikes after
+
+
+def test_dense_chain_whose_fusion_needs_more_bits_is_relayed(tmp_path):
+    """Linear (non-negative, on the integer grid) -> Linear (8-bit): fused, ``W2 @ W1`` needs
+    more than 8 bits; apart, each is exact: the relay is chosen and the report says why."""
+    rng = np.random.default_rng(4)
+    w1 = rng.integers(0, 4, (6, 5)) / 8.0                   # 2-bit non-negative steps
+    w2 = _grid(rng, (4, 6), 0.5)
+    body = [("fc0", nir.Linear(weight=_grid(rng, (5, 8)))), ("if0", _if(5, 0.5)),
+            ("w1", nir.Linear(weight=w1)), ("w2", nir.Linear(weight=w2)),
+            ("if2", _if(4, 0.25))]
+    path = _chain(tmp_path, "relay_dense.nir", (8,), body, (4,))
+    frames = rng.integers(0, 4, (5, 8))
+    rows, kinds, relays, report, oracle, lava, eng, ref = _run_all(path, frames, 6,
+                                                                   input_bits=2)
+    assert kinds == [("dense", "CUBA"), ("dense", "QBLIF"), ("dense", "CUBA")]
+    assert "fusing them would need more than 8 weight bits" in rows[2]["fused"][0]
+    assert rows[1]["scale"] == 8.0                           # the relay sends 8 * (W1 x)
+    _assert_exact(oracle, lava, eng, ref, relays)
+    assert oracle[2].any()
+
+
+def test_exact_fusion_is_kept_and_says_so(tmp_path):
+    """SumPool2d tiling its input -> Conv2d: the composed kernel is exact at 8 bits, so it
+    fuses (no relay), and the note gives the bits."""
+    from qblif.nir.graph import stages
+    rng = np.random.default_rng(5)
+    nodes = {"in": nir.Input(input_type={"input": np.array([1, 4, 4])}),
+             "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                                   padding=np.array([0, 0])),
+             "conv": _conv(_grid(rng, (2, 1, 1, 1)), (2, 2), 0), "if": _if((2, 2, 2)),
+             "out": nir.Output(output_type={"output": np.array([2, 2, 2])})}
+    names = list(nodes)
+    g = nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), type_check=False)
+    _, sts = stages(g)
+    assert len(sts) == 1 and not sts[0].relay
+    assert "fused, not relayed: the composed weights are exact at" in sts[0].notes[0]
+
+
+def test_relay_payload_over_the_burst_width_is_one_error_naming_the_node(tmp_path):
+    rng = np.random.default_rng(6)
+    body = [("pool", nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([1, 1]),
+                                   padding=np.array([0, 0]))),
+            ("conv", _conv(_grid(rng, (2, 1, 3, 3)), (3, 3), 1)), ("if", _if((2, 3, 3)))]
+    path = _chain(tmp_path, "relay_big.nir", (1, 4, 4), body, (2, 3, 3))
+    with pytest.raises(CompileError, match=r"'pool' \(SumPool2d\): a relay layer after it "
+                       r"would carry values up to 1020 .* need 10 bits: a graded burst spike "
+                       r"carries 8"):
+        qblif.compile(path, input_bits=8, nir_options=dict(dt=DT))
+    with qblif.compile(path, input_bits=4, nir_options=dict(dt=DT)) as net:   # 4 * 15 = 60
+        assert net.ir.graph["nir_relays"] == [0]
