@@ -53,23 +53,34 @@ def _restore(st) -> dict:
                 reset_mode=reset, **ints)
 
 
-def relay_neuron(max_burst: int) -> Neuron:
+def relay_neuron(max_burst: int, bias=None) -> Neuron:
     """The neuron of a relay layer: a QB-LIF with no memory (``du = dv = 4095``: u is this
     step's input ``a << 6``, v keeps ``rtz(v / 4096)``), ``theta = 64`` (``vth = 1``), a bias
-    of 1 (``bias_mant = 1, bias_exp = 0``) and reset by subtraction. For an input ``0 <= a <=
-    K``: ``v = 64 a + 1``, ``n = (v - 1) // 64 = a`` spikes, and 1 is left, which the next
-    step's decay takes to 0: it sends ``n = a``, every step, exactly (spec section 1)."""
-    return Neuron(kind="QBLIF", du=4095, dv=4095, vth=1, bias_mant=1, bias_exp=0,
+    of ``1 + 64 b`` (``bias_mant``, ``bias_exp = 0``; ``b``: integers >= 0 per neuron, or
+    None for 0) and reset by subtraction. For an input ``0 <= a + b <= K``: ``v = 64 (a +
+    b) + 1``, ``n = (v - 1) // 64 = a + b`` spikes, and 1 is left, which the next step's
+    decay takes to 0: it sends ``n = a + b``, every step, exactly (spec section 1)."""
+    mant = 1 if bias is None else 1 + 64 * np.asarray(bias, np.int64)
+    return Neuron(kind="QBLIF", du=4095, dv=4095, vth=1, bias_mant=mant, bias_exp=0,
                   max_burst=int(max_burst), reset_mode="subtract")
 
 
 def _relay(st, in_max: int) -> tuple:
-    """``(q, neuron, c)`` of a relay stage: integer weights ``c * W`` (:func:`relay_ints`)
-    and the :func:`relay_neuron` whose K is the largest value it can receive (inputs 0..
-    ``in_max``), which must fit the burst payload (``GRADED_BURST_BITS``)."""
+    """``(q, neuron, c)`` of a relay stage: integer weights ``c * W`` (:func:`relay_ints`),
+    its bias ``c * b`` (integers 0..63: an always-on source sends 1), and the
+    :func:`relay_neuron` whose K is the largest value it can send (inputs 0..``in_max``),
+    which must fit the burst payload (``GRADED_BURST_BITS``)."""
     c, w = relay_ints(st.weight)
     rows = w.reshape(1, -1) if st.kind == "pool" else w.reshape(w.shape[0], -1)
-    top = int(in_max) * int(rows.sum(1).max())
+    bias = None
+    if st.bias is not None:
+        bias = np.round(np.asarray(st.bias, np.float64) * c).astype(np.int64)
+        if np.any(bias < 0) or np.any(bias > 63) or not np.allclose(bias, st.bias * c):
+            raise fail(st.name, st.op_types[0], "a relay's bias must be an integer in 0..63")
+    per = int(in_max) * rows.sum(1)                     # per relay neuron (pool: one row)
+    if bias is not None:
+        per = per + np.broadcast_to(bias, st.shape).reshape(per.shape[0], -1).max(1)
+    top = int(per.max())
     if top > MAX_RELAY:
         raise fail(st.name, st.op_types[0], f"a relay layer after it would carry values up to "
                    f"{top} (inputs up to {in_max} times weights {c:.6g} x W), which need "
@@ -81,7 +92,7 @@ def _relay(st, in_max: int) -> tuple:
                headroom_u_bits=math.log2(STATE_LIMIT / max(64.0 * top, 1)),
                headroom_v_bits=math.log2(STATE_LIMIT / (64.0 * top + 1)),
                payload_bits=message_bits(max(top, 1)))
-    return dict(weight=w, bias=None, report=rep), relay_neuron(max(top, 1)), c
+    return dict(weight=w, bias=None, report=rep), relay_neuron(max(top, 1), bias), c
 
 
 def read_nir(path, dt=None, weight_bits: int = 8, input_bits=None,
@@ -108,7 +119,7 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
                 allow_inexact: bool = False) -> "nx.DiGraph":  # noqa: F821
     """:func:`read_nir` of an in-memory ``nir.NIRGraph`` (``path`` only names it)."""
     dt, bits, scale = options(graph, dt, input_bits, input_scale)
-    in_shape, sts = stages(graph, scale, int(weight_bits))
+    in_shape, sts = stages(graph, scale, int(weight_bits), dt)
     meta = graph_meta(graph)
     attrs = dict(path=str(path), input_shape=tuple(in_shape), nir_dt=dt,
                  nir_weight_bits=int(weight_bits), nir_input_scale=scale)

@@ -182,6 +182,7 @@ class Stage:
     notes: list = field(default_factory=list)
     weight_rec: Optional[np.ndarray] = None
     relay: bool = False
+    bias_source: bool = False   # the last input column is an always-on source (the bias)
 
     @property
     def neuron_type(self) -> str:
@@ -730,6 +731,35 @@ def _join(out, pend, nxt, name, node, weight_bits, flat=None):
     return nxt, False
 
 
+def _bias_ramps(st, dt) -> bool:
+    """Whether the op bias of CubaLIF stage ``st`` feeds a current with memory (``tau_syn !=
+    dt``; dt None: unknown, assumed so), which a voltage bias cannot hold."""
+    if dt is None:
+        return True
+    return bool(np.any(dt / param(st, "tau_syn", allow_inf=True, positive=True) != 1))
+
+
+def _bias_source(st) -> Stage:
+    """The bias of dense stage ``st`` (into a CubaLIF, where NIR adds it to the synaptic
+    current) as one more input column fed by an always-on neuron, in place; returns the
+    relay stage before ``st`` that provides it: its inputs passed on unchanged (weights
+    ``[I; 0]``) plus one neuron that sends 1 every step (its bias 1). The current then gets
+    ``W x + b * 1`` from the first step on, as in NIR."""
+    n = st.in_shape[0]
+    src = Stage("dense", f"{st.ops[0]}.bias", (n,), (n + 1,),
+                weight=np.vstack([np.eye(n), np.zeros((1, n))]),
+                bias=np.concatenate([np.zeros(n), [1.0]]), relay=True,
+                ops=[f"{st.ops[0]}.bias"], op_types=["bias source"])
+    b = np.broadcast_to(st.bias, st.shape).reshape(-1, 1)
+    st.weight, st.bias, st.in_shape = np.hstack([st.weight, b]), None, (n + 1,)
+    st.bias_source = True
+    st.notes.append(f"bias of {st.op_types[0]} {st.ops[0]!r} into CubaLIF {st.name!r} (NIR adds "
+                    "it to the synaptic current; Loihi's bias is the voltage's): one more "
+                    f"weight column, fed by an always-on neuron of relay layer {src.name!r}, "
+                    "which passes the inputs on and sends 1 every step")
+    return src
+
+
 def _recurrent(st, name, node) -> None:
     """Attach the recurrent op ``node`` (the neuron's output back to its input) to the dense
     stage ``st``: ``weight_rec`` ``(out, out)``; an Affine bias adds to the stage bias."""
@@ -766,9 +796,11 @@ def _check_declared(name, node, shape):
             raise fail(name, node, f"declares output shape {want}, but its input gives {shape}")
 
 
-def stages(graph, input_scale: float = 1.0, weight_bits: int = 8) -> tuple:
+def stages(graph, input_scale: float = 1.0, weight_bits: int = 8, dt=None) -> tuple:
     """``(input_shape, [Stage, ...])`` of a NIR graph, or a CompileError. ``input_scale``
-    (the graph receives ``frame * input_scale``) is folded into the first op's weights."""
+    (the graph receives ``frame * input_scale``) is folded into the first op's weights.
+    ``weight_bits`` decides fusion against relay layers; ``dt`` (None: unknown) whether a
+    dense bias into a ``CubaLIF`` needs an always-on source (:func:`_bias_source`)."""
     order, rec = chain_parts(graph)
     first_op = next((type(n).__name__ for _, n in order[1:]
                      if type(n).__name__ in SYNAPSES), None)
@@ -848,6 +880,9 @@ def stages(graph, input_scale: float = 1.0, weight_bits: int = 8) -> tuple:
             if name in rec:
                 _recurrent(pend, *rec[name])
             _check_declared(name, node, pend.shape)
+            if t == "CubaLIF" and pend.kind == "dense" and pend.bias is not None \
+                    and np.any(pend.bias) and _bias_ramps(pend, dt):
+                out.append(_bias_source(pend))
             out.append(pend)
             cur, pend = pend.shape, None
             continue
@@ -855,7 +890,10 @@ def stages(graph, input_scale: float = 1.0, weight_bits: int = 8) -> tuple:
     if not any(st.kind != "flatten" for st in out):
         raise CompileError("NIR graph: no neuron layer (nothing to compile)")
     first = next(st for st in out if st.kind != "flatten" and not st.relay)
-    first.weight = first.weight * input_scale     # (a relay before it is linear: same sums)
+    if first.bias_source:   # the bias column is not an input (a relay before it: same sums)
+        first.weight = np.hstack([first.weight[:, :-1] * input_scale, first.weight[:, -1:]])
+    else:
+        first.weight = first.weight * input_scale
     if out[-1].kind == "flatten":
         raise CompileError(f"NIR node {out[-1].name!r} (Flatten): the graph ends in a Flatten")
     for st in out[:-1]:

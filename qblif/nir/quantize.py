@@ -81,9 +81,11 @@ def decay_fractions(st, dt: float) -> dict:
     bias_v = leak.copy()
     if st.bias is not None and np.any(st.bias):
         if np.any(au != 1):
-            raise fail(name, n, f"the bias of {st.ops[0]!r} feeds the synaptic current of a "
-                       "CubaLIF with tau_syn != dt; Loihi adds biases to the voltage, so this "
-                       "is not representable (use Linear, or tau_syn = dt)")
+            raise fail(name, n, f"the bias of {st.ops[0]!r} ({st.kind}) feeds the synaptic "
+                       "current of a CubaLIF with tau_syn != dt; Loihi adds biases to the "
+                       "voltage. A dense op's bias goes through an always-on source neuron; a "
+                       f"{st.kind}'s cannot (zero padding: the bias is not one column per "
+                       "channel), so this is not representable (no bias, or tau_syn = dt)")
         bias_v = bias_v + gain * st.bias
     for key, a in (("alpha_u", au), ("alpha_v", av)):
         if np.ptp(a) != 0:

@@ -75,7 +75,7 @@ def simulate(path, frames, steps: int, dt=None, input_scale=None,
     output is its op's value (the compiled relay sends it times its integer scale)."""
     graph = load(path)
     dt, _, scale = options(graph, dt, None, input_scale)
-    in_shape, sts = stages(graph, weight_bits=weight_bits)
+    in_shape, sts = stages(graph, weight_bits=weight_bits, dt=dt)
     x = np.asarray(frames, np.float64) * scale
     n_s = x.shape[0]
     cur = np.broadcast_to(x[:, None], (n_s, steps) + tuple(in_shape))

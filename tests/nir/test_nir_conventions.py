@@ -141,3 +141,64 @@ def test_relay_payload_over_the_burst_width_is_one_error_naming_the_node(tmp_pat
         qblif.compile(path, input_bits=8, nir_options=dict(dt=DT))
     with qblif.compile(path, input_bits=4, nir_options=dict(dt=DT)) as net:   # 4 * 15 = 60
         assert net.ir.graph["nir_relays"] == [0]
+
+
+# --- an Affine bias into a CubaLIF: an always-on source ------------------------------------
+def _cuba_exact(n, thr):
+    """tau_syn = tau_mem = 2 dt: u and v halve each step (exact in integers for T <= 6, as
+    u and v are multiples of 64), w_in = r = 2: input gain 1."""
+    return nir.CubaLIF(tau_syn=np.full(n, 2 * DT), tau_mem=np.full(n, 2 * DT),
+                       r=np.full(n, 2.0), v_leak=np.zeros(n), v_threshold=np.full(n, thr),
+                       w_in=np.full(n, 2.0))
+
+
+def test_affine_bias_into_cubalif_runs_through_an_always_on_source(tmp_path):
+    """Affine (bias) -> CubaLIF twice (the first fed by the frames, the second by spikes):
+    NIR adds the bias to the synaptic current from the first step; each bias becomes a
+    weight column fed by an always-on neuron of a relay layer, and the network equals the
+    float NIR simulation, the oracle, the exact engine and Lava on every layer and step."""
+    rng = np.random.default_rng(7)
+    body = [("fc1", nir.Affine(weight=_grid(rng, (5, 6), 0.1), bias=_grid(rng, 5, 0.2))),
+            ("cuba1", _cuba_exact(5, 0.25)),
+            ("fc2", nir.Affine(weight=_grid(rng, (3, 5), 0.3), bias=np.array([0.25, -0.5, 0.5]))),
+            ("cuba2", _cuba_exact(3, 0.5))]
+    path = _chain(tmp_path, "cuba_bias.nir", (6,), body, (3,))
+    frames = rng.integers(0, 4, (5, 6))
+    rows, kinds, relays, report, oracle, lava, eng, ref = _run_all(path, frames, 6,
+                                                                   input_bits=2)
+    assert kinds == [("dense", "QBLIF"), ("dense", "CUBA"), ("dense", "QBLIF"),
+                     ("dense", "CUBA")]
+    assert relays == [0, 2]
+    assert all(r["exact"] for r in rows)
+    assert any("always-on neuron" in note for note in rows[1]["fused"])
+    _assert_exact(oracle, lava, eng, ref, relays)
+    assert np.all(oracle[0][:, :, -1] == 1)          # the source: 1 every step, from step 1
+    assert oracle[1].any() and oracle[3].any()
+
+
+def test_bias_alone_drives_the_current_from_the_first_step(tmp_path):
+    """No weights, only a bias b into a CubaLIF (tau_syn = tau_mem = 2 dt, gain 1): NIR's
+    current is b/2, 3b/4, ... and v crosses theta at the step the float simulation says;
+    the compiled network spikes at the same steps."""
+    body = [("fc1", nir.Affine(weight=np.zeros((2, 3)), bias=np.array([0.5, 1.0]))),
+            ("cuba1", _cuba_exact(2, 0.75))]
+    path = _chain(tmp_path, "bias_only.nir", (3,), body, (2,))
+    frames = np.zeros((2, 3), np.int64)
+    with qblif.compile(path, input_bits=2, nir_options=dict(dt=DT)) as net:
+        lava = net.run(frames, 6)
+    ref = simulate(path, frames, 6, dt=DT)
+    assert np.array_equal(lava[1], ref[1].astype(lava[1].dtype))
+    # v: 0.25, 0.5625, 0.84 (> 0.75: spike, reset), ...: neuron 1 earlier than neuron 0
+    first = [int(np.argmax(ref[1][0, :, j])) for j in range(2)]
+    assert first[1] < first[0] and ref[1][0].sum() >= 2
+
+
+def test_conv_bias_into_cubalif_is_refused_with_the_reason(tmp_path):
+    rng = np.random.default_rng(8)
+    body = [("conv", nir.Conv2d(input_shape=(4, 4), weight=_grid(rng, (2, 1, 3, 3)), stride=1,
+                                padding=1, dilation=1, groups=1, bias=np.array([0.5, 0.25]))),
+            ("cuba", _cuba_exact((2, 4, 4), 0.5))]
+    path = _chain(tmp_path, "conv_bias.nir", (1, 4, 4), body, (2, 4, 4))
+    with pytest.raises(CompileError, match=r"'cuba' \(CubaLIF\): the bias of 'conv' \(conv\) "
+                       r"feeds the synaptic current.*a conv's cannot"):
+        qblif.compile(path, input_bits=2, nir_options=dict(dt=DT))
