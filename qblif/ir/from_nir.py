@@ -65,6 +65,16 @@ def relay_neuron(max_burst: int, bias=None) -> Neuron:
                   max_burst=int(max_burst), reset_mode="subtract")
 
 
+def _delay(st, weight):
+    """The IR's axonal delays of stage ``st`` (steps per output): dense the full ``(out,
+    in)`` matrix (rows equal: one delay per output neuron), conv the layer's shape; None."""
+    if st.delay is None or not np.any(st.delay):
+        return None
+    if st.kind == "dense":
+        return np.repeat(st.delay.reshape(-1, 1), np.asarray(weight).shape[1], axis=1)
+    return np.asarray(st.delay, np.int64).copy()
+
+
 def _relay(st, in_max: int) -> tuple:
     """``(q, neuron, c)`` of a relay stage: integer weights ``c * W`` (:func:`relay_ints`),
     its bias ``c * b`` (integers 0..63: an always-on source sends 1), and the
@@ -164,6 +174,7 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
                 rows.append(dict(q["report"], index=i, fused=list(st.notes)))
             layer = Layer(index=i, kind=st.kind, shape=tuple(st.shape), weight=q["weight"],
                           bias=q["bias"], neuron=neuron, weight_rec=q.get("weight_rec"),
+                          delay=_delay(st, q["weight"]),
                           kernel=st.kernel, stride=st.stride,
                           padding=st.padding, dilation=st.dilation, groups=st.groups)
             g.add_node(i, layer=layer)

@@ -27,14 +27,14 @@ from qblif.core.constants import (FALLBACK_INPUT_BITS, GRADED_BURST_BITS, MAX_EL
                                   MAX_NIR_DEPTH)
 from qblif.core.isolate import ReadFailed, ReadTimeout, read_isolated
 from qblif.core.hdf5_limits import check_hdf5
-from qblif.core.params import INPUT_BITS_RANGE
+from qblif.core.params import INPUT_BITS_RANGE, MAX_AXON_DELAY
 from qblif.core.numeric import conv_out
 from qblif.nir.linear import synapse
 
 SYNAPSES = ("Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
 NEURONS = ("CubaLIF", "LIF", "IF", "LI", "Threshold")
 WIRES = ("Input", "Output")
-SUPPORTED = SYNAPSES + NEURONS + WIRES + ("Flatten", "Scale", "NIRGraph")
+SUPPORTED = SYNAPSES + NEURONS + WIRES + ("Flatten", "Scale", "Delay", "NIRGraph")
 META_KEY = "qblif"          # metadata extension of our exporter (docs/nir.md)
 MAX_NODES = 4096
 
@@ -183,6 +183,8 @@ class Stage:
     weight_rec: Optional[np.ndarray] = None
     relay: bool = False
     bias_source: bool = False   # the last input column is an always-on source (the bias)
+    delay: Optional[np.ndarray] = None   # axonal delay (steps) per output, of ``shape``
+    delay_after: bool = False   # the delay came after the op (NIR would delay its bias too)
 
     @property
     def neuron_type(self) -> str:
@@ -760,6 +762,26 @@ def _bias_source(st) -> Stage:
     return src
 
 
+def _delay_steps(name, node, dt) -> np.ndarray:
+    """A NIR ``Delay``'s ``delay`` (seconds, per neuron) in steps of ``dt`` (int64): each must
+    be an integer number of steps (relative tolerance 1e-6, float32 files) in
+    ``[0, MAX_AXON_DELAY]``, else one CompileError naming the node and the value."""
+    d = array(name, node, "delay")
+    if dt is None:
+        raise fail(name, node, "a Delay needs the time step dt")
+    x = d / dt
+    n = np.round(x)
+    bad = np.abs(x - n) > 1e-6 * np.maximum(np.abs(x), 1.0)
+    if np.any(bad):
+        v = float(d.reshape(-1)[np.argmax(bad.reshape(-1))])
+        raise fail(name, node, f"delay {v:g} s is {v / dt:g} steps of dt={dt:g}: not an "
+                   "integer number of steps")
+    if np.any(n < 0) or np.any(n > MAX_AXON_DELAY):
+        raise fail(name, node, f"delays of {int(n.min())}..{int(n.max())} steps (dt={dt:g}) "
+                   f"are out of Loihi's axonal delay range [0, {MAX_AXON_DELAY}]")
+    return n.astype(np.int64)
+
+
 def _recurrent(st, name, node) -> None:
     """Attach the recurrent op ``node`` (the neuron's output back to its input) to the dense
     stage ``st``: ``weight_rec`` ``(out, out)``; an Affine bias adds to the stage bias."""
@@ -809,9 +831,37 @@ def stages(graph, input_scale: float = 1.0, weight_bits: int = 8, dt=None) -> tu
     out, pend = [], None          # pend: the stage being assembled (op seen, neuron not yet)
     pend_flat = None              # a Flatten seen after pend's op (a dense op must follow)
     pre_scale = []
+    in_delay = None               # (name, steps): a Delay before the next op (its inputs)
     for name, node in order[1:]:
         t = type(node).__name__
+        if t == "Delay":
+            steps = _delay_steps(name, node, dt)
+            if steps.size not in (1, int(np.prod(pend.shape if pend is not None else cur))):
+                raise fail(name, node, f"delay of {steps.size} values does not fit its input "
+                           f"{pend.shape if pend is not None else cur}")
+            if pend is None:      # the inputs of the next op: one delay for all
+                if np.ptp(steps):
+                    raise fail(name, node, "per-input delays that differ (before a synaptic "
+                               "op) need per-synapse delays, Lava's DelayDense, whose buffer "
+                               "is not cleared between samples; a Delay between an op and "
+                               "its neuron (per output) may differ")
+                prev = 0 if in_delay is None else in_delay[1]
+                in_delay = (name, prev + int(steps.reshape(-1)[0]))
+            else:
+                if pend_flat is not None:
+                    raise fail(name, node, "a Delay between a Flatten and a synaptic op is "
+                               "unsupported")
+                per = np.broadcast_to(steps.reshape(-1) if steps.size > 1 else steps.reshape(
+                    -1)[0], (int(np.prod(pend.shape)),)).reshape(pend.shape)
+                pend.delay = per if pend.delay is None else pend.delay + per
+                pend.delay_after = True
+                pend.ops.append(name)
+                pend.op_types.append(t)
+            continue
         if t == "Output":
+            if in_delay is not None:
+                raise fail(in_delay[0], "Delay", "a Delay after the last neuron is unsupported "
+                           "(the compiled network outputs that neuron's counts)")
             if pend is not None or pre_scale:
                 last = pend.ops[-1] if pend else pre_scale[-1][0]
                 raise fail(name, node, f"follows the synaptic op {last!r} with no neuron "
@@ -836,6 +886,10 @@ def stages(graph, input_scale: float = 1.0, weight_bits: int = 8, dt=None) -> tu
                                "fuses there")
                 pend_flat = None
             if pend is not None:       # two linear ops in a row: fuse, or relay where exact
+                if pend.delay_after:
+                    raise fail(name, node, f"follows a Delay after the synaptic op "
+                               f"{pend.ops[0]!r}: a Delay between two synaptic ops is "
+                               "unsupported")
                 in_shape_pend = pend.in_shape
                 nxt = _synapse(name, node, (int(np.prod(pend.shape)),) if flat else pend.shape)
                 pend, fused = _join(out, pend, nxt, name, node, weight_bits, flat)
@@ -849,6 +903,11 @@ def stages(graph, input_scale: float = 1.0, weight_bits: int = 8, dt=None) -> tu
                 continue
             pend = _synapse(name, node, cur)
             pend.ops, pend.op_types = [name], [t]
+            if in_delay is not None:   # one delay on every input: the same per output
+                pend.delay = np.full(pend.shape, in_delay[1], np.int64)
+                pend.ops.append(in_delay[0])
+                pend.op_types.append("Delay")
+                in_delay = None
             for sn, snode in pre_scale:
                 _fold_scale(sn, snode, pend, after=False)
                 pend.ops.append(sn)
@@ -878,10 +937,22 @@ def stages(graph, input_scale: float = 1.0, weight_bits: int = 8, dt=None) -> tu
                            "before it: every IR layer is a synapse plus a neuron")
             pend.neuron, pend.name = node, name
             if name in rec:
+                if pend.delay is not None:
+                    raise fail(name, node, "a Delay into a recurrent layer is unsupported (the "
+                               "IR delays a recurrent layer's spikes, not its input)")
                 _recurrent(pend, *rec[name])
             _check_declared(name, node, pend.shape)
-            if t == "CubaLIF" and pend.kind == "dense" and pend.bias is not None \
-                    and np.any(pend.bias) and _bias_ramps(pend, dt):
+            biased = pend.bias is not None and np.any(pend.bias)
+            source = t == "CubaLIF" and pend.kind == "dense" and biased and _bias_ramps(pend, dt)
+            if pend.delay is not None:
+                if pend.kind == "pool":
+                    raise fail(name, node, f"a Delay into the pooling {pend.ops[0]!r}: Loihi "
+                               "axonal delays are on dense and conv synapses")
+                if biased and (pend.delay_after or source):
+                    raise fail(name, node, f"a Delay after the biased op {pend.ops[0]!r} "
+                               "(NIR delays the bias too, absent for the first steps; Loihi's "
+                               "bias is not delayed)")
+            if source:
                 out.append(_bias_source(pend))
             out.append(pend)
             cur, pend = pend.shape, None

@@ -10,6 +10,7 @@ Per step, for synaptic input ``y`` (the op's output, bias included):
 - LIF: ``v += dt/tau * (v_leak - v + r*y)``;  IF: ``v += dt * r * y``
 - LI (readout): as LIF, never spikes; its output is ``v``
 - Threshold: spike where ``y > threshold``
+- Delay: ``y(t) = y(t - d)`` per neuron (0 before the sample's first step), d in steps
 
 then a spike where ``v > v_threshold`` and ``v = v_reset`` there. A recurrent edge
 (``weight_rec``) adds ``R @ s[t-1]`` to ``y`` at step t (NIR's one-step semantics, as
@@ -65,6 +66,22 @@ def neuron_run(st, y, dt) -> np.ndarray:
     return out
 
 
+def delayed(y, delay) -> np.ndarray:
+    """``y`` ``(S, T, *shape)`` with each neuron's values ``delay`` (steps, ``shape``) later:
+    ``y'[t] = y[t - d]``, 0 for ``t < d`` (NIR's ``Delay``; states are zero at the start of
+    each sample)."""
+    if delay is None or not np.any(delay):
+        return y
+    out = np.zeros_like(y)
+    d = np.broadcast_to(delay, y.shape[2:])
+    for k in np.unique(d):
+        k = int(k)
+        m = d == k
+        if k < y.shape[1]:
+            out[:, k:, m] = y[:, :y.shape[1] - k, m]
+    return out
+
+
 def simulate(path, frames, steps: int, dt=None, input_scale=None,
              weight_bits: int = 8) -> dict:
     """Float outputs ``{layer index: (S, T, *shape)}`` of every neuron layer of the NIR file
@@ -84,8 +101,10 @@ def simulate(path, frames, steps: int, dt=None, input_scale=None,
         if st.kind == "flatten":
             cur = cur.reshape(n_s, steps, -1)
             continue
-        y = synapse(st, cur.reshape((n_s * steps,) + tuple(st.in_shape)))
-        y = y.reshape((n_s, steps) + tuple(st.shape))
+        y = synapse(st, cur.reshape((n_s * steps,) + tuple(st.in_shape)), bias=False)
+        y = delayed(y.reshape((n_s, steps) + tuple(st.shape)), st.delay)
+        if st.bias is not None:     # not delayed (a Delay after a biased op is refused)
+            y = y + st.bias
         out[i] = cur = y if st.relay else neuron_run(st, y, dt)
     return out
 

@@ -202,3 +202,68 @@ def test_conv_bias_into_cubalif_is_refused_with_the_reason(tmp_path):
     with pytest.raises(CompileError, match=r"'cuba' \(CubaLIF\): the bias of 'conv' \(conv\) "
                        r"feeds the synaptic current.*a conv's cannot"):
         qblif.compile(path, input_bits=2, nir_options=dict(dt=DT))
+
+
+# --- NIR Delay onto axonal delays ------------------------------------------------------------
+def test_delay_nodes_become_axonal_delays_exactly(tmp_path):
+    """Linear -> Delay (per output neuron, 0..3 steps) -> IF, and IF -> Delay (2 steps, every
+    input) -> Conv2d -> IF: NIR's ``y(t) = x(t - delay)`` as the IR's axonal delays; equal to
+    the float NIR simulation, the oracle, the engine and Lava on every layer and step (the
+    delay lines forget at each sample's start, as NIR's states)."""
+    rng = np.random.default_rng(9)
+    d1 = np.array([0, 1, 2, 3, 1, 0, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]) * DT
+    body = [("fc", nir.Linear(weight=_grid(rng, (16, 6), 0.3))),
+            ("d1", nir.Delay(delay=d1)),
+            ("if1", _if(16, 0.5)),
+            ("d2", nir.Delay(delay=np.full(16, 2 * DT, np.float32))),     # float32 seconds
+            ("fc2", nir.Linear(weight=_grid(rng, (4, 16), 0.4))),
+            ("if2", _if(4, 0.5))]
+    path = _chain(tmp_path, "delay.nir", (6,), body, (4,))
+    frames = rng.integers(0, 4, (5, 6))
+    rows, kinds, relays, report, oracle, lava, eng, ref = _run_all(path, frames, 8,
+                                                                   input_bits=2)
+    _assert_exact(oracle, lava, eng, ref, relays)
+    with qblif.compile(path, input_bits=2, nir_options=dict(dt=DT)) as net:
+        d = [ly.delay for ly in layers(net.ir)]
+    assert np.array_equal(d[0][:, 0], np.round(d1 / DT)) and np.all(d[1] == 2)
+    # the delays matter: the first spikes of layer 0 come no earlier than their delay
+    fired = oracle[0].reshape(5, 8, 16).any(0)
+    first = np.argmax(fired, axis=0)
+    assert oracle[1].any() and fired.any(0).sum() >= 12
+    assert np.all((first >= np.round(d1 / DT)) | ~fired.any(0))
+    assert np.any(first[fired.any(0)] == np.round(d1 / DT)[fired.any(0)])
+
+
+def test_delay_into_a_conv_is_exact(tmp_path):
+    rng = np.random.default_rng(10)
+    body = [("conv1", _conv(_grid(rng, (2, 1, 3, 3)), (5, 5), 1)), ("if1", _if((2, 5, 5), 0.5)),
+            ("d", nir.Delay(delay=np.full((2, 5, 5), 3 * DT))),
+            ("conv2", _conv(_grid(rng, (2, 2, 3, 3)), (5, 5), 0)), ("if2", _if((2, 3, 3), 0.5))]
+    path = _chain(tmp_path, "delay_conv.nir", (1, 5, 5), body, (2, 3, 3))
+    frames = rng.integers(0, 4, (3, 1, 5, 5))
+    *_, oracle, lava, eng, ref = _run_all(path, frames, 7, input_bits=2)
+    _assert_exact(oracle, lava, eng, ref, [])
+    assert oracle[1].any() and not oracle[1][:, :3].any()      # nothing before step 3
+
+
+@pytest.mark.parametrize("delay, pattern", [
+    (np.full(4, 1.5 * DT), r"'d' \(Delay\): delay 0.0015 s is 1.5 steps of dt=0.001: not an "
+                           r"integer number of steps"),
+    (np.full(4, 63 * DT), r"'d' \(Delay\): delays of 63..63 steps .* out of Loihi's axonal "
+                          r"delay range \[0, 62\]"),
+])
+def test_delay_that_is_no_whole_number_of_steps_is_one_error(tmp_path, delay, pattern):
+    body = [("fc", nir.Linear(weight=np.ones((4, 3)))), ("d", nir.Delay(delay=delay)),
+            ("if", _if(4))]
+    path = _chain(tmp_path, "bad_delay.nir", (3,), body, (4,))
+    with pytest.raises(CompileError, match=pattern):
+        qblif.compile(path, input_bits=2, nir_options=dict(dt=DT))
+
+
+def test_per_input_delays_that_differ_are_refused(tmp_path):
+    body = [("fc", nir.Linear(weight=np.ones((4, 3)))), ("if", _if(4)),
+            ("d", nir.Delay(delay=np.array([0, 1, 2, 3]) * DT)),
+            ("fc2", nir.Linear(weight=np.ones((2, 4)))), ("if2", _if(2))]
+    path = _chain(tmp_path, "in_delay.nir", (3,), body, (2,))
+    with pytest.raises(CompileError, match=r"'d' \(Delay\): per-input delays that differ"):
+        qblif.compile(path, input_bits=2, nir_options=dict(dt=DT))
