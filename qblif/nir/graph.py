@@ -182,7 +182,8 @@ class Stage:
     notes: list = field(default_factory=list)
     weight_rec: Optional[np.ndarray] = None
     relay: bool = False
-    bias_source: bool = False   # the last input column is an always-on source (the bias)
+    n_inputs: Optional[int] = None  # inputs before the source columns (:func:`_sources`)
+    reset_weight: Optional[np.ndarray] = None   # the columns that emulate v(0) = 0
     delay: Optional[np.ndarray] = None   # axonal delay (steps) per output, of ``shape``
     delay_after: bool = False   # the delay came after the op (NIR would delay its bias too)
 
@@ -741,25 +742,92 @@ def _bias_ramps(st, dt) -> bool:
     return bool(np.any(dt / param(st, "tau_syn", allow_inf=True, positive=True) != 1))
 
 
-def _bias_source(st) -> Stage:
-    """The bias of dense stage ``st`` (into a CubaLIF, where NIR adds it to the synaptic
-    current) as one more input column fed by an always-on neuron, in place; returns the
-    relay stage before ``st`` that provides it: its inputs passed on unchanged (weights
-    ``[I; 0]``) plus one neuron that sends 1 every step (its bias 1). The current then gets
-    ``W x + b * 1`` from the first step on, as in NIR."""
+def _sources(st, bias: bool, shift, dt) -> list:
+    """Always-on sources for dense stage ``st``, in place; returns the relay stages to put
+    before it. Relay A passes the inputs on unchanged (weights ``[I; 0]``) and adds one
+    neuron ``S`` that sends 1 every step (its bias 1).
+
+    ``bias``: the op bias (into a CubaLIF, where NIR adds it to the synaptic current) becomes
+    one more weight column on ``S``: the current gets ``W x + b`` from the first step on.
+
+    ``shift``: a ``v_reset != 0`` (per output neuron) run in the frame ``v' = v - v_reset``
+    (threshold ``v_th - v_reset``, leak target ``v_leak - v_reset``, reset to 0, as Loihi),
+    where NIR's initial ``v = 0`` is ``v' = -v_reset``: Loihi starts at 0, so the first step
+    must add ``delta = -(1 - dt/tau_mem) v_reset`` to the voltage and nothing after. Relay B
+    passes A's outputs on and adds ``S_1`` (``S`` delayed 1 step: 1 from the sample's second
+    step, the delay line forgetting at each sample's start) and, for a CubaLIF, ``S_2``
+    (delayed 2); columns on ``S``, ``S_1``, ``S_2`` of ``delta / gain`` times ``1, -1, 0``
+    (no current memory) or ``1, -(2 - a_u), 1 - a_u`` (a CubaLIF, ``a_u = dt/tau_syn``) put
+    ``delta`` into the current on the first step only (``st.reset_weight``: those columns,
+    which the float simulation leaves out: it runs NIR's own ``v_reset``)."""
     n = st.in_shape[0]
-    src = Stage("dense", f"{st.ops[0]}.bias", (n,), (n + 1,),
-                weight=np.vstack([np.eye(n), np.zeros((1, n))]),
-                bias=np.concatenate([np.zeros(n), [1.0]]), relay=True,
-                ops=[f"{st.ops[0]}.bias"], op_types=["bias source"])
-    b = np.broadcast_to(st.bias, st.shape).reshape(-1, 1)
-    st.weight, st.bias, st.in_shape = np.hstack([st.weight, b]), None, (n + 1,)
-    st.bias_source = True
-    st.notes.append(f"bias of {st.op_types[0]} {st.ops[0]!r} into CubaLIF {st.name!r} (NIR adds "
-                    "it to the synaptic current; Loihi's bias is the voltage's): one more "
-                    f"weight column, fed by an always-on neuron of relay layer {src.name!r}, "
-                    "which passes the inputs on and sends 1 every step")
-    return src
+    a = Stage("dense", f"{st.ops[0]}.source", (n,), (n + 1,),
+              weight=np.vstack([np.eye(n), np.zeros((1, n))]),
+              bias=np.concatenate([np.zeros(n), [1.0]]), relay=True,
+              ops=[f"{st.ops[0]}.source"], op_types=["always-on source"])
+    relays, cols = [a], [np.zeros(st.shape[0]) if not bias else
+                         np.broadcast_to(st.bias, st.shape).reshape(-1)]
+    if bias:
+        st.bias = None
+        st.notes.append(f"bias of {st.op_types[0]} {st.ops[0]!r} into CubaLIF {st.name!r} (NIR "
+                        "adds it to the synaptic current; Loihi's bias is the voltage's): one "
+                        "more weight column, fed by the always-on neuron of relay layer "
+                        f"{a.name!r}, which passes the inputs on and sends 1 every step")
+    reset_cols = [np.zeros(st.shape[0])]
+    if shift is not None:
+        f = _frame_terms(st, dt)
+        delta = -(1 - f["alpha_v"]) * shift / f["gain"]
+        au = f["alpha_u"]
+        taps = [1.0, -1.0] if au == 1 else [1.0, -(2 - au), 1 - au]
+        m = len(taps) - 1
+        b = Stage("dense", f"{st.ops[0]}.onset", (n + 1,), (n + 1 + m,),
+                  weight=np.vstack([np.eye(n + 1)] + [np.eye(n + 1)[-1:]] * m), relay=True,
+                  ops=[f"{st.ops[0]}.onset"], op_types=["first-step source"])
+        b.delay = np.concatenate([np.zeros(n + 1, np.int64), np.arange(1, m + 1)])
+        relays.append(b)
+        reset_cols = [delta * k for k in taps]
+        cols = [cols[0] + reset_cols[0]] + reset_cols[1:]
+        st.notes.append(f"v_reset != 0 of {st.name!r}: run in the frame v' = v - v_reset "
+                        "(threshold v_th - v_reset, leak target v_leak - v_reset, reset to 0); "
+                        "NIR's initial v = 0 is v' = -v_reset, added on the first step of each "
+                        f"sample by {len(taps)} weight columns on the always-on neuron and its "
+                        f"copies delayed 1..{m} steps (relay layer {b.name!r})")
+    st.reset_weight = np.hstack([np.zeros_like(st.weight)] + [c.reshape(-1, 1)
+                                                             for c in reset_cols])
+    st.weight = np.hstack([st.weight] + [c.reshape(-1, 1) for c in cols])
+    st.in_shape, st.n_inputs = (st.weight.shape[1],), n
+    return relays
+
+
+def _frame_terms(st, dt) -> dict:
+    """``alpha_u``, ``alpha_v``, ``gain`` (per output) of a LIF/IF/CubaLIF stage (the rules of
+    :mod:`qblif.nir.quantize`)."""
+    t, one = st.neuron_type, np.ones(st.shape)
+    if t == "CubaLIF":
+        au = dt / param(st, "tau_syn", allow_inf=True, positive=True)
+        av = dt / param(st, "tau_mem", allow_inf=True, positive=True)
+        gain = au * param(st, "w_in", 1.0) * av * param(st, "r")
+    elif t == "LIF":
+        au, av = one, dt / param(st, "tau", allow_inf=True, positive=True)
+        gain = av * param(st, "r")
+    else:
+        au, av, gain = one, 0 * one, dt * param(st, "r")
+    if np.ptp(au) or np.ptp(av):
+        raise fail(st.name, st.neuron, "per-neuron time constants are unsupported: Loihi "
+                   "decays are per layer")
+    if np.any(gain == 0) or not np.all(np.isfinite(gain)):
+        raise fail(st.name, st.neuron, "v_reset != 0 needs a finite, non-zero input gain")
+    return dict(alpha_u=float(au.reshape(-1)[0]), alpha_v=float(av.reshape(-1)[0]), gain=gain)
+
+
+def v_reset(st):
+    """The ``v_reset`` of a LIF/IF/CubaLIF stage per output neuron where any is non-zero,
+    else None."""
+    if st.neuron_type not in ("LIF", "IF", "CubaLIF") or \
+            getattr(st.neuron, "v_reset", None) is None:
+        return None
+    r = param(st, "v_reset").reshape(-1)
+    return r if np.any(r != 0) else None
 
 
 def _delay_steps(name, node, dt) -> np.ndarray:
@@ -822,7 +890,7 @@ def stages(graph, input_scale: float = 1.0, weight_bits: int = 8, dt=None) -> tu
     """``(input_shape, [Stage, ...])`` of a NIR graph, or a CompileError. ``input_scale``
     (the graph receives ``frame * input_scale``) is folded into the first op's weights.
     ``weight_bits`` decides fusion against relay layers; ``dt`` (None: unknown) whether a
-    dense bias into a ``CubaLIF`` needs an always-on source (:func:`_bias_source`)."""
+    dense bias into a ``CubaLIF`` needs an always-on source (:func:`_sources`)."""
     order, rec = chain_parts(graph)
     first_op = next((type(n).__name__ for _, n in order[1:]
                      if type(n).__name__ in SYNAPSES), None)
@@ -944,6 +1012,15 @@ def stages(graph, input_scale: float = 1.0, weight_bits: int = 8, dt=None) -> tu
             _check_declared(name, node, pend.shape)
             biased = pend.bias is not None and np.any(pend.bias)
             source = t == "CubaLIF" and pend.kind == "dense" and biased and _bias_ramps(pend, dt)
+            shift = v_reset(pend)
+            if shift is not None:
+                why = "the first-step correction needs one more input per neuron: dense ops " \
+                    "only" if pend.kind != "dense" else "a Delay on the layer would delay " \
+                    "the first-step correction" if pend.delay is not None else None
+                if why or dt is None:
+                    raise fail(name, node, "v_reset != 0 is mapped by shifting the voltage by "
+                               f"v_reset, which needs a correction on each sample's first "
+                               f"step; {why or 'needs the time step dt'}")
             if pend.delay is not None:
                 if pend.kind == "pool":
                     raise fail(name, node, f"a Delay into the pooling {pend.ops[0]!r}: Loihi "
@@ -952,8 +1029,8 @@ def stages(graph, input_scale: float = 1.0, weight_bits: int = 8, dt=None) -> tu
                     raise fail(name, node, f"a Delay after the biased op {pend.ops[0]!r} "
                                "(NIR delays the bias too, absent for the first steps; Loihi's "
                                "bias is not delayed)")
-            if source:
-                out.append(_bias_source(pend))
+            if source or shift is not None:
+                out.extend(_sources(pend, source, shift, dt))
             out.append(pend)
             cur, pend = pend.shape, None
             continue
@@ -961,8 +1038,9 @@ def stages(graph, input_scale: float = 1.0, weight_bits: int = 8, dt=None) -> tu
     if not any(st.kind != "flatten" for st in out):
         raise CompileError("NIR graph: no neuron layer (nothing to compile)")
     first = next(st for st in out if st.kind != "flatten" and not st.relay)
-    if first.bias_source:   # the bias column is not an input (a relay before it: same sums)
-        first.weight = np.hstack([first.weight[:, :-1] * input_scale, first.weight[:, -1:]])
+    if first.n_inputs is not None:  # source columns are no input (a relay before: same sums)
+        k = first.n_inputs
+        first.weight = np.hstack([first.weight[:, :k] * input_scale, first.weight[:, k:]])
     else:
         first.weight = first.weight * input_scale
     if out[-1].kind == "flatten":

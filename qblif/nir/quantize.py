@@ -73,9 +73,14 @@ def decay_fractions(st, dt: float) -> dict:
     elif t != "LI":
         theta = par("v_threshold")
         if getattr(n, "v_reset", None) is not None and np.any(par("v_reset") != 0):
-            raise fail(name, n, "v_reset != 0 is not representable (Loihi CUBA resets to 0)")
+            if st.reset_weight is None:
+                raise fail(name, n, "v_reset != 0 is not representable (Loihi CUBA resets to "
+                           "0)")
+            shift = par("v_reset")      # the frame v' = v - v_reset (graph._sources)
+            theta, leak = theta - shift, leak - av * shift
     if theta is not None and np.any(theta <= 0):
-        raise fail(name, n, "v_threshold must be > 0 (Loihi thresholds are positive)")
+        raise fail(name, n, "v_threshold must be > 0 (Loihi thresholds are positive; with "
+                   "v_reset != 0, v_threshold - v_reset)")
     if not np.all(np.isfinite(gain)) or not np.all(np.isfinite(leak)):
         raise fail(name, n, "the parameters give an infinite or undefined input gain or leak")
     bias_v = leak.copy()

@@ -19,6 +19,8 @@ given to the compiled network (integers, as floats), presented unchanged every s
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from qblif.nir.graph import load, options, param, stages
@@ -101,6 +103,9 @@ def simulate(path, frames, steps: int, dt=None, input_scale=None,
         if st.kind == "flatten":
             cur = cur.reshape(n_s, steps, -1)
             continue
+        if st.reset_weight is not None:     # NIR's own v_reset runs below, not the frame
+            st = copy.copy(st)
+            st.weight = st.weight - st.reset_weight
         y = synapse(st, cur.reshape((n_s * steps,) + tuple(st.in_shape)), bias=False)
         y = delayed(y.reshape((n_s, steps) + tuple(st.shape)), st.delay)
         if st.bias is not None:     # not delayed (a Delay after a biased op is refused)

@@ -267,3 +267,55 @@ def test_per_input_delays_that_differ_are_refused(tmp_path):
     path = _chain(tmp_path, "in_delay.nir", (3,), body, (2,))
     with pytest.raises(CompileError, match=r"'d' \(Delay\): per-input delays that differ"):
         qblif.compile(path, input_bits=2, nir_options=dict(dt=DT))
+
+
+# --- v_reset != 0: the voltage frame shifted by v_reset, a first-step correction -------------
+def _with_reset(node, v_reset):
+    node.v_reset = np.full(np.shape(node.v_threshold), v_reset)
+    return node
+
+
+@pytest.mark.parametrize("kind", ["IF", "LIF", "CubaLIF"])
+def test_v_reset_nonzero_runs_exactly_in_the_shifted_frame(tmp_path, kind):
+    """A hidden layer with ``v_reset != 0`` (IF: -0.25; LIF, tau = 2 dt: 0.25; CubaLIF,
+    tau_syn = tau_mem = 2 dt, with a bias: 0.25): NIR's ``v = v_reset`` after a spike and
+    ``v = 0`` at the start; compiled in the frame ``v - v_reset`` with a first-step
+    correction, it equals the float NIR simulation (which runs NIR's own v_reset), the oracle,
+    the engine and Lava on every layer and step, over several samples."""
+    rng = np.random.default_rng(13)
+    if kind == "IF":
+        hidden, reset = _if(8, 0.75), -0.25
+    elif kind == "LIF":
+        hidden = nir.LIF(tau=np.full(8, 2 * DT), r=np.full(8, 2.0), v_leak=np.zeros(8),
+                         v_threshold=np.full(8, 0.5))
+        reset = 0.25
+    else:
+        hidden, reset = _cuba_exact(8, 0.5), 0.25
+    op = nir.Affine(weight=_grid(rng, (8, 6), 0.15), bias=np.full(8, 0.0625)) \
+        if kind == "CubaLIF" else nir.Linear(weight=_grid(rng, (8, 6), 0.15))
+    body = [("fc1", op), ("h", _with_reset(hidden, reset)),
+            ("fc2", nir.Linear(weight=_grid(rng, (3, 8), 0.4))), ("o", _if(3, 0.5))]
+    path = _chain(tmp_path, f"vreset_{kind}.nir", (6,), body, (3,))
+    frames = rng.integers(0, 4, (6, 6))
+    rows, kinds, relays, report, oracle, lava, eng, ref = _run_all(path, frames, 6,
+                                                                   input_bits=2)
+    assert relays == [0, 1]                    # the always-on source and its delayed copies
+    assert all(r["exact"] for r in rows), report
+    assert any("v_reset != 0" in note for note in rows[2]["fused"])
+    _assert_exact(oracle, lava, eng, ref, relays)
+    h = ref[2]
+    assert h.sum() >= 10 and oracle[3].any()
+    # the reset value matters: the same file with v_reset = 0 spikes differently
+    body[1] = ("h", _with_reset(hidden, 0.0))
+    plain = simulate(_chain(tmp_path, "zero.nir", (6,), body, (3,)), frames, 6, dt=DT)
+    assert not np.array_equal(plain[0], h)
+
+
+def test_v_reset_into_a_conv_is_refused_with_the_reason(tmp_path):
+    rng = np.random.default_rng(14)
+    body = [("conv", _conv(_grid(rng, (2, 1, 3, 3)), (4, 4), 1)),
+            ("h", _with_reset(_if((2, 4, 4)), 0.5))]
+    path = _chain(tmp_path, "vreset_conv.nir", (1, 4, 4), body, (2, 4, 4))
+    with pytest.raises(CompileError, match=r"'h' \(IF\): v_reset != 0 is mapped by shifting "
+                       r"the voltage .*dense ops only"):
+        qblif.compile(path, input_bits=2, nir_options=dict(dt=DT))
