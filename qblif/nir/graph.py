@@ -635,13 +635,21 @@ def weight_bits_needed(w, max_bits: int = 8):
     m = float(np.max(np.abs(w))) if w.size else 0.0
     if m == 0:
         return 1
+    probe = w[np.flatnonzero(w)[:4096]]               # a cheap first test (fused ops are big)
     for k in range(1, 2 ** (max_bits - 1) + 1):      # the largest |w| is k steps
+        if not _on_grid(probe * (k / m)):
+            continue
         x = w * (k / m)
         r = np.round(x)
-        if np.all(np.abs(x - r) <= EXACT_RTOL * np.maximum(np.abs(x), 1.0)):
+        if _on_grid(x):
             b = 1 + int(math.ceil(math.log2(max(-float(r.min()), float(r.max()) + 1, 1.0))))
             return b if b <= max_bits else None     # the coarsest step: the fewest bits
     return None
+
+
+def _on_grid(x) -> bool:
+    """Whether every value of ``x`` is an integer (within :data:`EXACT_RTOL`)."""
+    return bool(np.all(np.abs(x - np.round(x)) <= EXACT_RTOL * np.maximum(np.abs(x), 1.0)))
 
 
 def relay_ints(w):
