@@ -73,17 +73,24 @@ def decay_fractions(st, dt: float) -> dict:
     elif t != "LI":
         theta = par("v_threshold")
         if getattr(n, "v_reset", None) is not None and np.any(par("v_reset") != 0):
-            raise fail(name, n, "v_reset != 0 is not representable (Loihi CUBA resets to 0)")
+            if st.reset_weight is None:
+                raise fail(name, n, "v_reset != 0 is not representable (Loihi CUBA resets to "
+                           "0)")
+            shift = par("v_reset")      # the frame v' = v - v_reset (graph._sources)
+            theta, leak = theta - shift, leak - av * shift
     if theta is not None and np.any(theta <= 0):
-        raise fail(name, n, "v_threshold must be > 0 (Loihi thresholds are positive)")
+        raise fail(name, n, "v_threshold must be > 0 (Loihi thresholds are positive; with "
+                   "v_reset != 0, v_threshold - v_reset)")
     if not np.all(np.isfinite(gain)) or not np.all(np.isfinite(leak)):
         raise fail(name, n, "the parameters give an infinite or undefined input gain or leak")
     bias_v = leak.copy()
     if st.bias is not None and np.any(st.bias):
         if np.any(au != 1):
-            raise fail(name, n, f"the bias of {st.ops[0]!r} feeds the synaptic current of a "
-                       "CubaLIF with tau_syn != dt; Loihi adds biases to the voltage, so this "
-                       "is not representable (use Linear, or tau_syn = dt)")
+            raise fail(name, n, f"the bias of {st.ops[0]!r} ({st.kind}) feeds the synaptic "
+                       "current of a CubaLIF with tau_syn != dt; Loihi adds biases to the "
+                       "voltage. A dense op's bias goes through an always-on source neuron; a "
+                       f"{st.kind}'s cannot (zero padding: the bias is not one column per "
+                       "channel), so this is not representable (no bias, or tau_syn = dt)")
         bias_v = bias_v + gain * st.bias
     for key, a in (("alpha_u", au), ("alpha_v", av)):
         if np.ptp(a) != 0:
@@ -128,10 +135,12 @@ def _rel_err(q, f):
 
 
 def quantize_stage(st, dt: float, weight_bits: int, in_max: int,
-                   guarantee: bool = True) -> dict:
+                   guarantee: bool = True, in_unit: float = 1.0) -> dict:
     """Integer parameters of one stage and its error report. ``guarantee``: lower the scale
     until the worst-case state fits 24 bits (``False``, ``--allow-inexact``: the most
-    precise scale in range, whatever the headroom).
+    precise scale in range, whatever the headroom). ``in_unit``: the stage's input arrives
+    multiplied by it (a relay layer before it sends ``c * y``): the forward weights are
+    divided by it.
 
     Returns ``dict(weight=int64, vth=int64 array (shape), bias=int64 array or None, du, dv,
     report=dict)``. weight: file order (dense (out, in), conv (C_out, C_in/g, kH, kW),
@@ -140,7 +149,7 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int,
     if not 1 <= weight_bits <= 8:
         raise CompileError(f"weight_bits={weight_bits} is out of range [1, 8]")
     f = decay_fractions(st, dt)
-    w_eff = effective_weight(st, f["gain"])
+    w_eff = effective_weight(st, f["gain"]) / in_unit
     n_fwd = w_eff.shape[1] if w_eff.ndim == 2 else None
     if st.weight_rec is not None:     # one scale for both: the same neuron sums them
         w_eff = np.concatenate([w_eff, st.weight_rec * f["gain"].reshape(-1, 1)], axis=1)
