@@ -86,15 +86,7 @@ def test_our_k1_export_runs_in_norse_and_agrees(tmp_path):
     float run agrees with our float NIR simulation (>= 99%) and with our Lava run of the
     NetX model (measured, >= 95%; docs/nir.md has the figures)."""
     _norse()
-    import sys
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "passes"))
-    from test_compiler_writer import dense_net, write_net
-    from qblif.cli import main as cli
-    rng = np.random.default_rng(0)
-    specs, shape = dense_net(rng, sizes=(12, 8, 6), cuba=(0, 1))
-    src = write_net(tmp_path / "k1.net", specs, shape)
-    out = tmp_path / "k1.nir"
-    assert cli.main(["export-nir", str(src), str(out), "--dt", "1e-4"]) == 0
+    src, out = _k1_export(tmp_path)
     frames = np.random.default_rng(1).integers(0, 16, (20, 12))
     steps = 8
     theirs = dict(zip((1, 2), norse_chain_run(norse_modules(out, 1e-4), frames, steps)))
@@ -104,6 +96,66 @@ def test_our_k1_export_runs_in_norse_and_agrees(tmp_path):
         lava = net.run(frames, steps)
     assert min(agreement(lava, theirs).values()) >= 0.95
     assert all(t.sum() > 20 for t in theirs.values())
+
+
+def _k1_export(tmp_path):
+    """A K = 1 CUBA NetX model 12-8-6 and its ``qblif export-nir`` at dt = 1e-4."""
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1] / "passes"))
+    from test_compiler_writer import dense_net, write_net
+    from qblif.cli import main as cli
+    specs, shape = dense_net(np.random.default_rng(0), sizes=(12, 8, 6), cuba=(0, 1))
+    src = write_net(tmp_path / "k1.net", specs, shape)
+    out = tmp_path / "k1.nir"
+    assert cli.main(["export-nir", str(src), str(out), "--dt", "1e-4"]) == 0
+    return src, out
+
+
+@torch.no_grad()
+def _norse_graph_run(model, frames, steps):
+    """Norse's ``from_nir`` executor run step by step: per neuron module spikes (S, T, n)."""
+    cells = [m for m in model.modules() if type(m).__name__ == "CubaLIF"]
+    rec = {id(m): [] for m in cells}
+    hooks = [m.register_forward_hook(lambda mod, _i, o: rec[id(mod)].append(o[0].numpy().copy()))
+             for m in cells]
+    x, state = torch.as_tensor(np.asarray(frames, np.float32)), None
+    try:
+        for _ in range(steps):
+            _, state = model(x, state)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [np.stack(rec[id(m)], axis=1) for m in cells]
+
+
+def test_our_k1_export_round_trip_into_snntorch_and_norse(tmp_path):
+    """``qblif export-nir`` of a K = 1 model read by snnTorch's ``import_from_nir`` and
+    Norse's ``from_nir`` (both need nirtorch >= 2, ``nirtorch.nir_to_torch``): their float
+    runs agree with our float NIR simulation of the file (snnTorch exactly: its Synaptic
+    at dt = 1e-4 is the file's Euler step) and with our Lava run of the NetX model."""
+    nirtorch = pytest.importorskip("nirtorch")
+    if not hasattr(nirtorch, "nir_to_torch"):
+        pytest.skip("snnTorch 1.0.0's import_from_nir and Norse 1.1.0's from_nir need nirtorch "
+                    f">= 2 (nirtorch.nir_to_torch; the test extra pins 2.6); {nirtorch.__version__}"
+                    " is installed")
+    snn_import = pytest.importorskip("snntorch.import_nir", reason="snntorch is not installed")
+    nt = pytest.importorskip("norse.torch", reason="norse is not installed")
+    import snntorch_nets as sn
+    src, out = _k1_export(tmp_path)
+    frames = np.random.default_rng(1).integers(0, 16, (20, 12))
+    steps = 8
+    ours = dict(zip((1, 2), simulate(out, frames, steps).values()))
+    with qblif.compile(src) as net:
+        lava = net.run(frames, steps)
+    snn_model = snn_import.import_from_nir(nir.read(str(out)))
+    snn_run = dict(zip((1, 2), sn.simulate(snn_model, frames, steps)))
+    norse_run = dict(zip((1, 2), _norse_graph_run(nt.from_nir(nir.read(str(out)), dt=1e-4),
+                                                  frames, steps)))
+    for theirs in (snn_run, norse_run):
+        assert all(t.sum() > 20 for t in theirs.values())
+        assert min(agreement(ours, theirs).values()) >= 0.99
+        assert min(agreement(lava, theirs).values()) >= 0.95
+    assert agreement(ours, snn_run) == {1: 1.0, 2: 1.0}
 
 
 def test_sinabs_cnn_pooling_into_conv_exports_compiles_and_agrees(tmp_path):
