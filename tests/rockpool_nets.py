@@ -34,13 +34,17 @@ DT = 1e-3       # Rockpool's default time step (LIFTorch dt)
 
 
 def mlp(sizes, tau_mem=0.02, tau_syn=0.02, thr=1.0, max_spikes=1):
-    """LinearTorch -> LIFTorch per layer (no biases: the export drops a LIFTorch bias)."""
+    """LinearTorch -> LIFTorch per layer (no biases: the export drops a LIFTorch bias), with
+    Rockpool's ``PeriodicExponential`` surrogate (its ``StepPWL`` default has no gradient
+    below ``threshold - 0.5``: output neurons that fall silent in training stay so)."""
+    from rockpool.nn.modules.torch.lif_torch import PeriodicExponential
     mods = []
     for a, b in zip(sizes[:-1], sizes[1:]):
         mods += [LinearTorch((a, b)),
                  LIFTorch(b, tau_mem=torch.full((b,), tau_mem), tau_syn=torch.full((b,), tau_syn),
                           threshold=torch.full((b,), thr), dt=DT,
-                          max_spikes_per_dt=torch.tensor(float(max_spikes)))]
+                          max_spikes_per_dt=torch.tensor(float(max_spikes)),
+                          spike_generation_fn=PeriodicExponential)]
     return Sequential(*mods)
 
 
@@ -91,12 +95,14 @@ def export(net, n_in: int, path, rockpool_semantics: bool = False) -> None:
 
 
 def run(net, x, steps: int) -> list:
-    """Rockpool's own float run (differentiable): per LIFTorch layer spikes ``(S, T, n)``,
-    the input ``x`` ``(S, n_in)`` presented on every step, states zero."""
+    """Rockpool's own float run: per LIFTorch layer spikes ``(S, T, n)`` (the last one
+    differentiable: Rockpool's record holds detached copies), the input ``x`` ``(S, n_in)``
+    presented on every step, states zero."""
     net.reset_state()
-    _, _, rec = net(x.unsqueeze(1).expand(-1, steps, -1), record=True)
-    keys = sorted((k for k in rec if k.endswith("LIFTorch_output")), key=lambda k: int(k.split("_")[0]))
-    return [rec[k] for k in keys]
+    out, _, rec = net(x.unsqueeze(1).expand(-1, steps, -1), record=True)
+    keys = sorted((k for k in rec if k.endswith("LIFTorch_output")),
+                  key=lambda k: int(k.split("_")[0]))
+    return [rec[k] for k in keys[:-1]] + [out]
 
 
 @torch.no_grad()
