@@ -144,6 +144,7 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
                            f"({' '.join(repr(meta[key]).split())[:60]})") from None
     g = new_graph(**attrs)
     rows, warnings, in_max, unit = [], [], 2 ** bits - 1, 1.0
+    held = True         # the first neuron layer sees the frames, held for each sample
     for i, st in enumerate(sts):
         if st.kind == "flatten":
             g.add_node(i, layer=Layer(index=i, kind="flatten", shape=tuple(st.shape)))
@@ -157,7 +158,8 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
                                 max_burst=q["max_burst"], reset_mode=q["reset_mode"])
             else:
                 q = quantize_stage(st, dt, int(weight_bits), in_max,
-                                   guarantee=not allow_inexact, in_unit=unit)
+                                   guarantee=not allow_inexact, in_unit=unit,
+                                   held_input=held)
                 unit = 1.0
                 rep = q["report"]
                 if st.op_types[0] == "AvgPool2d" and rep["err"]["weight"] > 0:
@@ -178,13 +180,15 @@ def graph_to_ir(graph, path: str = "<nir>", dt=None, weight_bits: int = 8,
                           kernel=st.kernel, stride=st.stride,
                           padding=st.padding, dilation=st.dilation, groups=st.groups)
             g.add_node(i, layer=layer)
-            in_max = neuron.max_burst
+            in_max, held = neuron.max_burst, False
         if i:
             g.add_edge(i - 1, i)
         if g.nodes[i]["layer"].weight_rec is not None:   # the IR's dense_rec layer
             g.add_edge(i, i, recurrent=True)
     g.graph["nir_quant"] = rows
     g.graph["nir_warnings"] = warnings
+    # the headroom of these layers holds for held frames from zero state only (api.run)
+    g.graph["nir_held_input"] = [r["index"] for r in rows if r.get("held_input")]
     g.graph["nir_nodes"] = [st.name for st in sts]
     g.graph["nir_readouts"] = [i for i, st in enumerate(sts) if st.neuron_type == "LI"]
     g.graph["nir_relays"] = [i for i, st in enumerate(sts) if st.relay]
