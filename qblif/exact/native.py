@@ -31,6 +31,11 @@ def _build() -> Optional[ctypes.CDLL]:
                   ptr, i64, ptr, i64, i64, ctypes.c_int, ptr, ptr, ptr, i64, i64,
                   ptr, ctypes.c_int, i64, i64, i64, i64, i64, i64, ctypes.c_int32]
     f.restype = ctypes.c_int
+    g = lib.conv_scan
+    g.argtypes = [ptr, ctypes.c_int, ctypes.c_int] + [i64] * 15 + [ptr, i64, ptr, i64, ptr, i64,
+                                                                     i64, ctypes.c_int] + \
+        [ptr] * 4 + [i64, i64]
+    g.restype = ctypes.c_int
     return lib
 
 
@@ -73,6 +78,55 @@ def qblif_scan_pool(p, x: torch.Tensor, static: bool, kernel, out_hw, weight: in
     return _scan(p, None, 0, x.shape[0], shape, static, 0, steps, record_uv, threads, True,
                  (x.data_ptr(), code, h, w, c, int(kernel[0]), int(kernel[1]), shape[1],
                   int(weight)))
+
+
+def conv_scan(p, x: torch.Tensor, static: bool, geometry: tuple, weight: torch.Tensor,
+              steps: int, record_uv: bool, threads: int, sums: bool = False) -> dict:
+    """A conv (or dense) synapse on sparse integer input fused with the fast neuron variant
+    (``conv_scan`` in qblif_scan.c). ``x``: channels-last frames ``(B, H, W, C)`` if ``static``
+    else ``(B, T_x >= steps, H, W, C)`` (a dense layer: ``H = W = 1``), uint8 or int32;
+    ``geometry``: ``(KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)``; ``weight``: float32
+    ``(KH*KW*C, CO)`` of integers, rows tap-major, channel-minor. The caller proved the fast
+    variant's conditions: ``sum |w| * max|x| < 2^17`` (exact float32 sums, no synaptic wrap),
+    du = 4095, dv = 0, ``|bias| < 2^24``. Returns ``{"n": uint8 (B, steps, OH, OW, CO)}``
+    (+ int32 ``u``, ``v``; + int64 per-neuron count sums ``"sums"`` (OH, OW, CO) with ``sums``)."""
+    lib = library()
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = (int(g) for g in geometry)
+    b = x.shape[0]
+    h, w_, c = (int(s) for s in x.shape[-3:])
+    if x.stride(-1) != 1 or x.stride(-2) != c or x.stride(-3) != w_ * c or \
+            (not static and x.stride(1) != h * w_ * c):
+        x = x.contiguous()
+    co = int(weight.shape[1])
+    weight = weight.contiguous()
+    shape = (oh, ow, co)
+    n_el = oh * ow * co
+    if not hasattr(p, "_native"):
+        p._native = _param(p.theta, n_el) + _param(p.bias, n_el)
+    theta, theta_n, bias, bias_n = p._native
+    out = {"n": torch.empty((b, steps) + shape, dtype=torch.uint8)}
+    if record_uv:
+        out["u"] = torch.empty((b, steps) + shape, dtype=torch.int32)
+        out["v"] = torch.empty_like(out["u"])
+    parts = max(1, min(int(threads), b))
+    cuts = [b * j // parts for j in range(parts + 1)]
+    sum_rows = torch.zeros((parts, n_el), dtype=torch.int32) if sums else None
+    code = {torch.uint8: 4, torch.int32: 0}[x.dtype]
+    args = (x.data_ptr(), code, int(static), int(x.stride(0)), h, w_, c, kh, kw, sh, sw, ph, pw,
+            dh, dw, oh, ow, co, weight.data_ptr(), int(steps), theta.data_ptr(), theta_n,
+            bias.data_ptr(), bias_n, p.k, int(p.subtract), out["n"].data_ptr(),
+            out["u"].data_ptr() if record_uv else None,
+            out["v"].data_ptr() if record_uv else None)
+
+    def part(j):
+        srow = sum_rows[j].data_ptr() if sums else None
+        return lib.conv_scan(*args, srow, cuts[j], cuts[j + 1])
+    rcs = [part(0)] if parts == 1 else list(_pool(parts).map(part, range(parts)))
+    if any(rcs):
+        raise MemoryError("conv_scan: out of memory")
+    if sums:
+        out["sums"] = sum_rows.sum(0, dtype=torch.int64).reshape(shape)
+    return out
 
 
 def _scan(p, a_ptr, a_code, b, shape, static, in_wrap, steps, record_uv, threads, narrow, pool):

@@ -490,6 +490,51 @@ def _fused_pool(ctx: Ctx, ly, syn: Synapse, flow: Flow) -> Optional[Flow]:
     return Flow(res["n"], False, int(ly.neuron.max_burst))
 
 
+#: the sparse fused kernel reads inputs whose layers it is worth it for: spike counts (uint8,
+#: mostly zeros) or a fan-in of at most this many values per output (a frame into a small kernel)
+SPARSE_FAN_IN = 64
+
+
+def _fused_conv(ctx: Ctx, ly, syn: Synapse, flow: Flow) -> Optional[Flow]:
+    """A conv (groups 1) or dense layer's synapse and QB-LIF neuron in one native pass over its
+    sparse input (``conv_scan``: non-zero inputs only, sums in registers, never written out),
+    where the kernel's fast variant applies (``du = 4095``, ``dv = 0``, the bound proves
+    ``|a| < 2^17`` so float32 sums are exact and nothing wraps) and the input is spike counts
+    (uint8) or a small fan-in; else None."""
+    eng = ctx.engine
+    if not eng.use_native or ly.kind not in ("conv", "dense") or ly.neuron.kind == "SDNN" or \
+            flow.x.dtype not in (torch.uint8, torch.int32) or syn.abs_sum * flow.xmax >= NARROW_INPUT:
+        return None
+    if ly.kind == "conv":
+        g, rows, co = syn.weight.shape
+        kh, kw = (int(s) for s in np.shape(ly.weight)[2:])
+        if g != 1 or kh * kw > 64 or flow.x.dim() != (4 if flow.static else 5):
+            return None
+        geometry = (kh, kw, *ly.stride, *ly.padding, *ly.dilation, int(ly.shape[1]),
+                    int(ly.shape[2]))
+        x = flow.x
+    else:
+        rows = syn.weight.shape[0]
+        geometry = (1, 1, 1, 1, 0, 0, 1, 1, 1, 1)
+        lead = 1 if flow.static else 2
+        if flow.x.dim() != lead + 1:
+            return None
+        x = flow.x.reshape(tuple(flow.x.shape[:lead]) + (1, 1, -1))
+    if flow.x.dtype != torch.uint8 and rows > SPARSE_FAN_IN:
+        return None
+    p = eng.params(ly, numpy=True)
+    if p.cu != 0 or p.cv != reference.DECAY_UNITY or p.bias_abs >= F32_EXACT:
+        return None
+    from qblif.exact import native
+    w = syn.w(torch.float32, "cpu")
+    res = native.conv_scan(p, x, flow.static, geometry, w[0] if ly.kind == "conv" else w,
+                           ctx.layer_steps.get(ly.index, ctx.steps), ctx.record_uv, eng.threads)
+    if ly.kind == "dense":        # (B, T, 1, 1, out) -> (B, T, out)
+        res = {k: v.reshape(tuple(v.shape[:2]) + (-1,)) for k, v in res.items()}
+    record_layer(ctx, ly, res)
+    return Flow(res["n"], False, int(ly.neuron.max_burst))
+
+
 def layer_input(ctx: Ctx, ly, flow: Flow) -> Flow:
     """Input layer: nothing, or an SDNN delta encoder (depth 0)."""
     if ly.neuron is None:
@@ -510,7 +555,7 @@ def layer_synaptic(ctx: Ctx, ly, flow: Flow) -> Flow:
     apply = SYNAPSES[ly.kind][1]
     if ly.index in ctx.layer_steps and not flow.static:    # only the first k steps
         flow = Flow(flow.x[:, :ctx.layer_steps[ly.index]], False, flow.xmax)
-    fused = _fused_pool(ctx, ly, syn, flow)
+    fused = _fused_pool(ctx, ly, syn, flow) or _fused_conv(ctx, ly, syn, flow)
     if fused is not None:
         return fused
     lead = flow.x.shape[:1] if flow.static else flow.x.shape[:2]
