@@ -28,7 +28,7 @@ def _build() -> Optional[ctypes.CDLL]:
     f = lib.qblif_scan
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     f.argtypes = [ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, i64, i64,
-                  ptr, i64, ptr, i64, i64, ctypes.c_int, ptr, ptr, ptr, i64, i64,
+                  ptr, i64, ptr, i64, i64, ctypes.c_int, ptr, ptr, ptr, ptr, i64, i64,
                   ptr, ctypes.c_int, i64, i64, i64, i64, i64, i64, ctypes.c_int32]
     f.restype = ctypes.c_int
     g = lib.conv_scan
@@ -50,34 +50,35 @@ def _param(value, n: int):
 
 
 def qblif_scan(p, a: torch.Tensor, static: bool, in_wrap: int, steps: int, record_uv: bool,
-               threads: int, narrow: bool = False) -> dict:
+               threads: int, narrow: bool = False, sums: bool = False) -> dict:
     """The kernel on a CPU tensor ``a`` ((B, *shape) if ``static`` else (B, T, *shape), any
     of int32/int64/float32/float64 holding integers), wrapped first by ``in_wrap`` (24, 32
     or 0, see :func:`qblif.exact.engine.as_int32`); ``p`` a :class:`QBLIFParams` (numpy
     parameters, channels-last); ``narrow``: the caller proved ``|a| < 2^17`` (before the
     wrap) and ``|bias| < 2^24``, which allows the int32 fast variant. ``threads``: sample
     ranges run on that many threads. Returns ``{"n": uint8 (B, T, *shape)}`` (counts
-    0..K <= 255; + int32 ``u``, ``v``)."""
+    0..K <= 255; + int32 ``u``, ``v``; + with ``sums`` the per-neuron count sums over the batch
+    and steps, int64 ``"sums"`` of ``shape``)."""
     a = a.contiguous()
     shape = tuple(a.shape[1:] if static else a.shape[2:])
     return _scan(p, a.data_ptr(), _DTYPES[a.dtype], a.shape[0], shape, static, in_wrap, steps,
-                 record_uv, threads, narrow, (None, 0, 0, 0, 0, 0, 0, 0, 0))
+                 record_uv, threads, narrow, (None, 0, 0, 0, 0, 0, 0, 0, 0), sums)
 
 
 def qblif_scan_pool(p, x: torch.Tensor, static: bool, kernel, out_hw, weight: int, steps: int,
-                    record_uv: bool, threads: int) -> dict:
+                    record_uv: bool, threads: int, sums: bool = False) -> dict:
     """:func:`qblif_scan` of a layer whose synapse is a pooling with a uniform kernel of
     ``weight``, stride = ``kernel``, no padding, dilation 1, computed inside the kernel from the
     counts ``x`` ((B, [T,] H, W, C) uint8 or int32, channels-last). The caller proved the
     fast variant's conditions (``|a| < 2^17``: ``weight * kH * kW * max x``; du = 4095,
-    dv = 0, ``|bias| < 2^24``)."""
+    dv = 0, ``|bias| < 2^24``); ``sums`` as :func:`qblif_scan`."""
     x = x.contiguous()
     h, w, c = x.shape[-3:]
     shape = (int(out_hw[0]), int(out_hw[1]), int(c))
     code = {torch.uint8: 4, torch.int32: 0}[x.dtype]
     return _scan(p, None, 0, x.shape[0], shape, static, 0, steps, record_uv, threads, True,
                  (x.data_ptr(), code, h, w, c, int(kernel[0]), int(kernel[1]), shape[1],
-                  int(weight)))
+                  int(weight)), sums)
 
 
 def conv_scan(p, x: torch.Tensor, static: bool, geometry: tuple, weight: torch.Tensor,
@@ -110,7 +111,7 @@ def conv_scan(p, x: torch.Tensor, static: bool, geometry: tuple, weight: torch.T
         out["v"] = torch.empty_like(out["u"])
     parts = max(1, min(int(threads), b))
     cuts = [b * j // parts for j in range(parts + 1)]
-    sum_rows = torch.zeros((parts, n_el), dtype=torch.int32) if sums else None
+    sum_rows = _sum_rows(parts, n_el, b, steps, sums)
     code = {torch.uint8: 4, torch.int32: 0}[x.dtype]
     args = (x.data_ptr(), code, int(static), int(x.stride(0)), h, w_, c, kh, kw, sh, sw, ph, pw,
             dh, dw, oh, ow, co, weight.data_ptr(), int(steps), theta.data_ptr(), theta_n,
@@ -129,7 +130,18 @@ def conv_scan(p, x: torch.Tensor, static: bool, geometry: tuple, weight: torch.T
     return out
 
 
-def _scan(p, a_ptr, a_code, b, shape, static, in_wrap, steps, record_uv, threads, narrow, pool):
+def _sum_rows(parts: int, n_el: int, b: int, steps: int, sums: bool):
+    """One int32 row of per-neuron count sums per thread (None without ``sums``); a thread's
+    samples x steps x K must fit int32."""
+    if not sums:
+        return None
+    if b * steps * 255 >= 2 ** 31:
+        raise ValueError(f"a chunk of {b} samples x {steps} steps is too long for int32 sums")
+    return torch.zeros((parts, n_el), dtype=torch.int32)
+
+
+def _scan(p, a_ptr, a_code, b, shape, static, in_wrap, steps, record_uv, threads, narrow, pool,
+          sums=False):
     lib = library()
     n_el = int(np.prod(shape))
     if not hasattr(p, "_native"):
@@ -146,13 +158,17 @@ def _scan(p, a_ptr, a_code, b, shape, static, in_wrap, steps, record_uv, threads
             out["v"].data_ptr() if record_uv else None)
     parts = max(1, min(int(threads), b))
     cuts = [b * j // parts for j in range(parts + 1)]
-    if parts == 1:
-        rcs = [lib.qblif_scan(*args, 0, b, *pool)]
-    else:       # ctypes releases the GIL: sample ranges run in parallel
-        rcs = list(_pool(parts).map(lambda j: lib.qblif_scan(*args, cuts[j], cuts[j + 1], *pool),
-                                    range(parts)))
+    sum_rows = _sum_rows(parts, n_el, b, steps, sums)
+
+    def part(j):
+        srow = sum_rows[j].data_ptr() if sums else None
+        return lib.qblif_scan(*args, srow, cuts[j], cuts[j + 1], *pool)
+    # ctypes releases the GIL: sample ranges run in parallel
+    rcs = [part(0)] if parts == 1 else list(_pool(parts).map(part, range(parts)))
     if any(rcs):
         raise RuntimeError("qblif_scan: fused pooling outside the fast variant")
+    if sums:
+        out["sums"] = sum_rows.sum(0, dtype=torch.int64).reshape(shape)
     return out
 
 

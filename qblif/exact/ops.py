@@ -425,6 +425,9 @@ class Ctx:
     sdnn: dict
     layer_steps: dict = field(default_factory=dict)
     run_state: dict = field(default_factory=dict)    # carried from chunk to chunk of a run
+    #: native kernels also count each recorded layer's per-neuron spike sums over the chunk's
+    #: samples and all its steps: ``out[("sum", i)]``, int64 of the inner shape
+    count_sums: bool = False
 
 
 def abs_bound(x: torch.Tensor) -> int:
@@ -449,7 +452,7 @@ def run_neuron(ctx: Ctx, ly, raw: torch.Tensor, wrap: int, static: bool,
         if eng.use_native:
             from qblif.exact import native
             res = native.qblif_scan(p, raw, static, wrap, steps, ctx.record_uv, eng.threads,
-                                    narrow)
+                                    narrow, sums=_sums(ctx, ly))
         else:
             res = qblif_scan(p, as_int32(raw, wrap), static, steps, ctx.record_uv, narrow)
         flow = Flow(res["n"], False, int(ly.neuron.max_burst))
@@ -457,9 +460,15 @@ def run_neuron(ctx: Ctx, ly, raw: torch.Tensor, wrap: int, static: bool,
     return flow
 
 
+def _sums(ctx: Ctx, ly) -> bool:
+    return ctx.count_sums and ly.index in ctx.record
+
+
 def record_layer(ctx: Ctx, ly, res: dict) -> None:
     if ly.index in ctx.record:
         ctx.out[ly.index] = res["n"]
+        if "sums" in res:
+            ctx.out[("sum", ly.index)] = res["sums"]
         if ctx.record_uv and "u" in res:
             ctx.out[("u", ly.index)], ctx.out[("v", ly.index)] = res["u"], res["v"]
 
@@ -485,7 +494,7 @@ def _fused_pool(ctx: Ctx, ly, syn: Synapse, flow: Flow) -> Optional[Flow]:
     from qblif.exact import native
     res = native.qblif_scan_pool(p, flow.x, flow.static, (kh, kw), (oh, ow), int(k.flat[0]),
                                  ctx.layer_steps.get(ly.index, ctx.steps), ctx.record_uv,
-                                 eng.threads)
+                                 eng.threads, sums=_sums(ctx, ly))
     record_layer(ctx, ly, res)
     return Flow(res["n"], False, int(ly.neuron.max_burst))
 
@@ -528,9 +537,11 @@ def _fused_conv(ctx: Ctx, ly, syn: Synapse, flow: Flow) -> Optional[Flow]:
     from qblif.exact import native
     w = syn.w(torch.float32, "cpu")
     res = native.conv_scan(p, x, flow.static, geometry, w[0] if ly.kind == "conv" else w,
-                           ctx.layer_steps.get(ly.index, ctx.steps), ctx.record_uv, eng.threads)
+                           ctx.layer_steps.get(ly.index, ctx.steps), ctx.record_uv, eng.threads,
+                           sums=_sums(ctx, ly))
     if ly.kind == "dense":        # (B, T, 1, 1, out) -> (B, T, out)
-        res = {k: v.reshape(tuple(v.shape[:2]) + (-1,)) for k, v in res.items()}
+        res = {k: v.reshape(-1) if k == "sums" else v.reshape(tuple(v.shape[:2]) + (-1,))
+               for k, v in res.items()}
     record_layer(ctx, ly, res)
     return Flow(res["n"], False, int(ly.neuron.max_burst))
 

@@ -15,7 +15,8 @@
  * theta:  vth << 6 per neuron (N,) int32, or a scalar when theta_n == 1; bias likewise.
  * cu:     4096 - (du + 1); cv: 4096 - dv.  fast: the caller proved |a| < 2^17 and |bias| < 2^24
  *         (the fast variant then runs where du = 4095 and dv = 0).
- *   n_out: (B, T, N) uint8 (counts 0..K <= 255); u_out, v_out: (B, T, N) int32 (may be NULL).
+ *   n_out: (B, T, N) uint8 (counts 0..K <= 255); u_out, v_out: (B, T, N) int32 (may be NULL);
+ *   sum_out: (N,) int32 per-neuron count sums added to (may be NULL; one row per thread).
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -79,7 +80,8 @@ static void pool_load(const pool_src *ps, int64_t m, int64_t i0, int64_t len, in
 static void fast_block(const void *a, int a_dtype, int a_static, int64_t b, int64_t T,
                        int64_t N, int64_t i0, int64_t len, const int32_t *theta, int64_t theta_n,
                        const int32_t *bias, int64_t bias_n, int64_t K, int subtract,
-                       uint8_t *n_out, int32_t *u_out, int32_t *v_out, const pool_src *ps) {
+                       uint8_t *n_out, int32_t *u_out, int32_t *v_out, int32_t *sum_out,
+                       const pool_src *ps) {
     int32_t v[BLOCK], x[BLOCK], n[BLOCK], th[BLOCK], bi[BLOCK];
     for (int64_t i = 0; i < len; i++) {
         v[i] = 0;
@@ -115,6 +117,7 @@ static void fast_block(const void *a, int a_dtype, int a_static, int64_t b, int6
         if (u_out) {
             for (int64_t i = 0; i < len; i++) { u_out[orow + i] = x[i] * 64; v_out[orow + i] = v[i]; }
         }
+        if (sum_out) for (int64_t i = 0; i < len; i++) sum_out[i0 + i] += n[i];
     }
 }
 
@@ -122,8 +125,8 @@ int qblif_scan(const void *a, int a_dtype, int a_static, int in_wrap, int fast,
                int64_t B, int64_t T, int64_t N,
                int64_t cu, int64_t cv, const int32_t *theta, int64_t theta_n,
                const int32_t *bias, int64_t bias_n, int64_t K, int subtract,
-               uint8_t *n_out, int32_t *u_out, int32_t *v_out, int64_t b0, int64_t b1,
-               const void *px, int px_dtype, int64_t H, int64_t W, int64_t C, int64_t kh,
+               uint8_t *n_out, int32_t *u_out, int32_t *v_out, int32_t *sum_out,
+               int64_t b0, int64_t b1, const void *px, int px_dtype, int64_t H, int64_t W, int64_t C, int64_t kh,
                int64_t kw, int64_t OW, int32_t pw) {
     int64_t nblocks = (N + BLOCK - 1) / BLOCK;
     fast = fast && cu == 0 && cv == 4096;
@@ -135,7 +138,7 @@ int qblif_scan(const void *a, int a_dtype, int a_static, int in_wrap, int fast,
             int64_t i0 = blk * BLOCK, i1 = i0 + BLOCK < N ? i0 + BLOCK : N;
             if (fast) {
                 fast_block(a, a_dtype, a_static, b, T, N, i0, i1 - i0, theta, theta_n, bias,
-                           bias_n, K, subtract, n_out, u_out, v_out, ps);
+                           bias_n, K, subtract, n_out, u_out, v_out, sum_out, ps);
                 continue;
             }
             int64_t u[BLOCK], v[BLOCK];
@@ -162,6 +165,7 @@ int qblif_scan(const void *a, int a_dtype, int a_static, int in_wrap, int fast,
                     v[i - i0] = subtract ? vv - n * th : (n > 0 ? 0 : vv);
                     u[i - i0] = uu;
                     n_out[orow + i] = (uint8_t)n;
+                    if (sum_out) sum_out[i] += (int32_t)n;
                     if (u_out) { u_out[orow + i] = (int32_t)uu; v_out[orow + i] = (int32_t)v[i - i0]; }
                 }
             }

@@ -462,3 +462,19 @@ def test_fused_sparse_conv_and_dense_equal_oracle(tmp_path, monkeypatch):
     _assert_same(plain, want, "torch")
     assert len(calls) == 6, "all three synaptic layers fused, in both chunks"
     assert want[1].max() > 1 and want[2].max() > 8 and want[4].sum() > 0
+
+
+def test_quantize_by_lookup_table_equals_quantize_intensity():
+    """``qblif evaluate`` quantizes the stored bytes by a 256-entry table: the same int32
+    frames as ``quantize_intensity`` of ``load_dataset``'s float images, every input width."""
+    from qblif.core.data import load_dataset, load_dataset_u8
+    from qblif.core.encoding import quantize_intensity, quantize_u8
+    for name, limit in (("digits", None), ("fashion-mnist", 500)):
+        x, y = load_dataset(name, "test", limit)
+        xu, scale, yu = load_dataset_u8(name, "test", limit)
+        np.testing.assert_array_equal(yu, y)
+        for bits in range(1, 9):
+            want = quantize_intensity(x, bits)
+            got = quantize_u8(xu, scale, bits).reshape(want.shape)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} bits={bits}")
