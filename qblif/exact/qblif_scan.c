@@ -202,14 +202,15 @@ typedef float v8f __attribute__((vector_size(32)));
 
 static inline v8f ld8(const float *p) { v8f r; memcpy(&r, p, sizeof r); return r; }
 
-/* value * row summed over the listed inputs of one output pixel, nv (constant) vectors of 8
- * output channels from column j0; stored as int32 into a[0 .. 8*nv-1] */
+/* value * row summed over the listed inputs of the taps of one output pixel, nv (constant)
+ * vectors of 8 output channels from column j0: added to the float sums f[0 .. 8*nv-1] (in and
+ * out: the accumulators stay in registers over the taps' inputs) */
 static inline __attribute__((always_inline)) void tile_sums(
         int nv, const float *w, int64_t CO, int64_t j0, int ntaps, const int64_t *tap_pix,
         const int64_t *tap_row, const int32_t *cnt, const int32_t *idx, const float *val,
-        int64_t C, int32_t *a) {
+        int64_t C, float *f) {
     v8f acc[8];
-    for (int r = 0; r < nv; r++) acc[r] = (v8f){0, 0, 0, 0, 0, 0, 0, 0};
+    for (int r = 0; r < nv; r++) acc[r] = ld8(f + 8 * r);
     for (int q = 0; q < ntaps; q++) {
         int64_t p = tap_pix[q];
         const float *wt = w + tap_row[q] * C * CO + j0;
@@ -221,25 +222,44 @@ static inline __attribute__((always_inline)) void tile_sums(
             for (int r = 0; r < nv; r++) acc[r] += s * ld8(row + 8 * r);
         }
     }
-    for (int r = 0; r < nv; r++)
-        for (int j = 0; j < 8; j++) a[8 * r + j] = (int32_t)acc[r][j];
+    for (int r = 0; r < nv; r++) memcpy(f + 8 * r, &acc[r], sizeof acc[r]);
 }
 
 /* the same for fewer than 8 remaining channels (scalar) */
 static void tail_sums(int64_t width, const float *w, int64_t CO, int64_t j0, int ntaps,
                       const int64_t *tap_pix, const int64_t *tap_row, const int32_t *cnt,
-                      const int32_t *idx, const float *val, int64_t C, int32_t *a) {
-    float acc[8] = {0};
+                      const int32_t *idx, const float *val, int64_t C, float *f) {
     for (int q = 0; q < ntaps; q++) {
         int64_t p = tap_pix[q];
         const float *wt = w + tap_row[q] * C * CO + j0;
         for (int32_t k = 0; k < cnt[p]; k++) {
             const float *row = wt + (int64_t)idx[p * C + k] * CO;
             float s = val[p * C + k];
-            for (int64_t j = 0; j < width; j++) acc[j] += s * row[j];
+            for (int64_t j = 0; j < width; j++) f[j] += s * row[j];
         }
     }
-    for (int64_t j = 0; j < width; j++) a[j] = (int32_t)acc[j];
+}
+
+/* tile_sums over all CO output channels of one pixel (f: its CO float sums) */
+static void pixel_sums(const float *w, int64_t CO, int ntaps, const int64_t *tap_pix,
+                       const int64_t *tap_row, const int32_t *cnt, const int32_t *idx,
+                       const float *val, int64_t C, float *f) {
+    int64_t j0 = 0;
+    for (; j0 + 64 <= CO; j0 += 64)
+        tile_sums(8, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, f + j0);
+    switch ((CO - j0) / 8) {
+    case 7: tile_sums(7, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, f + j0); break;
+    case 6: tile_sums(6, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, f + j0); break;
+    case 5: tile_sums(5, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, f + j0); break;
+    case 4: tile_sums(4, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, f + j0); break;
+    case 3: tile_sums(3, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, f + j0); break;
+    case 2: tile_sums(2, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, f + j0); break;
+    case 1: tile_sums(1, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, f + j0); break;
+    default: break;
+    }
+    j0 += (CO - j0) / 8 * 8;
+    if (j0 < CO)
+        tail_sums(CO - j0, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, f + j0);
 }
 
 /* the neuron's T steps of neurons i0 .. i0+len-1 (len <= BLOCK) of sample b from the sums
@@ -290,11 +310,12 @@ int conv_scan(const void *x, int x_dtype, int x_static, int64_t x_bstride,
     int32_t *idx = malloc(sizeof(int32_t) * (size_t)frame);
     float *val = malloc(sizeof(float) * (size_t)frame);
     int32_t *a = malloc(sizeof(int32_t) * (size_t)(N * S));
+    float *f = malloc(sizeof(float) * (size_t)N);
     int32_t *th = malloc(sizeof(int32_t) * (size_t)N);
     int32_t *bi = malloc(sizeof(int32_t) * (size_t)N);
     int64_t tap_pix[64], tap_row[64];
     int rc = 0;
-    if (!cnt || !idx || !val || !a || !th || !bi || KH * KW > 64) { rc = -1; goto done; }
+    if (!cnt || !idx || !val || !a || !f || !th || !bi || KH * KW > 64) { rc = -1; goto done; }
     for (int64_t i = 0; i < N; i++) {
         th[i] = theta[theta_n == 1 ? 0 : i];
         bi[i] = bias[bias_n == 1 ? 0 : i];
@@ -318,41 +339,46 @@ int conv_scan(const void *x, int x_dtype, int x_static, int64_t x_bstride,
                 }
                 cnt[p] = k;
             }
-            /* every output pixel's sums, a[t] (OH, OW, CO) */
-            for (int64_t oh = 0; oh < OH; oh++)
-                for (int64_t ow = 0; ow < OW; ow++) {
-                    int ntaps = 0;
-                    for (int64_t i = 0; i < KH; i++)
-                        for (int64_t j = 0; j < KW; j++) {
-                            int64_t ih = oh * SH - PH + i * DH, iw = ow * SW - PW + j * DW;
-                            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-                            tap_pix[ntaps] = ih * W + iw;
-                            tap_row[ntaps++] = i * KW + j;
-                        }
-                    int32_t *ap = a + t * N + (oh * OW + ow) * CO;
-                    int64_t j0 = 0;
-                    for (; j0 + 64 <= CO; j0 += 64)
-                        tile_sums(8, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, ap + j0);
-                    switch ((CO - j0) / 8) {
-                    case 7: tile_sums(7, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, ap + j0); break;
-                    case 6: tile_sums(6, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, ap + j0); break;
-                    case 5: tile_sums(5, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, ap + j0); break;
-                    case 4: tile_sums(4, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, ap + j0); break;
-                    case 3: tile_sums(3, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, ap + j0); break;
-                    case 2: tile_sums(2, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, ap + j0); break;
-                    case 1: tile_sums(1, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, ap + j0); break;
-                    default: break;
+            /* every output pixel's sums, a[t] (OH, OW, CO), in the float sums f first */
+            memset(f, 0, sizeof(float) * (size_t)N);
+            if (C >= 8 && KH * KW > 1) {
+                /* many input channels: tap by tap, so that a tap's weights (C x CO) stay in L1;
+                 * a pixel's sums go through memory once per tap */
+                for (int64_t i = 0; i < KH; i++)
+                    for (int64_t j = 0; j < KW; j++)
+                        for (int64_t oh = 0; oh < OH; oh++)
+                            for (int64_t ow = 0; ow < OW; ow++) {
+                                int64_t ih = oh * SH - PH + i * DH, iw = ow * SW - PW + j * DW;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                tap_pix[0] = ih * W + iw;
+                                if (!cnt[tap_pix[0]]) continue;
+                                tap_row[0] = i * KW + j;
+                                pixel_sums(w, CO, 1, tap_pix, tap_row, cnt, idx, val, C,
+                                           f + (oh * OW + ow) * CO);
+                            }
+            } else {
+                /* few: pixel by pixel, all its taps at once */
+                for (int64_t oh = 0; oh < OH; oh++)
+                    for (int64_t ow = 0; ow < OW; ow++) {
+                        int ntaps = 0;
+                        for (int64_t i = 0; i < KH; i++)
+                            for (int64_t j = 0; j < KW; j++) {
+                                int64_t ih = oh * SH - PH + i * DH, iw = ow * SW - PW + j * DW;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                tap_pix[ntaps] = ih * W + iw;
+                                tap_row[ntaps++] = i * KW + j;
+                            }
+                        pixel_sums(w, CO, ntaps, tap_pix, tap_row, cnt, idx, val, C,
+                                   f + (oh * OW + ow) * CO);
                     }
-                    j0 += (CO - j0) / 8 * 8;
-                    if (j0 < CO)
-                        tail_sums(CO - j0, w, CO, j0, ntaps, tap_pix, tap_row, cnt, idx, val, C, ap + j0);
-                }
+            }
+            for (int64_t i = 0; i < N; i++) a[t * N + i] = (int32_t)f[i];
         }
         for (int64_t i0 = 0; i0 < N; i0 += BLOCK)
             neuron_block(a, x_static, b, T, N, i0, N - i0 < BLOCK ? N - i0 : BLOCK, th, bi, K,
                          subtract, n_out, u_out, v_out, sum_out);
     }
 done:
-    free(cnt); free(idx); free(val); free(a); free(th); free(bi);
+    free(cnt); free(idx); free(val); free(a); free(f); free(th); free(bi);
     return rc;
 }
