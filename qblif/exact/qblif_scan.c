@@ -96,22 +96,28 @@ static void fast_block(const void *a, int a_dtype, int a_static, int64_t b, int6
         else if (a_dtype == 1) { const float *p = (const float *)a + arow; for (int64_t i = 0; i < len; i++) x[i] = (int32_t)p[i]; }
         else if (a_dtype == 2) { const double *p = (const double *)a + arow; for (int64_t i = 0; i < len; i++) x[i] = (int32_t)p[i]; }
         else { const int64_t *p = (const int64_t *)a + arow; for (int64_t i = 0; i < len; i++) x[i] = (int32_t)p[i]; }
-        for (int64_t i = 0; i < len; i++) {
-            int32_t vv = v[i] + x[i] * 64 + bi[i];
-            v[i] = vv > V_MAX ? V_MAX : (vv < V_MIN ? V_MIN : vv);
-        }
-        if (K <= 8) {          /* n = sum_j [v > j*theta]; j*theta <= 8 * 2^23 */
-            for (int64_t i = 0; i < len; i++) n[i] = 0;
-            for (int32_t j = 1; j <= K; j++)
-                for (int64_t i = 0; i < len; i++) n[i] += v[i] > j * th[i];
+        if (K <= 8) {
+            /* one pass, in registers: n = sum_{j <= 8} [j <= K] [v > j*theta] (j*theta <= 8 * 2^23) */
+            for (int64_t i = 0; i < len; i++) {
+                int32_t vv = v[i] + x[i] * 64 + bi[i];
+                vv = vv > V_MAX ? V_MAX : (vv < V_MIN ? V_MIN : vv);
+                int32_t nn = 0;
+                for (int32_t j = 1; j <= 8; j++) nn += (j <= K) & (vv > j * th[i]);
+                n[i] = nn;
+                v[i] = subtract ? vv - nn * th[i] : (nn > 0 ? 0 : vv);
+            }
         } else {
+            for (int64_t i = 0; i < len; i++) {
+                int32_t vv = v[i] + x[i] * 64 + bi[i];
+                v[i] = vv > V_MAX ? V_MAX : (vv < V_MIN ? V_MIN : vv);
+            }
             for (int64_t i = 0; i < len; i++) {
                 int32_t q = v[i] > th[i] ? (v[i] - 1) / th[i] : 0;
                 n[i] = q > K ? (int32_t)K : q;
             }
+            if (subtract) for (int64_t i = 0; i < len; i++) v[i] -= n[i] * th[i];
+            else for (int64_t i = 0; i < len; i++) v[i] = n[i] > 0 ? 0 : v[i];
         }
-        if (subtract) for (int64_t i = 0; i < len; i++) v[i] -= n[i] * th[i];
-        else for (int64_t i = 0; i < len; i++) v[i] = n[i] > 0 ? 0 : v[i];
         uint8_t *o = n_out + orow;
         for (int64_t i = 0; i < len; i++) o[i] = (uint8_t)n[i];
         if (u_out) {
@@ -274,22 +280,28 @@ static void neuron_block(const int32_t *a, int a_static, int64_t b, int64_t T, i
     for (int64_t t = 0; t < T; t++) {
         const int32_t *x = a + (a_static ? 0 : t * N) + i0;
         size_t orow = (size_t)((b * T + t) * N + i0);
-        for (int64_t i = 0; i < len; i++) {
-            int32_t vv = v[i] + x[i] * 64 + bi[i];
-            v[i] = vv > V_MAX ? V_MAX : (vv < V_MIN ? V_MIN : vv);
-        }
-        if (K <= 8) {          /* n = sum_j [v > j*theta]; j*theta <= 8 * 2^23 */
-            for (int64_t i = 0; i < len; i++) n[i] = 0;
-            for (int32_t j = 1; j <= K; j++)
-                for (int64_t i = 0; i < len; i++) n[i] += v[i] > j * th[i];
+        if (K <= 8) {
+            /* one pass, in registers: n = sum_{j <= 8} [j <= K] [v > j*theta] (j*theta <= 8 * 2^23) */
+            for (int64_t i = 0; i < len; i++) {
+                int32_t vv = v[i] + x[i] * 64 + bi[i];
+                vv = vv > V_MAX ? V_MAX : (vv < V_MIN ? V_MIN : vv);
+                int32_t nn = 0;
+                for (int32_t j = 1; j <= 8; j++) nn += (j <= K) & (vv > j * th[i]);
+                n[i] = nn;
+                v[i] = subtract ? vv - nn * th[i] : (nn > 0 ? 0 : vv);
+            }
         } else {
+            for (int64_t i = 0; i < len; i++) {
+                int32_t vv = v[i] + x[i] * 64 + bi[i];
+                v[i] = vv > V_MAX ? V_MAX : (vv < V_MIN ? V_MIN : vv);
+            }
             for (int64_t i = 0; i < len; i++) {
                 int32_t q = v[i] > th[i] ? (v[i] - 1) / th[i] : 0;
                 n[i] = q > K ? (int32_t)K : q;
             }
+            if (subtract) for (int64_t i = 0; i < len; i++) v[i] -= n[i] * th[i];
+            else for (int64_t i = 0; i < len; i++) v[i] = n[i] > 0 ? 0 : v[i];
         }
-        if (subtract) for (int64_t i = 0; i < len; i++) v[i] -= n[i] * th[i];
-        else for (int64_t i = 0; i < len; i++) v[i] = n[i] > 0 ? 0 : v[i];
         uint8_t *o = n_out + orow;
         for (int64_t i = 0; i < len; i++) o[i] = (uint8_t)n[i];
         if (u_out)
