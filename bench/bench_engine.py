@@ -16,10 +16,15 @@ In one run of this script:
   compile, dataset, T steps per image where T-step windows suffice, SynOps statistics);
   alternating ``--evaluate-repeats`` times with the baseline ``evaluate --latency-window``
   (T + latency steps per image, what it simulated before), each in a fresh process.
+* baseline ``sparse=False``: the same engine with conv and dense synapses computed by the
+  library conv / GEMM and then scanned (the code before issue 22's fused sparse kernel), run
+  just before each thread count's engine run (``--no-sparse-baseline`` leaves it out).
 * the multiply-add floor: every synaptic product of the run (first layer once per frame, the
   others once per step; conv as the im2col GEMM) as a plain float32 ``torch.mm`` of the same
   sizes, one engine chunk at a time, at the same threads, in the same run: the time this
-  machine needs for the run's MACs alone, against which the engine's time is reported.
+  machine needs for the run's MACs alone, against which the engine's time is reported: a table
+  of engine / floor per thread count, in wall and in CPU seconds (the floor is measured right
+  after each engine run, so both see the same load).
 
 The machine may be shared: the table records the load average before and after, and the CPU
 seconds of each in-process run (``time.process_time``, all threads; under load, idle spinning of
@@ -122,6 +127,8 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline-samples", type=int, default=100)
     ap.add_argument("--slayer-samples", type=int, default=0)
     ap.add_argument("--no-evaluate", action="store_true")
+    ap.add_argument("--no-sparse-baseline", action="store_true",
+                    help="leave out the engine row with sparse=False")
     ap.add_argument("--evaluate-repeats", type=int, default=2)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "engine.md"))
     args = ap.parse_args(argv)
@@ -149,10 +156,17 @@ def main(argv=None) -> int:
 
     results = {}
     for th in args.threads:
+        if not args.no_sparse_baseline:             # the engine before the sparse fused synapse
+            results[f"dense{th}"] = engine_row(
+                f"baseline: exact engine without the sparse fused synapses (library conv / GEMM, "
+                f"then the scan; `sparse=False`), CPU, {th} thread(s)",
+                ExactEngine(net.ir, threads=th, sparse=False))
         results[f"cpu{th}"] = engine_row(f"exact engine, CPU, {th} thread(s)",
                                          ExactEngine(net.ir, threads=th))
         f_wall, f_cpu, floor_desc = mac_floor(net.ir, n, steps, th)   # the floor, same moment
         results[f"cpu{th}"] += (f_wall, f_cpu)
+        if f"dense{th}" in results:
+            results[f"dense{th}"] += (f_wall, f_cpu)
     if torch.cuda.is_available():
         eng = ExactEngine(net.ir, device="cuda")
         results["cuda"] = engine_row(f"exact engine, {torch.cuda.get_device_name()}", eng)
@@ -223,14 +237,23 @@ def main(argv=None) -> int:
                      f"{k / wall:,.0f} | {'' if acc is None else f'{acc * 100:.2f}%'} |")
     lines.append("")
     best = min(v[1] for k, v in results.items() if k.startswith("cpu"))
+    for th in args.threads:
+        if f"dense{th}" in results:
+            b, e = results[f"dense{th}"], results[f"cpu{th}"]
+            notes.insert(0, f"{th} thread(s): the sparse fused synapses take the engine from "
+                            f"{b[1]:.2f} to {e[1]:.2f} s of wall time ({b[1] / e[1]:.2f}x), "
+                            f"{b[2]:.2f} to {e[2]:.2f} CPU s ({b[2] / e[2]:.2f}x), same run")
     lines += ["", "The engine against the multiply-add floor (float32 GEMMs of every synaptic product, "
               "measured right after each engine run, same threads):", "",
               "| threads | floor wall s | engine wall s | **engine / floor (wall)** | floor CPU s | "
               "engine CPU s | engine / floor (CPU) |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for th in args.threads:
-        _, e_wall, e_cpu, f_wall, f_cpu = results[f"cpu{th}"]
-        lines.append(f"| {th} | {f_wall:.2f} | {e_wall:.2f} | **{e_wall / f_wall:.2f}x** | "
-                     f"{f_cpu:.2f} | {e_cpu:.2f} | {e_cpu / f_cpu:.2f}x |")
+        for key, what in ((f"dense{th}", " (baseline, sparse=False)"), (f"cpu{th}", "")):
+            if key not in results:
+                continue
+            _, e_wall, e_cpu, f_wall, f_cpu = results[key]
+            lines.append(f"| {th}{what} | {f_wall:.2f} | {e_wall:.2f} | **{e_wall / f_wall:.2f}x** | "
+                         f"{f_cpu:.2f} | {e_cpu:.2f} | {e_cpu / f_cpu:.2f}x |")
     lines.append("")
     full = n == 10000
     lines.append(f"- Target: the full test set through the exact engine in <= {TARGET_ENGINE_S:.0f} s "

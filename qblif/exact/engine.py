@@ -81,11 +81,14 @@ class ExactEngine:
 
     device: ``"cpu"`` (default), ``"cuda"`` or a ``torch.device``. threads: torch CPU threads
     during a run (default: every core). batch_size: samples per chunk (default: about 2^22
-    neuron-steps of the widest layer per chunk).
+    neuron-steps of the widest layer per chunk). native: the C kernels (default: where they
+    build). sparse: with the native kernels, conv and dense synapses on spike counts fused into
+    the scan (``conv_scan``, default True; False: library conv / GEMM, then the scan).
     """
 
     def __init__(self, ir, device="cpu", threads: Optional[int] = None,
-                 batch_size: Optional[int] = None, native: Optional[bool] = None):
+                 batch_size: Optional[int] = None, native: Optional[bool] = None,
+                 sparse: bool = True):
         self.ir = ir
         self.device = torch.device(device)
         if native is None or native:     # the C kernel of QB-LIF scans (CPU only)
@@ -96,6 +99,7 @@ class ExactEngine:
                                    "(CPU device, a C compiler, QBLIF_NATIVE unset)")
             native = ok
         self.use_native = bool(native)
+        self.sparse = bool(sparse)
         self.threads = default_threads() if threads is None else int(threads)
         self.batch_size = batch_size
         self.layers = layers(ir)
