@@ -478,3 +478,32 @@ def test_quantize_by_lookup_table_equals_quantize_intensity():
             got = quantize_u8(xu, scale, bits).reshape(want.shape)
             assert got.dtype == want.dtype
             np.testing.assert_array_equal(got, want, err_msg=f"{name} bits={bits}")
+
+
+def test_fused_sparse_conv_non_square_geometry(tmp_path, monkeypatch):
+    """``conv_scan`` on a non-square frame with a 3x2 kernel, strides (2, 1), padding (1, 0) and
+    dilation (1, 2), then a 2x3 kernel with strides (1, 2) on counts: rows and columns are not
+    swapped anywhere."""
+    if not HAVE_NATIVE:
+        pytest.skip("no C compiler")
+    rng = np.random.default_rng(23)
+    calls = []
+    real = native.conv_scan
+    monkeypatch.setattr(native, "conv_scan", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def conv(cin, cout, out_hw, k, stride, pad, dil, kk, vth):
+        neuron = dict(qblif_neuron(rng, cout, kk, "subtract", True, vth), iDecay=4096, vDecay=0)
+        return {"type": "conv", "shape": np.array([cout, *out_hw]), "inChannels": cin,
+                "outChannels": cout, "kernelSize": np.array(k), "stride": np.array(stride),
+                "padding": np.array(pad), "dilation": np.array(dil), "groups": 1,
+                "weight": even_weights(rng, (cout, cin, *k)), "neuron": neuron}
+    specs = [{"type": "input", "shape": np.array([2, 9, 8])},
+             conv(2, 16, (5, 6), (3, 2), (2, 1), (1, 0), (1, 2), 4, 40),
+             conv(16, 9, (4, 2), (2, 3), (1, 2), (0, 0), (1, 1), 4, 60)]
+    path = write_net(tmp_path / "rect.net", specs, (2, 9, 8))
+    with qblif.compile(path) as net:
+        frames = rng.integers(0, 16, size=(3, 2, 9, 8))
+        want = forward(net.ir, frames, 4, record_uv=True)
+        got = ExactEngine(net.ir, native=True).run(frames, 4, record_uv=True)
+    _assert_same(got, want, "fused, non-square")
+    assert len(calls) == 2 and want[1].sum() > 0 and want[2].sum() > 0
