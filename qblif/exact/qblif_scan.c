@@ -75,6 +75,43 @@ static void pool_load(const pool_src *ps, int64_t m, int64_t i0, int64_t len, in
     }
 }
 
+/* the fast variant's step for K <= 8 in one pass, in registers (gcc vectorizes it, one copy
+ * per constant KC): v += x << 6 + bias, clipped; n = sum_{j <= K} [v > j*theta] by K compares
+ * against theta, 2 theta, ... (j*theta <= 8 * 2^23: no overflow), the reset's n*theta summed
+ * alongside (no multiplies) */
+static inline __attribute__((always_inline)) void fast_step_k(
+        const int KC, int64_t len, int32_t *restrict v, const int32_t *restrict x,
+        const int32_t *restrict bi, const int32_t *restrict th, int subtract, int32_t *restrict n) {
+    for (int64_t i = 0; i < len; i++) {
+        int32_t vv = v[i] + x[i] * 64 + bi[i];
+        vv = vv > V_MAX ? V_MAX : (vv < V_MIN ? V_MIN : vv);
+        int32_t t = th[i], tj = t, nn = 0, sub = 0;
+        for (int j = 0; j < KC; j++) {
+            int32_t m = -(int32_t)(vv > tj);
+            nn -= m;
+            sub += m & t;
+            tj += t;
+        }
+        n[i] = nn;
+        v[i] = subtract ? vv - sub : (nn > 0 ? 0 : vv);
+    }
+}
+
+static void fast_step(int64_t K, int64_t len, int32_t *v, const int32_t *x, const int32_t *bi,
+                      const int32_t *th, int subtract, int32_t *n) {
+    switch (K) {
+    case 0: fast_step_k(0, len, v, x, bi, th, subtract, n); break;
+    case 1: fast_step_k(1, len, v, x, bi, th, subtract, n); break;
+    case 2: fast_step_k(2, len, v, x, bi, th, subtract, n); break;
+    case 3: fast_step_k(3, len, v, x, bi, th, subtract, n); break;
+    case 4: fast_step_k(4, len, v, x, bi, th, subtract, n); break;
+    case 5: fast_step_k(5, len, v, x, bi, th, subtract, n); break;
+    case 6: fast_step_k(6, len, v, x, bi, th, subtract, n); break;
+    case 7: fast_step_k(7, len, v, x, bi, th, subtract, n); break;
+    default: fast_step_k(8, len, v, x, bi, th, subtract, n); break;
+    }
+}
+
 /* one (b, block) of the fast variant: |a| < 2^17, |bias| < 2^24, du = 4095, dv = 0, so
  * u = a << 6 (no wrap), |v + u + bias| < 2^31: int32 throughout, staged loops gcc vectorizes */
 static void fast_block(const void *a, int a_dtype, int a_static, int64_t b, int64_t T,
@@ -82,9 +119,10 @@ static void fast_block(const void *a, int a_dtype, int a_static, int64_t b, int6
                        const int32_t *bias, int64_t bias_n, int64_t K, int subtract,
                        uint8_t *n_out, int32_t *u_out, int32_t *v_out, int32_t *sum_out,
                        const pool_src *ps) {
-    int32_t v[BLOCK], x[BLOCK], n[BLOCK], th[BLOCK], bi[BLOCK];
+    int32_t v[BLOCK], x[BLOCK], n[BLOCK], th[BLOCK], bi[BLOCK], sums[BLOCK];
     for (int64_t i = 0; i < len; i++) {
         v[i] = 0;
+        sums[i] = 0;
         th[i] = theta[theta_n == 1 ? 0 : i0 + i];
         bi[i] = bias[bias_n == 1 ? 0 : i0 + i];
     }
@@ -97,15 +135,7 @@ static void fast_block(const void *a, int a_dtype, int a_static, int64_t b, int6
         else if (a_dtype == 2) { const double *p = (const double *)a + arow; for (int64_t i = 0; i < len; i++) x[i] = (int32_t)p[i]; }
         else { const int64_t *p = (const int64_t *)a + arow; for (int64_t i = 0; i < len; i++) x[i] = (int32_t)p[i]; }
         if (K <= 8) {
-            /* one pass, in registers: n = sum_{j <= 8} [j <= K] [v > j*theta] (j*theta <= 8 * 2^23) */
-            for (int64_t i = 0; i < len; i++) {
-                int32_t vv = v[i] + x[i] * 64 + bi[i];
-                vv = vv > V_MAX ? V_MAX : (vv < V_MIN ? V_MIN : vv);
-                int32_t nn = 0;
-                for (int32_t j = 1; j <= 8; j++) nn += (j <= K) & (vv > j * th[i]);
-                n[i] = nn;
-                v[i] = subtract ? vv - nn * th[i] : (nn > 0 ? 0 : vv);
-            }
+            fast_step(K, len, v, x, bi, th, subtract, n);
         } else {
             for (int64_t i = 0; i < len; i++) {
                 int32_t vv = v[i] + x[i] * 64 + bi[i];
@@ -123,8 +153,9 @@ static void fast_block(const void *a, int a_dtype, int a_static, int64_t b, int6
         if (u_out) {
             for (int64_t i = 0; i < len; i++) { u_out[orow + i] = x[i] * 64; v_out[orow + i] = v[i]; }
         }
-        if (sum_out) for (int64_t i = 0; i < len; i++) sum_out[i0 + i] += n[i];
+        if (sum_out) for (int64_t i = 0; i < len; i++) sums[i] += n[i];
     }
+    if (sum_out) for (int64_t i = 0; i < len; i++) sum_out[i0 + i] += sums[i];
 }
 
 int qblif_scan(const void *a, int a_dtype, int a_static, int in_wrap, int fast,
@@ -274,22 +305,14 @@ static void neuron_block(const int32_t *a, int a_static, int64_t b, int64_t T, i
                          int64_t i0, int64_t len, const int32_t *th, const int32_t *bi, int64_t K,
                          int subtract, uint8_t *n_out, int32_t *u_out, int32_t *v_out,
                          int32_t *sum_out) {
-    int32_t v[BLOCK], n[BLOCK];
-    for (int64_t i = 0; i < len; i++) v[i] = 0;
+    int32_t v[BLOCK], n[BLOCK], sums[BLOCK];
+    for (int64_t i = 0; i < len; i++) { v[i] = 0; sums[i] = 0; }
     th += i0; bi += i0;
     for (int64_t t = 0; t < T; t++) {
         const int32_t *x = a + (a_static ? 0 : t * N) + i0;
         size_t orow = (size_t)((b * T + t) * N + i0);
         if (K <= 8) {
-            /* one pass, in registers: n = sum_{j <= 8} [j <= K] [v > j*theta] (j*theta <= 8 * 2^23) */
-            for (int64_t i = 0; i < len; i++) {
-                int32_t vv = v[i] + x[i] * 64 + bi[i];
-                vv = vv > V_MAX ? V_MAX : (vv < V_MIN ? V_MIN : vv);
-                int32_t nn = 0;
-                for (int32_t j = 1; j <= 8; j++) nn += (j <= K) & (vv > j * th[i]);
-                n[i] = nn;
-                v[i] = subtract ? vv - nn * th[i] : (nn > 0 ? 0 : vv);
-            }
+            fast_step(K, len, v, x, bi, th, subtract, n);
         } else {
             for (int64_t i = 0; i < len; i++) {
                 int32_t vv = v[i] + x[i] * 64 + bi[i];
@@ -306,8 +329,9 @@ static void neuron_block(const int32_t *a, int a_static, int64_t b, int64_t T, i
         for (int64_t i = 0; i < len; i++) o[i] = (uint8_t)n[i];
         if (u_out)
             for (int64_t i = 0; i < len; i++) { u_out[orow + i] = x[i] * 64; v_out[orow + i] = v[i]; }
-        if (sum_out) for (int64_t i = 0; i < len; i++) sum_out[i0 + i] += n[i];
+        if (sum_out) for (int64_t i = 0; i < len; i++) sums[i] += n[i];
     }
+    if (sum_out) for (int64_t i = 0; i < len; i++) sum_out[i0 + i] += sums[i];
 }
 
 int conv_scan(const void *x, int x_dtype, int x_static, int64_t x_bstride,
