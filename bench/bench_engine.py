@@ -33,7 +33,9 @@ torch's threads shows up there too).
 Writes bench/results/engine.md (atomic) and prints it.
 
     python bench/bench_engine.py [--samples 10000] [--threads 2 1] [--baseline-samples 100]
-                                 [--slayer-samples 0] [--no-evaluate]
+                                 [--slayer-samples 0] [--no-evaluate] [--no-sparse-baseline]
+
+(``bench/bench_evaluate.py`` times ``qblif evaluate`` alone, more runs, against a commit.)
 """
 from __future__ import annotations
 
