@@ -245,17 +245,19 @@ def main(argv=None) -> int:
             notes.insert(0, f"{th} thread(s): the sparse fused synapses take the engine from "
                             f"{b[1]:.2f} to {e[1]:.2f} s of wall time ({b[1] / e[1]:.2f}x), "
                             f"{b[2]:.2f} to {e[2]:.2f} CPU s ({b[2] / e[2]:.2f}x), same run")
-    lines += ["", "The engine against the multiply-add floor (float32 GEMMs of every synaptic product, "
-              "measured right after each engine run, same threads):", "",
-              "| threads | floor wall s | engine wall s | **engine / floor (wall)** | floor CPU s | "
-              "engine CPU s | engine / floor (CPU) |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "The engine against the multiply-add floor (float32 GEMMs of every synaptic "
+              "product, measured right after each engine run, same threads):", "",
+              "| threads | floor wall s | engine wall s | **engine / floor (wall)** | "
+              "floor CPU s | engine CPU s | engine / floor (CPU) |",
+              "|---:|---:|---:|---:|---:|---:|---:|"]
     for th in args.threads:
         for key, what in ((f"dense{th}", " (baseline, sparse=False)"), (f"cpu{th}", "")):
             if key not in results:
                 continue
             _, e_wall, e_cpu, f_wall, f_cpu = results[key]
-            lines.append(f"| {th}{what} | {f_wall:.2f} | {e_wall:.2f} | **{e_wall / f_wall:.2f}x** | "
-                         f"{f_cpu:.2f} | {e_cpu:.2f} | {e_cpu / f_cpu:.2f}x |")
+            lines.append(f"| {th}{what} | {f_wall:.2f} | {e_wall:.2f} | "
+                         f"**{e_wall / f_wall:.2f}x** | {f_cpu:.2f} | {e_cpu:.2f} | "
+                         f"{e_cpu / f_cpu:.2f}x |")
     lines.append("")
     full = n == 10000
     lines.append(f"- Target: the full test set through the exact engine in <= {TARGET_ENGINE_S:.0f} s "

@@ -125,7 +125,8 @@ def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
         fo = fan_out(ly).astype(np.float64)
         src = producer(ir, ly.index)
         if src is None or (src.kind == "input" and src.neuron is None):
-            frame_sum = np.asarray(frames).sum(0, dtype=np.int64).astype(np.float64).reshape(fo.shape)
+            frame_sum = np.asarray(frames).sum(0, dtype=np.int64).astype(np.float64)
+            frame_sum = frame_sum.reshape(fo.shape)
             input_ops += span * float((frame_sum * fo).sum())
         else:
             synops += float((sums[src.index].reshape(fo.shape) * fo).sum())

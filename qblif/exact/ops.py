@@ -513,7 +513,8 @@ def _fused_conv(ctx: Ctx, ly, syn: Synapse, flow: Flow) -> Optional[Flow]:
     eng = ctx.engine
     if not (eng.use_native and eng.sparse) or ly.kind not in ("conv", "dense") or \
             ly.neuron.kind not in ("QBLIF", "CUBA") or \
-            flow.x.dtype not in (torch.uint8, torch.int32) or syn.abs_sum * flow.xmax >= NARROW_INPUT:
+            flow.x.dtype not in (torch.uint8, torch.int32) or \
+            syn.abs_sum * flow.xmax >= NARROW_INPUT:
         return None
     if ly.kind == "conv":
         g, rows, co = syn.weight.shape

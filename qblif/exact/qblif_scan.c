@@ -163,7 +163,8 @@ int qblif_scan(const void *a, int a_dtype, int a_static, int in_wrap, int fast,
                int64_t cu, int64_t cv, const int32_t *theta, int64_t theta_n,
                const int32_t *bias, int64_t bias_n, int64_t K, int subtract,
                uint8_t *n_out, int32_t *u_out, int32_t *v_out, int32_t *sum_out,
-               int64_t b0, int64_t b1, const void *px, int px_dtype, int64_t H, int64_t W, int64_t C, int64_t kh,
+               int64_t b0, int64_t b1, const void *px, int px_dtype, int64_t H, int64_t W,
+               int64_t C, int64_t kh,
                int64_t kw, int64_t OW, int32_t pw) {
     int64_t nblocks = (N + BLOCK - 1) / BLOCK;
     fast = fast && cu == 0 && cv == 4096;
