@@ -15,7 +15,8 @@ producer that can export one".
   ``NIRGraph`` of ``Input``, ``CubaLIF``, ``Affine``/``Linear``, ``Output``; that layout,
   built from Rockpool's own export plus ``w_rec``, compiles onto ``dense_rec`` (Lava = exact
   engine = oracle) and agrees with Rockpool's run up to its reset by subtraction.
-- **Sinabs 3.1.3** has no recurrent layer in NIR (docs/nir.md).
+- **Sinabs 3.1.3** has recurrent layers (``IAFRecurrent``, ``LIFRecurrent``), which
+  ``sinabs.to_nir`` refuses (``NotImplementedError``): asserted.
 """
 from __future__ import annotations
 
@@ -263,3 +264,21 @@ def test_rockpool_recurrent_layer_in_its_importers_layout_runs_as_dense_rec(tmp_
           f"lava vs float {agreement(out['lava'], ours)[0]:.4f}")
     assert agreement(out["lava"], ours)[0] >= 0.95              # quantization only
     assert f_agree >= 0.95 and l_agree >= 0.95
+
+
+# --- Sinabs ----------------------------------------------------------------------------
+
+def test_sinabs_exporter_refuses_its_recurrent_layers():
+    """Sinabs 3.1.3 has recurrent layers (``IAFRecurrent``, ``LIFRecurrent`` with a
+    ``rec_connect`` module), but ``sinabs.to_nir`` maps only ``IAF``/``LIF`` (by exact type)
+    and refuses them: there is no recurrent Sinabs file."""
+    sinabs = pytest.importorskip("sinabs", reason="sinabs==3.1.3 is not installed (test "
+                                 "extra: pip install --no-deps sinabs==3.1.3 pbr)")
+    import sinabs.layers as sl
+    model = torch.nn.Sequential(torch.nn.Linear(8, 6), sl.IAFRecurrent(
+        rec_connect=torch.nn.Linear(6, 6, bias=False)))
+    assert model(torch.rand(1, 3, 8)).shape == (1, 3, 6)      # it runs in Sinabs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(NotImplementedError, match="IAFRecurrent'> not supported"):
+            sinabs.to_nir(model, torch.zeros(1, 3, 8))
