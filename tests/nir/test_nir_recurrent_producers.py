@@ -20,9 +20,7 @@ producer that can export one".
 """
 from __future__ import annotations
 
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,8 +33,6 @@ from qblif import CompileError  # noqa: E402
 from qblif.exact.oracle import forward  # noqa: E402
 from qblif.ir import layers  # noqa: E402
 from qblif.nir.simulate import agreement, simulate  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 
 
 def _run_all(path, frames, steps, **nir_options):
