@@ -112,6 +112,27 @@ static void fast_step(int64_t K, int64_t len, int32_t *v, const int32_t *x, cons
     }
 }
 
+/* one step of the fast QB-LIF (du = 4095, dv = 0) for len neurons: v += 64 x + bias (clipped
+ * to 24 bits), n = min(K, (v - 1) // theta) where v > theta, then the reset; K <= 8 takes the
+ * vectorized fast_step, larger K the staged loops */
+static inline void neuron_step(int64_t K, int64_t len, int32_t *v, const int32_t *x,
+                               const int32_t *bi, const int32_t *th, int subtract, int32_t *n) {
+    if (K <= 8) {
+        fast_step(K, len, v, x, bi, th, subtract, n);
+        return;
+    }
+    for (int64_t i = 0; i < len; i++) {
+        int32_t vv = v[i] + x[i] * 64 + bi[i];
+        v[i] = vv > V_MAX ? V_MAX : (vv < V_MIN ? V_MIN : vv);
+    }
+    for (int64_t i = 0; i < len; i++) {
+        int32_t q = v[i] > th[i] ? (v[i] - 1) / th[i] : 0;
+        n[i] = q > K ? (int32_t)K : q;
+    }
+    if (subtract) for (int64_t i = 0; i < len; i++) v[i] -= n[i] * th[i];
+    else for (int64_t i = 0; i < len; i++) v[i] = n[i] > 0 ? 0 : v[i];
+}
+
 /* one (b, block) of the fast variant: |a| < 2^17, |bias| < 2^24, du = 4095, dv = 0, so
  * u = a << 6 (no wrap), |v + u + bias| < 2^31: int32 throughout, staged loops gcc vectorizes */
 static void fast_block(const void *a, int a_dtype, int a_static, int64_t b, int64_t T,
@@ -134,20 +155,7 @@ static void fast_block(const void *a, int a_dtype, int a_static, int64_t b, int6
         else if (a_dtype == 1) { const float *p = (const float *)a + arow; for (int64_t i = 0; i < len; i++) x[i] = (int32_t)p[i]; }
         else if (a_dtype == 2) { const double *p = (const double *)a + arow; for (int64_t i = 0; i < len; i++) x[i] = (int32_t)p[i]; }
         else { const int64_t *p = (const int64_t *)a + arow; for (int64_t i = 0; i < len; i++) x[i] = (int32_t)p[i]; }
-        if (K <= 8) {
-            fast_step(K, len, v, x, bi, th, subtract, n);
-        } else {
-            for (int64_t i = 0; i < len; i++) {
-                int32_t vv = v[i] + x[i] * 64 + bi[i];
-                v[i] = vv > V_MAX ? V_MAX : (vv < V_MIN ? V_MIN : vv);
-            }
-            for (int64_t i = 0; i < len; i++) {
-                int32_t q = v[i] > th[i] ? (v[i] - 1) / th[i] : 0;
-                n[i] = q > K ? (int32_t)K : q;
-            }
-            if (subtract) for (int64_t i = 0; i < len; i++) v[i] -= n[i] * th[i];
-            else for (int64_t i = 0; i < len; i++) v[i] = n[i] > 0 ? 0 : v[i];
-        }
+        neuron_step(K, len, v, x, bi, th, subtract, n);
         uint8_t *o = n_out + orow;
         for (int64_t i = 0; i < len; i++) o[i] = (uint8_t)n[i];
         if (u_out) {
@@ -312,20 +320,7 @@ static void neuron_block(const int32_t *a, int a_static, int64_t b, int64_t T, i
     for (int64_t t = 0; t < T; t++) {
         const int32_t *x = a + (a_static ? 0 : t * N) + i0;
         size_t orow = (size_t)((b * T + t) * N + i0);
-        if (K <= 8) {
-            fast_step(K, len, v, x, bi, th, subtract, n);
-        } else {
-            for (int64_t i = 0; i < len; i++) {
-                int32_t vv = v[i] + x[i] * 64 + bi[i];
-                v[i] = vv > V_MAX ? V_MAX : (vv < V_MIN ? V_MIN : vv);
-            }
-            for (int64_t i = 0; i < len; i++) {
-                int32_t q = v[i] > th[i] ? (v[i] - 1) / th[i] : 0;
-                n[i] = q > K ? (int32_t)K : q;
-            }
-            if (subtract) for (int64_t i = 0; i < len; i++) v[i] -= n[i] * th[i];
-            else for (int64_t i = 0; i < len; i++) v[i] = n[i] > 0 ? 0 : v[i];
-        }
+        neuron_step(K, len, v, x, bi, th, subtract, n);
         uint8_t *o = n_out + orow;
         for (int64_t i = 0; i < len; i++) o[i] = (uint8_t)n[i];
         if (u_out)
