@@ -295,6 +295,13 @@ class CompiledNetwork:
         steps = self._check_steps(steps_per_sample)
         record = self._check_record(opts.layers_to_record)
         frames, stream = self._input_frames(samples, steps, opts.stream, opts.input_transform)
+        held = self.ir.graph.get("nir_held_input")
+        if held and (stream or opts.reset != "sample"):
+            what = "an input stream" if stream else f"reset={opts.reset!r}"
+            raise ValueError(
+                f"NIR layer(s) {held}: the 24-bit headroom was guaranteed for frames held "
+                f"over each sample from zero state (docs/nir.md); a run with {what} needs "
+                "the file compiled with --allow-inexact (nir_options=dict(allow_inexact=True))")
         if opts.engine == "exact":
             return self._run_exact(frames, stream, steps, record, opts)
         if opts.lanes > 1:

@@ -16,6 +16,9 @@ DECAY_UNITY = 2 ** DECAY_SHIFT
 STATE_SHIFT = 6             # 2^6: weight units -> state units (a << 6, theta = vth << 6);
                             # also SLAYER's weight scale (w_float = w_int / 64)
 
+# ---------------------------------------------------------------- events (spec section 4)
+GRADED_BURST_BITS = 8       # payload of a graded burst spike: a count 0..2^8 - 1 (K <= 255)
+
 # ---------------------------------------------------------------- stock NetX's fixed exponents
 NETX_BIAS_EXP = STATE_SHIFT     # bias_exp of a CUBA neuron driven by its bias (get_neuron_params)
 NETX_SDNN_EXP = STATE_SHIFT     # SigmaDelta spike_exp = state_exp (netx.hdf5.Network)

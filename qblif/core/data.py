@@ -58,6 +58,14 @@ def load_dataset(name: str, split: str, limit: int | None = None, root: str | No
     ``root`` (Fashion-MNIST only) overrides the data directory; default
     ``$QBLIF_FMNIST_DIR`` or ``/usr/share/datasets/fashion-mnist``.
     """
+    x_u8, scale, y = load_dataset_u8(name, split, limit, root)
+    images = (x_u8.astype(np.float32) / np.float32(scale))[:, None, :, :]
+    return images, y.astype(np.int64).copy()
+
+
+def load_dataset_u8(name: str, split: str, limit: int | None = None, root: str | None = None):
+    """The stored pixels before :func:`load_dataset` scales them: ``(uint8 (N, H, W), scale,
+    labels (N,))``; ``load_dataset``'s images are ``float32(x) / float32(scale)``."""
     _check_name(name)
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r} of {name}: choose one of {', '.join(SPLITS)}")
@@ -71,8 +79,7 @@ def load_dataset(name: str, split: str, limit: int | None = None, root: str | No
         scale = 255.0
     if limit is not None:
         x_u8, y = x_u8[:int(limit)], y[:int(limit)]
-    images = (x_u8.astype(np.float32) / np.float32(scale))[:, None, :, :]
-    return images, y.astype(np.int64).copy()
+    return x_u8, scale, y
 
 
 def _digits(split):

@@ -21,6 +21,15 @@ def quantize_intensity(x, bits: int = DEFAULT_INPUT_BITS) -> np.ndarray:
     return np.rint(x * (2 ** bits - 1)).astype(np.int32)
 
 
+def quantize_u8(x_u8, scale: float, bits: int = DEFAULT_INPUT_BITS) -> np.ndarray:
+    """:func:`quantize_intensity` of ``float32(x_u8) / float32(scale)`` (the images of
+    :func:`qblif.core.data.load_dataset`), by a lookup table of the 256 byte values: the same
+    int32 values, without a float64 pass over the images."""
+    table = quantize_intensity(np.arange(256, dtype=np.uint8).astype(np.float32)
+                               / np.float32(scale), bits)
+    return table[np.asarray(x_u8, np.uint8)]
+
+
 def direct_encode(x_int: np.ndarray, timesteps: int) -> np.ndarray:
     """Repeat integer frames over time: ``(..., ) -> (..., T)`` (time last, as SLAYER)."""
     x_int = np.asarray(x_int)

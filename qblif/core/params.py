@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from qblif.core.constants import DECAY_UNITY, UV_BITS
+from qblif.core.constants import DECAY_UNITY, GRADED_BURST_BITS, UV_BITS
 from qblif.core.reference import RESET_MODES
 
 DECAY_RANGE = (0, DECAY_UNITY - 1)  # 12-bit unsigned
@@ -25,7 +25,7 @@ LIF_VDECAY_RANGE = (0, DECAY_UNITY)
 MAX_AXON_DELAY = 62                # stock NetX clamps larger delays to 62 (Loihi 2: 6 bits)
 BIAS_MANT_RANGE = (-4096, 4095)    # 13-bit signed
 BIAS_EXP_RANGE = (-7, 7)           # 3-bit magnitude; negative means a right shift
-MAX_BURST_RANGE = (1, 255)
+MAX_BURST_RANGE = (1, 2 ** GRADED_BURST_BITS - 1)
 WEIGHT_RANGE = (-256, 255)         # NetX weight mantissas (x 2^-6), 8-bit Loihi synapse
 INPUT_BITS_RANGE = (1, 8)          # bits of the direct graded input (NetX /qblif/inputBits)
 TIMESTEPS_RANGE = (1, 100_000)     # window T per sample (NetX /qblif/timesteps)

@@ -81,11 +81,14 @@ class ExactEngine:
 
     device: ``"cpu"`` (default), ``"cuda"`` or a ``torch.device``. threads: torch CPU threads
     during a run (default: every core). batch_size: samples per chunk (default: about 2^22
-    neuron-steps of the widest layer per chunk).
+    neuron-steps of the widest layer per chunk). native: the C kernels (default: where they
+    build). sparse: with the native kernels, conv and dense synapses on spike counts fused into
+    the scan (``conv_scan``, default True; False: library conv / GEMM, then the scan).
     """
 
     def __init__(self, ir, device="cpu", threads: Optional[int] = None,
-                 batch_size: Optional[int] = None, native: Optional[bool] = None):
+                 batch_size: Optional[int] = None, native: Optional[bool] = None,
+                 sparse: bool = True):
         self.ir = ir
         self.device = torch.device(device)
         if native is None or native:     # the C kernel of QB-LIF scans (CPU only)
@@ -96,6 +99,7 @@ class ExactEngine:
                                    "(CPU device, a C compiler, QBLIF_NATIVE unset)")
             native = ok
         self.use_native = bool(native)
+        self.sparse = bool(sparse)
         self.threads = default_threads() if threads is None else int(threads)
         self.batch_size = batch_size
         self.layers = layers(ir)
@@ -160,14 +164,18 @@ class ExactEngine:
     # running ---------------------------------------------------------------
     def chunks(self, frames, steps: int, record_uv: bool = False, layers_to_record=None,
                batch_size: Optional[int] = None, layer_steps: Optional[dict] = None,
-               file_order: bool = True, stream: bool = False) -> Iterator:
+               file_order: bool = True, stream: bool = False,
+               count_sums: bool = False) -> Iterator:
         """Yield ``(start, {key: tensor})`` per chunk of samples, in order: the chunk's counts
         ``(B, T, *shape)`` int32 on the engine's device, file order (keys as :meth:`run`).
         ``layer_steps``: ``{layer index: k <= T}`` to run only the first k steps of a QB-LIF
         layer's window (its counts are then ``(B, k, *shape)``; later layers see k steps).
         ``file_order=False``: the engine's own contiguous layout (3-D layers ``(H, W, C)``) and
         count dtype (uint8 from the native kernel, else int32). ``stream``: frames are
-        ``(S, T_in, *input_shape)``, one input per step (:func:`qblif.exact.oracle.input_steps`)."""
+        ``(S, T_in, *input_shape)``, one input per step (:func:`qblif.exact.oracle.input_steps`).
+        ``count_sums`` (with ``file_order=False``): where a native kernel ran a recorded layer,
+        also ``("sum", i)``: its per-neuron counts summed over the chunk's samples and the
+        layer's steps, int64 ``(*inner_shape)``."""
         steps = int(steps)
         if steps < 1:
             raise ValueError(f"steps_per_sample={steps} must be >= 1")
@@ -202,7 +210,7 @@ class ExactEngine:
                                   x.dim() - 3).contiguous()
                 out = {}
                 ctx = Ctx(self, steps, record_uv, record, out, sdnn, dict(layer_steps or {}),
-                          run_state)
+                          run_state, count_sums=count_sums and not file_order)
                 flow = Flow(x, not stream, xmax_all)
                 for ly in self.layers:
                     flow = LAYER_KINDS[ly.kind](ctx, ly, flow)

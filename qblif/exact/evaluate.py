@@ -101,11 +101,15 @@ def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
     sums = {ly.index: 0 for ly in syn_layers}          # per neuron, over samples and steps
     correct = 0
     labels = np.asarray(labels)
+    # T-step windows: every layer runs its window, and the native kernels count its spikes
     for start, chunk in eng.chunks(frames, total, layer_steps=win, file_order=False,
-                                   batch_size=batch_size or eng.default_batch(total)):
+                                   batch_size=batch_size or eng.default_batch(total),
+                                   count_sums=not latency_window):
         for ly in syn_layers:
-            window = chunk[ly.index][:, :span]
-            sums[ly.index] = sums[ly.index] + _neuron_sums(window, ly.max_burst)
+            s = chunk.get(("sum", ly.index))
+            if s is None:
+                s = _neuron_sums(chunk[ly.index][:, :span], ly.max_burst)
+            sums[ly.index] = sums[ly.index] + s.reshape(-1)
         o = chunk[out_ly.index]
         score = o[:, :scored].reshape(o.shape[0], scored, -1).sum(1)
         pred = score.argmax(1).cpu().numpy()
@@ -121,7 +125,8 @@ def evaluate_ir(ir, frames: np.ndarray, labels: np.ndarray, timesteps: int,
         fo = fan_out(ly).astype(np.float64)
         src = producer(ir, ly.index)
         if src is None or (src.kind == "input" and src.neuron is None):
-            frame_sum = np.asarray(frames, np.float64).sum(0).reshape(fo.shape)
+            frame_sum = np.asarray(frames).sum(0, dtype=np.int64).astype(np.float64)
+            frame_sum = frame_sum.reshape(fo.shape)
             input_ops += span * float((frame_sum * fo).sum())
         else:
             synops += float((sums[src.index].reshape(fo.shape) * fo).sum())
@@ -142,23 +147,23 @@ def evaluate_file(path: str, test_limit: Optional[int] = None, threads: Optional
     else the file's ``/qblif/dataset``). Raises :class:`qblif.core.errors.QblifError` where
     the file lacks the metadata, :class:`EngineRefused` where the engine cannot stand for
     SLAYER (:func:`engine_refusal`)."""
-    import qblif
-    from qblif.core.data import load_dataset
-    from qblif.core.encoding import quantize_intensity
-    with qblif.compile(path) as net:
-        g = net.ir.graph
-        dataset = (card or {}).get("dataset") or g.get("dataset")
-        if not dataset or not g.get("timesteps"):
-            raise QblifError(f"{path} has no /qblif dataset, timesteps or inputBits metadata "
-                             f"(not written by qblif train?)")
-        why = engine_refusal(net.ir)
-        if why is not None:
-            raise EngineRefused(path, why)
-        x, y = load_dataset(dataset, "test", test_limit)
-        frames = quantize_intensity(x, int(g["input_bits"]))
-        frames = frames.reshape((len(frames),) + net.input_shape)
-        r = evaluate_ir(net.ir, frames, y, int(g["timesteps"]), threads=threads, device=device,
-                        latency_window=latency_window)
+    from qblif.core.data import load_dataset_u8
+    from qblif.core.encoding import quantize_u8
+    from qblif.passes.pipeline import compile_ir       # the IR alone: no Lava import
+    ir = compile_ir(path)
+    g = ir.graph
+    dataset = (card or {}).get("dataset") or g.get("dataset")
+    if not dataset or not g.get("timesteps"):
+        raise QblifError(f"{path} has no /qblif dataset, timesteps or inputBits metadata "
+                         f"(not written by qblif train?)")
+    why = engine_refusal(ir)
+    if why is not None:
+        raise EngineRefused(path, why)
+    x, scale, y = load_dataset_u8(dataset, "test", test_limit)
+    frames = quantize_u8(x, scale, int(g["input_bits"]))     # = quantize_intensity(load_dataset)
+    frames = frames.reshape((len(frames),) + tuple(g["input_shape"]))
+    r = evaluate_ir(ir, frames, y.astype(np.int64), int(g["timesteps"]), threads=threads,
+                    device=device, latency_window=latency_window)
     return {"dataset": dataset, "test_samples": r["samples"], "test_accuracy": r["accuracy"],
             "spikes_per_neuron_step": r["spikes_per_neuron_step"],
             "synops_per_sample": r["synops_per_sample"],

@@ -28,9 +28,14 @@ def _build() -> Optional[ctypes.CDLL]:
     f = lib.qblif_scan
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     f.argtypes = [ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, i64, i64, i64, i64, i64,
-                  ptr, i64, ptr, i64, i64, ctypes.c_int, ptr, ptr, ptr, i64, i64,
+                  ptr, i64, ptr, i64, i64, ctypes.c_int, ptr, ptr, ptr, ptr, i64, i64,
                   ptr, ctypes.c_int, i64, i64, i64, i64, i64, i64, ctypes.c_int32]
     f.restype = ctypes.c_int
+    g = lib.conv_scan
+    g.argtypes = [ptr, ctypes.c_int, ctypes.c_int] + [i64] * 15 + [ptr, i64, ptr, i64, ptr, i64,
+                                                                     i64, ctypes.c_int] + \
+        [ptr] * 4 + [i64, i64]
+    g.restype = ctypes.c_int
     return lib
 
 
@@ -45,37 +50,98 @@ def _param(value, n: int):
 
 
 def qblif_scan(p, a: torch.Tensor, static: bool, in_wrap: int, steps: int, record_uv: bool,
-               threads: int, narrow: bool = False) -> dict:
+               threads: int, narrow: bool = False, sums: bool = False) -> dict:
     """The kernel on a CPU tensor ``a`` ((B, *shape) if ``static`` else (B, T, *shape), any
     of int32/int64/float32/float64 holding integers), wrapped first by ``in_wrap`` (24, 32
     or 0, see :func:`qblif.exact.engine.as_int32`); ``p`` a :class:`QBLIFParams` (numpy
     parameters, channels-last); ``narrow``: the caller proved ``|a| < 2^17`` (before the
     wrap) and ``|bias| < 2^24``, which allows the int32 fast variant. ``threads``: sample
     ranges run on that many threads. Returns ``{"n": uint8 (B, T, *shape)}`` (counts
-    0..K <= 255; + int32 ``u``, ``v``)."""
+    0..K <= 255; + int32 ``u``, ``v``; + with ``sums`` the per-neuron count sums over the batch
+    and steps, int64 ``"sums"`` of ``shape``)."""
     a = a.contiguous()
     shape = tuple(a.shape[1:] if static else a.shape[2:])
     return _scan(p, a.data_ptr(), _DTYPES[a.dtype], a.shape[0], shape, static, in_wrap, steps,
-                 record_uv, threads, narrow, (None, 0, 0, 0, 0, 0, 0, 0, 0))
+                 record_uv, threads, narrow, (None, 0, 0, 0, 0, 0, 0, 0, 0), sums)
 
 
 def qblif_scan_pool(p, x: torch.Tensor, static: bool, kernel, out_hw, weight: int, steps: int,
-                    record_uv: bool, threads: int) -> dict:
+                    record_uv: bool, threads: int, sums: bool = False) -> dict:
     """:func:`qblif_scan` of a layer whose synapse is a pooling with a uniform kernel of
     ``weight``, stride = ``kernel``, no padding, dilation 1, computed inside the kernel from the
     counts ``x`` ((B, [T,] H, W, C) uint8 or int32, channels-last). The caller proved the
     fast variant's conditions (``|a| < 2^17``: ``weight * kH * kW * max x``; du = 4095,
-    dv = 0, ``|bias| < 2^24``)."""
+    dv = 0, ``|bias| < 2^24``); ``sums`` as :func:`qblif_scan`."""
     x = x.contiguous()
     h, w, c = x.shape[-3:]
     shape = (int(out_hw[0]), int(out_hw[1]), int(c))
     code = {torch.uint8: 4, torch.int32: 0}[x.dtype]
     return _scan(p, None, 0, x.shape[0], shape, static, 0, steps, record_uv, threads, True,
                  (x.data_ptr(), code, h, w, c, int(kernel[0]), int(kernel[1]), shape[1],
-                  int(weight)))
+                  int(weight)), sums)
 
 
-def _scan(p, a_ptr, a_code, b, shape, static, in_wrap, steps, record_uv, threads, narrow, pool):
+def conv_scan(p, x: torch.Tensor, static: bool, geometry: tuple, weight: torch.Tensor,
+              steps: int, record_uv: bool, threads: int, sums: bool = False) -> dict:
+    """A conv (or dense) synapse on sparse integer input fused with the fast neuron variant
+    (``conv_scan`` in qblif_scan.c). ``x``: channels-last frames ``(B, H, W, C)`` if ``static``
+    else ``(B, T_x >= steps, H, W, C)`` (a dense layer: ``H = W = 1``), uint8 or int32;
+    ``geometry``: ``(KH, KW, SH, SW, PH, PW, DH, DW, OH, OW)``; ``weight``: float32
+    ``(KH*KW*C, CO)`` of integers, rows tap-major, channel-minor. The caller proved the fast
+    variant's conditions: ``sum |w| * max|x| < 2^17`` (exact float32 sums, no synaptic wrap),
+    du = 4095, dv = 0, ``|bias| < 2^24``. Returns ``{"n": uint8 (B, steps, OH, OW, CO)}``
+    (+ int32 ``u``, ``v``; + int64 per-neuron count sums ``"sums"`` (OH, OW, CO) with ``sums``)."""
+    lib = library()
+    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = (int(g) for g in geometry)
+    b = x.shape[0]
+    h, w_, c = (int(s) for s in x.shape[-3:])
+    if x.stride(-1) != 1 or x.stride(-2) != c or x.stride(-3) != w_ * c or \
+            (not static and x.stride(1) != h * w_ * c):
+        x = x.contiguous()
+    co = int(weight.shape[1])
+    weight = weight.contiguous()
+    shape = (oh, ow, co)
+    n_el = oh * ow * co
+    if not hasattr(p, "_native"):
+        p._native = _param(p.theta, n_el) + _param(p.bias, n_el)
+    theta, theta_n, bias, bias_n = p._native
+    out = {"n": torch.empty((b, steps) + shape, dtype=torch.uint8)}
+    if record_uv:
+        out["u"] = torch.empty((b, steps) + shape, dtype=torch.int32)
+        out["v"] = torch.empty_like(out["u"])
+    parts = max(1, min(int(threads), b))
+    cuts = [b * j // parts for j in range(parts + 1)]
+    sum_rows = _sum_rows(parts, n_el, b, steps, sums)
+    code = {torch.uint8: 4, torch.int32: 0}[x.dtype]
+    args = (x.data_ptr(), code, int(static), int(x.stride(0)), h, w_, c, kh, kw, sh, sw, ph, pw,
+            dh, dw, oh, ow, co, weight.data_ptr(), int(steps), theta.data_ptr(), theta_n,
+            bias.data_ptr(), bias_n, p.k, int(p.subtract), out["n"].data_ptr(),
+            out["u"].data_ptr() if record_uv else None,
+            out["v"].data_ptr() if record_uv else None)
+
+    def part(j):
+        srow = sum_rows[j].data_ptr() if sums else None
+        return lib.conv_scan(*args, srow, cuts[j], cuts[j + 1])
+    rcs = [part(0)] if parts == 1 else list(_pool(parts).map(part, range(parts)))
+    if any(rcs):
+        raise MemoryError("conv_scan: out of memory")
+    if sums:
+        out["sums"] = sum_rows.sum(0, dtype=torch.int64).reshape(shape)
+    return out
+
+
+def _sum_rows(parts: int, n_el: int, b: int, steps: int, sums: bool):
+    """One int32 row of per-neuron count sums per thread (None without ``sums``); a thread's
+    samples x steps x K must fit int32."""
+    if not sums:
+        return None
+    if b * steps * 255 >= 2 ** 31:
+        raise ValueError(f"a chunk of {b} samples x {steps} steps is too long for int32 sums")
+    return torch.zeros((parts, n_el), dtype=torch.int32)
+
+
+def _scan(p, a_ptr, a_code, b, shape, static, in_wrap, steps, record_uv, threads, narrow, pool,
+          sums=False):
     lib = library()
     n_el = int(np.prod(shape))
     if not hasattr(p, "_native"):
@@ -92,13 +158,17 @@ def _scan(p, a_ptr, a_code, b, shape, static, in_wrap, steps, record_uv, threads
             out["v"].data_ptr() if record_uv else None)
     parts = max(1, min(int(threads), b))
     cuts = [b * j // parts for j in range(parts + 1)]
-    if parts == 1:
-        rcs = [lib.qblif_scan(*args, 0, b, *pool)]
-    else:       # ctypes releases the GIL: sample ranges run in parallel
-        rcs = list(_pool(parts).map(lambda j: lib.qblif_scan(*args, cuts[j], cuts[j + 1], *pool),
-                                    range(parts)))
+    sum_rows = _sum_rows(parts, n_el, b, steps, sums)
+
+    def part(j):
+        srow = sum_rows[j].data_ptr() if sums else None
+        return lib.qblif_scan(*args, srow, cuts[j], cuts[j + 1], *pool)
+    # ctypes releases the GIL: sample ranges run in parallel
+    rcs = [part(0)] if parts == 1 else list(_pool(parts).map(part, range(parts)))
     if any(rcs):
         raise RuntimeError("qblif_scan: fused pooling outside the fast variant")
+    if sums:
+        out["sums"] = sum_rows.sum(0, dtype=torch.int64).reshape(shape)
     return out
 
 

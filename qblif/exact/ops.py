@@ -425,6 +425,9 @@ class Ctx:
     sdnn: dict
     layer_steps: dict = field(default_factory=dict)
     run_state: dict = field(default_factory=dict)    # carried from chunk to chunk of a run
+    #: native kernels also count each recorded layer's per-neuron spike sums over the chunk's
+    #: samples and all its steps: ``out[("sum", i)]``, int64 of the inner shape
+    count_sums: bool = False
 
 
 def abs_bound(x: torch.Tensor) -> int:
@@ -449,7 +452,7 @@ def run_neuron(ctx: Ctx, ly, raw: torch.Tensor, wrap: int, static: bool,
         if eng.use_native:
             from qblif.exact import native
             res = native.qblif_scan(p, raw, static, wrap, steps, ctx.record_uv, eng.threads,
-                                    narrow)
+                                    narrow, sums=_sums(ctx, ly))
         else:
             res = qblif_scan(p, as_int32(raw, wrap), static, steps, ctx.record_uv, narrow)
         flow = Flow(res["n"], False, int(ly.neuron.max_burst))
@@ -457,9 +460,15 @@ def run_neuron(ctx: Ctx, ly, raw: torch.Tensor, wrap: int, static: bool,
     return flow
 
 
+def _sums(ctx: Ctx, ly) -> bool:
+    return ctx.count_sums and ly.index in ctx.record
+
+
 def record_layer(ctx: Ctx, ly, res: dict) -> None:
     if ly.index in ctx.record:
         ctx.out[ly.index] = res["n"]
+        if "sums" in res:
+            ctx.out[("sum", ly.index)] = res["sums"]
         if ctx.record_uv and "u" in res:
             ctx.out[("u", ly.index)], ctx.out[("v", ly.index)] = res["u"], res["v"]
 
@@ -485,7 +494,56 @@ def _fused_pool(ctx: Ctx, ly, syn: Synapse, flow: Flow) -> Optional[Flow]:
     from qblif.exact import native
     res = native.qblif_scan_pool(p, flow.x, flow.static, (kh, kw), (oh, ow), int(k.flat[0]),
                                  ctx.layer_steps.get(ly.index, ctx.steps), ctx.record_uv,
-                                 eng.threads)
+                                 eng.threads, sums=_sums(ctx, ly))
+    record_layer(ctx, ly, res)
+    return Flow(res["n"], False, int(ly.neuron.max_burst))
+
+
+#: the sparse fused kernel reads inputs whose layers it is worth it for: spike counts (uint8,
+#: mostly zeros) or a fan-in of at most this many values per output (a frame into a small kernel)
+SPARSE_FAN_IN = 64
+
+
+def _fused_conv(ctx: Ctx, ly, syn: Synapse, flow: Flow) -> Optional[Flow]:
+    """A conv (groups 1) or dense layer's synapse and QB-LIF neuron in one native pass over its
+    sparse input (``conv_scan``: non-zero inputs only, sums in registers, never written out),
+    where the kernel's fast variant applies (``du = 4095``, ``dv = 0``, the bound proves
+    ``|a| < 2^17`` so float32 sums are exact and nothing wraps) and the input is spike counts
+    (uint8) or a small fan-in; else None."""
+    eng = ctx.engine
+    if not (eng.use_native and eng.sparse) or ly.kind not in ("conv", "dense") or \
+            ly.neuron.kind not in ("QBLIF", "CUBA") or \
+            flow.x.dtype not in (torch.uint8, torch.int32) or \
+            syn.abs_sum * flow.xmax >= NARROW_INPUT:
+        return None
+    if ly.kind == "conv":
+        g, rows, co = syn.weight.shape
+        kh, kw = (int(s) for s in np.shape(ly.weight)[2:])
+        if g != 1 or kh * kw > 64 or flow.x.dim() != (4 if flow.static else 5):
+            return None
+        geometry = (kh, kw, *ly.stride, *ly.padding, *ly.dilation, int(ly.shape[1]),
+                    int(ly.shape[2]))
+        x = flow.x
+    else:
+        rows = syn.weight.shape[0]
+        geometry = (1, 1, 1, 1, 0, 0, 1, 1, 1, 1)
+        lead = 1 if flow.static else 2
+        if flow.x.dim() != lead + 1:
+            return None
+        x = flow.x.reshape(tuple(flow.x.shape[:lead]) + (1, 1, -1))
+    if flow.x.dtype != torch.uint8 and rows > SPARSE_FAN_IN:
+        return None
+    p = eng.params(ly, numpy=True)
+    if p.cu != 0 or p.cv != reference.DECAY_UNITY or p.bias_abs >= F32_EXACT:
+        return None
+    from qblif.exact import native
+    w = syn.w(torch.float32, "cpu")
+    res = native.conv_scan(p, x, flow.static, geometry, w[0] if ly.kind == "conv" else w,
+                           ctx.layer_steps.get(ly.index, ctx.steps), ctx.record_uv, eng.threads,
+                           sums=_sums(ctx, ly))
+    if ly.kind == "dense":        # (B, T, 1, 1, out) -> (B, T, out)
+        res = {k: v.reshape(-1) if k == "sums" else v.reshape(tuple(v.shape[:2]) + (-1,))
+               for k, v in res.items()}
     record_layer(ctx, ly, res)
     return Flow(res["n"], False, int(ly.neuron.max_burst))
 
@@ -510,7 +568,7 @@ def layer_synaptic(ctx: Ctx, ly, flow: Flow) -> Flow:
     apply = SYNAPSES[ly.kind][1]
     if ly.index in ctx.layer_steps and not flow.static:    # only the first k steps
         flow = Flow(flow.x[:, :ctx.layer_steps[ly.index]], False, flow.xmax)
-    fused = _fused_pool(ctx, ly, syn, flow)
+    fused = _fused_pool(ctx, ly, syn, flow) or _fused_conv(ctx, ly, syn, flow)
     if fused is not None:
         return fused
     lead = flow.x.shape[:1] if flow.static else flow.x.shape[:2]

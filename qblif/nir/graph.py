@@ -15,23 +15,26 @@ are as in NIR's equations (see :mod:`qblif.nir.simulate`).
 """
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from qblif.core.errors import CompileError
-from qblif.core.constants import FALLBACK_INPUT_BITS, MAX_ELEMENTS, MAX_NIR_DEPTH
+from qblif.core.constants import (FALLBACK_INPUT_BITS, GRADED_BURST_BITS, MAX_ELEMENTS,
+                                  MAX_NIR_DEPTH)
 from qblif.core.isolate import ReadFailed, ReadTimeout, read_isolated
 from qblif.core.hdf5_limits import check_hdf5
-from qblif.core.params import INPUT_BITS_RANGE
+from qblif.core.params import INPUT_BITS_RANGE, MAX_AXON_DELAY
 from qblif.core.numeric import conv_out
 from qblif.nir.linear import synapse
 
 SYNAPSES = ("Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
 NEURONS = ("CubaLIF", "LIF", "IF", "LI", "Threshold")
 WIRES = ("Input", "Output")
-SUPPORTED = SYNAPSES + NEURONS + WIRES + ("Flatten", "Scale", "NIRGraph")
+SUPPORTED = SYNAPSES + NEURONS + WIRES + ("Flatten", "Scale", "Delay", "NIRGraph")
 META_KEY = "qblif"          # metadata extension of our exporter (docs/nir.md)
 MAX_NODES = 4096
 
@@ -178,6 +181,11 @@ class Stage:
     op_types: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     weight_rec: Optional[np.ndarray] = None
+    relay: bool = False
+    n_inputs: Optional[int] = None  # inputs before the source columns (:func:`_sources`)
+    reset_weight: Optional[np.ndarray] = None   # the columns that emulate v(0) = 0
+    delay: Optional[np.ndarray] = None   # axonal delay (steps) per output, of ``shape``
+    delay_after: bool = False   # the delay came after the op (NIR would delay its bias too)
 
     @property
     def neuron_type(self) -> str:
@@ -496,6 +504,7 @@ def _synapse(name, node, cur) -> Stage:
 
 
 MAX_FUSED = 2 ** 24     # elements of a linear op materialized as a dense matrix
+MAX_RELAY = 2 ** GRADED_BURST_BITS - 1  # the largest value a relay passes on (a burst count)
 
 
 def _full_kernel(st) -> np.ndarray:
@@ -572,11 +581,12 @@ def as_dense(st, name, node) -> None:
     st.kernel, st.stride, st.padding, st.dilation, st.groups = None, (1, 1), (0, 0), (1, 1), 1
 
 
-def _compose(st, nxt, name, node) -> None:
+def _compose(st, nxt, name, node) -> bool:
     """Fuse op ``nxt`` (applied after ``st``) into ``st`` in place: dense after dense
     (``W2 @ W1``), a pooling after a conv (one conv with kernel ``K + (k_p - 1) * s`` and
     stride ``s * s_p``: ``conv -> AvgPool2d -> LIF`` as snnTorch writes it), a conv after a
-    conv or pooling (:func:`_fuse_convs`). ``st.notes`` records each fusion."""
+    conv or pooling (:func:`_fuse_convs`). ``st.notes`` records each fusion. False (``st``
+    unchanged) where the two ops do not fuse."""
     before = f"{st.op_types[-1]} {st.ops[-1]!r}"
     note = f"{before} -> {type(node).__name__} {name!r}: fused into one {{}} (linear maps " \
            "compose; no neuron between)"
@@ -589,11 +599,11 @@ def _compose(st, nxt, name, node) -> None:
         st.bias = bias if (st.bias is not None or nxt.bias is not None) else None
         st.shape = nxt.shape
         st.notes.append(note.format(f"dense op {st.shape[0]} x {st.weight.shape[1]}"))
-        return
+        return True
     if _fuse_convs(st, nxt):
         st.notes.append(note.format(f"conv, kernel {st.kernel}, stride {st.stride}, padding "
                                     f"{st.padding}"))
-        return
+        return True
     if st.kind == "conv" and nxt.kind == "pool" and tuple(st.dilation) == (1, 1) \
             and tuple(nxt.padding) == (0, 0):
         (kh, kw), (sh, sw) = st.kernel, st.stride
@@ -610,11 +620,242 @@ def _compose(st, nxt, name, node) -> None:
                 st.bias = np.broadcast_to(st.bias[:, :1, :1] * pool.sum(), nxt.shape).copy()
             st.weight, st.kernel, st.stride, st.shape = w, tuple(w.shape[2:]), stride, nxt.shape
             st.notes.append(note.format(f"conv, kernel {st.kernel}, stride {st.stride}"))
-            return
-    raise fail(name, node, f"follows {before} with no neuron between, and the two ops do not "
-               "fuse into one synapse (supported: dense after dense or after a flattened "
-               "conv/pooling, pooling after an undilated conv, conv after a conv or pooling "
-               "where the second conv is unpadded or the pooling tiles its input)")
+            return True
+    return False
+
+
+EXACT_RTOL = 1e-6       # a float32 weight this close to its grid point counts as exact
+
+
+def weight_bits_needed(w, max_bits: int = 8):
+    """The fewest weight bits ``b`` (1..max_bits) at which the weights ``w`` are exact at some
+    scale (integer multiples ``k`` of one step, ``-2**(b-1) <= k <= 2**(b-1) - 1``, the grid
+    of :mod:`qblif.nir.quantize`); None when no width up to ``max_bits`` holds them."""
+    w = np.asarray(w, np.float64).reshape(-1)
+    m = float(np.max(np.abs(w))) if w.size else 0.0
+    if m == 0:
+        return 1
+    probe = w[np.flatnonzero(w)[:4096]]               # a cheap first test (fused ops are big)
+    for k in range(1, 2 ** (max_bits - 1) + 1):      # the largest |w| is k steps
+        if not _on_grid(probe * (k / m)):
+            continue
+        x = w * (k / m)
+        r = np.round(x)
+        if _on_grid(x):
+            b = 1 + int(math.ceil(math.log2(max(-float(r.min()), float(r.max()) + 1, 1.0))))
+            return b if b <= max_bits else None     # the coarsest step: the fewest bits
+    return None
+
+
+def _on_grid(x) -> bool:
+    """Whether every value of ``x`` is an integer (within :data:`EXACT_RTOL`)."""
+    return bool(np.all(np.abs(x - np.round(x)) <= EXACT_RTOL * np.maximum(np.abs(x), 1.0)))
+
+
+def relay_ints(w):
+    """``(c, ints)``: the smallest ``c > 0`` with ``w * c`` integers in ``[0, MAX_RELAY]``
+    (``ints``, int64) for the weights of a relay (:func:`_join`), or ``(None, why)``."""
+    w = np.asarray(w, np.float64)
+    if np.any(w < 0):
+        return None, "its weights are mixed-sign, so the intermediate values are signed; a " \
+            "relay carries burst counts 0..255"
+    m = float(np.max(w)) if w.size else 0.0
+    if m == 0:
+        return None, "its weights are all zero"
+    for k in range(1, MAX_RELAY + 1):
+        x = w * (k / m)
+        r = np.round(x)
+        if np.all(np.abs(x - r) <= EXACT_RTOL * np.maximum(np.abs(x), 1.0)):
+            return k / m, r.astype(np.int64)
+    return None, f"its weights are not integer multiples of one step with at most " \
+        f"{MAX_RELAY} steps"
+
+
+def _as_relay(st) -> None:
+    """Mark ``st`` (an op with no neuron after it) as a relay layer, in place: no neuron, its
+    bias taken out (the caller folds it into the next op)."""
+    st.relay, st.neuron, st.name = True, None, st.ops[0]
+
+
+def _fold_relay_bias(relay, nxt) -> None:
+    """The relay's bias ``b1`` folded into the next op ``nxt``: ``W2 (y + b1) + b2`` is
+    ``W2 y + (W2 b1 + b2)``, per output (zero padding: ``W2 b1`` per position)."""
+    if relay.bias is None:
+        return
+    b1 = np.broadcast_to(relay.bias, relay.shape)[None]
+    extra = synapse(nxt, b1, bias=False)[0]
+    nxt.bias = extra if nxt.bias is None else nxt.bias + extra
+    relay.bias = None
+
+
+def _join(out, pend, nxt, name, node, weight_bits, flat=None):
+    """Op ``nxt`` (node ``name``) follows op stage ``pend`` with no neuron between (``flat``:
+    the name of a Flatten between them). Fuse the two into one synapse when the composed
+    weights are exact at ``weight_bits``; else, where that is exact and the fusion is not,
+    make ``pend`` a *relay* layer (appended to ``out``; a memoryless QB-LIF that passes its
+    intermediate integer values on as burst counts, docs/nir.md); else fuse anyway. Returns
+    ``(stage being assembled, fused?)``; each choice is a line in its ``notes``."""
+    t = type(node).__name__
+    before = f"{pend.op_types[-1]} {pend.ops[-1]!r}" + (f" -> Flatten {flat!r}" if flat else "")
+    fused, why_not = copy.deepcopy(pend), None
+    try:
+        if flat is not None:
+            as_dense(fused, name, node)
+            fused.ops.append(flat)
+            fused.op_types.append("Flatten")
+        if not _compose(fused, nxt, name, node):
+            fused, why_not = None, "the two ops do not fuse into one synapse (supported: " \
+                "dense after dense or after a flattened conv/pooling, pooling after an " \
+                "undilated conv, conv after a conv or pooling where the second conv is " \
+                "unpadded or the pooling tiles its input)"
+    except CompileError as exc:
+        fused, why_not = None, str(exc)
+    c, relay_why = relay_ints(pend.weight)
+    relay_ok = c is not None and pend.kind in ("dense", "conv", "pool")
+    b2 = weight_bits_needed(nxt.weight, weight_bits)
+    if relay_ok and b2 is None:
+        relay_ok, relay_why = False, f"the weights of {t} {name!r} are not exact at " \
+            f"{weight_bits} bits either"
+    if fused is not None:
+        bf = weight_bits_needed(fused.weight, weight_bits)
+        if bf is not None or not relay_ok:
+            need = f"exact at {bf} bits" if bf is not None else \
+                f"need more than {weight_bits} bits (a relay would not be exact either: " \
+                f"{relay_why})"
+            fused.notes[-1] += f"; fused, not relayed: the composed weights are {need}"
+            return fused, True
+        why = f"fusing them would need more than {weight_bits} weight bits"
+    else:
+        if not relay_ok:
+            raise fail(name, node, f"follows {before} with no neuron between: {why_not}; and "
+                       f"a relay layer would not be exact: {relay_why}")
+        why = why_not.split(" (supported")[0]
+    _as_relay(pend)
+    _fold_relay_bias(pend, nxt)
+    out.append(pend)
+    if flat is not None and len(pend.shape) > 1:
+        out.append(Stage("flatten", flat, pend.shape, (int(np.prod(pend.shape)),)))
+    nxt.ops, nxt.op_types = [name], [t]
+    nxt.notes.append(f"{before} -> {t} {name!r}: relay layer {pend.name!r} between them ("
+                     f"{why}; the relay passes its integer values on exactly, weights x "
+                     f"{c:.6g}, and the {t} weights are exact at {b2} bits)")
+    return nxt, False
+
+
+def _bias_ramps(st, dt) -> bool:
+    """Whether the op bias of CubaLIF stage ``st`` feeds a current with memory (``tau_syn !=
+    dt``; dt None: unknown, assumed so), which a voltage bias cannot hold."""
+    if dt is None:
+        return True
+    return bool(np.any(dt / param(st, "tau_syn", allow_inf=True, positive=True) != 1))
+
+
+def _sources(st, bias: bool, shift, dt) -> list:
+    """Always-on sources for dense stage ``st``, in place; returns the relay stages to put
+    before it. Relay A passes the inputs on unchanged (weights ``[I; 0]``) and adds one
+    neuron ``S`` that sends 1 every step (its bias 1).
+
+    ``bias``: the op bias (into a CubaLIF, where NIR adds it to the synaptic current) becomes
+    one more weight column on ``S``: the current gets ``W x + b`` from the first step on.
+
+    ``shift``: a ``v_reset != 0`` (per output neuron) run in the frame ``v' = v - v_reset``
+    (threshold ``v_th - v_reset``, leak target ``v_leak - v_reset``, reset to 0, as Loihi),
+    where NIR's initial ``v = 0`` is ``v' = -v_reset``: Loihi starts at 0, so the first step
+    must add ``delta = -(1 - dt/tau_mem) v_reset`` to the voltage and nothing after. Relay B
+    passes A's outputs on and adds ``S_1`` (``S`` delayed 1 step: 1 from the sample's second
+    step, the delay line forgetting at each sample's start) and, for a CubaLIF, ``S_2``
+    (delayed 2); columns on ``S``, ``S_1``, ``S_2`` of ``delta / gain`` times ``1, -1, 0``
+    (no current memory) or ``1, -(2 - a_u), 1 - a_u`` (a CubaLIF, ``a_u = dt/tau_syn``) put
+    ``delta`` into the current on the first step only (``st.reset_weight``: those columns,
+    which the float simulation leaves out: it runs NIR's own ``v_reset``)."""
+    n = st.in_shape[0]
+    a = Stage("dense", f"{st.ops[0]}.source", (n,), (n + 1,),
+              weight=np.vstack([np.eye(n), np.zeros((1, n))]),
+              bias=np.concatenate([np.zeros(n), [1.0]]), relay=True,
+              ops=[f"{st.ops[0]}.source"], op_types=["always-on source"])
+    relays, cols = [a], [np.zeros(st.shape[0]) if not bias else
+                         np.broadcast_to(st.bias, st.shape).reshape(-1)]
+    if bias:
+        st.bias = None
+        st.notes.append(f"bias of {st.op_types[0]} {st.ops[0]!r} into CubaLIF {st.name!r} (NIR "
+                        "adds it to the synaptic current; Loihi's bias is the voltage's): one "
+                        "more weight column, fed by the always-on neuron of relay layer "
+                        f"{a.name!r}, which passes the inputs on and sends 1 every step")
+    reset_cols = [np.zeros(st.shape[0])]
+    if shift is not None:
+        f = _frame_terms(st, dt)
+        delta = -(1 - f["alpha_v"]) * shift / f["gain"]
+        au = f["alpha_u"]
+        taps = [1.0, -1.0] if au == 1 else [1.0, -(2 - au), 1 - au]
+        m = len(taps) - 1
+        b = Stage("dense", f"{st.ops[0]}.onset", (n + 1,), (n + 1 + m,),
+                  weight=np.vstack([np.eye(n + 1)] + [np.eye(n + 1)[-1:]] * m), relay=True,
+                  ops=[f"{st.ops[0]}.onset"], op_types=["first-step source"])
+        b.delay = np.concatenate([np.zeros(n + 1, np.int64), np.arange(1, m + 1)])
+        relays.append(b)
+        reset_cols = [delta * k for k in taps]
+        cols = [cols[0] + reset_cols[0]] + reset_cols[1:]
+        st.notes.append(f"v_reset != 0 of {st.name!r}: run in the frame v' = v - v_reset "
+                        "(threshold v_th - v_reset, leak target v_leak - v_reset, reset to 0); "
+                        "NIR's initial v = 0 is v' = -v_reset, added on the first step of each "
+                        f"sample by {len(taps)} weight columns on the always-on neuron and its "
+                        f"copies delayed 1..{m} steps (relay layer {b.name!r})")
+    st.reset_weight = np.hstack([np.zeros_like(st.weight)] + [c.reshape(-1, 1)
+                                                             for c in reset_cols])
+    st.weight = np.hstack([st.weight] + [c.reshape(-1, 1) for c in cols])
+    st.in_shape, st.n_inputs = (st.weight.shape[1],), n
+    return relays
+
+
+def _frame_terms(st, dt) -> dict:
+    """``alpha_u``, ``alpha_v``, ``gain`` (per output) of a LIF/IF/CubaLIF stage (the rules of
+    :mod:`qblif.nir.quantize`)."""
+    t, one = st.neuron_type, np.ones(st.shape)
+    if t == "CubaLIF":
+        au = dt / param(st, "tau_syn", allow_inf=True, positive=True)
+        av = dt / param(st, "tau_mem", allow_inf=True, positive=True)
+        gain = au * param(st, "w_in", 1.0) * av * param(st, "r")
+    elif t == "LIF":
+        au, av = one, dt / param(st, "tau", allow_inf=True, positive=True)
+        gain = av * param(st, "r")
+    else:
+        au, av, gain = one, 0 * one, dt * param(st, "r")
+    if np.ptp(au) or np.ptp(av):
+        raise fail(st.name, st.neuron, "per-neuron time constants are unsupported: Loihi "
+                   "decays are per layer")
+    if np.any(gain == 0) or not np.all(np.isfinite(gain)):
+        raise fail(st.name, st.neuron, "v_reset != 0 needs a finite, non-zero input gain")
+    return dict(alpha_u=float(au.reshape(-1)[0]), alpha_v=float(av.reshape(-1)[0]), gain=gain)
+
+
+def v_reset(st):
+    """The ``v_reset`` of a LIF/IF/CubaLIF stage per output neuron where any is non-zero,
+    else None."""
+    if st.neuron_type not in ("LIF", "IF", "CubaLIF") or \
+            getattr(st.neuron, "v_reset", None) is None:
+        return None
+    r = param(st, "v_reset").reshape(-1)
+    return r if np.any(r != 0) else None
+
+
+def _delay_steps(name, node, dt) -> np.ndarray:
+    """A NIR ``Delay``'s ``delay`` (seconds, per neuron) in steps of ``dt`` (int64): each must
+    be an integer number of steps (relative tolerance 1e-6, float32 files) in
+    ``[0, MAX_AXON_DELAY]``, else one CompileError naming the node and the value."""
+    d = array(name, node, "delay")
+    if dt is None:
+        raise fail(name, node, "a Delay needs the time step dt")
+    x = d / dt
+    n = np.round(x)
+    bad = np.abs(x - n) > 1e-6 * np.maximum(np.abs(x), 1.0)
+    if np.any(bad):
+        v = float(d.reshape(-1)[np.argmax(bad.reshape(-1))])
+        raise fail(name, node, f"delay {v:g} s is {v / dt:g} steps of dt={dt:g}: not an "
+                   "integer number of steps")
+    if np.any(n < 0) or np.any(n > MAX_AXON_DELAY):
+        raise fail(name, node, f"delays of {int(n.min())}..{int(n.max())} steps (dt={dt:g}) "
+                   f"are out of Loihi's axonal delay range [0, {MAX_AXON_DELAY}]")
+    return n.astype(np.int64)
 
 
 def _recurrent(st, name, node) -> None:
@@ -653,9 +894,11 @@ def _check_declared(name, node, shape):
             raise fail(name, node, f"declares output shape {want}, but its input gives {shape}")
 
 
-def stages(graph, input_scale: float = 1.0) -> tuple:
+def stages(graph, input_scale: float = 1.0, weight_bits: int = 8, dt=None) -> tuple:
     """``(input_shape, [Stage, ...])`` of a NIR graph, or a CompileError. ``input_scale``
-    (the graph receives ``frame * input_scale``) is folded into the first op's weights."""
+    (the graph receives ``frame * input_scale``) is folded into the first op's weights.
+    ``weight_bits`` decides fusion against relay layers; ``dt`` (None: unknown) whether a
+    dense bias into a ``CubaLIF`` needs an always-on source (:func:`_sources`)."""
     order, rec = chain_parts(graph)
     first_op = next((type(n).__name__ for _, n in order[1:]
                      if type(n).__name__ in SYNAPSES), None)
@@ -664,9 +907,37 @@ def stages(graph, input_scale: float = 1.0) -> tuple:
     out, pend = [], None          # pend: the stage being assembled (op seen, neuron not yet)
     pend_flat = None              # a Flatten seen after pend's op (a dense op must follow)
     pre_scale = []
+    in_delay = None               # (name, steps): a Delay before the next op (its inputs)
     for name, node in order[1:]:
         t = type(node).__name__
+        if t == "Delay":
+            steps = _delay_steps(name, node, dt)
+            if steps.size not in (1, int(np.prod(pend.shape if pend is not None else cur))):
+                raise fail(name, node, f"delay of {steps.size} values does not fit its input "
+                           f"{pend.shape if pend is not None else cur}")
+            if pend is None:      # the inputs of the next op: one delay for all
+                if np.ptp(steps):
+                    raise fail(name, node, "per-input delays that differ (before a synaptic "
+                               "op) need per-synapse delays, Lava's DelayDense, whose buffer "
+                               "is not cleared between samples; a Delay between an op and "
+                               "its neuron (per output) may differ")
+                prev = 0 if in_delay is None else in_delay[1]
+                in_delay = (name, prev + int(steps.reshape(-1)[0]))
+            else:
+                if pend_flat is not None:
+                    raise fail(name, node, "a Delay between a Flatten and a synaptic op is "
+                               "unsupported")
+                per = np.broadcast_to(steps.reshape(-1) if steps.size > 1 else steps.reshape(
+                    -1)[0], (int(np.prod(pend.shape)),)).reshape(pend.shape)
+                pend.delay = per if pend.delay is None else pend.delay + per
+                pend.delay_after = True
+                pend.ops.append(name)
+                pend.op_types.append(t)
+            continue
         if t == "Output":
+            if in_delay is not None:
+                raise fail(in_delay[0], "Delay", "a Delay after the last neuron is unsupported "
+                           "(the compiled network outputs that neuron's counts)")
             if pend is not None or pre_scale:
                 last = pend.ops[-1] if pend else pre_scale[-1][0]
                 raise fail(name, node, f"follows the synaptic op {last!r} with no neuron "
@@ -683,27 +954,36 @@ def stages(graph, input_scale: float = 1.0) -> tuple:
                 pend.op_types.append(t)
             continue
         if t in SYNAPSES:
+            flat = pend_flat
             if pend_flat is not None:  # conv/pool -> Flatten -> dense: one dense op
                 if t not in ("Affine", "Linear"):
                     raise fail(name, node, f"follows Flatten {pend_flat!r} after the synaptic "
                                f"op {pend.ops[-1]!r} with no neuron between: only a dense op "
                                "fuses there")
-                if len(pend.in_shape) > 1:
-                    out.append(Stage("flatten", pend_flat, pend.in_shape,
-                                     (int(np.prod(pend.in_shape)),)))
-                as_dense(pend, name, node)
-                pend.ops.append(pend_flat)
-                pend.op_types.append("Flatten")
                 pend_flat = None
-            if pend is not None:       # two linear ops in a row: fuse them where exact
-                nxt = _synapse(name, node, pend.shape)
-                _compose(pend, nxt, name, node)
-                pend.ops.append(name)
-                pend.op_types.append(t)
+            if pend is not None:       # two linear ops in a row: fuse, or relay where exact
+                if pend.delay_after:
+                    raise fail(name, node, f"follows a Delay after the synaptic op "
+                               f"{pend.ops[0]!r}: a Delay between two synaptic ops is "
+                               "unsupported")
+                in_shape_pend = pend.in_shape
+                nxt = _synapse(name, node, (int(np.prod(pend.shape)),) if flat else pend.shape)
+                pend, fused = _join(out, pend, nxt, name, node, weight_bits, flat)
+                if fused:
+                    if flat is not None and len(in_shape_pend) > 1:
+                        out.append(Stage("flatten", flat, in_shape_pend,
+                                         (int(np.prod(in_shape_pend)),)))
+                    pend.ops.append(name)
+                    pend.op_types.append(t)
                 _check_declared(name, node, pend.shape)
                 continue
             pend = _synapse(name, node, cur)
             pend.ops, pend.op_types = [name], [t]
+            if in_delay is not None:   # one delay on every input: the same per output
+                pend.delay = np.full(pend.shape, in_delay[1], np.int64)
+                pend.ops.append(in_delay[0])
+                pend.op_types.append("Delay")
+                in_delay = None
             for sn, snode in pre_scale:
                 _fold_scale(sn, snode, pend, after=False)
                 pend.ops.append(sn)
@@ -733,16 +1013,44 @@ def stages(graph, input_scale: float = 1.0) -> tuple:
                            "before it: every IR layer is a synapse plus a neuron")
             pend.neuron, pend.name = node, name
             if name in rec:
+                if pend.delay is not None:
+                    raise fail(name, node, "a Delay into a recurrent layer is unsupported (the "
+                               "IR delays a recurrent layer's spikes, not its input)")
                 _recurrent(pend, *rec[name])
             _check_declared(name, node, pend.shape)
+            biased = pend.bias is not None and np.any(pend.bias)
+            source = t == "CubaLIF" and pend.kind == "dense" and biased and _bias_ramps(pend, dt)
+            shift = v_reset(pend)
+            if shift is not None:
+                why = "the first-step correction needs one more input per neuron: dense ops " \
+                    "only" if pend.kind != "dense" else "a Delay on the layer would delay " \
+                    "the first-step correction" if pend.delay is not None else None
+                if why or dt is None:
+                    raise fail(name, node, "v_reset != 0 is mapped by shifting the voltage by "
+                               f"v_reset, which needs a correction on each sample's first "
+                               f"step; {why or 'needs the time step dt'}")
+            if pend.delay is not None:
+                if pend.kind == "pool":
+                    raise fail(name, node, f"a Delay into the pooling {pend.ops[0]!r}: Loihi "
+                               "axonal delays are on dense and conv synapses")
+                if biased and (pend.delay_after or source):
+                    raise fail(name, node, f"a Delay after the biased op {pend.ops[0]!r} "
+                               "(NIR delays the bias too, absent for the first steps; Loihi's "
+                               "bias is not delayed)")
+            if source or shift is not None:
+                out.extend(_sources(pend, source, shift, dt))
             out.append(pend)
             cur, pend = pend.shape, None
             continue
         raise fail(name, node, f"{t} is not supported inside the chain")
     if not any(st.kind != "flatten" for st in out):
         raise CompileError("NIR graph: no neuron layer (nothing to compile)")
-    first = next(st for st in out if st.kind != "flatten")
-    first.weight = first.weight * input_scale
+    first = next(st for st in out if st.kind != "flatten" and not st.relay)
+    if first.n_inputs is not None:  # source columns are no input (a relay before: same sums)
+        k = first.n_inputs
+        first.weight = np.hstack([first.weight[:, :k] * input_scale, first.weight[:, k:]])
+    else:
+        first.weight = first.weight * input_scale
     if out[-1].kind == "flatten":
         raise CompileError(f"NIR node {out[-1].name!r} (Flatten): the graph ends in a Flatten")
     for st in out[:-1]:

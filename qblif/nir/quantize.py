@@ -73,17 +73,24 @@ def decay_fractions(st, dt: float) -> dict:
     elif t != "LI":
         theta = par("v_threshold")
         if getattr(n, "v_reset", None) is not None and np.any(par("v_reset") != 0):
-            raise fail(name, n, "v_reset != 0 is not representable (Loihi CUBA resets to 0)")
+            if st.reset_weight is None:
+                raise fail(name, n, "v_reset != 0 is not representable (Loihi CUBA resets to "
+                           "0)")
+            shift = par("v_reset")      # the frame v' = v - v_reset (graph._sources)
+            theta, leak = theta - shift, leak - av * shift
     if theta is not None and np.any(theta <= 0):
-        raise fail(name, n, "v_threshold must be > 0 (Loihi thresholds are positive)")
+        raise fail(name, n, "v_threshold must be > 0 (Loihi thresholds are positive; with "
+                   "v_reset != 0, v_threshold - v_reset)")
     if not np.all(np.isfinite(gain)) or not np.all(np.isfinite(leak)):
         raise fail(name, n, "the parameters give an infinite or undefined input gain or leak")
     bias_v = leak.copy()
     if st.bias is not None and np.any(st.bias):
         if np.any(au != 1):
-            raise fail(name, n, f"the bias of {st.ops[0]!r} feeds the synaptic current of a "
-                       "CubaLIF with tau_syn != dt; Loihi adds biases to the voltage, so this "
-                       "is not representable (use Linear, or tau_syn = dt)")
+            raise fail(name, n, f"the bias of {st.ops[0]!r} ({st.kind}) feeds the synaptic "
+                       "current of a CubaLIF with tau_syn != dt; Loihi adds biases to the "
+                       "voltage. A dense op's bias goes through an always-on source neuron; a "
+                       f"{st.kind}'s cannot (zero padding: the bias is not one column per "
+                       "channel), so this is not representable (no bias, or tau_syn = dt)")
         bias_v = bias_v + gain * st.bias
     for key, a in (("alpha_u", au), ("alpha_v", av)):
         if np.ptp(a) != 0:
@@ -128,10 +135,15 @@ def _rel_err(q, f):
 
 
 def quantize_stage(st, dt: float, weight_bits: int, in_max: int,
-                   guarantee: bool = True) -> dict:
+                   guarantee: bool = True, in_unit: float = 1.0,
+                   held_input: bool = False) -> dict:
     """Integer parameters of one stage and its error report. ``guarantee``: lower the scale
     until the worst-case state fits 24 bits (``False``, ``--allow-inexact``: the most
-    precise scale in range, whatever the headroom).
+    precise scale in range, whatever the headroom). ``in_unit``: the stage's input arrives
+    multiplied by it (a relay layer before it sends ``c * y``): the forward weights are
+    divided by it. ``held_input``: the stage's forward input is the network input, one frame
+    held for the whole sample from zero state (:func:`headroom`); the report's
+    ``held_input`` says whether the scale relied on it.
 
     Returns ``dict(weight=int64, vth=int64 array (shape), bias=int64 array or None, du, dv,
     report=dict)``. weight: file order (dense (out, in), conv (C_out, C_in/g, kH, kW),
@@ -140,7 +152,7 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int,
     if not 1 <= weight_bits <= 8:
         raise CompileError(f"weight_bits={weight_bits} is out of range [1, 8]")
     f = decay_fractions(st, dt)
-    w_eff = effective_weight(st, f["gain"])
+    w_eff = effective_weight(st, f["gain"]) / in_unit
     n_fwd = w_eff.shape[1] if w_eff.ndim == 2 else None
     if st.weight_rec is not None:     # one scale for both: the same neuron sums them
         w_eff = np.concatenate([w_eff, st.weight_rec * f["gain"].reshape(-1, 1)], axis=1)
@@ -168,7 +180,7 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int,
     def bound(w, b, v):
         rec = None if st.weight_rec is None else w[:, n_fwd:]
         return headroom(st.kind, w if rec is None else w[:, :n_fwd], b, iu - 1, dv, in_max,
-                        v, rec)
+                        v, rec, held_input=held_input)
 
     def room(s):    # the smaller headroom (bits) of the quantized layer at scale s
         w, v, b = ints(s)
@@ -190,6 +202,10 @@ def quantize_stage(st, dt: float, weight_bits: int, in_max: int,
                         du=abs(iu / DECAY_ONE - f["alpha_u"]),
                         dv=abs(dv / DECAY_ONE - f["alpha_v"])))
     rep.update(bound(w, b, None if readout else v))
+    rep["held_input"] = bool(held_input and guarantee and room_bits(rep) >= 0 and room_bits(
+        headroom(st.kind, w if st.weight_rec is None else w[:, :n_fwd], b, iu - 1, dv, in_max,
+                 None if readout else v, None if st.weight_rec is None else w[:, n_fwd:]))
+        < 0)
     bias = b.astype(np.int64) if np.any(b) else None
     w = w.astype(np.int64)
     rec = None if st.weight_rec is None else w[:, n_fwd:]
@@ -231,7 +247,8 @@ def _choose_scale(w64, b64, th64, step, exact, room, guarantee=True) -> tuple:
     return (snap, "headroom") if snap >= useful else (s, "headroom")
 
 
-def headroom(kind, w, bias, du, dv, in_max, vth=None, w_rec=None) -> dict:
+def headroom(kind, w, bias, du, dv, in_max, vth=None, w_rec=None,
+             held_input: bool = False) -> dict:
     """Bits to spare below 2^23 of the worst-case |u| (wraps) and |v| (clips) of a layer.
 
     Inputs are >= 0 (frames, spike counts) and at most ``in_max``; per neuron, ``a+`` /
@@ -242,6 +259,19 @@ def headroom(kind, w, bias, du, dv, in_max, vth=None, w_rec=None) -> dict:
     ``(u+ + 64 bias+) * 4096 / dv``); below: ``|v| <= (u- + 64 |bias-|) * 4096 / dv``
     (unbounded when ``dv = 0``: ``no leak``, v is bounded by its clip only). ``w_rec``: the
     recurrent weights ``(out, out)`` of the layer's own spikes (at most 1 each: NIR's K = 1).
+
+    ``held_input`` (the first layer of a run whose frames are held for the whole sample and
+    whose states start at zero, ``qblif``'s default run): the clip below is then harmless
+    unless the recurrent input alone can undo it, and the bound below counts only that.
+    The forward part of u relaxes monotonically from 0 to a constant of one sign, so
+    ``c = u + 64 bias`` (what is added to v) moves only by the recurrent part, within
+    ``[-r-, r+]`` (``r`` as ``u``, from ``w_rec``): a neuron whose forward part is >= 0
+    has ``v >= -(r- + 64 bias-) * 4096 / dv`` (must fit); one whose forward part is
+    <= 0 reaches the clip only when ``c < -2^23 dv / 4096``, and afterwards spikes (where
+    Lava, whose clipped v is the higher, could spike first) only when ``c > 64 vth dv /
+    4096``: impossible when ``(r+ + r-) * 4096 / dv <= 2^23 + 64 vth``. Without recurrence
+    the bound below is the bias term alone. ``|u|`` (wraps) keeps its full bound, and so
+    does a readout (no ``vth``: its v is the output).
     """
     w = np.asarray(w, np.float64)
     rows = in_max * (w.reshape(w.shape[0], -1) if kind in ("dense", "conv")
@@ -259,7 +289,16 @@ def headroom(kind, w, bias, du, dv, in_max, vth=None, w_rec=None) -> dict:
 
     v_pos = leaky(u_pos + b_pos) if vth is None else \
         min(64 * float(np.max(vth)) + u_pos + b_pos, STATE_LIMIT)
-    u, v = max(u_pos, u_neg), max(v_pos, leaky(u_neg + b_neg))
+    v_neg = leaky(u_neg + b_neg)
+    if held_input and vth is not None:     # (a readout's v is its output)
+        rec = np.zeros((1, 1)) if w_rec is None else np.asarray(w_rec, np.float64)
+        r_pos = gain * float(np.clip(rec, 0, None).sum(1).max())
+        r_neg = gain * float(np.clip(-rec, 0, None).sum(1).max())
+        v_neg = leaky(r_neg + b_neg)
+        if r_pos + r_neg > 0:       # the swing that could climb back from the clip
+            th = 64 * float(np.min(vth)) if vth is not None else 0.0
+            v_neg = max(v_neg, leaky(r_pos + r_neg) - th)
+    u, v = max(u_pos, u_neg), max(v_pos, v_neg)
 
     def bits(x):
         return math.inf if x <= 0 else -math.inf if math.isinf(x) else math.log2(STATE_LIMIT / x)

@@ -10,6 +10,7 @@ Per step, for synaptic input ``y`` (the op's output, bias included):
 - LIF: ``v += dt/tau * (v_leak - v + r*y)``;  IF: ``v += dt * r * y``
 - LI (readout): as LIF, never spikes; its output is ``v``
 - Threshold: spike where ``y > threshold``
+- Delay: ``y(t) = y(t - d)`` per neuron (0 before the sample's first step), d in steps
 
 then a spike where ``v > v_threshold`` and ``v = v_reset`` there. A recurrent edge
 (``weight_rec``) adds ``R @ s[t-1]`` to ``y`` at step t (NIR's one-step semantics, as
@@ -17,6 +18,8 @@ snnTorch's ``RLeaky``/``RSynaptic`` and the IR's ``dense_rec``). Inputs are the 
 given to the compiled network (integers, as floats), presented unchanged every step.
 """
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 
@@ -65,14 +68,33 @@ def neuron_run(st, y, dt) -> np.ndarray:
     return out
 
 
-def simulate(path, frames, steps: int, dt=None, input_scale=None) -> dict:
+def delayed(y, delay) -> np.ndarray:
+    """``y`` ``(S, T, *shape)`` with each neuron's values ``delay`` (steps, ``shape``) later:
+    ``y'[t] = y[t - d]``, 0 for ``t < d`` (NIR's ``Delay``; states are zero at the start of
+    each sample)."""
+    if delay is None or not np.any(delay):
+        return y
+    out = np.zeros_like(y)
+    d = np.broadcast_to(delay, y.shape[2:])
+    for k in np.unique(d):
+        k = int(k)
+        m = d == k
+        if k < y.shape[1]:
+            out[:, k:, m] = y[:, :y.shape[1] - k, m]
+    return out
+
+
+def simulate(path, frames, steps: int, dt=None, input_scale=None,
+             weight_bits: int = 8) -> dict:
     """Float outputs ``{layer index: (S, T, *shape)}`` of every neuron layer of the NIR file
     (layer indices as in the compiled IR): spikes 0/1, or ``v`` for an LI readout.
     frames: ``(S, *input_shape)`` (the compiled network's input shape); the graph receives
-    ``frames * input_scale`` (dt, input_scale: as :func:`qblif.ir.from_nir.read_nir`)."""
+    ``frames * input_scale`` (dt, input_scale: as :func:`qblif.ir.from_nir.read_nir`;
+    weight_bits: as compiled, which decides fusion against relay layers). A relay layer's
+    output is its op's value (the compiled relay sends it times its integer scale)."""
     graph = load(path)
     dt, _, scale = options(graph, dt, None, input_scale)
-    in_shape, sts = stages(graph)
+    in_shape, sts = stages(graph, weight_bits=weight_bits, dt=dt)
     x = np.asarray(frames, np.float64) * scale
     n_s = x.shape[0]
     cur = np.broadcast_to(x[:, None], (n_s, steps) + tuple(in_shape))
@@ -81,9 +103,14 @@ def simulate(path, frames, steps: int, dt=None, input_scale=None) -> dict:
         if st.kind == "flatten":
             cur = cur.reshape(n_s, steps, -1)
             continue
-        y = synapse(st, cur.reshape((n_s * steps,) + tuple(st.in_shape)))
-        y = y.reshape((n_s, steps) + tuple(st.shape))
-        out[i] = cur = neuron_run(st, y, dt)
+        if st.reset_weight is not None:     # NIR's own v_reset runs below, not the frame
+            st = copy.copy(st)
+            st.weight = st.weight - st.reset_weight
+        y = synapse(st, cur.reshape((n_s * steps,) + tuple(st.in_shape)), bias=False)
+        y = delayed(y.reshape((n_s, steps) + tuple(st.shape)), st.delay)
+        if st.bias is not None:     # not delayed (a Delay after a biased op is refused)
+            y = y + st.bias
+        out[i] = cur = y if st.relay else neuron_run(st, y, dt)
     return out
 
 
@@ -118,5 +145,6 @@ def check(net, frames, steps: int, lava_out=None) -> dict:
     got = {i: (lava_out[("v", i)] if i in ro else lava_out[i]) for i in lava_out
            if isinstance(i, int)}
     ref = simulate(net.ir.graph["path"], frames, steps, dt=net.ir.graph.get("nir_dt"),
-                   input_scale=net.ir.graph.get("nir_input_scale"))
+                   input_scale=net.ir.graph.get("nir_input_scale"),
+                   weight_bits=net.ir.graph.get("nir_weight_bits", 8))
     return agreement(got, ref, ro)

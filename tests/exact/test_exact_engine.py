@@ -421,3 +421,89 @@ def test_fused_pooling_equals_oracle(tmp_path, monkeypatch):
     _assert_same(got, want, "fused")
     assert len(calls) == 4, "both pooling layers fused, in both chunks"
     assert want[1].max() > 1 and want[3].sum() > 0
+
+
+def test_fused_sparse_conv_and_dense_equal_oracle(tmp_path, monkeypatch):
+    """Conv and dense synapses computed inside the native kernel from the non-zero inputs
+    (``conv_scan``, du = 4095, dv = 0): a conv on the frame (static int32) with stride 2 and
+    padding, a dilated conv on counts (uint8) with 72 output channels (a 64-wide tile, an 8-wide
+    one) and K = 10 (the division path), a dense of 5 outputs (a scalar tail); per-channel
+    thresholds, a bias, both resets, u and v recorded, two chunks."""
+    if not HAVE_NATIVE:
+        pytest.skip("no C compiler")
+    rng = np.random.default_rng(22)
+    calls = []
+    real = native.conv_scan
+    monkeypatch.setattr(native, "conv_scan", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def fast(c, k, reset, vth):
+        return dict(qblif_neuron(rng, c, k, reset, True, vth), iDecay=4096, vDecay=0)
+
+    def conv(cin, cout, side, stride, pad, dil, k, reset, vth):
+        return {"type": "conv", "shape": np.array([cout, side, side]), "inChannels": cin,
+                "outChannels": cout, "kernelSize": np.array([3, 3]),
+                "stride": np.array([stride, stride]), "padding": np.array([pad, pad]),
+                "dilation": np.array([dil, dil]), "groups": 1,
+                "weight": even_weights(rng, (cout, cin, 3, 3)), "neuron": fast(cout, k, reset, vth)}
+    specs = [{"type": "input", "shape": np.array([2, 9, 9])},
+             conv(2, 12, 5, 2, 1, 1, 3, "subtract", 60),
+             conv(12, 72, 5, 1, 2, 2, 10, "zero", 40),
+             {"type": "flatten", "shape": np.array([1800, 1, 1])},
+             {"type": "dense", "shape": np.array([5]), "inFeatures": 1800, "outFeatures": 5,
+              "weight": even_weights(rng, (5, 1800), 4), "neuron": fast(5, 2, "subtract", 100)}]
+    specs[1]["bias"] = rng.integers(-30, 30, size=12)
+    path = write_net(tmp_path / "sparse.net", specs, (2, 9, 9))
+    with qblif.compile(path) as net:
+        frames = rng.integers(0, 16, size=(4, 2, 9, 9))
+        want = forward(net.ir, frames, 5, record_uv=True)
+        got = ExactEngine(net.ir, native=True, batch_size=3).run(frames, 5, record_uv=True)
+        plain = ExactEngine(net.ir, native=False, batch_size=3).run(frames, 5, record_uv=True)
+    _assert_same(got, want, "fused")
+    _assert_same(plain, want, "torch")
+    assert len(calls) == 6, "all three synaptic layers fused, in both chunks"
+    assert want[1].max() > 1 and want[2].max() > 8 and want[4].sum() > 0
+
+
+def test_quantize_by_lookup_table_equals_quantize_intensity():
+    """``qblif evaluate`` quantizes the stored bytes by a 256-entry table: the same int32
+    frames as ``quantize_intensity`` of ``load_dataset``'s float images, every input width."""
+    from qblif.core.data import load_dataset, load_dataset_u8
+    from qblif.core.encoding import quantize_intensity, quantize_u8
+    for name, limit in (("digits", None), ("fashion-mnist", 500)):
+        x, y = load_dataset(name, "test", limit)
+        xu, scale, yu = load_dataset_u8(name, "test", limit)
+        np.testing.assert_array_equal(yu, y)
+        for bits in range(1, 9):
+            want = quantize_intensity(x, bits)
+            got = quantize_u8(xu, scale, bits).reshape(want.shape)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} bits={bits}")
+
+
+def test_fused_sparse_conv_non_square_geometry(tmp_path, monkeypatch):
+    """``conv_scan`` on a non-square frame with a 3x2 kernel, strides (2, 1), padding (1, 0) and
+    dilation (1, 2), then a 2x3 kernel with strides (1, 2) on counts: rows and columns are not
+    swapped anywhere."""
+    if not HAVE_NATIVE:
+        pytest.skip("no C compiler")
+    rng = np.random.default_rng(23)
+    calls = []
+    real = native.conv_scan
+    monkeypatch.setattr(native, "conv_scan", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def conv(cin, cout, out_hw, k, stride, pad, dil, kk, vth):
+        neuron = dict(qblif_neuron(rng, cout, kk, "subtract", True, vth), iDecay=4096, vDecay=0)
+        return {"type": "conv", "shape": np.array([cout, *out_hw]), "inChannels": cin,
+                "outChannels": cout, "kernelSize": np.array(k), "stride": np.array(stride),
+                "padding": np.array(pad), "dilation": np.array(dil), "groups": 1,
+                "weight": even_weights(rng, (cout, cin, *k)), "neuron": neuron}
+    specs = [{"type": "input", "shape": np.array([2, 9, 8])},
+             conv(2, 16, (5, 6), (3, 2), (2, 1), (1, 0), (1, 2), 4, 40),
+             conv(16, 9, (4, 2), (2, 3), (1, 2), (0, 0), (1, 1), 4, 60)]
+    path = write_net(tmp_path / "rect.net", specs, (2, 9, 8))
+    with qblif.compile(path) as net:
+        frames = rng.integers(0, 16, size=(3, 2, 9, 8))
+        want = forward(net.ir, frames, 4, record_uv=True)
+        got = ExactEngine(net.ir, native=True).run(frames, 4, record_uv=True)
+    _assert_same(got, want, "fused, non-square")
+    assert len(calls) == 2 and want[1].sum() > 0 and want[2].sum() > 0
