@@ -119,12 +119,8 @@ def conv_scan(p, x: torch.Tensor, static: bool, geometry: tuple, weight: torch.T
             out["u"].data_ptr() if record_uv else None,
             out["v"].data_ptr() if record_uv else None)
 
-    def part(j):
-        srow = sum_rows[j].data_ptr() if sums else None
-        return lib.conv_scan(*args, srow, cuts[j], cuts[j + 1])
-    rcs = [part(0)] if parts == 1 else list(_pool(parts).map(part, range(parts)))
-    if any(rcs):
-        raise MemoryError("conv_scan: out of memory")
+    _run_parts(lambda j, srow: lib.conv_scan(*args, srow, cuts[j], cuts[j + 1]), parts,
+               sum_rows, MemoryError("conv_scan: out of memory"))
     if sums:
         out["sums"] = sum_rows.sum(0, dtype=torch.int64).reshape(shape)
     return out
@@ -138,6 +134,16 @@ def _sum_rows(parts: int, n_el: int, b: int, steps: int, sums: bool):
     if b * steps * 255 >= 2 ** 31:
         raise ValueError(f"a chunk of {b} samples x {steps} steps is too long for int32 sums")
     return torch.zeros((parts, n_el), dtype=torch.int32)
+
+
+def _run_parts(call, parts: int, sum_rows, error: Exception) -> None:
+    """``call(j, sum_row_ptr)`` for the sample ranges ``j`` in ``range(parts)``, in parallel
+    (ctypes releases the GIL); raises ``error`` if any returns non-zero."""
+    def part(j):
+        return call(j, sum_rows[j].data_ptr() if sum_rows is not None else None)
+    rcs = [part(0)] if parts == 1 else list(_pool(parts).map(part, range(parts)))
+    if any(rcs):
+        raise error
 
 
 def _scan(p, a_ptr, a_code, b, shape, static, in_wrap, steps, record_uv, threads, narrow, pool,
@@ -160,13 +166,8 @@ def _scan(p, a_ptr, a_code, b, shape, static, in_wrap, steps, record_uv, threads
     cuts = [b * j // parts for j in range(parts + 1)]
     sum_rows = _sum_rows(parts, n_el, b, steps, sums)
 
-    def part(j):
-        srow = sum_rows[j].data_ptr() if sums else None
-        return lib.qblif_scan(*args, srow, cuts[j], cuts[j + 1], *pool)
-    # ctypes releases the GIL: sample ranges run in parallel
-    rcs = [part(0)] if parts == 1 else list(_pool(parts).map(part, range(parts)))
-    if any(rcs):
-        raise RuntimeError("qblif_scan: fused pooling outside the fast variant")
+    _run_parts(lambda j, srow: lib.qblif_scan(*args, srow, cuts[j], cuts[j + 1], *pool), parts,
+               sum_rows, RuntimeError("qblif_scan: fused pooling outside the fast variant"))
     if sums:
         out["sums"] = sum_rows.sum(0, dtype=torch.int64).reshape(shape)
     return out

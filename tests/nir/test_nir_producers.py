@@ -25,6 +25,19 @@ def _norse():
     return norse_nets
 
 
+def _two_dense_layers_run_exactly(path, frames, steps, dt):
+    """Compile a producer's 2-layer file (4-bit input, ``dt``): two dense layers, and Lava =
+    exact engine = numpy oracle on every layer and step. Returns Lava's counts."""
+    with qblif.compile(path, input_bits=4, nir_options=dict(dt=dt)) as net:
+        assert [ly.kind for ly in layers(net.ir)] == ["dense", "dense"]
+        lava = net.run(frames, steps)
+        eng = net.run(frames, steps, engine="exact")
+        oracle = forward(net.ir, frames, steps)
+    for i in oracle:
+        assert np.array_equal(lava[i], oracle[i]) and np.array_equal(eng[i], oracle[i])
+    return lava
+
+
 def test_norse_lifbox_mlp_exports_compiles_and_agrees(tmp_path):
     nn_ = _norse()
     torch.manual_seed(0)
@@ -41,13 +54,7 @@ def test_norse_lifbox_mlp_exports_compiles_and_agrees(tmp_path):
     ref = dict(zip((0, 1), nn_.simulate(model, frames, steps)))
     ours = simulate(path, frames, steps, dt=nn_.NIR_DT)
     assert agreement(ours, ref) == {0: 1.0, 1: 1.0}          # Norse's semantics, exactly
-    with qblif.compile(path, input_bits=4, nir_options=dict(dt=nn_.NIR_DT)) as net:
-        assert [ly.kind for ly in layers(net.ir)] == ["dense", "dense"]
-        lava = net.run(frames, steps)
-        eng = net.run(frames, steps, engine="exact")
-        oracle = forward(net.ir, frames, steps)
-    for i in oracle:
-        assert np.array_equal(lava[i], oracle[i]) and np.array_equal(eng[i], oracle[i])
+    lava = _two_dense_layers_run_exactly(path, frames, steps, nn_.NIR_DT)
     agree = agreement(lava, ref)
     assert min(agree.values()) >= 0.9, agree
     assert all(r.sum() > 5 for r in ref.values()), "a silent layer tests nothing"
@@ -234,13 +241,7 @@ def test_rockpool_liftorch_exports_compiles_and_agrees(tmp_path):
         path = tmp_path / f"rockpool{int(restated)}.nir"
         rn.export(model, 16, path, rockpool_semantics=restated)
         ours = simulate(path, frames, steps, dt=rn.DT)
-        with qblif.compile(path, input_bits=4, nir_options=dict(dt=rn.DT)) as net:
-            assert [ly.kind for ly in layers(net.ir)] == ["dense", "dense"]
-            lava = net.run(frames, steps)
-            eng = net.run(frames, steps, engine="exact")
-            oracle = forward(net.ir, frames, steps)
-        for i in oracle:
-            assert np.array_equal(lava[i], oracle[i]) and np.array_equal(eng[i], oracle[i])
+        lava = _two_dense_layers_run_exactly(path, frames, steps, rn.DT)
         assert min(agreement(lava, ours).values()) >= 0.95         # quantization only
         agree[restated] = (agreement(ours, ref), agreement(lava, ref))
     assert min(agree[True][0].values()) >= 0.9 and min(agree[True][1].values()) >= 0.9, agree
